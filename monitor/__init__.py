@@ -1,0 +1,3 @@
+"""news-monitor: one alert per story, not per copy."""
+
+__version__ = "0.1.0"

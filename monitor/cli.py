@@ -1,0 +1,281 @@
+"""The `monitor` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from monitor import __version__, log, runtime
+from monitor.config import Settings, load
+from monitor.errors import MonitorError
+from monitor.fetch import LocalFetcher
+from monitor.pipeline import Processed
+from monitor.queue import Delivered
+from monitor.replay import Summary, feed_files, read_feeds, replay
+from monitor.rules import Document, load_rules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load(
+            args.config,
+            redis_url=getattr(args, "redis", None),
+            rules_dir=getattr(args, "rules", None),
+            log_level=args.log_level,
+        )
+        log.configure(settings.log_level)
+        return int(args.run(args, settings) or 0)
+    except MonitorError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return 2
+    except redis.RedisError as exc:
+        print(f"monitor: error: Redis: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `monitor ... | head`
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor", description="Watch news feeds; one alert per story that matches a rule."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", type=Path, help="monitor.toml (default: none)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    redis_help = "Redis URL (default: MONITOR_REDIS_URL, else the embedded server under .monitor/)"
+    p = commands.add_parser("replay", help="process local feed files once (default sample_feeds/)")
+    p.add_argument("paths", nargs="*", type=Path, default=[Path("sample_feeds")], metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per item, then a summary")
+    p.add_argument("--fresh", action="store_true", help="start from empty state (deletes it)")
+    p.add_argument("--rules", type=Path, help="rules directory (default rules/)")
+    p.add_argument("--redis", help=redis_help)
+    p.set_defaults(run=cmd_replay)
+
+    p = commands.add_parser("consume", help="read published alerts")
+    p.add_argument("--group", help="read as a member of this consumer group (acks each alert)")
+    p.add_argument("--consumer", help="consumer name within the group (default: cli)")
+    p.add_argument("--from-start", action="store_true", help="start at the oldest retained alert")
+    p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
+    p.add_argument("--count", type=int, help="stop after N alerts")
+    p.add_argument("--json", action="store_true", help="one alert JSON document per line")
+    p.add_argument("--redis", help=redis_help)
+    p.set_defaults(run=cmd_consume)
+
+    p = commands.add_parser("rules", help="check or test rule files")
+    sub = p.add_subparsers(title="rules commands", metavar="ACTION", required=True)
+    q = sub.add_parser("check", help="validate every rule; errors name file, line and column")
+    q.add_argument("dir", nargs="?", type=Path, help="rules directory (default rules/)")
+    q.set_defaults(run=cmd_rules_check)
+    q = sub.add_parser("test", help="run each rule's own examples")
+    q.add_argument("dir", nargs="?", type=Path, help="rules directory (default rules/)")
+    q.set_defaults(run=cmd_rules_test)
+    return parser
+
+
+# --- replay ---------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    rules = load_rules(settings.rules_dir)
+    files = feed_files(args.paths)
+    items = read_feeds(files)
+    fetcher = LocalFetcher(*{f.parent for f in files})
+    summary = Summary()
+    with runtime.redis_client(settings) as client:
+        if args.fresh:
+            runtime.clear(client, settings)
+        pipeline = runtime.pipeline(client, settings, rules, fetcher)
+        rows = []
+        for item, result, error in replay(items, pipeline.process, summary):
+            if args.json:
+                print(json.dumps(_item_json(item, result, error), ensure_ascii=False), flush=True)
+            else:
+                rows.append((item, result, error))
+    if args.json:
+        print(json.dumps({"summary": summary.as_dict()}))
+    else:
+        _print_table(rows, summary)
+    return 1 if summary.errors else 0
+
+
+def _item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
+    if result is None:
+        return {
+            "id": item.id,
+            "guid": item.guid,
+            "url": item.url,
+            "title": item.title,
+            "source": item.source,
+            "error": error,
+        }
+    p = result.placement
+    return {
+        "id": item.id,
+        "guid": item.guid,
+        "url": result.url,
+        "title": item.title or result.article.title,
+        "source": item.source,
+        "published": item.published.isoformat() if item.published else None,
+        "language": result.article.language or None,
+        "story_id": p.story_id,
+        "duplicate_of": p.duplicate_of,
+        "dedup": str(p.outcome),
+        "similarity": round(p.similarity, 3),
+        "rules": [m.rule_id for m in result.matches],
+        "alerts": result.alerts,
+        "text_from": "page" if result.article.from_page else "feed",
+        "warnings": result.warnings,
+    }
+
+
+def _print_table(rows, summary: Summary) -> None:
+    header = ("#", "source", "dedup", "story", "rules", "alerts", "title")
+    lines = [header]
+    for n, (item, result, error) in enumerate(rows, 1):
+        if result is None:
+            lines.append((str(n), item.source, "ERROR", "-", "-", "-", error))
+            continue
+        lines.append(
+            (
+                str(n),
+                item.source,
+                str(result.placement.outcome),
+                result.placement.story_id[:8],
+                ",".join(m.rule_id for m in result.matches) or "-",
+                str(len(result.alerts)),
+                _clip(item.title or result.article.title, 48),
+            )
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
+    for row in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    s = summary.as_dict()
+    print()
+    print(
+        f"{_n(s['items'], 'item')}, {_n(s['stories'], 'story', 'stories')} "
+        f"({s['new_stories']} new), "
+        f"{s['near_duplicates']} near-duplicates, "
+        f"{s['same_items'] + s['seen_before']} already seen, "
+        f"{s['alerts_published']} alerts published, {s['errors']} errors"
+    )
+    for rule_id, count in s["rules_matched"].items():
+        print(f"  rule {rule_id}: matched {count} items")
+    print("Read the alerts with: monitor consume --from-start")
+
+
+def _n(count: int, one: str, many: str = "") -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- consume --------------------------------------------------------------------------
+
+
+def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    if args.consumer and not args.group:
+        raise MonitorError("--consumer needs --group")
+    if args.count is not None and args.count < 1:
+        raise MonitorError("--count must be at least 1")
+    signal.signal(signal.SIGTERM, _interrupt)
+    shown = 0
+    with runtime.redis_client(settings) as client:
+        queue = runtime.alert_queue(client, settings)
+        if args.group:
+            queue.ensure_group(args.group)
+        position = "-" if args.from_start else "(" + queue.last_id()
+        try:
+            while args.count is None or shown < args.count:
+                want = 100 if args.count is None else min(100, args.count - shown)
+                if args.group:
+                    block = 1000 if args.follow else None
+                    batch = queue.read_group(
+                        args.group, args.consumer or "cli", count=want, block_ms=block
+                    )
+                else:
+                    batch = list(queue.read(start=position, count=want))
+                    if batch:
+                        position = "(" + batch[-1].entry_id
+                for delivered in batch:
+                    _print_alert(delivered, args.json)
+                    if args.group:  # at-least-once: ack only what was handled
+                        queue.ack(args.group, delivered.entry_id)
+                    shown += 1
+                if not batch:
+                    if not args.follow:
+                        break
+                    if not args.group:
+                        time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C or SIGTERM ends --follow cleanly; unacked alerts stay pending
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _print_alert(delivered: Delivered, as_json: bool) -> None:
+    alert = delivered.alert
+    if as_json:
+        print(json.dumps(alert, ensure_ascii=False), flush=True)
+        return
+    rule, item, story = alert["rule"], alert["item"], alert["story"]
+    print(
+        f"[{rule['severity']}] {rule['name']} — {alert['kind']} · story {story['id'][:8]} "
+        f"({story['size']} item{'s' if story['size'] != 1 else ''}) · {alert['created_at']}"
+    )
+    print(f"  {item['source']}: {item['title']}")
+    print(f"  {item['url']}")
+    for m in alert["matches"][:5]:
+        print(f"  {m['field']}: {m['term']} — {m['snippet']}")
+    others = [s["source"] for s in story["sources"] if s["url"] != item["url"]]
+    if others:
+        print(f"  also reported by: {', '.join(dict.fromkeys(others))}")
+    print(flush=True)
+
+
+# --- rules ----------------------------------------------------------------------------
+
+
+def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.dir or settings.rules_dir
+    rules = load_rules(directory)
+    print(f"{directory}: {len(rules.rules)} rules, {len(rules.aliases)} aliases, all valid")
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace, settings: Settings) -> int:
+    rules = load_rules(args.dir or settings.rules_dir)
+    failures = 0
+    for rule in rules.rules:
+        for expected, examples in ((True, rule.examples_match), (False, rule.examples_no_match)):
+            for text in examples:
+                got = rule.match(Document(text=text)) is not None
+                if got != expected:
+                    failures += 1
+                    want = "match" if expected else "not match"
+                    print(f"FAIL {rule.id}: expected to {want}: {text!r}")
+    total = sum(len(r.examples_match) + len(r.examples_no_match) for r in rules.rules)
+    print(f"{total - failures} passed, {failures} failed")
+    return 1 if failures else 0

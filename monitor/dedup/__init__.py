@@ -1,0 +1,1 @@
+"""Dedup: fingerprints (pure) and the Redis-backed index that places items into stories."""

@@ -1,0 +1,132 @@
+"""Fingerprints of an article: a MinHash of its word 3-grams (near-duplicates) and a
+weighted set of salient terms (same story). Pure functions over strings and arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.text import tokens, words
+
+NUM_PERM = 128
+BANDS = 32  # 32 bands of 4 rows: pairs above Jaccard ~0.45 almost always collide
+ROWS = NUM_PERM // BANDS
+SHINGLE = 3
+
+_rng = np.random.default_rng(20240619)  # fixed: signatures must agree across processes
+_A = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
+_B = _rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def shingle_hashes(text: str, k: int = SHINGLE) -> np.ndarray:
+    """Unique 64-bit hashes of the text's word k-grams (of its words, if fewer than k)."""
+    toks = words(text)
+    if not toks:
+        return np.zeros(0, dtype=np.uint64)
+    h = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
+    if len(h) >= k:
+        s = h[: len(h) - k + 1].copy()
+        for i in range(1, k):
+            s = s * _MIX1 + h[i : len(h) - k + 1 + i]  # wraps mod 2**64, as intended
+        h = s
+    h = h ^ (h >> np.uint64(31))
+    h = h * _MIX2
+    return np.unique(h)
+
+
+def minhash(hashes: np.ndarray) -> np.ndarray:
+    """128 MinHash values (uint32) by multiply-shift hashing; empty input gives all-max."""
+    if hashes.size == 0:
+        return np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint32)
+    permuted = (_A[:, None] * hashes[None, :] + _B[:, None]) >> np.uint64(32)
+    return permuted.min(axis=1).astype(np.uint32)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard similarity of the two shingle sets."""
+    return float(np.count_nonzero(a == b)) / NUM_PERM
+
+
+def band_buckets(signature: np.ndarray) -> list[str]:
+    """One bucket name per LSH band."""
+    rows = signature.reshape(BANDS, ROWS)
+    return [hashlib.blake2b(r.tobytes(), digest_size=8).hexdigest() for r in rows]
+
+
+def encode_signature(signature: np.ndarray) -> str:
+    return base64.b64encode(signature.astype("<u4").tobytes()).decode()
+
+
+def decode_signature(data: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(data), dtype="<u4").astype(np.uint32)
+
+
+# Function words, sentence openers and news boilerplate: never salient on their own.
+STOPWORDS = frozenset(
+    """
+    a about above after again against ago all also although am among an and another any
+    are around as at be because been before being below between both but by can could
+    did do does during each early either even ever every few for from further had has
+    have having he her here hers him his how however i if in into is it its just last
+    late later least less like many may me meanwhile might more most much must my near
+    neither new next no nor not now of off on once one only or other our out over own
+    per perhaps said same says she should since so some still such than that the their
+    them then there these they this those though through to today too under until up
+    upon us very was we were what when where whether which while who whom whose why will
+    with within without would yet you your according added adds amid ahead told tuesday
+    wednesday thursday friday saturday sunday monday january february march april june
+    july august september october november december jan feb mar apr jun jul aug sep sept
+    oct nov dec read more update updated news reported reports report agency media
+    official officials first second two three four five six seven eight nine ten year
+    years week day days mr mrs ms dr am pm cdt cst edt est gmt utc kst
+    """.split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryTerms:
+    weights: dict[str, float]
+
+    def top(self, n: int) -> list[str]:
+        return sorted(self.weights, key=lambda t: (-self.weights[t], t))[:n]
+
+
+def salient_terms(title: str, text: str, limit: int = 40) -> StoryTerms:
+    """Names and title words, weighted by frequency: what a story is about.
+
+    A word counts as a name when it is capitalised in the running text (proper nouns,
+    acronyms); title words count double. Stop words and numbers never count.
+    """
+    counts: Counter[str] = Counter()
+    for tok in tokens(text):
+        word = text[tok.start : tok.end]
+        if word[0].isupper() and _useful(tok.norm):
+            counts[tok.norm] += 1
+    for word in words(title):
+        if _useful(word):
+            counts[word] += 2
+    top = counts.most_common(limit)
+    return StoryTerms({t: 1.0 + math.log(c) for t, c in top})
+
+
+def _useful(word: str) -> bool:
+    return len(word) > 1 and not word.isdigit() and word not in STOPWORDS
+
+
+def cosine(a: StoryTerms, b: StoryTerms) -> float:
+    if not a.weights or not b.weights:
+        return 0.0
+    small, large = sorted((a.weights, b.weights), key=len)
+    dot = sum(w * large.get(t, 0.0) for t, w in small.items())
+    norm = math.sqrt(sum(w * w for w in a.weights.values()))
+    norm *= math.sqrt(sum(w * w for w in b.weights.values()))
+    return dot / norm if norm else 0.0

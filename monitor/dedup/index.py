@@ -1,0 +1,255 @@
+"""The dedup index in Redis: places each item as seen / same item / near-duplicate /
+same story / new story (DESIGN §4.4), and records which item claimed each alert.
+
+Bounded in time: every key expires one window after its last write, and term and band
+entries older than the window are trimmed, so memory follows the window, not history.
+Candidate lookup is sub-linear: LSH buckets for near-duplicates, an inverted index of
+salient terms for stories.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from monitor.dedup.fingerprint import (
+    StoryTerms,
+    band_buckets,
+    cosine,
+    decode_signature,
+    encode_signature,
+    jaccard,
+    minhash,
+    salient_terms,
+    shingle_hashes,
+)
+from monitor.feeds import canonical_url
+from monitor.keys import Keys
+from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
+
+QUERY_TERMS = 12  # salient terms of a new item used to look up candidates
+TERM_FANOUT = 200  # most recent items read per term
+STORY_CANDIDATES = 20  # candidates scored in full
+MIN_SHARED_TERMS = 3
+
+_CLAIM = """
+local field = ARGV[1]
+local owner = redis.call('HGET', KEYS[1], field .. ':new')
+if not owner then
+  redis.call('HSET', KEYS[1], field .. ':new', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return 'new'
+end
+if owner == ARGV[2] then return 'new' end
+owner = redis.call('HGET', KEYS[1], field .. ':update')
+if not owner then
+  redis.call('HSET', KEYS[1], field .. ':update', ARGV[2])
+  return 'update'
+end
+if owner == ARGV[2] then return 'update' end
+return false
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One member of a story, as alerts list it."""
+
+    item_id: str
+    source: str
+    url: str
+    title: str
+    published: str
+
+
+class DedupIndex:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        window: int,
+        near_threshold: float,
+        story_threshold: float,
+        claim_ttl: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.window = window
+        self.near_threshold = near_threshold
+        self.story_threshold = story_threshold
+        self.claim_ttl = claim_ttl
+        self._claim = client.register_script(_CLAIM)
+
+    def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
+        """Decide where the item belongs and record it. Idempotent for the same item."""
+        now = time.time() if now is None else now
+        item_id = item.id
+        story, original, outcome = self.client.hmget(
+            self.keys.entry(item_id), "story", "duplicate_of", "outcome"
+        )
+        if story:
+            return Placement(
+                outcome=Outcome.SEEN,
+                story_id=story,
+                duplicate_of=original or None,
+                first_outcome=Outcome(outcome),
+            )
+
+        url = canonical_url(article.canonical_url or item.url)
+        url_key = self.keys.canonical(stable_id("url", url))
+        first = None
+        if not self.client.set(url_key, item_id, nx=True, ex=self.window):
+            first = self.client.get(url_key)  # (SET NX GET needs Redis 7)
+        if first and first != item_id:
+            story = self.client.hget(self.keys.entry(first), "story")
+            if story:
+                placement = Placement(
+                    outcome=Outcome.SAME_ITEM, story_id=story, duplicate_of=first, similarity=1.0
+                )
+                self._record(item, article, placement, None, None, [], now)
+                return placement
+
+        signature = minhash(shingle_hashes(article.text or item.summary or item.title))
+        buckets = band_buckets(signature)
+        terms = salient_terms(article.title or item.title, article.text or item.summary)
+        placement = self._near_duplicate(signature, buckets, item) or self._same_story(
+            terms, item, article, now
+        )
+        if placement is None:
+            placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
+        self._record(item, article, placement, signature, terms, buckets, now)
+        return placement
+
+    def _near_duplicate(self, signature, buckets: list[str], item: Item) -> Placement | None:
+        pipe = self.client.pipeline(transaction=False)
+        for band, bucket in enumerate(buckets):
+            pipe.smembers(self.keys.lsh_band(band, bucket))
+        candidates = set().union(*pipe.execute()) - {item.id}
+        if not candidates:
+            return None
+        pipe = self.client.pipeline(transaction=False)
+        ordered = sorted(candidates)
+        for cid in ordered:
+            pipe.hmget(self.keys.entry(cid), "minhash", "story", "duplicate_of")
+        best: Placement | None = None
+        for cid, (sig, story, original) in zip(ordered, pipe.execute(), strict=True):
+            if not (sig and story):
+                continue  # expired meanwhile
+            score = jaccard(signature, decode_signature(sig))
+            if score >= self.near_threshold and (best is None or score > best.similarity):
+                best = Placement(
+                    outcome=Outcome.NEAR_DUPLICATE,
+                    story_id=story,
+                    duplicate_of=original or cid,  # point at the first copy, not a copy of it
+                    similarity=score,
+                )
+        return best
+
+    def _same_story(
+        self, terms: StoryTerms, item: Item, article: Article, now: float
+    ) -> Placement | None:
+        query = terms.top(QUERY_TERMS)
+        if not query:
+            return None
+        pipe = self.client.pipeline(transaction=False)
+        for term in query:
+            pipe.zrevrangebyscore(
+                self.keys.term(term), "+inf", now - self.window, start=0, num=TERM_FANOUT
+            )
+        shared: Counter[str] = Counter()
+        for members in pipe.execute():
+            shared.update(members)
+        shared.pop(item.id, None)
+        candidates = [c for c, n in shared.most_common(STORY_CANDIDATES) if n >= MIN_SHARED_TERMS]
+        if not candidates:
+            return None
+        pipe = self.client.pipeline(transaction=False)
+        for cid in candidates:
+            pipe.hmget(self.keys.entry(cid), "terms", "story", "published_ts")
+        published = _timestamp(item.published or article.published)
+        best: Placement | None = None
+        for raw, story, when in pipe.execute():
+            if not (raw and story):
+                continue
+            if published and when and abs(published - float(when)) > self.window:
+                continue  # same words, another event: outside the story window
+            score = cosine(terms, StoryTerms(json.loads(raw)))
+            if score >= self.story_threshold and (best is None or score > best.similarity):
+                best = Placement(outcome=Outcome.SAME_STORY, story_id=story, similarity=score)
+        return best
+
+    def _record(self, item, article, placement, signature, terms, buckets, now) -> None:
+        entry = {
+            "story": placement.story_id,
+            "outcome": str(placement.outcome),
+            "duplicate_of": placement.duplicate_of or "",
+            "source": item.source,
+            "url": canonical_url(article.canonical_url or item.url),
+            "title": item.title or article.title,
+            "published": _iso(item.published or article.published),
+            "published_ts": _timestamp(item.published or article.published) or "",
+            "seen_at": now,
+        }
+        if signature is not None:
+            entry["minhash"] = encode_signature(signature)
+        if terms is not None:
+            entry["terms"] = json.dumps(terms.weights, separators=(",", ":"))
+        entry_key = self.keys.entry(item.id)
+        story_key = self.keys.story(placement.story_id)
+        horizon = now - self.window
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(entry_key, mapping=entry)
+        pipe.expire(entry_key, self.window)
+        pipe.zadd(story_key, {item.id: now})
+        pipe.expire(story_key, self.window)
+        # Only originals are indexed: a copy of a copy is found through the original.
+        if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
+            for band, bucket in enumerate(buckets):
+                key = self.keys.lsh_band(band, bucket)
+                pipe.sadd(key, item.id)
+                pipe.expire(key, self.window)
+            for term in terms.top(QUERY_TERMS) if terms else ():
+                key = self.keys.term(term)
+                pipe.zadd(key, {item.id: now})
+                pipe.zremrangebyscore(key, "-inf", horizon)
+                pipe.expire(key, self.window)
+        pipe.execute()
+
+    def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
+        """The story's members, oldest first (at most `limit`)."""
+        ids = self.client.zrange(self.keys.story(story_id), 0, limit - 1)
+        pipe = self.client.pipeline(transaction=False)
+        for iid in ids:
+            pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published")
+        return [
+            Source(iid, *(v or "" for v in values))
+            for iid, values in zip(ids, pipe.execute(), strict=True)
+            if values[1]
+        ]
+
+    def story_size(self, story_id: str) -> int:
+        return int(self.client.zcard(self.keys.story(story_id)))
+
+    def claim_alert(self, story_id: str, rule_id: str, item_id: str) -> AlertKind | None:
+        """Which alert this item raises for (story, rule): the first matching item of a story
+        claims `new`, the next one `update`, later ones nothing. The same item always gets
+        the same answer, so a re-delivered item re-publishes the same (idempotent) alert.
+        """
+        kind = self._claim(
+            keys=[self.keys.story_alerts(story_id)], args=[rule_id, item_id, self.claim_ttl]
+        )
+        return AlertKind(kind) if kind else None
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    return when.timestamp() if when else None
+
+
+def _iso(when: datetime | None) -> str:
+    return when.isoformat() if when else ""

@@ -1,0 +1,78 @@
+"""Article text and metadata from a page (trafilatura), and plain text from feed HTML.
+
+trafilatura is not thread-safe (lxml segfaults seen under threads): call it from one
+thread per process; a daemon runs it in a process pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+
+import trafilatura
+
+from monitor.errors import ExtractError
+from monitor.model import Article
+from monitor.text import normalise_space
+
+MIN_TEXT = 200  # characters: below this a page is not an article
+
+
+def extract(html: bytes | str, *, url: str) -> Article:
+    """The main text of a page with its title, date, author, site, language and canonical URL."""
+    try:
+        doc = trafilatura.bare_extraction(
+            html,
+            url=url,
+            fast=True,
+            include_comments=False,
+            with_metadata=True,
+        )
+    except (ValueError, TypeError) as exc:  # trafilatura's own input errors
+        raise ExtractError(f"{url}: {exc}") from exc
+    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    if len(text) < MIN_TEXT:
+        raise ExtractError(f"{url}: no article text found ({len(text)} characters)")
+    return Article(
+        text=text,
+        title=(doc.title or "").strip(),
+        author=(doc.author or "").strip(),
+        published=_date(doc.date),
+        site=(doc.sitename or "").strip(),
+        language=detect_language(text),
+        canonical_url=(doc.url or "").strip() if doc.url and doc.url != url else "",
+        from_page=True,
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of a feed's HTML summary or content."""
+    if "<" not in fragment:
+        return normalise_space(fragment)
+    text = trafilatura.html2txt(fragment) or ""
+    return text.strip()
+
+
+@functools.cache
+def _identifier():  # the model takes ~0.3 s to load: only when first needed
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the text's language, or "" when unsure."""
+    if len(text) < 20:
+        return ""
+    lang, prob = _identifier().classify(text[:3000])
+    return lang if prob >= 0.3 else ""
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,107 @@
+"""Feed parsing (feedparser) into Items, and URL canonicalisation.
+
+feedparser is only ever given bytes: given a string it may read a local file or fetch a URL.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import feedparser
+import structlog
+
+from monitor.errors import FeedError
+from monitor.model import Item
+
+log = structlog.get_logger(__name__)
+
+# Query parameters that identify a campaign or a click, never the article.
+_TRACKING = frozenset(
+    """
+    fbclid gclid dclid gbraid wbraid msclkid mc_cid mc_eid igshid yclid twclid ocid
+    cmpid ncid ref_src _hsenc _hsmi mkt_tok oly_anon_id oly_enc_id vero_id
+    """.split()
+)
+_TRACKING_PREFIXES = ("utm_", "at_", "pk_")
+
+
+def canonical_url(url: str) -> str:
+    """The URL that identifies an article: lower-case scheme and host, no default port,
+    no fragment, no tracking parameters, remaining parameters sorted."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return url.strip()
+    host = (parts.hostname or "").lower()
+    if parts.port and not (
+        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
+    ):
+        host = f"{host}:{parts.port}"
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _TRACKING and not k.lower().startswith(_TRACKING_PREFIXES)
+    )
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> list[Item]:
+    """The entries of a feed document. `url` is where it came from: relative links resolve
+    against it. A document with no entries that is ill-formed is a FeedError; an ill-formed
+    one whose entries still parse is accepted with a warning (feedparser's "bozo")."""
+    if not isinstance(body, bytes):
+        raise TypeError("parse_feed takes the document's bytes")
+    response_headers = {"content-type": "application/xml"}
+    response_headers.update((k.lower(), v) for k, v in (headers or {}).items())
+    if urlsplit(url).scheme in ("http", "https"):
+        # Relative links resolve against it. (feedparser mangles file: URLs, so those
+        # are resolved below, by urljoin.)
+        response_headers["content-location"] = url
+    parsed = feedparser.parse(body, response_headers=response_headers)
+    if parsed.bozo and not parsed.entries:
+        reason = str(parsed.get("bozo_exception", "not a feed")).strip() or "not a feed"
+        raise FeedError(url, f"not a readable feed ({reason})")
+    if not parsed.entries and not parsed.get("version"):
+        raise FeedError(url, "not a feed (no RSS, Atom or RDF root element)")
+    if parsed.bozo:
+        log.warning("feed_ill_formed", feed=url, error=str(parsed.get("bozo_exception")))
+    channel = parsed.feed.get("title", "") or urlsplit(url).hostname or url
+    items = []
+    for entry in parsed.entries:
+        item = _item(entry, feed=url, channel=channel)
+        if item is None:
+            log.warning("entry_skipped", feed=url, reason="no guid and no link")
+            continue
+        items.append(item)
+    return items
+
+
+def _item(entry: feedparser.FeedParserDict, *, feed: str, channel: str) -> Item | None:
+    link = urljoin(feed, (entry.get("link") or "").strip())
+    guid = (entry.get("id") or "").strip()
+    if not (guid or link):
+        return None
+    source = (entry.get("source") or {}).get("title") or channel
+    content = ""
+    for part in entry.get("content", ()):  # Atom content / RSS content:encoded
+        if part.get("value") and len(part["value"]) > len(content):
+            content = part["value"]
+    return Item(
+        guid=guid,
+        url=link,
+        title=(entry.get("title") or "").strip(),
+        source=source.strip(),
+        feed=feed,
+        summary=(entry.get("summary") or "").strip(),
+        content=content,
+        published=_when(entry.get("published_parsed") or entry.get("updated_parsed")),
+        author=(entry.get("author") or "").strip(),
+    )
+
+
+def _when(parsed) -> datetime | None:
+    if not parsed:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)

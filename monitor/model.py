@@ -1,0 +1,103 @@
+"""Plain, frozen data passed between the stages."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+def stable_id(*parts: str, size: int = 16) -> str:
+    """A short hex digest of the parts: the same parts always give the same id."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=size // 2)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """One feed entry, as polling found it."""
+
+    guid: str
+    url: str
+    title: str
+    source: str
+    feed: str
+    summary: str = ""
+    content: str = ""  # full text when the feed carries it
+    published: datetime | None = None
+    author: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.guid or self.url):
+            raise ValueError("an item needs a guid or a url")
+
+    @property
+    def key(self) -> str:
+        """The identity of the entry: its GUID, else its URL."""
+        return self.guid or self.url
+
+    @property
+    def id(self) -> str:
+        return stable_id("item", self.key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Article:
+    """The text and metadata of an item after extraction."""
+
+    text: str
+    title: str = ""
+    author: str = ""
+    published: datetime | None = None
+    site: str = ""
+    language: str = ""
+    canonical_url: str = ""
+    from_page: bool = False  # False: the text is the feed's own content or summary
+
+
+class Outcome(enum.StrEnum):
+    """How dedup placed an item (DESIGN §4.4), plus `seen` for the same entry again."""
+
+    SEEN = "seen"  # this very entry was processed before (re-poll, replay, re-delivery)
+    SAME_ITEM = "same_item"  # another entry with the same canonical URL
+    NEAR_DUPLICATE = "near_duplicate"  # the same text republished with small edits
+    SAME_STORY = "same_story"  # another report of the same event
+    NEW_STORY = "new_story"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """The dedup decision for one item."""
+
+    outcome: Outcome
+    story_id: str
+    duplicate_of: str | None = None
+    similarity: float = 0.0
+    first_outcome: Outcome | None = None  # for SEEN: how the item was placed the first time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    """One term that matched: which field, which term, and a snippet with the hit marked."""
+
+    field: str
+    term: str
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleMatch:
+    rule_id: str
+    score: int
+    hits: tuple[Hit, ...] = field(default_factory=tuple)
+
+
+class AlertKind(enum.StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+
+
+def alert_id(rule_id: str, story_id: str, kind: AlertKind) -> str:
+    """Derived, never random: the same rule, story and kind always give the same id."""
+    return stable_id("alert", rule_id, story_id, str(kind), size=20)

@@ -1,0 +1,144 @@
+"""process(item): the one place where the stages are composed.
+
+    article  <- the feed's full text, else the page fetched and extracted (trafilatura)
+    placement <- dedup index (seen / same item / near-duplicate / same story / new story)
+    matches  <- every rule, on the article (whatever the placement)
+    alerts   <- for originals only: claim new/update per (story, rule), publish idempotently
+
+Every step may repeat after a crash: placement is recorded per item, claims are per item,
+alert ids are derived. Processing an item twice publishes nothing new.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from monitor.alerts import build_alert
+from monitor.dedup.index import DedupIndex
+from monitor.errors import ExtractError, FetchError
+from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
+from monitor.feeds import canonical_url
+from monitor.fetch import Fetcher
+from monitor.model import Article, Item, Outcome, Placement, RuleMatch
+from monitor.queue import AlertQueue
+from monitor.rules import Document, RuleSet
+
+log = structlog.get_logger(__name__)
+
+ALERTING = frozenset({Outcome.NEW_STORY, Outcome.SAME_STORY})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Processed:
+    item: Item
+    article: Article
+    url: str  # canonical URL of the article
+    placement: Placement
+    matches: list[RuleMatch]
+    alerts: list[str] = field(default_factory=list)  # ids published by this pass
+    warnings: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(
+        self, *, fetcher: Fetcher, index: DedupIndex, rules: RuleSet, queue: AlertQueue
+    ) -> None:
+        self.fetcher = fetcher
+        self.index = index
+        self.rules = rules
+        self.queue = queue
+
+    def process(self, item: Item) -> Processed:
+        started = time.perf_counter()
+        article, warnings = self._article(item)
+        placement = self.index.place(item, article)
+        doc = Document(
+            title=item.title or article.title,
+            text=article.text,
+            source=item.source,
+            lang=article.language,
+        )
+        matches = self.rules.match(doc)
+        url = canonical_url(article.canonical_url or item.url)
+        alerts: list[str] = []
+        if placement.outcome in ALERTING or (
+            placement.outcome is Outcome.SEEN and placement.first_outcome in ALERTING
+        ):
+            alerts = self._alert(item, article, url, placement, matches)
+        log.info(
+            "item_processed",
+            item=item.id,
+            feed=item.feed,
+            story=placement.story_id,
+            outcome=str(placement.outcome),
+            rules=[m.rule_id for m in matches],
+            alerts=alerts,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return Processed(
+            item=item,
+            article=article,
+            url=url,
+            placement=placement,
+            matches=matches,
+            alerts=alerts,
+            warnings=warnings,
+        )
+
+    def _article(self, item: Item) -> tuple[Article, list[str]]:
+        """The feed's own full text when it has one, else the page's; if the page cannot
+        be had, the feed summary (the item is never dropped for it)."""
+        content = html_to_text(item.content) if item.content else ""
+        if len(content) >= MIN_TEXT:
+            return Article(text=content, title=item.title, language=detect_language(content)), []
+        try:
+            page = self.fetcher.fetch(item.url)
+            return extract(page.body, url=page.url), []
+        except (FetchError, ExtractError) as exc:
+            log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))
+            text = content or html_to_text(item.summary) or item.title
+            fallback = Article(text=text, title=item.title, language=detect_language(text))
+            return fallback, [str(exc)]
+
+    def _alert(
+        self,
+        item: Item,
+        article: Article,
+        url: str,
+        placement: Placement,
+        matches: list[RuleMatch],
+    ) -> list[str]:
+        published = []
+        for match in matches:
+            kind = self.index.claim_alert(placement.story_id, match.rule_id, item.id)
+            if kind is None:
+                continue
+            rule = self.rules.get(match.rule_id)
+            assert rule is not None  # matches come from this rule set
+            alert = build_alert(
+                kind=kind,
+                rule=rule,
+                match=match,
+                story_id=placement.story_id,
+                story_size=self.index.story_size(placement.story_id),
+                sources=self.index.story_sources(placement.story_id),
+                item=item,
+                article=article,
+                url=url,
+                now=datetime.now(UTC),
+            )
+            if self.queue.publish(alert):
+                published.append(alert["id"])
+                log.info(
+                    "alert_published",
+                    alert=alert["id"],
+                    kind=str(kind),
+                    rule=rule.id,
+                    story=placement.story_id,
+                    item=item.id,
+                )
+        return published

@@ -1,0 +1,250 @@
+"""Loading rule files (`rules/*.yaml`, one rule or a list per file) and `rules/aliases.yaml`.
+
+A bad file fails the whole load, loudly, with file, line and column: a rule set is never
+half-loaded and no rule is silently skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor.errors import QuerySyntaxError, RuleError
+from monitor.model import RuleMatch
+from monitor.rules.match import Document, evaluate, explain, score
+from monitor.rules.query import Node, Term, parse, term
+
+ALIASES_FILE = "aliases.yaml"
+SEVERITIES = ("low", "medium", "high", "critical")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_KEYS = {"id", "name", "severity", "query", "languages", "min_score", "enabled", "examples"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    id: str
+    name: str
+    query: str
+    node: Node
+    severity: str = "medium"
+    languages: tuple[str, ...] = ()
+    min_score: int = 1
+    enabled: bool = True
+    examples_match: tuple[str, ...] = ()
+    examples_no_match: tuple[str, ...] = ()
+    path: str = ""
+
+    def match(self, doc: Document) -> RuleMatch | None:
+        if not self.enabled:
+            return None
+        if self.languages and doc.lang and doc.lang not in self.languages:
+            return None  # an item of unknown language is not excluded
+        spans = evaluate(self.node, doc)
+        if spans is None:
+            return None
+        hits = explain(spans, doc)
+        total = score(hits)
+        if total < self.min_score:
+            return None
+        return RuleMatch(rule_id=self.id, score=total, hits=hits)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    aliases: dict[str, tuple[Term, ...]]
+
+    def match(self, doc: Document) -> list[RuleMatch]:
+        return [m for rule in self.rules if (m := rule.match(doc)) is not None]
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def load_rules(directory: Path) -> RuleSet:
+    """Every rule in `directory`; raises RuleError at the first problem."""
+    if not directory.is_dir():
+        raise RuleError(str(directory), "no such rules directory")
+    aliases = _load_aliases(directory / ALIASES_FILE)
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+    for path in files:
+        if path.name == ALIASES_FILE:
+            continue
+        for rule in _load_file(path, aliases):
+            if rule.id in seen:
+                raise RuleError(
+                    str(path), f"rule id {rule.id!r} is also defined in {seen[rule.id]}"
+                )
+            seen[rule.id] = str(path)
+            rules.append(rule)
+    return RuleSet(tuple(rules), aliases)
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    try:
+        return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise RuleError(str(path), f"not UTF-8 text ({exc.reason})") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        raise RuleError(str(path), f"invalid YAML: {exc.problem or exc}", line, column) from exc
+    except yaml.YAMLError as exc:
+        raise RuleError(str(path), f"invalid YAML: {exc}") from exc
+
+
+def _fail(path: Path, node: yaml.Node, message: str) -> RuleError:
+    return RuleError(str(path), message, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _value(node: yaml.Node) -> Any:
+    """The plain Python value of an already composed node."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def _strings(path: Path, node: yaml.Node, what: str) -> tuple[str, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not all(
+        isinstance(n, yaml.ScalarNode) for n in node.value
+    ):
+        raise _fail(path, node, f"{what} must be a list of strings")
+    return tuple(str(n.value) for n in node.value)
+
+
+def _load_aliases(path: Path) -> dict[str, tuple[Term, ...]]:
+    if not path.exists():
+        return {}
+    root = _compose(path)
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise _fail(path, root, "aliases must be a mapping of name: [terms]")
+    aliases: dict[str, tuple[Term, ...]] = {}
+    for key, value in root.value:
+        name = str(key.value).lower()
+        if not re.fullmatch(r"[\w-]+", name):
+            raise _fail(path, key, f"bad alias name {key.value!r}")
+        entries = _strings(path, value, f"alias {name}")
+        if not entries:
+            raise _fail(path, value, f"alias {name} has no terms")
+        terms = []
+        for entry, node in zip(entries, value.value, strict=True):
+            try:
+                terms.append(term(entry, label=entry))
+            except QuerySyntaxError as exc:
+                raise _fail(path, node, f"alias {name}: {exc.message}") from exc
+        aliases[name] = tuple(terms)
+    return aliases
+
+
+def _load_file(path: Path, aliases: dict[str, tuple[Term, ...]]) -> list[Rule]:
+    root = _compose(path)
+    if root is None:
+        raise RuleError(str(path), "empty rule file")
+    nodes = root.value if isinstance(root, yaml.SequenceNode) else [root]
+    return [_rule(path, node, aliases) for node in nodes]
+
+
+def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> Rule:
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(path, node, "a rule must be a mapping with id, name and query")
+    fields = {str(k.value): (k, v) for k, v in node.value}
+    for name, (key, _) in fields.items():
+        if name not in _KEYS:
+            raise _fail(
+                path, key, f"unknown key {name!r} (expected one of {', '.join(sorted(_KEYS))})"
+            )
+    for required in ("id", "name", "query"):
+        if required not in fields:
+            raise _fail(path, node, f"rule is missing {required!r}")
+
+    def scalar(name: str, kind: type, default: Any) -> Any:
+        if name not in fields:
+            return default
+        value_node = fields[name][1]
+        if not isinstance(value_node, yaml.ScalarNode):
+            value = None
+        elif kind is str:
+            value = value_node.value  # as written: `id: off` is the string "off"
+        else:
+            value = _value(value_node)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _fail(path, value_node, f"{name} must be a {kind.__name__}")
+        return value
+
+    rule_id = scalar("id", str, "")
+    if not _ID.match(rule_id):
+        raise _fail(path, fields["id"][1], f"bad rule id {rule_id!r}: use a-z, 0-9, '-' and '_'")
+    severity = scalar("severity", str, "medium")
+    if severity not in SEVERITIES:
+        raise _fail(path, fields["severity"][1], f"severity must be one of {', '.join(SEVERITIES)}")
+    min_score = scalar("min_score", int, 1)
+    if min_score < 1:
+        raise _fail(path, fields["min_score"][1], "min_score must be at least 1")
+    query_node = fields["query"][1]
+    query = scalar("query", str, "")
+    node_tree = _parse_query(path, query_node, query, aliases)
+    languages = _strings(path, fields["languages"][1], "languages") if "languages" in fields else ()
+    match, no_match = _examples(path, fields.get("examples"))
+    return Rule(
+        id=rule_id,
+        name=scalar("name", str, ""),
+        query=query,
+        node=node_tree,
+        severity=severity,
+        languages=tuple(lang.lower() for lang in languages),
+        min_score=min_score,
+        enabled=scalar("enabled", bool, True),
+        examples_match=match,
+        examples_no_match=no_match,
+        path=str(path),
+    )
+
+
+def _parse_query(
+    path: Path, node: yaml.ScalarNode, query: str, aliases: dict[str, tuple[Term, ...]]
+) -> Node:
+    def lookup(name: str, offset: int) -> tuple[Term, ...]:
+        if name not in aliases:
+            known = ", ".join(sorted(aliases)) or "none defined"
+            raise QuerySyntaxError(f"unknown alias @{name} (known: {known})", offset)
+        return aliases[name]
+
+    try:
+        return parse(query, lookup)
+    except QuerySyntaxError as exc:
+        line, column = _position(node, query, exc.offset)
+        raise RuleError(str(path), f"query: {exc.message}", line, column) from exc
+
+
+def _position(node: yaml.ScalarNode, query: str, offset: int) -> tuple[int, int]:
+    """File line and column (1-based) of character `offset` of a scalar's value."""
+    mark = node.start_mark
+    before = query[:offset]
+    if node.style in ("|", ">"):  # block scalar: the text starts on the next line
+        lines = (mark.buffer or "").split("\n")
+        first = lines[mark.line + 1] if mark.line + 1 < len(lines) else ""
+        indent = len(first) - len(first.lstrip())
+        return mark.line + 2 + before.count("\n"), indent + len(before.rsplit("\n", 1)[-1]) + 1
+    quote = 1 if node.style in ("'", '"') else 0
+    return mark.line + 1, mark.column + 1 + quote + offset
+
+
+def _examples(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tuple[str, ...], ...]:
+    if entry is None:
+        return (), ()
+    _, node = entry
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(path, node, "examples must be a mapping with match and no_match lists")
+    found: dict[str, tuple[str, ...]] = {"match": (), "no_match": ()}
+    for key, value in node.value:
+        if key.value not in found:
+            raise _fail(path, key, f"unknown examples key {key.value!r} (expected match, no_match)")
+        found[key.value] = _strings(path, value, f"examples.{key.value}")
+    return found["match"], found["no_match"]

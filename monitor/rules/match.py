@@ -1,0 +1,174 @@
+"""Evaluating a parsed query against a document, with the reasons it matched."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from monitor.model import Hit
+from monitor.rules.query import Alias, And, Field, Near, Node, Not, Or, Term
+from monitor.text import fold, tokens
+
+SEARCHED = ("title", "text")  # what an unscoped term looks in
+SNIPPET_CONTEXT = 60  # characters each side of a hit
+
+
+@dataclass(slots=True)
+class _FieldIndex:
+    text: str
+    starts: list[int]  # char offset of each token
+    ends: list[int]
+    positions: dict[str, list[int]]
+    vocabulary: list[str]  # sorted, for prefix lookups
+
+    @classmethod
+    def build(cls, text: str) -> _FieldIndex:
+        toks = tokens(text)
+        positions: dict[str, list[int]] = {}
+        for i, tok in enumerate(toks):
+            positions.setdefault(tok.norm, []).append(i)
+        return cls(
+            text, [t.start for t in toks], [t.end for t in toks], positions, sorted(positions)
+        )
+
+    def word_positions(self, word: str, prefix: bool) -> list[int]:
+        if not prefix:
+            return self.positions.get(word, [])
+        found: list[int] = []
+        i = bisect.bisect_left(self.vocabulary, word)
+        while i < len(self.vocabulary) and self.vocabulary[i].startswith(word):
+            found.extend(self.positions[self.vocabulary[i]])
+            i += 1
+        return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a term hit: field, first and last token position, and the term's label."""
+
+    field: str
+    first: int
+    last: int
+    label: str
+
+
+@dataclass(slots=True)
+class Document:
+    """The searchable fields of one article. Indexes are built once per field, on demand."""
+
+    title: str = ""
+    text: str = ""
+    source: str = ""
+    lang: str = ""
+    _indexes: dict[str, _FieldIndex] = field(default_factory=dict)
+
+    def index(self, name: str) -> _FieldIndex:
+        found = self._indexes.get(name)
+        if found is None:
+            found = self._indexes[name] = _FieldIndex.build(getattr(self, name))
+        return found
+
+    def snippet(self, span: Span) -> str:
+        idx = self.index(span.field)
+        start, end = idx.starts[span.first], idx.ends[span.last]
+        left = max(0, start - SNIPPET_CONTEXT)
+        right = min(len(idx.text), end + SNIPPET_CONTEXT)
+        before = idx.text[left:start]
+        after = idx.text[end:right]
+        if left > 0:  # cut at a word boundary
+            before = "…" + before.split(" ", 1)[-1]
+        if right < len(idx.text):
+            after = after.rsplit(" ", 1)[0] + "…"
+        return " ".join(f"{before}«{idx.text[start:end]}»{after}".split())
+
+
+def _term_spans(term: Term, doc: Document, scope: tuple[str, ...], label: str) -> list[Span]:
+    spans = []
+    last = len(term.words) - 1
+    for name in scope:
+        if name == "lang":
+            if fold(doc.lang) == " ".join(term.words) or (
+                term.prefix and fold(doc.lang).startswith(term.words[0])
+            ):
+                spans.append(Span("lang", -1, -1, label))
+            continue
+        idx = doc.index(name)
+        starts = idx.word_positions(term.words[0], term.prefix and last == 0)
+        if not starts:
+            continue
+        following = [
+            set(idx.word_positions(w, term.prefix and k == last))
+            for k, w in enumerate(term.words[1:], 1)
+        ]
+        for start in starts:
+            if all(start + k in found for k, found in enumerate(following, 1)):
+                spans.append(Span(name, start, start + last, label))
+    return spans
+
+
+def evaluate(node: Node, doc: Document, scope: tuple[str, ...] = SEARCHED) -> list[Span] | None:
+    """None when the node does not match; else the spans of the terms that made it match
+    (empty for a match made only of NOTs)."""
+    match node:
+        case Term():
+            return _term_spans(node, doc, scope, node.label or str(node)) or None
+        case Alias():
+            spans = []
+            for t in node.terms:
+                spans += _term_spans(t, doc, scope, f"@{node.name}: {t.label or t}")
+            return spans or None
+        case Field():
+            return evaluate(node.node, doc, (node.name,))
+        case Not():
+            return [] if evaluate(node.node, doc, scope) is None else None
+        case And():
+            spans = []
+            for child in node.nodes:
+                found = evaluate(child, doc, scope)
+                if found is None:
+                    return None
+                spans += found
+            return spans
+        case Or():
+            matched = [evaluate(child, doc, scope) for child in node.nodes]
+            hits = [s for found in matched if found is not None for s in found]
+            return hits if any(found is not None for found in matched) else None
+        case Near():
+            left = evaluate(node.left, doc, scope) or []
+            right = evaluate(node.right, doc, scope) or []
+            close = [
+                s
+                for a in left
+                for b in right
+                if a.field == b.field != "lang" and _gap(a, b) <= node.distance
+                for s in (a, b)
+            ]
+            return list(dict.fromkeys(close)) or None
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def _gap(a: Span, b: Span) -> int:
+    """Words strictly between two spans (0 when adjacent or overlapping)."""
+    if a.first > b.first:
+        a, b = b, a
+    return max(0, b.first - a.last - 1)
+
+
+def explain(spans: list[Span], doc: Document) -> tuple[Hit, ...]:
+    """One Hit per distinct (field, term), with the snippet of its first occurrence."""
+    first: dict[tuple[str, str], Span] = {}
+    for span in sorted(spans, key=lambda s: (s.field != "title", s.first)):
+        first.setdefault((span.field, span.label), span)
+    return tuple(
+        Hit(
+            field=span.field,
+            term=span.label,
+            snippet=doc.lang if span.field == "lang" else doc.snippet(span),
+        )
+        for span in first.values()
+    )
+
+
+def score(hits: tuple[Hit, ...]) -> int:
+    """Distinct terms that hit; a hit in the title counts twice."""
+    return sum(2 if h.field == "title" else 1 for h in hits)

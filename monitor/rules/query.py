@@ -1,0 +1,254 @@
+"""The rule query language (DESIGN §4.3): parsing into a small tree, and printing it back.
+
+    query   := or
+    or      := and ("OR" and)*
+    and     := not (["AND"] not)*          adjacent terms mean AND
+    not     := "NOT" not | near
+    near    := primary ("NEAR" | "NEAR/n" primary)*     n words apart at most, either order
+    primary := "(" or ")" | FIELD ":" primary | term
+    term    := word | word* | "a phrase" | @alias
+
+Precedence, tightest first: NEAR, NOT, AND, OR. Operators are upper-case; lower-case
+"and"/"or"/"not" are ordinary words. Fields: title, text, source, lang.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from monitor.errors import QuerySyntaxError
+from monitor.text import words
+
+FIELDS = ("title", "text", "source", "lang")
+DEFAULT_NEAR = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A word, a phrase (several words in a row) or a trailing wildcard on the last word."""
+
+    words: tuple[str, ...]
+    prefix: bool = False  # the last word is a prefix: `sanction*`
+    label: str = ""  # the term as written, for explanations
+
+    def __str__(self) -> str:
+        if len(self.words) == 1:
+            return self.words[0] + ("*" if self.prefix else "")
+        return '"' + " ".join(self.words) + ("*" if self.prefix else "") + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    name: str
+    terms: tuple[Term, ...]
+
+    def __str__(self) -> str:
+        return "@" + self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    node: Node
+
+    def __str__(self) -> str:
+        return f"{self.name}:({self.node})"
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    node: Node
+
+    def __str__(self) -> str:
+        return f"NOT ({self.node})"
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    nodes: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return " AND ".join(f"({n})" for n in self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    nodes: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return " OR ".join(f"({n})" for n in self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    left: Node
+    right: Node
+    distance: int
+
+    def __str__(self) -> str:
+        return f"({self.left}) NEAR/{self.distance} ({self.right})"
+
+
+Node = Term | Alias | Field | Not | And | Or | Near
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<lparen>\()|(?P<rparen>\))
+    | (?P<phrase>"(?P<body>[^"]*)"(?P<pstar>\*)?)
+    | (?P<near>NEAR(?:/(?P<n>\d+))?)(?=[\s()"]|$)
+    | (?P<op>AND|OR|NOT)(?=[\s()"]|$)
+    | (?P<field>[A-Za-z]+):
+    | (?P<alias>@[\w-]+)
+    | (?P<word>[^\s()"]+)
+    )""",
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str
+    value: str
+    offset: int
+    extra: str = ""
+
+
+def _lex(query: str) -> Iterator[_Tok]:
+    pos = 0
+    while True:
+        while pos < len(query) and query[pos].isspace():
+            pos += 1
+        if pos == len(query):
+            return
+        m = _TOKEN.match(query, pos)
+        if not m:
+            if query[pos] == '"':
+                raise QuerySyntaxError("unclosed quote", pos)
+            raise QuerySyntaxError("unexpected character", pos)
+        kind = next(k for k in _KINDS if m.group(k) is not None)
+        start = m.start(kind)
+        if kind == "phrase":
+            yield _Tok("phrase", m.group("body"), start, "*" if m.group("pstar") else "")
+        elif kind == "near":
+            yield _Tok("near", m.group("n") or "", start)
+        else:
+            yield _Tok(kind, m.group(kind), start)
+        pos = m.end()
+
+
+_KINDS = ("lparen", "rparen", "phrase", "near", "op", "field", "alias", "word")
+
+
+AliasLookup = Callable[[str, int], tuple["Term", ...]]
+
+
+class _Parser:
+    def __init__(self, query: str, aliases: AliasLookup | None) -> None:
+        self.query = query
+        self.toks = list(_lex(query))
+        self.i = 0
+        self.aliases = aliases
+
+    def peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def error(self, message: str, tok: _Tok | None = None) -> QuerySyntaxError:
+        return QuerySyntaxError(message, tok.offset if tok else len(self.query))
+
+    def parse(self) -> Node:
+        if not self.toks:
+            raise self.error("empty query")
+        node = self.or_()
+        tok = self.peek()
+        if tok is not None:
+            raise self.error(
+                "unexpected ')'" if tok.kind == "rparen" else "expected an operator", tok
+            )
+        return node
+
+    def or_(self) -> Node:
+        nodes = [self.and_()]
+        while (tok := self.peek()) and tok.kind == "op" and tok.value == "OR":
+            self.take()
+            nodes.append(self.and_())
+        return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+
+    def and_(self) -> Node:
+        nodes = [self.not_()]
+        while (tok := self.peek()) and not (
+            tok.kind == "rparen" or (tok.kind == "op" and tok.value == "OR")
+        ):
+            if tok.kind == "op" and tok.value == "AND":
+                self.take()
+            nodes.append(self.not_())
+        return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+    def not_(self) -> Node:
+        tok = self.peek()
+        if tok and tok.kind == "op" and tok.value == "NOT":
+            self.take()
+            return Not(self.not_())
+        return self.near()
+
+    def near(self) -> Node:
+        node = self.primary()
+        while (tok := self.peek()) and tok.kind == "near":
+            self.take()
+            distance = int(tok.value) if tok.value else DEFAULT_NEAR
+            if distance < 1:
+                raise self.error("NEAR/n needs n of at least 1", tok)
+            node = Near(node, self.primary(), distance)
+        return node
+
+    def primary(self) -> Node:
+        tok = self.peek()
+        if tok is None:
+            raise self.error("expected a term or '(' but the query ended")
+        self.take()
+        if tok.kind == "lparen":
+            node = self.or_()
+            close = self.peek()
+            if close is None or close.kind != "rparen":
+                raise self.error("expected ')' to close the '('", tok)
+            self.take()
+            return node
+        if tok.kind == "field":
+            name = tok.value.lower()
+            if name not in FIELDS:
+                raise self.error(f"unknown field {tok.value!r} (fields: {', '.join(FIELDS)})", tok)
+            return Field(name, self.primary())
+        if tok.kind == "alias":
+            if self.aliases is None:
+                raise self.error(f"alias {tok.value} used but no aliases are defined", tok)
+            return Alias(tok.value[1:].lower(), self.aliases(tok.value[1:].lower(), tok.offset))
+        if tok.kind == "phrase":
+            return term(tok.value + tok.extra, tok.offset, label=f'"{tok.value}"{tok.extra}')
+        if tok.kind == "word":
+            return term(tok.value, tok.offset)
+        what = {"rparen": "')'", "near": "NEAR", "op": tok.value}[tok.kind]
+        raise self.error(f"expected a term but found {what}", tok)
+
+
+def term(text: str, offset: int = 0, label: str = "") -> Term:
+    """A Term from words as written: `Kim Jong-un` is a phrase of three words."""
+    prefix = text.endswith("*")
+    body = text.rstrip("*")
+    if "*" in body:
+        raise QuerySyntaxError("a wildcard may only end a word", offset + body.index("*"))
+    found = tuple(words(body))
+    if not found:
+        raise QuerySyntaxError(f"{text!r} has no letters or digits to match", offset)
+    return Term(found, prefix, label or text)
+
+
+def parse(query: str, aliases: AliasLookup | None = None) -> Node:
+    """Parse a query. `aliases(name, offset)` returns an alias's terms or raises
+    QuerySyntaxError for an unknown one."""
+    return _Parser(query, aliases).parse()

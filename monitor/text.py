@@ -1,0 +1,41 @@
+"""Tokenisation shared by rule matching and dedup.
+
+A token is a run of letters and digits. It is compared case- and diacritic-insensitively,
+so "Kim Jong-un", "Kim Jong Un" and "KIM JONG UN" give the same tokens, and "DPRK-Russia"
+gives two. Offsets point into the original string, for snippets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import NamedTuple
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+class Token(NamedTuple):
+    norm: str
+    start: int
+    end: int
+
+
+def fold(word: str) -> str:
+    """Case- and diacritic-insensitive form of a word."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def tokens(text: str) -> list[Token]:
+    return [Token(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def words(text: str) -> list[str]:
+    """Folded tokens only, without offsets."""
+    return [fold(w) for w in _WORD.findall(text)]
+
+
+def normalise_space(text: str) -> str:
+    return " ".join(text.split())

