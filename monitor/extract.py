@@ -7,8 +7,11 @@ thread per process; a daemon runs it in a process pool.
 from __future__ import annotations
 
 import functools
+import html
 from datetime import UTC, datetime
 
+import lxml.etree
+import lxml.html
 import trafilatura
 
 from monitor.errors import ExtractError
@@ -45,12 +48,23 @@ def extract(html: bytes | str, *, url: str) -> Article:
     )
 
 
+_BLOCKS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre")
+
+
 def html_to_text(fragment: str) -> str:
-    """Plain text of a feed's HTML summary or content."""
+    """Plain text of a feed's HTML summary or content: one line per block."""
     if "<" not in fragment:
-        return normalise_space(fragment)
-    text = trafilatura.html2txt(fragment) or ""
-    return text.strip()
+        return normalise_space(html.unescape(fragment))
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return ""
+    for element in list(root.iter("script", "style", "template")):
+        element.drop_tree()
+    for element in root.iter(*_BLOCKS):
+        element.tail = "\n" + (element.tail or "")
+    lines = (normalise_space(line) for line in root.text_content().split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 @functools.cache

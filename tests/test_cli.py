@@ -1,0 +1,125 @@
+"""The `monitor` command as a user runs it: a real process, a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from .conftest import FIXTURES, ROOT, RULES, SAMPLE_FEEDS
+
+SCHEMA = json.loads((ROOT / "docs" / "alert.schema.json").read_text())
+FEEDS = FIXTURES / "feeds"
+ITEM_FIELDS = {"guid", "url", "title", "source", "story_id", "duplicate_of", "rules", "alerts"}
+
+
+def monitor(*args: str, cwd: Path, redis_url: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    if redis_url:
+        env["MONITOR_REDIS_URL"] = redis_url
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str) -> None:
+    args = ("replay", "--json", "--rules", str(RULES), str(SAMPLE_FEEDS))
+    first = monitor(*args, "--fresh", cwd=tmp_path, redis_url=redis_url)
+    assert first.returncode == 0, first.stderr
+    *items, last = json_lines(first.stdout)
+    assert len(items) == 5
+    for item in items:
+        assert item.keys() >= ITEM_FIELDS
+    assert len({i["story_id"] for i in items}) == 1
+    assert all(i["duplicate_of"] is None for i in items)
+    published = [a for i in items for a in i["alerts"]]
+    assert len(published) >= 1
+    summary = last["summary"]
+    assert summary["items"] == 5 and summary["stories"] == 1
+    assert summary["alerts_published"] == len(published)
+
+    second = monitor(*args, cwd=tmp_path, redis_url=redis_url)
+    assert second.returncode == 0, second.stderr
+    *again, last = json_lines(second.stdout)
+    assert [i["story_id"] for i in again] == [i["story_id"] for i in items]
+    assert [i["rules"] for i in again] == [i["rules"] for i in items]
+    assert all(i["alerts"] == [] for i in again)
+    assert last["summary"]["alerts_published"] == 0
+
+    consumed = monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=redis_url)
+    assert consumed.returncode == 0, consumed.stderr
+    alerts = json_lines(consumed.stdout)
+    assert [a["id"] for a in alerts] == published
+    assert alerts[0]["kind"] == "new" and alerts[0]["rule"]["id"] == "dprk-russia-treaty"
+    for alert in alerts:
+        jsonschema.validate(alert, SCHEMA)
+
+
+def test_human_output_and_consumer_groups(tmp_path: Path, redis_url: str) -> None:
+    run = monitor(
+        "replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path, redis_url=redis_url
+    )
+    assert run.returncode == 0, run.stderr
+    assert "5 items, 1 story (1 new)" in run.stdout
+    assert "rule dprk-russia-treaty: matched" in run.stdout
+
+    group = ("consume", "--group", "bots", "--consumer", "b1", "--json")
+    got = json_lines(monitor(*group, cwd=tmp_path, redis_url=redis_url).stdout)
+    assert got and got[0]["kind"] == "new"
+    assert monitor(*group, cwd=tmp_path, redis_url=redis_url).stdout == ""  # acked
+    one = monitor("consume", "--from-start", "--count", "1", cwd=tmp_path, redis_url=redis_url)
+    assert "treaty — new" in one.stdout and "also reported by" in one.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("replay", "--rules", str(RULES), "no/such/feeds"), "no/such/feeds: no such file"),
+        (("replay", "--rules", str(RULES), str(FEEDS / "not_a_feed.xml")), "not a readable feed"),
+        (("replay", "--rules", "BROKEN", str(SAMPLE_FEEDS)), "rule.yaml:3:19: query: expected ')'"),
+        (("rules", "check", "BROKEN"), "rule.yaml:3:19"),
+        (("consume", "--count", "0"), "--count must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_nonzero_exit(
+    tmp_path: Path, redis_url: str, args: tuple[str, ...], expected: str
+) -> None:
+    broken = tmp_path / "BROKEN"
+    broken.mkdir()
+    (broken / "rule.yaml").write_text("id: r1\nname: R\nquery: 'putin AND (treaty'\n")
+    run = monitor(*args, cwd=tmp_path, redis_url=redis_url)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert expected in run.stderr
+
+
+def test_rules_check_and_test_on_the_bundled_rules(tmp_path: Path) -> None:
+    check = monitor("rules", "check", str(RULES), cwd=tmp_path)
+    assert check.returncode == 0 and "all valid" in check.stdout
+    test = monitor("rules", "test", str(RULES), cwd=tmp_path)
+    assert test.returncode == 0 and " 0 failed" in test.stdout
+
+
+def test_embedded_redis_keeps_alerts_between_commands(tmp_path: Path) -> None:
+    replay = monitor("replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert (tmp_path / ".monitor" / "appendonly.aof").stat().st_size > 0
+    assert not (tmp_path / ".monitor" / "redis.sock").exists()  # stopped at exit
+    consumed = monitor("consume", "--from-start", "--json", cwd=tmp_path)
+    alerts = json_lines(consumed.stdout)
+    assert alerts and alerts[0]["kind"] == "new"

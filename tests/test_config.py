@@ -1,0 +1,46 @@
+"""Settings: defaults, file, environment and flags, each validated with the key's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Settings, load
+from monitor.errors import ConfigError
+
+
+def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text('prefix = "file:"\nstory_window_hours = 24\nrules_dir = "r1"\n')
+    env = {"MONITOR_PREFIX": "env:", "MONITOR_STORY_WINDOW_HOURS": "48", "HOME": "/x"}
+    settings = load(path, env=env, rules_dir="r2", redis_url=None)
+    assert settings.prefix == "env:"
+    assert settings.story_window_hours == 48.0
+    assert settings.rules_dir == Path("r2")
+    assert settings.redis_url == ""  # None means "not given"
+    assert settings.window_seconds == 48 * 3600
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("colour = 1\n", {}, "unknown setting 'colour'"),
+        ("story_window_hours = 'long'\n", {}, "story_window_hours expects a float"),
+        ("", {"MONITOR_ALERTS_MAXLEN": "many"}, "MONITOR_ALERTS_MAXLEN: alerts_maxlen expects"),
+        ("", {"MONITOR_REDIS_URL": "localhost:6379"}, "redis_url: expected redis://"),
+        ("", {"MONITOR_STORY_THRESHOLD": "1.5"}, "story_threshold: must be in (0, 1]"),
+        ("prefix = 'a b'\n", {}, "prefix: must be non-empty"),
+        ("= broken", {}, "monitor.toml"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path: Path, text: str, env: dict, message: str) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(path, env=env)
+    assert message in str(info.value)
+
+
+def test_defaults_are_valid() -> None:
+    assert load(env={}) == Settings()
