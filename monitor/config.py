@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
 
 def load(
     path: Path | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Settings:
     """Build the settings. Unknown keys are errors, named with where they came from."""
@@ -91,8 +92,7 @@ def load(
             if key not in _FIELDS:
                 raise ConfigError(f"{path}: unknown setting {key!r}")
             values[key] = _coerce(key, value, str(path))
-    env = os.environ if env is None else env
-    for var, value in env.items():
+    for var, value in (os.environ if env is None else env).items():
         if not var.startswith("MONITOR_"):
             continue
         key = var.removeprefix("MONITOR_").lower()

@@ -33,7 +33,9 @@ def extract(html: bytes | str, *, url: str) -> Article:
         )
     except (ValueError, TypeError) as exc:  # trafilatura's own input errors
         raise ExtractError(f"{url}: {exc}") from exc
-    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    if doc is None or isinstance(doc, dict):  # dict only when as_dict=True
+        raise ExtractError(f"{url}: no article text found")
+    text = (doc.text or "").strip()
     if len(text) < MIN_TEXT:
         raise ExtractError(f"{url}: no article text found ({len(text)} characters)")
     return Article(

@@ -118,11 +118,11 @@ class DedupIndex:
         signature = minhash(shingle_hashes(article.text or item.summary or item.title))
         buckets = band_buckets(signature)
         terms = salient_terms(article.title or item.title, article.text or item.summary)
-        placement = self._near_duplicate(signature, buckets, item) or self._same_story(
-            terms, item, article, now
+        placement = (
+            self._near_duplicate(signature, buckets, item)
+            or self._same_story(terms, item, article, now)
+            or Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
         )
-        if placement is None:
-            placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
         self._record(item, article, placement, signature, terms, buckets, now)
         return placement
 
