@@ -247,7 +247,11 @@ def _print_alert(delivered: Delivered, as_json: bool) -> None:
     )
     print(f"  {item['source']}: {item['title']}")
     print(f"  {item['url']}")
-    for m in alert["matches"][:5]:
+    # one line per query term (an alias counts once), its first hit
+    shown: dict[str, dict] = {}
+    for m in alert["matches"]:
+        shown.setdefault(m["term"].split(":", 1)[0] if m["term"].startswith("@") else m["term"], m)
+    for m in shown.values():
         print(f"  {m['field']}: {m['term']} — {m['snippet']}")
     others = [s["source"] for s in story["sources"] if s["url"] != item["url"]]
     if others:

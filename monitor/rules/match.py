@@ -155,9 +155,11 @@ def _gap(a: Span, b: Span) -> int:
 
 
 def explain(spans: list[Span], doc: Document) -> tuple[Hit, ...]:
-    """One Hit per distinct (field, term), with the snippet of its first occurrence."""
+    """One Hit per distinct (field, term), with the snippet of its first occurrence; in the
+    order the terms stand in the query, a title hit before a text hit of the same term."""
+    order = {label: n for n, label in enumerate(dict.fromkeys(s.label for s in spans))}
     first: dict[tuple[str, str], Span] = {}
-    for span in sorted(spans, key=lambda s: (s.field != "title", s.first)):
+    for span in sorted(spans, key=lambda s: (order[s.label], s.field != "title", s.first)):
         first.setdefault((span.field, span.label), span)
     return tuple(
         Hit(
