@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rules_dir=getattr(args, "rules", None),
             log_level=args.log_level,
         )
-        log.configure(settings.log_level)
+        log.configure(settings.log_level or args.default_log_level)
         return int(args.run(args, settings) or 0)
     except MonitorError as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
@@ -58,7 +58,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, help="monitor.toml (default: none)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.set_defaults(default_log_level="warning")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = commands.add_parser("run", help="the daemon: poll the configured feeds, process, alert")
+    p.add_argument(
+        "--redis", help="Redis URL (default: MONITOR_REDIS_URL, else the embedded server)"
+    )
+    p.add_argument("--rules", type=Path, help="rules directory (default rules/)")
+    p.set_defaults(run=cmd_run, default_log_level="info")
+
+    p = commands.add_parser("feeds", help="the configured feeds and their polling state")
+    sub = p.add_subparsers(title="feeds commands", metavar="ACTION", required=True)
+    q = sub.add_parser(
+        "list", help="each feed: last poll, HTTP status, new items, errors, next poll"
+    )
+    q.add_argument("--json", action="store_true", help="one JSON object per feed")
+    q.add_argument("--redis", help="Redis URL")
+    q.set_defaults(run=cmd_feeds_list)
+
+    p = commands.add_parser("status", help="streams, daemons and feeds at a glance")
+    p.add_argument("--redis", help="Redis URL")
+    p.set_defaults(run=cmd_status)
 
     redis_help = "Redis URL (default: MONITOR_REDIS_URL, else the embedded server under .monitor/)"
     p = commands.add_parser("replay", help="process local feed files once (default sample_feeds/)")
@@ -88,6 +109,106 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("dir", nargs="?", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_test)
     return parser
+
+
+# --- run, feeds, status ---------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.daemon import Daemon  # the daemon's imports are not needed by the rest
+
+    if not settings.feeds:
+        raise MonitorError("no feeds configured: add [[feeds]] to the file given with --config")
+    with runtime.redis_client(settings) as client:
+        return Daemon(settings, client).run()
+
+
+def _feed_rows(settings: Settings, client) -> list[dict[str, Any]]:
+    from monitor.poll import FeedState, feed_id
+
+    rows = []
+    for feed in settings.feeds:
+        state = FeedState.from_hash(
+            client.hgetall(runtime.Keys(settings.prefix).feed(feed_id(feed)))
+        )
+        rows.append(
+            {
+                "id": feed_id(feed),
+                "name": feed.name,
+                "url": state.url or feed.url,
+                "tags": list(feed.tags),
+                "last_poll": _when(state.last_poll),
+                "status": state.last_status or None,
+                "new": state.last_new,
+                "errors": state.errors,
+                "last_error": state.last_error or None,
+                "next_poll": _when(state.next_poll),
+                "interval": round(state.interval) or None,
+                "polls": state.polls,
+                "items": state.total_items,
+            }
+        )
+    return rows
+
+
+def _when(ts: float) -> str | None:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds") if ts else None
+
+
+def _print_feeds(rows: list[dict[str, Any]]) -> None:
+    header = ("feed", "last poll (UTC)", "status", "new", "errors", "next poll (UTC)", "url")
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                _clip(r["name"] or r["id"], 24),
+                (r["last_poll"] or "never")[:19].replace("T", " "),
+                str(r["status"] or "-"),
+                str(r["new"]),
+                str(r["errors"]) + (f" ({_clip(r['last_error'], 30)})" if r["last_error"] else ""),
+                (r["next_poll"] or "-")[:19].replace("T", " "),
+                r["url"],
+            )
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
+    for row in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
+def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
+    with runtime.redis_client(settings) as client:
+        rows = _feed_rows(settings, client)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        _print_feeds(rows)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.queue import ItemsQueue
+
+    keys = runtime.Keys(settings.prefix)
+    with runtime.redis_client(settings) as client:
+        daemons = [json.loads(client.get(k) or "{}") for k in client.scan_iter(keys.daemon("*"))]
+        lag, pending = ItemsQueue(client, keys, maxlen=1).lag()
+        alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
+        dead = client.xlen(keys.items_dead) if client.exists(keys.items_dead) else 0
+        rows = _feed_rows(settings, client)
+    print(
+        f"daemons running: {len(daemons)}"
+        + "".join(f"\n  {d.get('instance')} (pid {d.get('pid')})" for d in daemons)
+    )
+    print(f"items: {lag} waiting, {pending} in progress, {dead} dead-lettered; alerts: {alerts}")
+    failing = sum(1 for r in rows if r["errors"])
+    print(f"feeds: {len(rows)} configured, {failing} failing")
+    if rows:
+        print()
+        _print_feeds(rows)
+    return 0
 
 
 # --- replay ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Settings: defaults, then monitor.toml, then MONITOR_* environment variables, then CLI flags.
 
 One frozen object, validated once at start and passed in; nothing below reads the
-environment itself.
+environment itself. Sections of the file ([http], [schedule], [daemon]) are overridden by
+MONITOR_<SECTION>_<KEY>, top-level keys by MONITOR_<KEY>.
 """
 
 from __future__ import annotations
@@ -10,11 +11,89 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ConfigError(f"{name}: must be positive, got {getattr(obj, name)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0  # per read, and the whole response may take 2x this
+    max_bytes: int = 10 * 1024 * 1024  # after decompression
+    max_redirects: int = 5
+    per_host: int = 2  # concurrent requests to one host
+    user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
+
+    def __post_init__(self) -> None:
+        _positive(self, "connect_timeout", "read_timeout", "max_bytes", "per_host")
+        if self.max_redirects < 0:
+            raise ConfigError(f"max_redirects: must be 0 or more, got {self.max_redirects}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleSettings:
+    interval: float = 900.0  # seconds: the first interval of a feed that sets none
+    min_interval: float = 60.0
+    max_interval: float = 6 * 3600.0
+    max_backoff: float = 24 * 3600.0  # errors back off exponentially up to this
+    jitter: float = 0.1  # fraction of the interval, either way
+    workers: int = 16  # concurrent polls
+
+    def __post_init__(self) -> None:
+        _positive(self, "interval", "min_interval", "max_interval", "max_backoff", "workers")
+        if not self.min_interval <= self.interval <= self.max_interval:
+            raise ConfigError(
+                f"interval: must lie between min_interval ({self.min_interval}) and "
+                f"max_interval ({self.max_interval}), got {self.interval}"
+            )
+        if not 0 <= self.jitter < 1:
+            raise ConfigError(f"jitter: must be in [0, 1), got {self.jitter}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaemonSettings:
+    listen: str = "127.0.0.1:9108"  # /healthz and /metrics; "" disables
+    consumer: str = ""  # consumer name in the items group; default host-pid
+    batch: int = 16  # items read from the stream at once
+    claim_idle: float = 60.0  # seconds before another daemon re-claims a pending item
+    max_deliveries: int = 5  # then the item goes to the dead-letter stream
+    items_maxlen: int = 1_000_000
+    seen_per_feed: int = 10_000  # entry ids remembered per feed
+    rules_check: float = 30.0  # seconds between checks of the rules directory
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch", "claim_idle", "max_deliveries", "items_maxlen", "seen_per_feed")
+        if self.listen:
+            host, _, port = self.listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedConfig:
+    url: str
+    name: str = ""
+    interval: float | None = None  # None: adaptive, starting at schedule.interval
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"feeds: url must be an http(s) URL, got {self.url!r}")
+        if self.interval is not None and self.interval <= 0:
+            raise ConfigError(f"feeds: interval of {self.url} must be positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,11 +107,17 @@ class Settings:
     story_threshold: float = 0.35  # weighted cosine of salient terms
     alerts_maxlen: int = 100_000  # approximate MAXLEN of the alerts stream
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat
-    log_level: str = "warning"
+    log_level: str = ""  # empty: the command's default (info for run, warning otherwise)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    feeds: tuple[FeedConfig, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.prefix or any(c.isspace() for c in self.prefix):
-            raise ConfigError(f"prefix: must be non-empty without spaces, got {self.prefix!r}")
+        if not self.prefix or any(c.isspace() or c in "*?[]" for c in self.prefix):
+            raise ConfigError(
+                f"prefix: must be non-empty, without spaces or glob characters, got {self.prefix!r}"
+            )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
                 f"redis_url: expected redis://, rediss:// or unix://, got {self.redis_url!r}"
@@ -41,37 +126,97 @@ class Settings:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name}: must be in (0, 1], got {value}")
-        for name in ("story_window_hours", "alert_id_ttl_days", "alerts_maxlen"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
-        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        _positive(self, "story_window_hours", "alert_id_ttl_days", "alerts_maxlen")
+        if self.log_level and self.log_level.lower() not in _LEVELS:
             raise ConfigError(
-                f"log_level: expected debug, info, warning or error, got {self.log_level!r}"
+                f"log_level: expected one of {', '.join(_LEVELS)}, got {self.log_level!r}"
             )
+        urls = [f.url for f in self.feeds]
+        if len(set(urls)) != len(urls):
+            duplicate = next(u for u in urls if urls.count(u) > 1)
+            raise ConfigError(f"feeds: {duplicate} is listed twice")
 
     @property
     def window_seconds(self) -> int:
         return int(self.story_window_hours * 3600)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_SECTIONS = {"http": HttpSettings, "schedule": ScheduleSettings, "daemon": DaemonSettings}
 
 
-def _coerce(name: str, value: Any, origin: str) -> Any:
-    default = getattr(Settings(), name)
+def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
+    default = getattr(cls(), name)
     kind = Path if isinstance(default, Path) else type(default)
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{origin}: {name} expects a {kind.__name__}, got {value!r}")
     try:
         if kind is Path and isinstance(value, str | Path):
             return Path(value)
-        if kind is float and not isinstance(value, bool):
-            return float(value)
-        if kind is int and not isinstance(value, bool):
-            return int(value)
-        if kind is str and isinstance(value, str):
+        if kind is bool and isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.lower() in ("1", "true", "yes", "on")
+        elif kind in (float, int) and isinstance(value, str | int | float):
+            number = kind(value)
+            if kind is int and isinstance(value, float) and value != number:
+                raise ValueError
+            return number
+        elif isinstance(value, kind):
             return value
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"{origin}: {name} expects a {kind.__name__}, got {value!r}")
+
+
+def _known(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _section(cls: type, table: Any, origin: str, section: str = "") -> dict[str, Any]:
+    where = f"{origin} [{section}]" if section else origin
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    values = {}
+    for key, value in table.items():
+        if key not in _known(cls) or (not section and key in (*_SECTIONS, "feeds")):
+            prefix = f"{section}." if section else ""
+            raise ConfigError(f"{where}: unknown setting {prefix}{key!r}")
+        values[key] = _coerce(cls, key, value, where)
+    return values
+
+
+def _feeds(entries: Any, origin: str) -> tuple[FeedConfig, ...]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{origin}: feeds must be an array of tables ([[feeds]])")
+    feeds = []
+    for n, entry in enumerate(entries, 1):
+        where = f"{origin} feed #{n}"
+        if not isinstance(entry, dict) or "url" not in entry:
+            raise ConfigError(f"{where}: needs a url")
+        unknown = set(entry) - {"url", "name", "interval", "tags"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        tags = entry.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise ConfigError(f"{where}: tags must be a list of strings")
+        interval = entry.get("interval")
+        if interval is not None and (
+            isinstance(interval, bool) or not isinstance(interval, int | float)
+        ):
+            raise ConfigError(f"{where}: interval must be a number of seconds")
+        if not isinstance(entry["url"], str) or not isinstance(entry.get("name", ""), str):
+            raise ConfigError(f"{where}: url and name must be strings")
+        try:
+            feeds.append(
+                FeedConfig(
+                    url=entry["url"].strip(),
+                    name=entry.get("name", ""),
+                    interval=float(interval) if interval is not None else None,
+                    tags=tuple(tags),
+                )
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return tuple(feeds)
 
 
 def load(
@@ -80,25 +225,39 @@ def load(
     **overrides: Any,
 ) -> Settings:
     """Build the settings. Unknown keys are errors, named with where they came from."""
-    values: dict[str, Any] = {}
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    feeds: tuple[FeedConfig, ...] = ()
     if path is not None:
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: no such file") from exc
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-        for key, value in table.items():
-            if key not in _FIELDS:
-                raise ConfigError(f"{path}: unknown setting {key!r}")
-            values[key] = _coerce(key, value, str(path))
+        for name, cls in _SECTIONS.items():
+            sections[name] = _section(cls, table.pop(name, {}), str(path), name)
+        feeds = _feeds(table.pop("feeds", []), str(path))
+        top = _section(Settings, table, str(path))
     for var, value in (os.environ if env is None else env).items():
         if not var.startswith("MONITOR_"):
             continue
         key = var.removeprefix("MONITOR_").lower()
-        if key in _FIELDS:
-            values[key] = _coerce(key, value, var)
+        section = next((s for s in _SECTIONS if key.startswith(s + "_")), None)
+        if section and key.removeprefix(section + "_") in _known(_SECTIONS[section]):
+            name = key.removeprefix(section + "_")
+            sections[section][name] = _coerce(_SECTIONS[section], name, value, var)
+        elif key in _known(Settings) and key not in (*_SECTIONS, "feeds"):
+            top[key] = _coerce(Settings, key, value, var)
+        else:
+            raise ConfigError(f"{var}: no such setting")
     for key, value in overrides.items():
         if value is not None:
-            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
-    return Settings(**values)
+            top[key] = _coerce(Settings, key, value, f"--{key.replace('_', '-')}")
+    built = {}
+    for name, cls in _SECTIONS.items():
+        try:
+            built[name] = cls(**sections[name])
+        except ConfigError as exc:
+            raise ConfigError(f"{name}.{exc}") from None
+    return Settings(**top, **built, feeds=feeds)

@@ -14,6 +14,32 @@ class Keys:
         """Stream of published alerts (DESIGN §4.2)."""
         return f"{self.prefix}alerts"
 
+    @property
+    def items(self) -> str:
+        """Stream of polled entries waiting to be processed (consumer group `processors`)."""
+        return f"{self.prefix}items"
+
+    @property
+    def items_dead(self) -> str:
+        """Stream of entries that failed processing too often, with the reason."""
+        return f"{self.prefix}items:dead"
+
+    def feed(self, feed_id: str) -> str:
+        """Hash of a feed's polling state: url, etag, last_modified, next poll, errors…"""
+        return f"{self.prefix}feed:{feed_id}"
+
+    def feed_seen(self, feed_id: str) -> str:
+        """Sorted set of the entry ids (g:GUID, u:canonical URL) a feed has given, by time."""
+        return f"{self.prefix}feed:{feed_id}:seen"
+
+    def lease(self, feed_id: str) -> str:
+        """Held by the daemon polling a feed now; expires before the next interval."""
+        return f"{self.prefix}lease:{feed_id}"
+
+    def daemon(self, instance: str) -> str:
+        """Heartbeat of a running daemon, with a TTL."""
+        return f"{self.prefix}daemon:{instance}"
+
     def alert_seen(self, alert_id: str) -> str:
         """Marks an alert id as published, so a repeat publishes nothing."""
         return f"{self.prefix}alert:{alert_id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,6 +41,19 @@ class Item:
     @property
     def id(self) -> str:
         return stable_id("item", self.key)
+
+    def to_json(self) -> str:
+        """The wire form on the items stream (JSON, never pickle)."""
+        fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        fields["published"] = self.published.isoformat() if self.published else None
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: str) -> Item:
+        fields = json.loads(data)
+        if fields.get("published"):
+            fields["published"] = datetime.fromisoformat(fields["published"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

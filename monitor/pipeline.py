@@ -19,10 +19,10 @@ import structlog
 
 from monitor.alerts import build_alert
 from monitor.dedup.index import DedupIndex
-from monitor.errors import ExtractError, FetchError
+from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import canonical_url
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, Page
 from monitor.model import Article, Item, Outcome, Placement, RuleMatch
 from monitor.queue import AlertQueue
 from monitor.rules import Document, RuleSet
@@ -52,9 +52,11 @@ class Pipeline:
         self.rules = rules
         self.queue = queue
 
-    def process(self, item: Item) -> Processed:
+    def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
+        """Process one item. `page` is its page when the caller fetched it already
+        (or the error that fetching gave); otherwise it is fetched here when needed."""
         started = time.perf_counter()
-        article, warnings = self._article(item)
+        article, warnings = self._article(item, page)
         placement = self.index.place(item, article)
         doc = Document(
             title=item.title or article.title,
@@ -89,16 +91,23 @@ class Pipeline:
             warnings=warnings,
         )
 
-    def _article(self, item: Item) -> tuple[Article, list[str]]:
+    def needs_page(self, item: Item) -> bool:
+        return len(html_to_text(item.content)) < MIN_TEXT if item.content else True
+
+    def _article(
+        self, item: Item, page: Page | MonitorError | None = None
+    ) -> tuple[Article, list[str]]:
         """The feed's own full text when it has one, else the page's; if the page cannot
         be had, the feed summary (the item is never dropped for it)."""
         content = html_to_text(item.content) if item.content else ""
         if len(content) >= MIN_TEXT:
             return Article(text=content, title=item.title, language=detect_language(content)), []
         try:
-            page = self.fetcher.fetch(item.url)
+            if isinstance(page, MonitorError):
+                raise page
+            page = page or self.fetcher.fetch(item.url)
             return extract(page.body, url=page.url), []
-        except (FetchError, ExtractError) as exc:
+        except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
             log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))
             text = content or html_to_text(item.summary) or item.title
             fallback = Article(text=text, title=item.title, language=detect_language(text))

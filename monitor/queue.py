@@ -16,6 +16,7 @@ import redis
 
 from monitor.errors import RedisUnavailable
 from monitor.keys import Keys
+from monitor.model import Item
 
 _PUBLISH = """
 if redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[2]) then
@@ -104,13 +105,7 @@ class AlertQueue:
         reply = self.client.xreadgroup(
             group, consumer, {self.keys.alerts: ">"}, count=count, block=block_ms
         )
-        if not reply:
-            return []
-        if isinstance(reply, dict):  # RESP3
-            entries = next(iter(reply.values()))[0] if reply else []
-        else:  # RESP2
-            entries = reply[0][1]
-        return [Delivered(eid, json.loads(fields["alert"])) for eid, fields in entries]
+        return [Delivered(eid, json.loads(fields["alert"])) for eid, fields in _entries(reply)]
 
     def ack(self, group: str, *entry_ids: str) -> None:
         if entry_ids:
@@ -123,3 +118,113 @@ class AlertQueue:
             else None
         )
         return info["last-generated-id"] if info else "0-0"
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    entry_id: str
+    item: Item | None  # None: the entry could not be decoded
+    raw: dict[str, str]
+    deliveries: int = 1
+
+
+class ItemsQueue:
+    """The durable `items` stream between polling and processing, read by one consumer
+    group: each item goes to one daemon, stays pending until acked, and is re-claimed
+    from a daemon that died. Items delivered too often go to `items:dead`."""
+
+    GROUP = "processors"
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, maxlen: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.maxlen = maxlen
+
+    def append(self, items: list[Item]) -> list[str]:
+        pipe = self.client.pipeline(transaction=False)
+        for item in items:
+            pipe.xadd(
+                self.keys.items, {"item": item.to_json()}, maxlen=self.maxlen, approximate=True
+            )
+        return [str(entry) for entry in pipe.execute()]
+
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(self.keys.items, self.GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, consumer: str, *, count: int, block_ms: int | None) -> list[Queued]:
+        reply = self.client.xreadgroup(
+            self.GROUP, consumer, {self.keys.items: ">"}, count=count, block=block_ms
+        )
+        return [self._decode(eid, fields) for eid, fields in _entries(reply)]
+
+    def claim_stale(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Queued]:
+        """Take over items another consumer left pending for `min_idle_ms`."""
+        reply = self.client.xautoclaim(
+            self.keys.items, self.GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+        )
+        _cursor, entries, *_deleted = reply  # 2 elements on Redis 6.2, 3 on 7.x
+        entries = [(eid, fields) for eid, fields in entries if fields]  # trimmed meanwhile
+        if not entries:
+            return []
+        pending = self.client.xpending_range(
+            self.keys.items,
+            self.GROUP,
+            min=entries[0][0],
+            max=entries[-1][0],
+            count=len(entries) * 2,
+        )
+        times = {p["message_id"]: p["times_delivered"] for p in pending}
+        return [self._decode(eid, fields, times.get(eid, 1)) for eid, fields in entries]
+
+    def ack(self, *entry_ids: str) -> None:
+        if entry_ids:
+            self.client.xack(self.keys.items, self.GROUP, *entry_ids)
+
+    def dead_letter(self, queued: Queued, reason: str) -> None:
+        """Move an item that cannot be processed aside, with the reason, and ack it."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
+            self.keys.items_dead,
+            {**queued.raw, "reason": reason, "entry": queued.entry_id},
+            maxlen=self.maxlen,
+            approximate=True,
+        )
+        pipe.xack(self.keys.items, self.GROUP, queued.entry_id)
+        pipe.execute()
+
+    def lag(self) -> tuple[int, int]:
+        """(entries not yet delivered to the group, entries delivered but not acked)."""
+        try:
+            groups = self.client.xinfo_groups(self.keys.items)
+        except redis.ResponseError:
+            return 0, 0
+        for group in groups:
+            if group["name"] == self.GROUP:
+                lag = group.get("lag")
+                if lag is None:  # Redis < 7: count what is after the last delivered id
+                    last = group["last-delivered-id"]
+                    lag = len(
+                        self.client.xrange(self.keys.items, min=f"({last}", count=10_000)
+                    )  # capped
+                return int(lag), int(group["pending"])
+        return 0, 0
+
+    @staticmethod
+    def _decode(entry_id: str, fields: dict[str, str], deliveries: int = 1) -> Queued:
+        try:
+            item = Item.from_json(fields["item"])
+        except (KeyError, ValueError, TypeError):
+            item = None
+        return Queued(entry_id, item, fields, deliveries)
+
+
+def _entries(reply) -> list:
+    if not reply:
+        return []
+    if isinstance(reply, dict):  # RESP3
+        return next(iter(reply.values()))[0]
+    return reply[0][1]  # RESP2

@@ -12,6 +12,8 @@ from monitor.dedup.index import DedupIndex
 from monitor.embedded import EmbeddedRedis
 from monitor.fetch import Fetcher
 from monitor.keys import Keys
+
+__all__ = ["Keys", "alert_queue", "clear", "pipeline", "redis_client"]
 from monitor.pipeline import Pipeline
 from monitor.queue import AlertQueue, connect
 from monitor.rules import RuleSet

@@ -1,0 +1,385 @@
+"""`monitor run`: the long-running daemon.
+
+Threads: APScheduler's pool polls feeds (one date job per feed, rescheduled after each
+poll) and appends new entries to the items stream; the main thread reads that stream as a
+member of the `processors` group, fetches a batch's pages concurrently, then extracts and
+processes the items one by one (trafilatura is only ever called from this thread), and
+acks each item after its alerts are published. A small HTTP server serves /healthz and
+/metrics.
+
+Several daemons on one Redis share the work: a per-feed lease and the feed's stored next
+poll time make each feed polled once per interval; the consumer group gives each item to
+one daemon; items left pending by a daemon that died are re-claimed (XAUTOCLAIM).
+
+Signals: SIGTERM/SIGINT stop polling, finish the item in hand, and exit 0 (items read but
+not started stay pending and are re-claimed); a second signal exits at once. SIGHUP
+reloads the rules (so does a change seen by the periodic check); a broken rule set is
+logged and the previous one keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import redis
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from monitor import runtime
+from monitor.config import FeedConfig, Settings
+from monitor.errors import MonitorError
+from monitor.fetch import HttpFetcher, Page
+from monitor.keys import Keys
+from monitor.pipeline import Pipeline
+from monitor.poll import Poller, feed_id
+from monitor.queue import ItemsQueue, Queued
+from monitor.rules import RuleSet, load_rules
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_EVERY = 10.0
+HEARTBEAT_TTL = 30
+STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
+
+
+class Metrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # *_created series: noise for a daemon's dashboards
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter("monitor_polls", "Feed polls, by result", ["result"], registry=r)
+        self.http = Counter("monitor_http_responses", "Feed HTTP responses", ["code"], registry=r)
+        self.enqueued = Counter("monitor_items_enqueued", "New entries appended", registry=r)
+        self.processed = Counter(
+            "monitor_items_processed", "Items processed, by dedup outcome", ["outcome"], registry=r
+        )
+        self.failed = Counter("monitor_items_failed", "Item processing failures", registry=r)
+        self.dead = Counter("monitor_items_dead", "Items moved to the dead letters", registry=r)
+        self.alerts = Counter("monitor_alerts_published", "Alerts published", registry=r)
+        self.latency = Histogram(
+            "monitor_processing_seconds",
+            "Time to process one item",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.poll_time = Histogram("monitor_poll_seconds", "Time of one poll", registry=r)
+        self.lag = Gauge("monitor_items_lag", "Items not yet read by any daemon", registry=r)
+        self.pending = Gauge("monitor_items_pending", "Items read but not acked", registry=r)
+        self.feeds = Gauge("monitor_feeds", "Configured feeds", registry=r)
+        self.rules = Gauge("monitor_rules", "Loaded rules", registry=r)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.client = client
+        self.keys = Keys(settings.prefix)
+        self.instance = settings.daemon.consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.metrics = Metrics()
+        self.stop = threading.Event()
+        self.last_tick = time.monotonic()
+        self.fetcher = HttpFetcher(settings.http)
+        self.items = ItemsQueue(client, self.keys, maxlen=settings.daemon.items_maxlen)
+        self.poller = Poller(
+            client,
+            self.keys,
+            self.fetcher,
+            self.items,
+            settings.schedule,
+            seen_per_feed=settings.daemon.seen_per_feed,
+        )
+        self.rules, self._rules_mark = self._load_rules()
+        self.pipeline: Pipeline = runtime.pipeline(client, settings, self.rules, self.fetcher)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": JobPool(settings.schedule.workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.page_pool = ThreadPoolExecutor(max(2, settings.daemon.batch), "page")
+        self._reload = threading.Event()
+        self.metrics.feeds.set(len(settings.feeds))
+        self.metrics.lag.set_function(lambda: self.items.lag()[0])
+        self.metrics.pending.set_function(lambda: self.items.lag()[1])
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._signals()
+        server = self._serve() if self.settings.daemon.listen else None
+        self.items.ensure_group()
+        self._schedule_all()
+        self.scheduler.start()
+        log.info(
+            "daemon_started",
+            instance=self.instance,
+            feeds=len(self.settings.feeds),
+            rules=len(self.rules.rules),
+            listen=self.settings.daemon.listen or None,
+        )
+        try:
+            self._process_loop()
+        finally:
+            self.scheduler.shutdown(wait=False)
+            self.page_pool.shutdown(wait=False, cancel_futures=True)
+            self.fetcher.close()
+            if server is not None:
+                server.shutdown()
+            with contextlib.suppress(redis.RedisError):
+                self.client.delete(self.keys.daemon(self.instance))
+            log.info("daemon_stopped", instance=self.instance)
+        return 0
+
+    def _signals(self) -> None:
+        def stop(signum: int, frame: object) -> None:
+            if self.stop.is_set():
+                log.warning("daemon_killed", signal=signal.Signals(signum).name)
+                os._exit(1)  # second signal: at once
+            log.info("daemon_stopping", signal=signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
+    # --- polling -----------------------------------------------------------------------
+
+    def _schedule_all(self) -> None:
+        now = time.time()
+        for feed in self.settings.feeds:
+            state = self.poller.state(feed)
+            first = state.next_poll if state.next_poll > now else now + random.uniform(0, 2)
+            self._schedule(feed, first)
+
+    def _schedule(self, feed: FeedConfig, when: float) -> None:
+        if self.stop.is_set():
+            return
+        self.scheduler.add_job(
+            self._poll_job,
+            "date",
+            run_date=datetime.fromtimestamp(when, tz=UTC),
+            args=[feed],
+            id=feed_id(feed),
+            name=feed.name or feed.url,
+            replace_existing=True,
+        )
+
+    def _poll_job(self, feed: FeedConfig) -> None:
+        """One poll of one feed, unless another daemon has it or did it already."""
+        fid = feed_id(feed)
+        try:
+            now = time.time()
+            state = self.poller.state(feed)
+            if state.next_poll > now + 1:  # another daemon polled it meanwhile
+                self._schedule(feed, state.next_poll)
+                return
+            interval = state.interval or feed.interval or self.settings.schedule.interval
+            lease_ms = max(1000, int(0.8 * interval * 1000))
+            if not self.client.set(self.keys.lease(fid), self.instance, nx=True, px=lease_ms):
+                self._schedule(feed, now + min(interval, 60) * random.uniform(0.5, 1.0))
+                return
+            with self.metrics.poll_time.time():
+                report = self.poller.poll(feed, now)
+            self.metrics.polls.labels("error" if report.error else "ok").inc()
+            self.metrics.http.labels(str(report.status)).inc()
+            self.metrics.enqueued.inc(len(report.new))
+            self._schedule(feed, report.next_poll)
+        except Exception as exc:  # a loop boundary: log, count, and poll again later
+            log.exception("poll_failed", feed=fid, error=str(exc))
+            self.metrics.polls.labels("failed").inc()
+            self._schedule(feed, time.time() + 30)
+
+    # --- processing --------------------------------------------------------------------
+
+    def _process_loop(self) -> None:
+        cfg = self.settings.daemon
+        next_claim = 0.0
+        next_beat = 0.0
+        next_rules = time.monotonic() + cfg.rules_check
+        while not self.stop.is_set():
+            self.last_tick = now = time.monotonic()
+            try:
+                if now >= next_beat:
+                    self._heartbeat()
+                    next_beat = now + HEARTBEAT_EVERY
+                if self._reload.is_set() or now >= next_rules:
+                    self._reload.clear()
+                    self._maybe_reload_rules()
+                    next_rules = now + cfg.rules_check
+                batch: list[Queued] = []
+                if now >= next_claim:
+                    batch = self.items.claim_stale(
+                        self.instance, min_idle_ms=int(cfg.claim_idle * 1000), count=cfg.batch
+                    )
+                    next_claim = now + max(1.0, cfg.claim_idle / 2)
+                if not batch:
+                    batch = self.items.read(self.instance, count=cfg.batch, block_ms=1000)
+                self._handle(batch)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.error("redis_unavailable", error=str(exc), retry_in=2)
+                self.stop.wait(2)
+            except redis.RedisError as exc:
+                log.exception("redis_error", error=str(exc))
+                self.stop.wait(2)
+
+    def _handle(self, batch: list[Queued]) -> None:
+        if not batch:
+            return
+        limit = self.settings.daemon.max_deliveries
+        ready = []
+        for queued in batch:
+            if queued.item is None:
+                self.items.dead_letter(queued, "undecodable entry")
+                self.metrics.dead.inc()
+            elif queued.deliveries > limit:
+                log.error("item_dead", item=queued.item.id, deliveries=queued.deliveries)
+                self.items.dead_letter(queued, f"delivered {queued.deliveries} times")
+                self.metrics.dead.inc()
+            else:
+                ready.append(queued)
+        pages = {
+            q.entry_id: self.page_pool.submit(_fetch, self.fetcher, q.item.url)
+            for q in ready
+            if q.item is not None and self.pipeline.needs_page(q.item)
+        }
+        for queued in ready:
+            if self.stop.is_set():
+                break  # the rest stay pending: another daemon (or we, restarted) re-claims them
+            assert queued.item is not None
+            future = pages.get(queued.entry_id)
+            page = future.result() if future is not None else None
+            started = time.perf_counter()
+            try:
+                result = self.pipeline.process(queued.item, page)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise  # not the item's fault: the loop waits for Redis
+            except Exception as exc:  # a loop boundary: left pending, retried, then dead
+                log.exception("item_failed", item=queued.item.id, error=str(exc))
+                self.metrics.failed.inc()
+                continue
+            self.items.ack(queued.entry_id)
+            self.metrics.latency.observe(time.perf_counter() - started)
+            self.metrics.processed.labels(str(result.placement.outcome)).inc()
+            self.metrics.alerts.inc(len(result.alerts))
+
+    def _heartbeat(self) -> None:
+        beat = {
+            "instance": self.instance,
+            "pid": os.getpid(),
+            "at": time.time(),
+            "feeds": len(self.settings.feeds),
+            "rules": len(self.rules.rules),
+        }
+        self.client.set(self.keys.daemon(self.instance), json.dumps(beat), ex=HEARTBEAT_TTL)
+
+    # --- rules -------------------------------------------------------------------------
+
+    def _rules_signature(self) -> tuple:
+        directory = self.settings.rules_dir
+        try:
+            return tuple(
+                sorted(
+                    (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                    for p in Path(directory).iterdir()
+                )
+            )
+        except OSError:
+            return ()
+
+    def _load_rules(self) -> tuple[RuleSet, tuple]:
+        mark = self._rules_signature()
+        rules = load_rules(self.settings.rules_dir)
+        self.metrics.rules.set(len(rules.rules))
+        return rules, mark
+
+    def _maybe_reload_rules(self) -> None:
+        if self._rules_signature() == self._rules_mark:
+            return
+        try:
+            rules, mark = self._load_rules()
+        except MonitorError as exc:
+            self._rules_mark = self._rules_signature()  # do not log it again every check
+            log.error("rules_reload_failed", error=str(exc), kept=len(self.rules.rules))
+            return
+        self.rules, self._rules_mark = rules, mark
+        self.pipeline.rules = rules
+        log.info("rules_reloaded", rules=len(rules.rules))
+
+    # --- HTTP --------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict]:
+        stale = time.monotonic() - self.last_tick
+        try:
+            redis_ok = bool(self.client.ping())
+        except redis.RedisError:
+            redis_ok = False
+        ok = redis_ok and stale < STALE_AFTER and not self.stop.is_set()
+        return ok, {
+            "status": "ok" if ok else "unhealthy",
+            "redis": redis_ok,
+            "loop_seconds_ago": round(stale, 1),
+            "instance": self.instance,
+        }
+
+    def _serve(self) -> ThreadingHTTPServer:
+        host, _, port = self.settings.daemon.listen.rpartition(":")
+        daemon = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/metrics":
+                    body, ctype, code = (
+                        generate_latest(daemon.metrics.registry),
+                        CONTENT_TYPE_LATEST,
+                        200,
+                    )
+                elif self.path in ("/healthz", "/health"):
+                    ok, info = daemon.health()
+                    body, ctype, code = (
+                        json.dumps(info).encode(),
+                        "application/json",
+                        200 if ok else 503,
+                    )
+                else:
+                    body, ctype, code = b"not found\n", "text/plain", 404
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # scrapes are not events
+
+        server = ThreadingHTTPServer((host, int(port)), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        log.info("http_listening", address=f"{host}:{server.server_address[1]}")
+        return server
+
+
+def _fetch(fetcher: HttpFetcher, url: str) -> Page | MonitorError:
+    try:
+        return fetcher.fetch(url)
+    except MonitorError as exc:
+        return exc

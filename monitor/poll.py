@@ -1,0 +1,231 @@
+"""Polling one feed: conditional GET, parse, keep the entries not seen before, append them
+to the items stream, and record the feed's state in Redis (so a restart, or another
+daemon, carries on where this one stopped)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+
+import redis
+import structlog
+
+from monitor.config import FeedConfig, ScheduleSettings
+from monitor.errors import FeedError, FetchError
+from monitor.feeds import canonical_url, parse_feed
+from monitor.fetch import HttpFetcher, Response
+from monitor.keys import Keys
+from monitor.model import Item, stable_id
+from monitor.queue import ItemsQueue
+from monitor.schedule import PollOutcome, max_age, next_interval, retry_after, with_jitter
+
+log = structlog.get_logger(__name__)
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+)
+
+
+def feed_id(feed: FeedConfig) -> str:
+    """Stable for the configured URL, even after a permanent redirect moved the feed."""
+    return stable_id("feed", feed.url)
+
+
+@dataclass(slots=True, kw_only=True)
+class FeedState:
+    """What Redis remembers of a feed between polls (all strings/numbers: a Redis hash)."""
+
+    url: str = ""  # current URL: the configured one, or where a permanent redirect led
+    etag: str = ""
+    last_modified: str = ""
+    interval: float = 0.0
+    last_poll: float = 0.0
+    next_poll: float = 0.0
+    last_status: int = 0
+    last_new: int = 0
+    last_error: str = ""
+    errors: int = 0  # consecutive
+    polls: int = 0
+    total_errors: int = 0
+    total_items: int = 0
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> FeedState:
+        state = cls()
+        for f in fields(cls):
+            if f.name in data:
+                kind = type(getattr(state, f.name))
+                setattr(
+                    state, f.name, kind(float(data[f.name])) if kind is not str else data[f.name]
+                )
+        return state
+
+    def to_hash(self) -> dict[str, str | float | int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollReport:
+    feed: str
+    status: int  # HTTP status, 0 when no response
+    new: list[Item] = field(default_factory=list)
+    entries: int = 0
+    error: str = ""
+    next_poll: float = 0.0
+
+
+class Poller:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        fetcher: HttpFetcher,
+        items: ItemsQueue,
+        schedule: ScheduleSettings,
+        *,
+        seen_per_feed: int = 10_000,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.fetcher = fetcher
+        self.items = items
+        self.schedule = schedule
+        self.seen_per_feed = seen_per_feed
+        self.rng = rng or random.Random()
+
+    def state(self, feed: FeedConfig) -> FeedState:
+        return FeedState.from_hash(self.client.hgetall(self.keys.feed(feed_id(feed))))
+
+    def poll(self, feed: FeedConfig, now: float | None = None) -> PollReport:
+        """Poll once. Never raises for what the feed or the network does: errors are
+        recorded in the feed's state and push its next poll back."""
+        fid = feed_id(feed)
+        now = time.time() if now is None else now
+        state = self.state(feed)
+        state.url = state.url or feed.url
+        state.interval = state.interval or feed.interval or self.schedule.interval
+        started = time.monotonic()
+        response: Response | None = None
+        new: list[Item] = []
+        entries = 0
+        error = ""
+        ttl = None
+        try:
+            response = self.fetcher.get(
+                state.url, etag=state.etag, last_modified=state.last_modified, accept=FEED_ACCEPT
+            )
+            if response.status == 200:
+                items = parse_feed(response.body, url=response.url, headers=response.headers)
+                entries = len(items)
+                ttl = _ttl(response.body)
+                new = self._unseen(fid, items, now)
+                if new:
+                    self.items.append(new)
+                    self._mark_seen(fid, new, now)
+            elif response.status != 304:
+                error = f"HTTP {response.status}"
+        except (FetchError, FeedError) as exc:
+            error = exc.reason
+        ok = not error
+        state.errors = 0 if ok else state.errors + 1
+        outcome = PollOutcome(
+            ok=ok,
+            new_items=len(new),
+            errors=state.errors,
+            retry_after=retry_after(response.headers.get("retry-after")) if response else None,
+            max_age=max_age(response.headers) if response and ok else None,
+            ttl=ttl,
+        )
+        interval = next_interval(state.interval, outcome, self.schedule, fixed=feed.interval)
+        if ok:
+            state.interval = interval
+        if response is not None:
+            if ok:
+                state.etag = response.headers.get("etag", state.etag)
+                state.last_modified = response.headers.get("last-modified", state.last_modified)
+            if response.permanent_url and response.permanent_url != state.url:
+                log.info("feed_moved", feed=fid, old=state.url, new=response.permanent_url)
+                state.url = response.permanent_url
+        state.last_poll = now
+        state.next_poll = now + with_jitter(interval, self.schedule.jitter, self.rng.random())
+        state.last_status = response.status if response else 0
+        state.last_new = len(new)
+        state.last_error = error
+        state.polls += 1
+        state.total_errors += 0 if ok else 1
+        state.total_items += len(new)
+        self.client.hset(self.keys.feed(fid), mapping=state.to_hash())
+        log_event = log.info if ok else log.warning
+        log_event(
+            "feed_polled",
+            feed=fid,
+            url=state.url,
+            status=state.last_status,
+            entries=entries,
+            new=len(new),
+            error=error or None,
+            errors=state.errors,
+            next_in=round(state.next_poll - now),
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        return PollReport(
+            feed=fid,
+            status=state.last_status,
+            new=new,
+            entries=entries,
+            error=error,
+            next_poll=state.next_poll,
+        )
+
+    def _unseen(self, fid: str, items: list[Item], now: float) -> list[Item]:
+        """Entries whose GUID and canonical URL this feed has not given before."""
+        marks = [_marks(item) for item in items]
+        flat = [m for pair in marks for m in pair]
+        scores = self.client.zmscore(self.keys.feed_seen(fid), flat) if flat else []
+        known = {m for m, score in zip(flat, scores, strict=True) if score is not None}
+        unseen: list[Item] = []
+        batch: set[str] = set()
+        for item, pair in zip(items, marks, strict=True):
+            if known.isdisjoint(pair) and batch.isdisjoint(pair):
+                unseen.append(item)
+                batch.update(pair)
+        return unseen
+
+    def _mark_seen(self, fid: str, items: list[Item], now: float) -> None:
+        key = self.keys.feed_seen(fid)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(key, {m: now for item in items for m in _marks(item)})
+        pipe.zremrangebyrank(key, 0, -(2 * self.seen_per_feed) - 1)  # keep the newest
+        pipe.execute()
+
+
+def _marks(item: Item) -> tuple[str, ...]:
+    marks = []
+    if item.guid:
+        marks.append("g:" + item.guid)
+    if item.url:
+        marks.append("u:" + canonical_url(item.url))
+    return tuple(marks)
+
+
+def _ttl(body: bytes) -> float | None:
+    """RSS <ttl> (minutes) in seconds, read cheaply from the start of the document."""
+    head = body[:4096]
+    start = head.find(b"<ttl>")
+    if start < 0:
+        return None
+    end = head.find(b"</ttl>", start)
+    value = head[start + 5 : end].strip() if end > 0 else b""
+    return float(value) * 60 if value.isdigit() else None
+
+
+def due_now(state: FeedState, now: float | None = None) -> bool:
+    return state.next_poll <= (time.time() if now is None else now)
+
+
+def utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
