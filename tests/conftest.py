@@ -15,6 +15,8 @@ import redis
 
 from monitor.embedded import find_redis_server
 
+from .feedserver import FeedServer
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_FEEDS = ROOT / "sample_feeds"
 RULES = ROOT / "rules"
@@ -64,3 +66,10 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     connection = redis.Redis.from_url(redis_url, decode_responses=True)
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer().start()
+    yield server
+    server.stop()

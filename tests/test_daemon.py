@@ -1,0 +1,164 @@
+"""`monitor run` as a process: live polling, durability across SIGKILL, two daemons, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from .conftest import RULES, SAMPLE_FEEDS
+from .feedserver import FeedServer, Reply
+
+PAGES = SAMPLE_FEEDS / "pages"
+
+
+def serve_sample(server: FeedServer, count: int = 5) -> list[str]:
+    """The sample feed over HTTP, its first `count` items; pages under /pages/."""
+    body = (SAMPLE_FEEDS / "feed.xml").read_text()
+    head, *items = body.split("<item>")
+    tail = items[-1].split("</channel>")[1]
+    items[-1] = items[-1].split("</channel>")[0]
+    chosen = items[:count]
+    server.static("/feed.xml", ("<item>".join([head, *chosen]) + "</channel>" + tail).encode())
+    html = {"Content-Type": "text/html"}
+    for page in PAGES.iterdir():
+        server.routes[f"/pages/{page.name}"] = lambda h, p=page: Reply(200, p.read_bytes(), html)
+    return [c.split("<guid", 1)[1].split(">", 1)[1].split("<", 1)[0] for c in chosen]
+
+
+def config(tmp_path: Path, server: FeedServer, **daemon: str | float) -> Path:
+    lines = [
+        f'rules_dir = "{RULES}"',
+        "[schedule]\ninterval = 1\nmin_interval = 1\njitter = 0",
+        '[daemon]\nlisten = ""\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items()),
+        f'[[feeds]]\nurl = "{server.url("/feed.xml")}"\nname = "sample"\ninterval = 1',
+    ]
+    path = tmp_path / "monitor.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Daemon:
+    def __init__(self, cfg: Path, redis_url: str, log: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+        env["MONITOR_REDIS_URL"] = redis_url
+        self.log = log
+        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
+                env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cfg.parent,
+            )  # fmt: skip
+
+    def events(self, name: str) -> list[dict]:
+        found = []
+        for line in self.log.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == name:
+                found.append(event)
+        return found
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def daemons(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(cfg: Path) -> Daemon:
+        daemon = Daemon(cfg, redis_url, tmp_path / f"daemon{len(started)}.log")
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.1)
+
+
+def alerts(client: redis.Redis) -> list[dict]:
+    return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+
+
+def test_an_item_added_to_a_live_feed_alerts_and_sigterm_exits_0(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=2)  # Fakti and Al Mayadeen: no rule matches yet
+    daemon = daemons(config(tmp_path, feed_server))
+    wait_for(lambda: len(daemon.events("item_processed")) == 2)
+    wait_for(lambda: any(e["status"] == 304 for e in daemon.events("feed_polled")))
+    assert alerts(client) == []
+    serve_sample(feed_server, count=3)  # the Korea Herald report appears in the feed
+    wait_for(lambda: len(alerts(client)) == 1, timeout=15)
+    assert alerts(client)[0]["kind"] == "new"
+    assert alerts(client)[0]["item"]["source"] == "The Korea Herald"
+    assert len(daemon.events("item_processed")) == 3
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert daemon.events("daemon_stopped")
+
+
+def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=3)
+    herald = "/pages/koreaherald-kim-promises-putin-full-support.html"
+    page = feed_server.routes[herald]
+    feed_server.routes[herald] = lambda h: Reply(200, page(h).body, delay=60)  # hangs
+    cfg = config(tmp_path, feed_server, claim_idle=1)
+    first = daemons(cfg)
+    wait_for(lambda: feed_server.hits(herald) >= 1)  # mid-item: fetching its page
+    time.sleep(0.5)
+    first.stop(signal.SIGKILL)
+    assert alerts(client) == []
+    pending = client.xpending("monitor:items", "processors")["pending"]
+    assert pending >= 1  # the item in hand was never acked
+
+    feed_server.routes[herald] = page
+    second = daemons(cfg)
+    wait_for(lambda: len(alerts(client)) == 1)
+    wait_for(lambda: client.xpending("monitor:items", "processors")["pending"] == 0)
+    time.sleep(1.5)  # a few more polls: nothing new, nothing re-alerted
+    assert [a["kind"] for a in alerts(client)] == ["new"]
+    assert second.stop() == 0
+
+
+def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    guids = serve_sample(feed_server, count=5)
+    cfg = config(tmp_path, feed_server)
+    pair = [daemons(cfg), daemons(cfg)]
+    wait_for(lambda: len(alerts(client)) == 2)
+    started = time.monotonic()
+    hits_before = feed_server.hits("/feed.xml")
+    time.sleep(4)
+    polls = feed_server.hits("/feed.xml") - hits_before
+    elapsed = time.monotonic() - started
+    assert polls <= elapsed / 1 + 2  # once per 1 s interval, not once per daemon
+    for daemon in pair:
+        assert daemon.stop() == 0
+    processed = [e["item"] for d in pair for e in d.events("item_processed")]
+    assert sorted(processed) == sorted(set(processed)) and len(processed) == len(guids)
+    assert sorted(a["kind"] for a in alerts(client)) == ["new", "update"]
