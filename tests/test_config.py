@@ -44,3 +44,29 @@ def test_bad_settings_name_the_key(tmp_path: Path, text: str, env: dict, message
 
 def test_defaults_are_valid() -> None:
     assert load(env={}) == Settings()
+
+
+def test_the_example_configuration_is_valid() -> None:
+    from .conftest import ROOT
+
+    settings = load(ROOT / "deploy" / "monitor.toml", env={})
+    assert settings.feeds and settings.feeds[0].interval == 60
+    assert settings.daemon.listen.startswith("127.0.0.1:")
+
+
+def test_feed_entries_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text('[[feeds]]\nurl = "ftp://example.org/feed"\n')
+    with pytest.raises(ConfigError, match="feed #1: feeds: url must be an http"):
+        load(path, env={})
+    path.write_text(
+        '[[feeds]]\nurl = "https://a.example/f"\n[[feeds]]\nurl = "https://a.example/f"\n'
+    )
+    with pytest.raises(ConfigError, match="listed twice"):
+        load(path, env={})
+    path.write_text("[http]\nper_host = 0\n")
+    with pytest.raises(ConfigError, match=r"http\.per_host: must be positive"):
+        load(path, env={})
+    with pytest.raises(ConfigError, match="MONITOR_NOPE: no such setting"):
+        load(env={"MONITOR_NOPE": "1"})
+    assert load(env={"MONITOR_HTTP_READ_TIMEOUT": "5"}).http.read_timeout == 5

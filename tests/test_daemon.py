@@ -162,3 +162,32 @@ def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once
     processed = [e["item"] for d in pair for e in d.events("item_processed")]
     assert sorted(processed) == sorted(set(processed)) and len(processed) == len(guids)
     assert sorted(a["kind"] for a in alerts(client)) == ["new", "update"]
+
+
+def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path, redis_url: str
+) -> None:
+    serve_sample(feed_server, count=1)
+    fakti = "/pages/fakti-russia-dprk-agreed-develop-bilateral-relations.html"
+    feed_server.routes[fakti] = lambda h: Reply(200, b"", delay=60)
+    cfg = config(tmp_path, feed_server)
+    daemon = daemons(cfg)
+    wait_for(lambda: feed_server.hits(fakti) >= 1)
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5  # did not wait for the page
+    assert client.xpending("monitor:items", "processors")["pending"] == 1  # handed back
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    listing = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(cfg), "feeds", "list", "--json"],
+        env={**env, "MONITOR_REDIS_URL": redis_url}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (feed,) = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert feed["name"] == "sample" and feed["status"] == 200 and feed["new"] == 1
+    assert feed["errors"] == 0 and feed["last_poll"] and feed["next_poll"]
+    status = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(cfg), "status"],
+        env={**env, "MONITOR_REDIS_URL": redis_url}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "1 in progress" in status.stdout and "1 configured, 0 failing" in status.stdout

@@ -24,15 +24,27 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         assert connect(url).xlen("monitor:alerts") == 1
 
 
-def test_a_running_server_is_reused_and_left_running(tmp_path: Path) -> None:
-    outer = EmbeddedRedis(tmp_path)
-    url = outer.start()
-    try:
-        with EmbeddedRedis(tmp_path) as inner_url:
-            assert inner_url == url
-        assert connect(url).ping()  # the inner one did not stop it
-    finally:
-        outer.stop()
+def test_last_one_out_shuts_the_server_down(tmp_path: Path) -> None:
+    daemon = EmbeddedRedis(tmp_path)
+    url = daemon.start()
+    connection = connect(url)  # a long-running command holds a connection
+    with EmbeddedRedis(tmp_path) as inner_url:  # a second command reuses the server
+        assert inner_url == url
+    assert connection.ping()  # ...and leaves it running for the first
+    connection.close()
+    daemon.stop()
+    assert not (tmp_path / "redis.sock").exists()
+
+    consumer = EmbeddedRedis(tmp_path)  # the other order: the short command starts it
+    url = consumer.start()
+    daemon = EmbeddedRedis(tmp_path)
+    assert daemon.start() == url
+    connection = connect(url)
+    consumer.stop()  # exits first, but the daemon is connected
+    assert connection.ping()
+    connection.close()
+    daemon.stop()  # last out
+    assert not (tmp_path / "redis.sock").exists()
 
 
 def test_binary_is_found() -> None:
