@@ -1,0 +1,108 @@
+"""Shared by the benchmark scripts: a throwaway redis-server and a loopback feed server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import redis
+
+from monitor.embedded import find_redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+Handler = Callable[[str, dict[str, str]], tuple[int, dict[str, str], bytes]]
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis-server on a temporary unix socket; yields its URL."""
+    directory = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+    socket = directory / "redis.sock"
+    process = subprocess.Popen(
+        [str(find_redis_server()), "--port", "0", "--unixsocket", str(socket), "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(unix_socket_path=str(socket))
+        for _ in range(500):
+            try:
+                client.ping()
+                break
+            except (redis.ConnectionError, FileNotFoundError):
+                time.sleep(0.01)
+        yield f"unix://{socket}"
+    finally:
+        process.terminate()
+        process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def http_server(handler: Handler) -> Iterator[str]:
+    """A threaded HTTP/1.1 server on 127.0.0.1; yields its base URL."""
+
+    class Request(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            status, headers, body = handler(
+                self.path, {k.lower(): v for k, v in self.headers.items()}
+            )
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 1024
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Request)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def start_daemon(config: Path, redis_url: str, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["MONITOR_REDIS_URL"] = redis_url
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=config.parent,
+        )  # fmt: skip
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's peak resident set size."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def report(name: str, **figures: object) -> None:
+    print(json.dumps({"benchmark": name, **figures}))
