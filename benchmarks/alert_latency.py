@@ -76,8 +76,11 @@ def main() -> None:
             guid = f"urn:bench:{n}"
             with lock:
                 pages[f"/p/{n}.html"] = html.encode()
-                feed_items.append(f"<item><title>{title}</title><link>{base}/p/{n}.html</link>"
-                                  f"<guid>{guid}</guid><description>s</description></item>")  # fmt: skip
+                link = f"{base}/p/{n}.html"
+                feed_items.append(
+                    f"<item><title>{title}</title><link>{link}</link><guid>{guid}</guid>"
+                    "<description>s</description></item>"
+                )
                 appeared[guid] = time.time()
             time.sleep(rng.uniform(0.3, 1.2))
         deadline = time.monotonic() + 60
