@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -34,11 +35,12 @@ def serve_sample(server: FeedServer, count: int = 5) -> list[str]:
     return [c.split("<guid", 1)[1].split(">", 1)[1].split("<", 1)[0] for c in chosen]
 
 
-def config(tmp_path: Path, server: FeedServer, **daemon: str | float) -> Path:
+def config(tmp_path: Path, server: FeedServer, rules: Path = RULES, **daemon: str | float) -> Path:
+    daemon.setdefault("listen", "")
     lines = [
-        f'rules_dir = "{RULES}"',
+        f'rules_dir = "{rules}"',
         "[schedule]\ninterval = 1\nmin_interval = 1\njitter = 0",
-        '[daemon]\nlisten = ""\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items()),
+        "[daemon]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items()),
         f'[[feeds]]\nurl = "{server.url("/feed.xml")}"\nname = "sample"\ninterval = 1',
     ]
     path = tmp_path / "monitor.toml"
@@ -98,6 +100,13 @@ def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+@pytest.fixture(autouse=True)
+def _show_daemon_logs_on_failure(tmp_path: Path) -> Iterator[None]:
+    yield
+    for log in sorted(tmp_path.glob("daemon*.log")):  # shown by pytest when a test fails
+        print(f"--- {log.name}", *log.read_text().splitlines()[-15:], sep="\n")
+
+
 def alerts(client: redis.Redis) -> list[dict]:
     return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
 
@@ -106,7 +115,7 @@ def test_an_item_added_to_a_live_feed_alerts_and_sigterm_exits_0(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
     serve_sample(feed_server, count=2)  # Fakti and Al Mayadeen: no rule matches yet
-    daemon = daemons(config(tmp_path, feed_server))
+    daemon = daemons(config(tmp_path, feed_server, listen="127.0.0.1:0"))
     wait_for(lambda: len(daemon.events("item_processed")) == 2)
     wait_for(lambda: any(e["status"] == 304 for e in daemon.events("feed_polled")))
     assert alerts(client) == []
@@ -115,6 +124,21 @@ def test_an_item_added_to_a_live_feed_alerts_and_sigterm_exits_0(
     assert alerts(client)[0]["kind"] == "new"
     assert alerts(client)[0]["item"]["source"] == "The Korea Herald"
     assert len(daemon.events("item_processed")) == 3
+
+    (listening,) = daemon.events("http_listening")
+    base = f"http://{listening['address']}"
+    health = httpx.get(f"{base}/healthz")
+    assert health.status_code == 200 and health.json()["redis"] is True
+    metrics = httpx.get(f"{base}/metrics").text
+    for line in (
+        'monitor_http_responses_total{code="304"}',
+        "monitor_items_enqueued_total 3.0",
+        'monitor_items_processed_total{outcome="same_story"} 2.0',
+        "monitor_alerts_published_total 1.0",
+        "monitor_processing_seconds_count 3.0",
+        "monitor_items_lag 0.0",
+    ):
+        assert line in metrics
     assert daemon.stop(signal.SIGTERM) == 0
     assert daemon.events("daemon_stopped")
 
@@ -191,3 +215,24 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
         env={**env, "MONITOR_REDIS_URL": redis_url}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "1 in progress" in status.stdout and "1 configured, 0 failing" in status.stdout
+
+
+def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(
+    feed_server: FeedServer, daemons, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "one.yaml").write_text("id: one\nname: One\nquery: treaty\n")
+    serve_sample(feed_server, count=1)
+    daemon = daemons(config(tmp_path, feed_server, rules=rules))
+    wait_for(lambda: daemon.events("daemon_started"))
+    assert daemon.events("daemon_started")[0]["rules"] == 1
+    (rules / "two.yaml").write_text("id: two\nname: Two\nquery: '(broken'\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.events("rules_reload_failed"), timeout=10)
+    assert daemon.events("rules_reload_failed")[0]["kept"] == 1
+    (rules / "two.yaml").write_text("id: two\nname: Two\nquery: pact\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.events("rules_reloaded"), timeout=10)
+    assert daemon.events("rules_reloaded")[0]["rules"] == 2
+    assert daemon.stop() == 0
