@@ -22,6 +22,8 @@ from monitor.pipeline import Processed
 from monitor.queue import Delivered
 from monitor.replay import Summary, feed_files, read_feeds, replay
 from monitor.rules import Document, load_rules
+from monitor.rules.match import evaluate, explain
+from monitor.rules.query import And
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("test", help="run each rule's own examples")
     q.add_argument("dir", nargs="?", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_test)
+    q = sub.add_parser("explain", help="whether a rule matches a text, and why")
+    q.add_argument("rule", help="rule id")
+    given = q.add_mutually_exclusive_group(required=True)
+    given.add_argument("--text", help="the article text")
+    given.add_argument("--file", type=Path, help="a file with the article text (- for stdin)")
+    given.add_argument("--url-from-replay", metavar="GUID", help="an item of the replay feeds")
+    q.add_argument("--title", default="", help="the title, with --text or --file")
+    q.add_argument("--feeds", type=Path, default=Path("sample_feeds"),
+                   help="where --url-from-replay looks (default sample_feeds/)")  # fmt: skip
+    q.add_argument("--rules", type=Path, help="rules directory (default rules/)")
+    q.set_defaults(run=cmd_rules_explain)
     return parser
 
 
@@ -410,3 +423,54 @@ def cmd_rules_test(args: argparse.Namespace, settings: Settings) -> int:
     total = sum(len(r.examples_match) + len(r.examples_no_match) for r in rules.rules)
     print(f"{total - failures} passed, {failures} failed")
     return 1 if failures else 0
+
+
+def cmd_rules_explain(args: argparse.Namespace, settings: Settings) -> int:
+    rules = load_rules(settings.rules_dir)
+    rule = rules.get(args.rule)
+    if rule is None:
+        known = ", ".join(r.id for r in rules.rules)
+        raise MonitorError(f"no rule {args.rule!r} in {settings.rules_dir} (rules: {known})")
+    doc = _explain_document(args)
+    result = rule.match(doc)
+    status = f"MATCH, score {result.score}" if result else "NO MATCH"
+    print(f"{rule.id} ({rule.name}): {status} (min_score {rule.min_score})")
+    print(f"  query: {rule.query}")
+    clauses = rule.node.nodes if isinstance(rule.node, And) else (rule.node,)
+    for clause in clauses:
+        spans = evaluate(clause, doc)
+        print(f"  {'✓' if spans is not None else '✗'} {clause}")
+        for hit in explain(spans or [], doc)[:6]:
+            print(f"      {hit.field}: {hit.term} — {hit.snippet}")
+    if result is None and rule.languages and doc.lang and doc.lang not in rule.languages:
+        print(f"  language {doc.lang!r} is not one of {', '.join(rule.languages)}")
+    return 0 if result else 1
+
+
+def _explain_document(args: argparse.Namespace) -> Document:
+    from monitor.extract import detect_language
+    from monitor.pipeline import Pipeline
+
+    if args.text is not None or args.file is not None:
+        if args.file is not None:
+            text = sys.stdin.read() if str(args.file) == "-" else _read_text(args.file)
+        else:
+            text = args.text
+        return Document(title=args.title, text=text, lang=detect_language(text))
+    files = feed_files([args.feeds])
+    item = next((i for i in read_feeds(files) if args.url_from_replay in (i.guid, i.url)), None)
+    if item is None:
+        raise MonitorError(f"no item with GUID or URL {args.url_from_replay!r} in {args.feeds}")
+    fetcher = LocalFetcher(*{f.parent for f in files})
+    article, _ = Pipeline.article_of(item, fetcher)
+    return Document(
+        title=item.title or article.title, text=article.text, source=item.source,
+        lang=article.language, url=article.canonical_url or item.url,
+    )  # fmt: skip
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MonitorError(f"{path}: {exc}") from exc

@@ -58,14 +58,15 @@ class Pipeline:
         started = time.perf_counter()
         article, warnings = self._article(item, page)
         placement = self.index.place(item, article)
+        url = canonical_url(article.canonical_url or item.url)
         doc = Document(
             title=item.title or article.title,
             text=article.text,
             source=item.source,
             lang=article.language,
+            url=url,
         )
         matches = self.rules.match(doc)
-        url = canonical_url(article.canonical_url or item.url)
         alerts: list[str] = []
         if placement.outcome in ALERTING or (
             placement.outcome is Outcome.SEEN and placement.first_outcome in ALERTING
@@ -97,6 +98,12 @@ class Pipeline:
     def _article(
         self, item: Item, page: Page | MonitorError | None = None
     ) -> tuple[Article, list[str]]:
+        return self.article_of(item, self.fetcher, page)
+
+    @staticmethod
+    def article_of(
+        item: Item, fetcher: Fetcher, page: Page | MonitorError | None = None
+    ) -> tuple[Article, list[str]]:
         """The feed's own full text when it has one, else the page's; if the page cannot
         be had, the feed summary (the item is never dropped for it)."""
         content = html_to_text(item.content) if item.content else ""
@@ -105,7 +112,7 @@ class Pipeline:
         try:
             if isinstance(page, MonitorError):
                 raise page
-            page = page or self.fetcher.fetch(item.url)
+            page = page or fetcher.fetch(item.url)
             return extract(page.body, url=page.url), []
         except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
             log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))

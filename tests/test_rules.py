@@ -191,6 +191,7 @@ def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
         ("id: r1\nname: R\nquery: x\nquerry: y\n", "unknown key 'querry'"),
         ("id: R 1\nname: R\nquery: x\n", "bad rule id"),
         ("id: r1\nname: R\nquery: x\nmin_score: 0\n", "min_score must be at least 1"),
+        ("id: r1\nname: R\nquery: NOT x\n", "needs a term outside NOT"),
         ("id: r1\nname: R\nquery: [x\n", "invalid YAML"),
         ("- id: r1\n  name: R\n  query: x\n- id: r1\n  name: S\n  query: y\n", "also defined"),
     ],
@@ -218,3 +219,76 @@ def test_rule_options(tmp_path: Path) -> None:
     assert found == set()  # en-only: wrong language; strict: score 1; off: disabled
     found = {m.rule_id for m in rules.match(Document(text="a treaty and a pact", lang="en"))}
     assert found == {"en-only", "strict"}
+
+
+# --- prefilter ----------------------------------------------------------------------
+
+VOCAB = ["putin", "kim", "treaty", "pact", "korea", "north", "russia", "sanctions", "xi"]
+leaf = st.one_of(
+    st.sampled_from(VOCAB),
+    st.sampled_from(VOCAB).map(lambda w: w[:3] + "*"),
+    st.tuples(st.sampled_from(VOCAB), st.sampled_from(VOCAB)).map(lambda t: f'"{t[0]} {t[1]}"'),
+    st.sampled_from(["@dprk", "@russia", "title:putin", "lang:en"]),
+)
+queries = st.recursive(
+    leaf,
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} OR {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} AND {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} NEAR/3 {t[1]})"),
+        inner.map(lambda q: f"(NOT {q})"),
+    ),
+    max_leaves=6,
+)
+
+
+@given(st.lists(queries, min_size=1, max_size=8), st.lists(st.sampled_from(VOCAB), max_size=30))
+def test_the_prefilter_never_loses_a_match(qs: list[str], words: list[str]) -> None:
+    from monitor.rules.load import Rule, RuleSet
+
+    rules = tuple(
+        Rule(id=f"r{n}", name="r", query=q, node=parse(q, lookup)) for n, q in enumerate(qs)
+    )
+    rule_set = RuleSet(rules, ALIASES)
+    doc = Document(title=" ".join(words[:3]), text=" ".join(words[3:]), lang="en")
+    assert rule_set.match(doc) == rule_set.match_all(doc)
+
+
+def test_the_prefilter_skips_rules_that_cannot_match() -> None:
+    from monitor.rules.load import Rule, RuleSet
+
+    qs = ["treaty AND putin", "sanction* OR xi", '"north korea" AND NOT pact', "NOT xi"]
+    rules = RuleSet(
+        tuple(Rule(id=f"r{n}", name="r", query=q, node=parse(q)) for n, q in enumerate(qs)), {}
+    )
+    doc = Document(text="New sanctions on North Korea")
+    assert [r.id for r in rules.prefilter.candidates(doc.vocabulary())] == ["r1", "r2", "r3"]
+    # "NOT xi" is a candidate for every document but has no term to score: it never fires
+    # (and the loader refuses such a rule)
+    assert [m.rule_id for m in rules.match(doc)] == ["r1", "r2"]
+
+
+def test_sources_include_and_exclude(tmp_path: Path) -> None:
+    body = (
+        "- {id: only-wires, name: W, query: treaty, sources: {include: [Reuters, apnews.com]}}\n"
+        "- {id: no-rt, name: N, query: treaty, sources: {exclude: [rt.com, TASS]}}\n"
+    )
+    rules = load_rules(write_rules(tmp_path, body))
+
+    def fired(source: str, url: str) -> set[str]:
+        doc = Document(text="a treaty", source=source, url=url)
+        return {m.rule_id for m in rules.match(doc)}
+
+    assert fired("REUTERS", "https://www.reuters.com/a") == {"only-wires", "no-rt"}
+    assert fired("AP", "https://apnews.com/article/x") == {"only-wires", "no-rt"}
+    assert fired("RT", "https://www.rt.com/russia/1") == set()
+    assert fired("Tass", "https://tass.com/2") == set()
+    assert fired("Korea Herald", "https://www.koreaherald.com/3") == {"no-rt"}
+    with pytest.raises(RuleError, match="unknown sources key 'only'"):
+        load_rules(write_rules(tmp_path, "id: r\nname: R\nquery: x\nsources: {only: [a]}\n"))
+
+
+@given(queries)
+def test_any_printed_query_parses_back_to_the_same_tree(query: str) -> None:
+    tree = parse(query, lookup)
+    assert parse(str(tree), lookup) == tree

@@ -7,21 +7,34 @@ half-loaded and no rule is silently skipped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from monitor.errors import QuerySyntaxError, RuleError
 from monitor.model import RuleMatch
 from monitor.rules.match import Document, evaluate, explain, score
-from monitor.rules.query import Node, Term, parse, term
+from monitor.rules.prefilter import Prefilter
+from monitor.rules.query import And, Field, Node, Not, Or, Term, parse, term
+from monitor.text import words
 
 ALIASES_FILE = "aliases.yaml"
 SEVERITIES = ("low", "medium", "high", "critical")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_KEYS = {"id", "name", "severity", "query", "languages", "min_score", "enabled", "examples"}
+_KEYS = {
+    "id",
+    "name",
+    "severity",
+    "query",
+    "languages",
+    "min_score",
+    "enabled",
+    "examples",
+    "sources",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +49,8 @@ class Rule:
     enabled: bool = True
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
+    sources_include: tuple[str, ...] = ()  # source names or domains; empty: any source
+    sources_exclude: tuple[str, ...] = ()
     path: str = ""
 
     def match(self, doc: Document) -> RuleMatch | None:
@@ -43,6 +58,10 @@ class Rule:
             return None
         if self.languages and doc.lang and doc.lang not in self.languages:
             return None  # an item of unknown language is not excluded
+        if self.sources_include and not _from_any(doc, self.sources_include):
+            return None
+        if self.sources_exclude and _from_any(doc, self.sources_exclude):
+            return None
         spans = evaluate(self.node, doc)
         if spans is None:
             return None
@@ -53,12 +72,33 @@ class Rule:
         return RuleMatch(rule_id=self.id, score=total, hits=hits)
 
 
+def _from_any(doc: Document, sources: tuple[str, ...]) -> bool:
+    """Whether the document's source name or URL host is one of `sources` (names are
+    compared case-insensitively, domains also match their subdomains)."""
+    name = " ".join(words(doc.source))
+    host = (urlsplit(doc.url).hostname or "").lower()
+    for source in sources:
+        if source == name or (host and (host == source or host.endswith("." + source))):
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     aliases: dict[str, tuple[Term, ...]]
+    prefilter: Prefilter = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefilter", Prefilter(self.rules))
 
     def match(self, doc: Document) -> list[RuleMatch]:
+        """Every rule that matches, evaluating only the prefilter's candidates."""
+        candidates = self.prefilter.candidates(doc.vocabulary())
+        return [m for rule in candidates if (m := rule.match(doc)) is not None]
+
+    def match_all(self, doc: Document) -> list[RuleMatch]:
+        """The same, evaluating every rule (the reference the prefilter must agree with)."""
         return [m for rule in self.rules if (m := rule.match(doc)) is not None]
 
     def get(self, rule_id: str) -> Rule | None:
@@ -192,6 +232,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
     node_tree = _parse_query(path, query_node, query, aliases)
     languages = _strings(path, fields["languages"][1], "languages") if "languages" in fields else ()
     match, no_match = _examples(path, fields.get("examples"))
+    include, exclude = _sources(path, fields.get("sources"))
     return Rule(
         id=rule_id,
         name=scalar("name", str, ""),
@@ -203,6 +244,8 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
         enabled=scalar("enabled", bool, True),
         examples_match=match,
         examples_no_match=no_match,
+        sources_include=include,
+        sources_exclude=exclude,
         path=str(path),
     )
 
@@ -217,10 +260,29 @@ def _parse_query(
         return aliases[name]
 
     try:
-        return parse(query, lookup)
+        tree = parse(query, lookup)
     except QuerySyntaxError as exc:
         line, column = _position(node, query, exc.offset)
         raise RuleError(str(path), f"query: {exc.message}", line, column) from exc
+    if not _positive(tree):
+        line, column = _position(node, query, 0)
+        raise RuleError(
+            str(path), "query: needs a term outside NOT (a match is scored by its terms)",
+            line, column,
+        )  # fmt: skip
+    return tree
+
+
+def _positive(node: Node) -> bool:
+    """Whether a match of the node can carry a term that hit."""
+    match node:
+        case Not():
+            return False
+        case And() | Or():
+            return any(_positive(child) for child in node.nodes)
+        case Field():
+            return _positive(node.node)
+    return True
 
 
 def _position(node: yaml.ScalarNode, query: str, offset: int) -> tuple[int, int]:
@@ -248,3 +310,20 @@ def _examples(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tu
             raise _fail(path, key, f"unknown examples key {key.value!r} (expected match, no_match)")
         found[key.value] = _strings(path, value, f"examples.{key.value}")
     return found["match"], found["no_match"]
+
+
+def _sources(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tuple[str, ...], ...]:
+    if entry is None:
+        return (), ()
+    _, node = entry
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(path, node, "sources must be a mapping with include and/or exclude lists")
+    found: dict[str, tuple[str, ...]] = {"include": (), "exclude": ()}
+    for key, value in node.value:
+        if key.value not in found:
+            raise _fail(path, key, f"unknown sources key {key.value!r} (expected include, exclude)")
+        found[key.value] = tuple(
+            s.lower() if "." in s else " ".join(words(s))
+            for s in _strings(path, value, f"sources.{key.value}")
+        )
+    return found["include"], found["exclude"]

@@ -60,6 +60,7 @@ class Document:
     text: str = ""
     source: str = ""
     lang: str = ""
+    url: str = ""  # not searched: for the rules' `sources` option
     _indexes: dict[str, _FieldIndex] = field(default_factory=dict)
 
     def index(self, name: str) -> _FieldIndex:
@@ -67,6 +68,10 @@ class Document:
         if found is None:
             found = self._indexes[name] = _FieldIndex.build(getattr(self, name))
         return found
+
+    def vocabulary(self) -> set[str]:
+        """The distinct words of the searchable text fields."""
+        return set(self.index("title").positions).union(self.index("text").positions)
 
     def snippet(self, span: Span) -> str:
         idx = self.index(span.field)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from monitor.errors import QuerySyntaxError
 from monitor.text import words
@@ -31,7 +31,7 @@ class Term:
 
     words: tuple[str, ...]
     prefix: bool = False  # the last word is a prefix: `sanction*`
-    label: str = ""  # the term as written, for explanations
+    label: str = field(default="", compare=False)  # the term as written, for explanations
 
     def __str__(self) -> str:
         if len(self.words) == 1:
@@ -54,7 +54,7 @@ class Field:
     node: Node
 
     def __str__(self) -> str:
-        return f"{self.name}:({self.node})"
+        return f"{self.name}:{_group(self.node, Term, Alias)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Not:
     node: Node
 
     def __str__(self) -> str:
-        return f"NOT ({self.node})"
+        return f"NOT {_group(self.node, Term, Alias, Field, Not)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class And:
     nodes: tuple[Node, ...]
 
     def __str__(self) -> str:
-        return " AND ".join(f"({n})" for n in self.nodes)
+        return " AND ".join(_group(n, Term, Alias, Field, Not, Near) for n in self.nodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class Or:
     nodes: tuple[Node, ...]
 
     def __str__(self) -> str:
-        return " OR ".join(f"({n})" for n in self.nodes)
+        return " OR ".join(_group(n, Term, Alias, Field, Not, Near, And) for n in self.nodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +88,17 @@ class Near:
     distance: int
 
     def __str__(self) -> str:
-        return f"({self.left}) NEAR/{self.distance} ({self.right})"
+        left, right = (_group(n, Term, Alias, Field) for n in (self.left, self.right))
+        return f"{left} NEAR/{self.distance} {right}"
 
 
 Node = Term | Alias | Field | Not | And | Or | Near
+
+
+def _group(node: Node, *bare: type) -> str:
+    """The node as text, in parentheses unless it binds at least as tightly as `bare`."""
+    return str(node) if isinstance(node, bare) else f"({node})"
+
 
 _TOKEN = re.compile(
     r"""\s*(?:
