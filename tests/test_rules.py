@@ -70,6 +70,11 @@ def matches(query: str, text: str = "", title: str = "", lang: str = "") -> bool
         ("a NEAR/2 b", "a x y b", True),
         ("a NEAR/2 b", "a x y z b", False),
         ("a NEAR/2 b", "b x a", True),  # either order
+        ("a NEAR b", "a 1 2 3 4 5 b", True),  # NEAR alone: at most 5 words apart
+        ("a NEAR b", "a 1 2 3 4 5 6 b", False),
+        ("münchen", "MUNCHEN and Zürich", True),  # diacritics either way
+        ("zurich", "Zürich", True),
+        ('"Jöng-un"', "Kim Jong Un", True),
     ],
 )
 def test_query_table(query: str, text: str, expected: bool) -> None:
