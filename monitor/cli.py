@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +17,10 @@ import redis
 
 from monitor import __version__, log, runtime
 from monitor.config import Settings, load
+from monitor.consumer import AlertConsumer, dead_letters
 from monitor.errors import MonitorError
 from monitor.fetch import LocalFetcher
 from monitor.pipeline import Processed
-from monitor.queue import Delivered
 from monitor.replay import Summary, feed_files, read_feeds, replay
 from monitor.rules import Document, load_rules
 from monitor.rules.match import evaluate, explain
@@ -93,15 +94,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis", help=redis_help)
     p.set_defaults(run=cmd_replay)
 
+    def group_options(p: argparse.ArgumentParser, default_group: str | None) -> None:
+        p.add_argument(
+            "--group",
+            default=default_group,
+            help="read as a member of this consumer group (at-least-once, acks)",
+        )
+        p.add_argument("--consumer", help="member name within the group (default: host-pid)")
+        p.add_argument(
+            "--claim-idle",
+            type=float,
+            default=60.0,
+            metavar="SECONDS",
+            help="re-claim alerts another member left pending this long (default 60)",
+        )
+        p.add_argument(
+            "--max-deliveries",
+            type=int,
+            default=5,
+            metavar="N",
+            help="then move an alert to monitor:alerts:dead (default 5)",
+        )
+        p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
+        p.add_argument("--count", type=int, help="stop after N alerts")
+        p.add_argument("--redis", help=redis_help)  # fmt: skip
+
     p = commands.add_parser("consume", help="read published alerts")
-    p.add_argument("--group", help="read as a member of this consumer group (acks each alert)")
-    p.add_argument("--consumer", help="consumer name within the group (default: cli)")
-    p.add_argument("--from-start", action="store_true", help="start at the oldest retained alert")
-    p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
-    p.add_argument("--count", type=int, help="stop after N alerts")
+    group_options(p, None)
+    p.add_argument("--from-start", action="store_true",
+                   help="without --group: start at the oldest retained alert")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one alert JSON document per line")
-    p.add_argument("--redis", help=redis_help)
+    p.add_argument("--dead", action="store_true", help="list the dead-lettered alerts")
     p.set_defaults(run=cmd_consume)
+
+    p = commands.add_parser("forward", help="POST alerts to a webhook, signed; ack after 2xx")
+    p.add_argument("--webhook", required=True, metavar="URL", help="where to POST each alert")
+    p.add_argument("--secret", help="HMAC-SHA256 key (default: MONITOR_WEBHOOK_SECRET)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    p.add_argument("--attempts", type=int, default=4, help="tries per delivery (default 4)")
+    group_options(p, "webhook")
+    p.set_defaults(run=cmd_forward)
 
     p = commands.add_parser("rules", help="check or test rule files")
     sub = p.add_subparsers(title="rules commands", metavar="ACTION", required=True)
@@ -338,36 +370,72 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     if args.count is not None and args.count < 1:
         raise MonitorError("--count must be at least 1")
     signal.signal(signal.SIGTERM, _interrupt)
-    shown = 0
     with runtime.redis_client(settings) as client:
-        queue = runtime.alert_queue(client, settings)
-        if args.group:
-            queue.ensure_group(args.group)
-        position = "-" if args.from_start else "(" + queue.last_id()
+        if args.dead:
+            for letter in dead_letters(client, settings.prefix):
+                _print_dead(letter, args.json)
+            return 0
         try:
-            while args.count is None or shown < args.count:
-                want = 100 if args.count is None else min(100, args.count - shown)
-                if args.group:
-                    block = 1000 if args.follow else None
-                    batch = queue.read_group(
-                        args.group, args.consumer or "cli", count=want, block_ms=block
-                    )
-                else:
-                    batch = list(queue.read(start=position, count=want))
-                    if batch:
-                        position = "(" + batch[-1].entry_id
-                for delivered in batch:
-                    _print_alert(delivered, args.json)
-                    if args.group:  # at-least-once: ack only what was handled
-                        queue.ack(args.group, delivered.entry_id)
-                    shown += 1
-                if not batch:
-                    if not args.follow:
-                        break
-                    if not args.group:
-                        time.sleep(0.5)
+            if args.group:
+                _consume_group(args, settings, client)
+            else:
+                _consume_plain(args, settings, client)
         except KeyboardInterrupt:
             pass  # Ctrl-C or SIGTERM ends --follow cleanly; unacked alerts stay pending
+    return 0
+
+
+def _consumer(args: argparse.Namespace, settings: Settings, client) -> AlertConsumer:
+    return AlertConsumer(
+        client, group=args.group, consumer=args.consumer or "", prefix=settings.prefix,
+        claim_idle=args.claim_idle, max_deliveries=args.max_deliveries,
+    )  # fmt: skip
+
+
+def _consume_group(args: argparse.Namespace, settings: Settings, client) -> None:
+    consumer = _consumer(args, settings, client)
+    source = consumer.follow() if args.follow else consumer.drain()
+    for shown, delivery in enumerate(source, 1):
+        _print_alert(delivery.value or {}, args.json)
+        consumer.ack(delivery)  # at-least-once: acked once handled (printed)
+        if args.count is not None and shown >= args.count:
+            return
+
+
+def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> None:
+    queue = runtime.alert_queue(client, settings)
+    position = "-" if args.from_start else "(" + queue.last_id()
+    shown = 0
+    while args.count is None or shown < args.count:
+        want = 100 if args.count is None else min(100, args.count - shown)
+        batch = list(queue.read(start=position, count=want))
+        for delivered in batch:
+            _print_alert(delivered.alert, args.json)
+            position = "(" + delivered.entry_id
+            shown += 1
+        if not batch:
+            if not args.follow:
+                return
+            time.sleep(0.5)
+
+
+def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.forward import Forwarder
+
+    secret = args.secret or settings.webhook_secret
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with runtime.redis_client(settings) as client:
+        forwarder = Forwarder(
+            _consumer(args, settings, client), args.webhook, secret=secret,
+            timeout=args.timeout, attempts=args.attempts, stop=stop,
+        )  # fmt: skip
+        try:
+            delivered = forwarder.run(follow=args.follow, count=args.count)
+        finally:
+            forwarder.close()
+    print(f"{delivered} alerts delivered to {args.webhook}", file=sys.stderr)
     return 0
 
 
@@ -375,8 +443,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _print_alert(delivered: Delivered, as_json: bool) -> None:
-    alert = delivered.alert
+def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(alert, ensure_ascii=False), flush=True)
         return
@@ -397,6 +464,20 @@ def _print_alert(delivered: Delivered, as_json: bool) -> None:
     if others:
         print(f"  also reported by: {', '.join(dict.fromkeys(others))}")
     print(flush=True)
+
+
+def _print_dead(letter: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(letter, ensure_ascii=False), flush=True)
+        return
+    alert = letter["alert"] if isinstance(letter["alert"], dict) else {}
+    where = f"group {letter.get('group')}, consumer {letter.get('consumer', '-')}"
+    print(
+        f"{letter['entry']}  {where}, {letter.get('deliveries')} deliveries: {letter.get('reason')}"
+    )
+    if alert:
+        print(f"  {alert.get('id')} {alert.get('kind')} {alert.get('rule', {}).get('id')}: "
+              f"{alert.get('item', {}).get('title')}")  # fmt: skip
 
 
 # --- rules ----------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class FeedConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    redis_url: str = ""  # empty: start the embedded redis-server under data_dir
+    redis_url: str = field(default="", repr=False)  # may hold a password; empty: embedded
     prefix: str = "monitor:"
     rules_dir: Path = Path("rules")
     data_dir: Path = Path(".monitor")
@@ -106,7 +106,9 @@ class Settings:
     near_duplicate_threshold: float = 0.5  # estimated Jaccard of word 3-gram shingles
     story_threshold: float = 0.35  # weighted cosine of salient terms
     alerts_maxlen: int = 100_000  # approximate MAXLEN of the alerts stream
+    alerts_max_age_days: float = 0.0  # also drop alerts older than this; 0: no age limit
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat
+    webhook_secret: str = field(default="", repr=False)  # HMAC key of `monitor forward`
     log_level: str = ""  # empty: the command's default (info for run, warning otherwise)
     http: HttpSettings = field(default_factory=HttpSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
@@ -127,6 +129,10 @@ class Settings:
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name}: must be in (0, 1], got {value}")
         _positive(self, "story_window_hours", "alert_id_ttl_days", "alerts_maxlen")
+        if self.alerts_max_age_days < 0:
+            raise ConfigError(
+                f"alerts_max_age_days: must be 0 or more, got {self.alerts_max_age_days}"
+            )
         if self.log_level and self.log_level.lower() not in _LEVELS:
             raise ConfigError(
                 f"log_level: expected one of {', '.join(_LEVELS)}, got {self.log_level!r}"

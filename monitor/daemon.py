@@ -52,9 +52,10 @@ from monitor.config import FeedConfig, Settings
 from monitor.errors import MonitorError
 from monitor.fetch import HttpFetcher, Page
 from monitor.keys import Keys
+from monitor.model import Item
 from monitor.pipeline import Pipeline
 from monitor.poll import Poller, feed_id
-from monitor.queue import ItemsQueue, Queued
+from monitor.queue import Entry, ItemsQueue
 from monitor.rules import RuleSet, load_rules
 
 log = structlog.get_logger(__name__)
@@ -227,7 +228,7 @@ class Daemon:
                     self._reload.clear()
                     self._maybe_reload_rules()
                     next_rules = now + cfg.rules_check
-                batch: list[Queued] = []
+                batch: list[Entry[Item]] = []
                 if now >= next_claim:
                     batch = self.items.claim_stale(
                         self.instance, min_idle_ms=int(cfg.claim_idle * 1000), count=cfg.batch
@@ -243,40 +244,40 @@ class Daemon:
                 log.exception("redis_error", error=str(exc))
                 self.stop.wait(2)
 
-    def _handle(self, batch: list[Queued]) -> None:
+    def _handle(self, batch: list[Entry[Item]]) -> None:
         if not batch:
             return
         limit = self.settings.daemon.max_deliveries
         ready = []
         for queued in batch:
-            if queued.item is None:
+            if queued.value is None:
                 self.items.dead_letter(queued, "undecodable entry")
                 self.metrics.dead.inc()
             elif queued.deliveries > limit:
-                log.error("item_dead", item=queued.item.id, deliveries=queued.deliveries)
+                log.error("item_dead", item=queued.value.id, deliveries=queued.deliveries)
                 self.items.dead_letter(queued, f"delivered {queued.deliveries} times")
                 self.metrics.dead.inc()
             else:
                 ready.append(queued)
         pages = {
-            q.entry_id: self.page_pool.submit(_fetch, self.fetcher, q.item.url)
+            q.entry_id: self.page_pool.submit(_fetch, self.fetcher, q.value.url)
             for q in ready
-            if q.item is not None and self.pipeline.needs_page(q.item)
+            if q.value is not None and self.pipeline.needs_page(q.value)
         }
         for queued in ready:
             if self.stop.is_set():
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
-            assert queued.item is not None
+            assert queued.value is not None
             page = self._page(pages.get(queued.entry_id))
             if self.stop.is_set():
                 break  # stopped while its page was loading: hand it back, unacked
             started = time.perf_counter()
             try:
-                result = self.pipeline.process(queued.item, page)
+                result = self.pipeline.process(queued.value, page)
             except (redis.ConnectionError, redis.TimeoutError):
                 raise  # not the item's fault: the loop waits for Redis
             except Exception as exc:  # a loop boundary: left pending, retried, then dead
-                log.exception("item_failed", item=queued.item.id, error=str(exc))
+                log.exception("item_failed", item=queued.value.id, error=str(exc))
                 self.metrics.failed.inc()
                 continue
             self.items.ack(queued.entry_id)

@@ -40,6 +40,11 @@ class Keys:
         """Heartbeat of a running daemon, with a TTL."""
         return f"{self.prefix}daemon:{instance}"
 
+    @property
+    def alerts_dead(self) -> str:
+        """Stream of alerts a consumer group could not handle, with the reason."""
+        return f"{self.prefix}alerts:dead"
+
     def alert_seen(self, alert_id: str) -> str:
         """Marks an alert id as published, so a repeat publishes nothing."""
         return f"{self.prefix}alert:{alert_id}"

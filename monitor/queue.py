@@ -8,9 +8,10 @@ The marker and the XADD happen in one Lua script: a crash cannot leave one witho
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 
@@ -18,11 +19,16 @@ from monitor.errors import RedisUnavailable
 from monitor.keys import Keys
 from monitor.model import Item
 
+T = TypeVar("T")
+
 _PUBLISH = """
 if redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[2]) then
   local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
                            'id', ARGV[4], 'alert', ARGV[1])
   redis.call('SET', KEYS[1], entry, 'KEEPTTL')
+  if ARGV[5] ~= '0' then
+    redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[5])
+  end
   return entry
 end
 return false
@@ -56,19 +62,26 @@ class Delivered:
 
 
 class AlertQueue:
-    def __init__(self, client: redis.Redis, keys: Keys, *, maxlen: int, id_ttl: int) -> None:
+    """The alerts stream. Retention: at most ~`maxlen` alerts and, if `max_age` (seconds) is
+    set, none older than that; trimming happens as alerts are published."""
+
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, maxlen: int, id_ttl: int, max_age: float = 0
+    ) -> None:
         self.client = client
         self.keys = keys
         self.maxlen = maxlen
         self.id_ttl = id_ttl
+        self.max_age = max_age
         self._publish = client.register_script(_PUBLISH)
 
     def publish(self, alert: dict[str, Any]) -> str | None:
         """Append the alert unless its id was published before; the entry id, or None."""
         body = json.dumps(alert, ensure_ascii=False, separators=(",", ":"))
+        min_id = f"{int((time.time() - self.max_age) * 1000)}-0" if self.max_age else "0"
         entry = self._publish(
             keys=[self.keys.alert_seen(alert["id"]), self.keys.alerts],
-            args=[body, self.id_ttl, self.maxlen, alert["id"]],
+            args=[body, self.id_ttl, self.maxlen, alert["id"], min_id],
         )
         return str(entry) if entry else None
 
@@ -90,27 +103,6 @@ class AlertQueue:
                 return
             start = "(" + entries[-1][0]
 
-    def ensure_group(self, group: str) -> None:
-        """Create the group at the start of the retained stream, so it misses nothing."""
-        try:
-            self.client.xgroup_create(self.keys.alerts, group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    def read_group(
-        self, group: str, consumer: str, *, count: int, block_ms: int | None = None
-    ) -> list[Delivered]:
-        """New alerts for this group member; they stay pending until `ack`."""
-        reply = self.client.xreadgroup(
-            group, consumer, {self.keys.alerts: ">"}, count=count, block=block_ms
-        )
-        return [Delivered(eid, json.loads(fields["alert"])) for eid, fields in _entries(reply)]
-
-    def ack(self, group: str, *entry_ids: str) -> None:
-        if entry_ids:
-            self.client.xack(self.keys.alerts, group, *entry_ids)
-
     def last_id(self) -> str:
         info = (
             self.client.xinfo_stream(self.keys.alerts)
@@ -121,105 +113,122 @@ class AlertQueue:
 
 
 @dataclass(frozen=True, slots=True)
-class Queued:
+class Entry(Generic[T]):
+    """One stream entry as a group member received it."""
+
     entry_id: str
-    item: Item | None  # None: the entry could not be decoded
+    value: T | None  # None: the entry could not be decoded
     raw: dict[str, str]
-    deliveries: int = 1
+    deliveries: int = 1  # how often the group has handed it out, this time included
 
 
-class ItemsQueue:
-    """The durable `items` stream between polling and processing, read by one consumer
-    group: each item goes to one daemon, stays pending until acked, and is re-claimed
-    from a daemon that died. Items delivered too often go to `items:dead`."""
+class StreamGroup(Generic[T]):
+    """One consumer group on one stream: new entries go to one member each and stay
+    pending until acked; entries a member left pending for `min_idle` are re-claimed with
+    their delivery count, and those that keep failing are moved to a dead-letter stream."""
 
-    GROUP = "processors"
-
-    def __init__(self, client: redis.Redis, keys: Keys, *, maxlen: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        group: str,
+        *,
+        field: str,
+        decode: Callable[[str], T],
+        dead_stream: str,
+        dead_maxlen: int = 100_000,
+    ) -> None:
         self.client = client
-        self.keys = keys
-        self.maxlen = maxlen
-
-    def append(self, items: list[Item]) -> list[str]:
-        pipe = self.client.pipeline(transaction=False)
-        for item in items:
-            pipe.xadd(
-                self.keys.items, {"item": item.to_json()}, maxlen=self.maxlen, approximate=True
-            )
-        return [str(entry) for entry in pipe.execute()]
+        self.stream = stream
+        self.group = group
+        self.field = field
+        self.decode = decode
+        self.dead_stream = dead_stream
+        self.dead_maxlen = dead_maxlen
 
     def ensure_group(self) -> None:
+        """Create the group at the start of the retained stream, so it misses nothing."""
         try:
-            self.client.xgroup_create(self.keys.items, self.GROUP, id="0", mkstream=True)
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self, consumer: str, *, count: int, block_ms: int | None) -> list[Queued]:
+    def read(self, consumer: str, *, count: int, block_ms: int | None = None) -> list[Entry[T]]:
         reply = self.client.xreadgroup(
-            self.GROUP, consumer, {self.keys.items: ">"}, count=count, block=block_ms
+            self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
         )
-        return [self._decode(eid, fields) for eid, fields in _entries(reply)]
+        return [self._entry(eid, fields) for eid, fields in _entries(reply)]
 
-    def claim_stale(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Queued]:
-        """Take over items another consumer left pending for `min_idle_ms`."""
+    def claim_stale(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Entry[T]]:
+        """Take over entries left pending (by any member, this one too) for `min_idle_ms`."""
         reply = self.client.xautoclaim(
-            self.keys.items, self.GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+            self.stream, self.group, consumer, min_idle_ms, start_id="0-0", count=count
         )
-        _cursor, entries, *_deleted = reply  # 2 elements on Redis 6.2, 3 on 7.x
-        entries = [(eid, fields) for eid, fields in entries if fields]  # trimmed meanwhile
-        if not entries:
+        _cursor, claimed, *_deleted = reply  # 2 elements on Redis 6.2, 3 on 7.x
+        claimed = [(eid, fields) for eid, fields in claimed if fields]  # trimmed meanwhile
+        if not claimed:
             return []
         pending = self.client.xpending_range(
-            self.keys.items,
-            self.GROUP,
-            min=entries[0][0],
-            max=entries[-1][0],
-            count=len(entries) * 2,
+            self.stream, self.group, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2
         )
         times = {p["message_id"]: p["times_delivered"] for p in pending}
-        return [self._decode(eid, fields, times.get(eid, 1)) for eid, fields in entries]
+        return [self._entry(eid, fields, times.get(eid, 1)) for eid, fields in claimed]
 
     def ack(self, *entry_ids: str) -> None:
         if entry_ids:
-            self.client.xack(self.keys.items, self.GROUP, *entry_ids)
+            self.client.xack(self.stream, self.group, *entry_ids)
 
-    def dead_letter(self, queued: Queued, reason: str) -> None:
-        """Move an item that cannot be processed aside, with the reason, and ack it."""
+    def dead_letter(self, entry: Entry[T], reason: str, **context: str) -> None:
+        """Move an entry that cannot be handled aside, with the reason, and ack it."""
+        fields = {**entry.raw, "reason": reason, "entry": entry.entry_id, "group": self.group,
+                  "deliveries": str(entry.deliveries), **context}  # fmt: skip
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(
-            self.keys.items_dead,
-            {**queued.raw, "reason": reason, "entry": queued.entry_id},
-            maxlen=self.maxlen,
-            approximate=True,
-        )
-        pipe.xack(self.keys.items, self.GROUP, queued.entry_id)
+        pipe.xadd(self.dead_stream, fields, maxlen=self.dead_maxlen, approximate=True)
+        pipe.xack(self.stream, self.group, entry.entry_id)
         pipe.execute()
 
     def lag(self) -> tuple[int, int]:
         """(entries not yet delivered to the group, entries delivered but not acked)."""
         try:
-            groups = self.client.xinfo_groups(self.keys.items)
+            groups = self.client.xinfo_groups(self.stream)
         except redis.ResponseError:
             return 0, 0
         for group in groups:
-            if group["name"] == self.GROUP:
+            if group["name"] == self.group:
                 lag = group.get("lag")
-                if lag is None:  # Redis < 7: count what is after the last delivered id
-                    last = group["last-delivered-id"]
-                    lag = len(
-                        self.client.xrange(self.keys.items, min=f"({last}", count=10_000)
-                    )  # capped
+                if lag is None:  # Redis < 7: count what follows the last delivered id (capped)
+                    after = f"({group['last-delivered-id']}"
+                    lag = len(self.client.xrange(self.stream, min=after, count=10_000))
                 return int(lag), int(group["pending"])
         return 0, 0
 
-    @staticmethod
-    def _decode(entry_id: str, fields: dict[str, str], deliveries: int = 1) -> Queued:
+    def _entry(self, entry_id: str, fields: dict[str, str], deliveries: int = 1) -> Entry[T]:
         try:
-            item = Item.from_json(fields["item"])
+            value: T | None = self.decode(fields[self.field])
         except (KeyError, ValueError, TypeError):
-            item = None
-        return Queued(entry_id, item, fields, deliveries)
+            value = None
+        return Entry(entry_id, value, fields, deliveries)
+
+
+class ItemsQueue(StreamGroup[Item]):
+    """The durable `items` stream between polling and processing, read by the group
+    `processors`: each item goes to one daemon; failures end in `items:dead`."""
+
+    GROUP = "processors"
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, maxlen: int) -> None:
+        super().__init__(
+            client, keys.items, self.GROUP, field="item", decode=Item.from_json,
+            dead_stream=keys.items_dead, dead_maxlen=maxlen,
+        )  # fmt: skip
+        self.maxlen = maxlen
+
+    def append(self, items: list[Item]) -> list[str]:
+        pipe = self.client.pipeline(transaction=False)
+        for item in items:
+            pipe.xadd(self.stream, {"item": item.to_json()}, maxlen=self.maxlen, approximate=True)
+        return [str(entry) for entry in pipe.execute()]
 
 
 def _entries(reply) -> list:

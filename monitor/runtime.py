@@ -35,6 +35,7 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
         Keys(settings.prefix),
         maxlen=settings.alerts_maxlen,
         id_ttl=int(settings.alert_id_ttl_days * 86400),
+        max_age=settings.alerts_max_age_days * 86400,
     )
 
 

@@ -25,11 +25,17 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.bodies: list[bytes] = []  # of POST requests, in order
         self.release = threading.Event()  # set to end every delay early
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                server.bodies.append(self.rfile.read(length))
+                self.do_GET()
 
             def do_GET(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}

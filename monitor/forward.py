@@ -1,0 +1,137 @@
+"""Forwarding alerts to a webhook: POST each alert's JSON, signed, acked only after a 2xx.
+
+Signature (documented in docs/consumers.md): with a secret, the request carries
+`X-Monitor-Timestamp: <unix seconds>` and `X-Monitor-Signature: sha256=<hex>` where hex is
+HMAC-SHA256(secret, "<timestamp>." + body). Retries: network errors, 408, 429 and 5xx are
+retried with exponential backoff (honouring Retry-After) up to `attempts` times, then left
+pending for a later delivery; any other status is final and the alert goes to the dead
+letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from monitor.consumer import AlertConsumer, Delivery
+from monitor.schedule import retry_after
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def verify(
+    secret: str, timestamp: str, body: bytes, signature: str, tolerance: float = 300
+) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    try:
+        fresh = abs(time.time() - float(timestamp)) <= tolerance
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    final: bool  # not delivered, and retrying will not help
+    detail: str
+
+
+class Forwarder:
+    def __init__(
+        self,
+        consumer: AlertConsumer,
+        url: str,
+        *,
+        secret: str = "",
+        timeout: float = 10.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.url = url
+        self.secret = secret
+        self.attempts = attempts
+        self.backoff = backoff
+        self.stop = stop or threading.Event()
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def handle(self, delivery: Delivery) -> Outcome:
+        """Post one alert (with retries); ack, leave pending or dead-letter it."""
+        outcome = self._post(delivery)
+        if outcome.delivered:
+            self.consumer.ack(delivery)
+        elif outcome.final:
+            self.consumer.dead_letter(delivery, outcome.detail)
+        else:
+            self.consumer.retry(delivery, outcome.detail)
+        log.info("alert_forwarded" if outcome.delivered else "alert_not_forwarded",
+                 alert=(delivery.value or {}).get("id"), detail=outcome.detail)  # fmt: skip
+        return outcome
+
+    def _post(self, delivery: Delivery) -> Outcome:
+        body = json.dumps(delivery.value, ensure_ascii=False, separators=(",", ":")).encode()
+        detail = "stopped"
+        wait = self.backoff
+        for attempt in range(self.attempts):
+            if attempt and self.stop.wait(wait):
+                break
+            wait = self.backoff * 2**attempt
+            try:
+                response = self.client.post(
+                    self.url, content=body, headers=self._headers(delivery, body)
+                )
+            except httpx.HTTPError as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+                continue
+            detail = f"HTTP {response.status_code}"
+            if 200 <= response.status_code < 300:
+                return Outcome(True, False, detail)
+            if response.status_code not in RETRYABLE:
+                return Outcome(False, True, detail)
+            hinted = retry_after(response.headers.get("retry-after"))
+            if hinted is not None:
+                wait = max(wait, min(hinted, 60.0))
+        return Outcome(False, False, detail)
+
+    def _headers(self, delivery: Delivery, body: bytes) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "news-monitor-forwarder",
+            "X-Monitor-Alert-Id": str((delivery.value or {}).get("id", "")),
+            "X-Monitor-Delivery": str(delivery.deliveries),
+        }
+        if self.secret:
+            timestamp = str(int(time.time()))
+            headers["X-Monitor-Timestamp"] = timestamp
+            headers["X-Monitor-Signature"] = sign(self.secret, timestamp, body)
+        return headers
+
+    def run(self, *, follow: bool, count: int | None = None) -> int:
+        """Forward alerts; returns how many were delivered."""
+        delivered = 0
+        source = self.consumer.follow(self.stop) if follow else self.consumer.drain()
+        for delivery in source:
+            if self.handle(delivery).delivered:
+                delivered += 1
+            if count is not None and delivered >= count:
+                break
+        return delivered
