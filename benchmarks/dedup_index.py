@@ -1,0 +1,76 @@
+"""The dedup index at size: per-item decision time (DedupIndex.place: same item, near-
+duplicate, same story or new story, and recording it) with N items already indexed, and
+Redis memory per indexed item. Items are synthetic articles (random words and names, 250
+words), so nearly every decision is "new story" — the path that does every lookup.
+
+    python benchmarks/dedup_index.py [--items 100000] [--sample 2000]
+
+Target (issue 4): <= 2 ms median at 1,000,000 items. A million items take about
+(items x time per item) to load; --items sets how many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from datetime import UTC, datetime
+
+import redis
+
+from _support import percentile, redis_server, report
+from monitor.dedup.index import DedupIndex
+from monitor.keys import Keys
+from monitor.model import Article, Item
+
+WORDS = [f"w{n:05d}" for n in range(30_000)]
+NAMES = [f"Name{n:04d}" for n in range(5_000)]
+
+
+def article(n: int, rng: random.Random) -> tuple[Item, Article]:
+    names = rng.sample(NAMES, 8)
+    body = []
+    for _ in range(250):
+        body.append(rng.choice(names) if rng.random() < 0.08 else rng.choice(WORDS))
+    title = " ".join([*names[:3], *rng.sample(WORDS, 4)])
+    text = " ".join(body)
+    item = Item(guid=f"urn:bench:{n}", url=f"https://example.org/{n}", title=title,
+                source="bench", feed="bench", published=datetime.now(UTC))  # fmt: skip
+    return item, Article(text=text, title=title)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--sample", type=int, default=2_000, help="decisions timed at the end")
+    args = parser.parse_args()
+    rng = random.Random(1)
+    with redis_server() as url:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        index = DedupIndex(client, Keys(), window=72 * 3600, near_threshold=0.5,
+                           story_threshold=0.35, claim_ttl=86400)  # fmt: skip
+        base = client.info("memory")["used_memory"]
+        started = time.perf_counter()
+        for n in range(args.items):
+            index.place(*article(n, rng))
+        load_s = time.perf_counter() - started
+        used = client.info("memory")["used_memory"] - base
+        times = []
+        for n in range(args.items, args.items + args.sample):
+            item, art = article(n, rng)
+            t0 = time.perf_counter()
+            index.place(item, art)
+            times.append(time.perf_counter() - t0)
+    report(
+        "dedup_index",
+        indexed=args.items,
+        load_items_per_s=round(args.items / load_s),
+        median_ms=round(statistics.median(times) * 1000, 3),
+        p99_ms=round(percentile(times, 99) * 1000, 3),
+        redis_bytes_per_item=round(used / args.items),
+    )
+
+
+if __name__ == "__main__":
+    main()
