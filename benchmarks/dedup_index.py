@@ -18,8 +18,8 @@ import time
 from datetime import UTC, datetime
 
 import redis
-
 from _support import percentile, redis_server, report
+
 from monitor.dedup.index import DedupIndex
 from monitor.keys import Keys
 from monitor.model import Article, Item

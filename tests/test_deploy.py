@@ -195,3 +195,14 @@ def test_kubernetes_manifests_fit_together_and_fit_the_code(tmp_path: Path) -> N
     service = docs[("Service", "news-monitor-metrics")]
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_sysusers_file_is_valid() -> None:
+    if shutil.which("systemd-sysusers") is None:
+        pytest.skip("systemd-sysusers not available")
+    path = DEPLOY / "systemd" / "monitor.sysusers"
+    run = subprocess.run(
+        ["systemd-sysusers", "--dry-run", str(path)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "user 'monitor'" in run.stdout + run.stderr
