@@ -39,8 +39,9 @@ def build_alert(
     article: Article,
     url: str,
     now: datetime,
+    backfill: bool = False,
 ) -> dict[str, Any]:
-    return {
+    alert = {
         "schema": SCHEMA,
         "id": alert_id(rule.id, story_id, kind),
         "kind": str(kind),
@@ -73,3 +74,6 @@ def build_alert(
         "matches": [{"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits],
         "score": match.score,
     }
+    if backfill:
+        alert["backfill"] = True  # raised by `monitor rules backfill`, not live
+    return alert

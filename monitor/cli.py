@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="one JSON object per feed")
     q.add_argument("--redis", help="Redis URL")
     q.set_defaults(run=cmd_feeds_list)
+    q = sub.add_parser("import", help="add the feeds of an OPML file (categories become tags)")
+    q.add_argument("file", type=Path, help="an OPML file, as feed readers export")
+    q.add_argument("--redis", help="Redis URL")
+    q.set_defaults(run=cmd_feeds_import)
+    q = sub.add_parser("export", help="every feed as OPML 2.0 (for Miniflux, FreshRSS, …)")
+    q.add_argument("--output", "-o", type=Path, help="write to this file (default: stdout)")
+    q.add_argument("--redis", help="Redis URL")
+    q.set_defaults(run=cmd_feeds_export)
 
     p = commands.add_parser("status", help="streams, daemons and feeds at a glance")
     p.add_argument("--redis", help="Redis URL")
@@ -154,6 +162,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="where --url-from-replay looks (default sample_feeds/)")  # fmt: skip
     q.add_argument("--rules", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_explain)
+    q = sub.add_parser("backfill", help="run a rule over the retained items of the past")
+    q.add_argument("rule", help="rule id")
+    q.add_argument("--since", default="3d", help="how far back: 90m, 12h, 3d, 2w (default 3d)")
+    q.add_argument("--dry-run", action="store_true", help="print what would match; publish nothing")
+    q.add_argument("--json", action="store_true", help="one JSON object per story, then a summary")
+    q.add_argument("--rules", type=Path, help="rules directory (default rules/)")
+    q.add_argument("--redis", help="Redis URL")
+    q.set_defaults(run=cmd_rules_backfill)
     return parser
 
 
@@ -163,10 +179,14 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.daemon import Daemon  # the daemon's imports are not needed by the rest
 
-    if not settings.feeds:
-        raise MonitorError("no feeds configured: add [[feeds]] to the file given with --config")
     with runtime.redis_client(settings) as client:
-        code = Daemon(settings, client).run()
+        daemon = Daemon(settings, client)
+        if not daemon.feeds:
+            raise MonitorError(
+                "no feeds: add [[feeds]] to the file given with --config, "
+                "or import some with `monitor feeds import FILE.opml`"
+            )
+        code = daemon.run()
     # Poll and page threads may still sit in a network read (bounded by the timeouts, but
     # long): everything durable is done, so do not let interpreter shutdown join them.
     sys.stdout.flush()
@@ -174,11 +194,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     os._exit(code)
 
 
+def _feeds(settings: Settings, client) -> list:
+    from monitor.registry import FeedRegistry, merged
+
+    return merged(settings.feeds, FeedRegistry(client, runtime.Keys(settings.prefix)))
+
+
 def _feed_rows(settings: Settings, client) -> list[dict[str, Any]]:
     from monitor.poll import FeedState, feed_id
 
     rows = []
-    for feed in settings.feeds:
+    for feed in _feeds(settings, client):
         state = FeedState.from_hash(
             client.hgetall(runtime.Keys(settings.prefix).feed(feed_id(feed)))
         )
@@ -236,6 +262,44 @@ def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(row))
     else:
         _print_feeds(rows)
+    return 0
+
+
+def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.opml import parse
+    from monitor.registry import FeedRegistry
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise MonitorError(f"{args.file}: {exc.strerror or exc}") from exc
+    found = parse(data, name=str(args.file))
+    with runtime.redis_client(settings) as client:
+        registry = FeedRegistry(client, runtime.Keys(settings.prefix))
+        added, known = registry.add(found.feeds, settings.feeds)
+    print(
+        f"{args.file}: {len(added)} feeds added, {len(known)} already there, "
+        f"{len(found.duplicates)} duplicates in the file, {len(found.invalid)} invalid"
+    )
+    for feed in added:
+        tags = f"  [{', '.join(feed.tags)}]" if feed.tags else ""
+        print(f"  + {feed.name or feed.url}  {feed.url}{tags}")
+    for url in found.duplicates:
+        print(f"  duplicate: {url}")
+    for reason in found.invalid:
+        print(f"  invalid: {reason}")
+    return 0
+
+
+def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.opml import render
+
+    with runtime.redis_client(settings) as client:
+        document = render(_feeds(settings, client))
+    if args.output:
+        args.output.write_bytes(document)
+    else:
+        sys.stdout.write(document.decode())
     return 0
 
 
@@ -555,3 +619,81 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MonitorError(f"{path}: {exc}") from exc
+
+
+def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor import backfill
+    from monitor.config import parse_duration
+    from monitor.progress import Progress
+
+    rules = load_rules(settings.rules_dir)
+    rule = rules.get(args.rule)
+    if rule is None:
+        raise MonitorError(f"no rule {args.rule!r} in {settings.rules_dir}")
+    try:
+        since = time.time() - parse_duration(args.since)
+    except ValueError as exc:
+        raise MonitorError(f"--since: {exc}") from exc
+    with runtime.redis_client(settings) as client:
+        pipeline = runtime.pipeline(client, settings, rules, LocalFetcher())
+        assert pipeline.retained is not None
+        progress = Progress(
+            pipeline.retained.count(), "backfill", enabled=False if args.json else None
+        )
+        report = backfill.run(
+            rule, pipeline.retained, pipeline, since=since, dry_run=args.dry_run,
+            progress=progress.advance,
+        )  # fmt: skip
+        progress.close()
+    summary = {
+        "rule": rule.id,
+        "items": report.items,
+        "matched": report.matched,
+        "stories": len(report.stories),
+        "alerts_published": report.alerts,
+        "dry_run": args.dry_run,
+    }
+    if args.json:
+        for story in report.stories.values():
+            print(json.dumps(_story_json(story), ensure_ascii=False))
+        print(json.dumps({"summary": summary}))
+        return 0
+    for story in report.stories.values():
+        _, match = story.matches[0]
+        state = "already alerted live" if story.already_alerted else "no alert before"
+        print(f"story {story.story_id[:8]}: {len(story.matches)} matching item(s), {state}")
+        for kept, _ in story.matches:
+            line = f"{kept.item.source}: {_clip(kept.item.title, 60)}  ({kept.placement.outcome})"
+            print(f"  {_when(kept.processed_at)}  {line}")
+        for hit in match.hits[:4]:
+            print(f"    {hit.field}: {hit.term} — {hit.snippet}")
+        if story.alerts:
+            print(f"  published: {', '.join(story.alerts)}")
+    verb = "would match" if args.dry_run else "matched"
+    print(
+        f"\n{rule.id}: {report.items} retained items since {args.since}, {report.matched} {verb}, "
+        f"{len(report.stories)} stories, {report.alerts} alerts published"
+        + (" (dry run)" if args.dry_run else "")
+    )
+    return 0
+
+
+def _story_json(story: Any) -> dict[str, Any]:
+    return {
+        "story_id": story.story_id,
+        "already_alerted": story.already_alerted,
+        "alerts": story.alerts,
+        "items": [
+            {
+                "guid": kept.item.guid,
+                "title": kept.item.title,
+                "source": kept.item.source,
+                "dedup": str(kept.placement.outcome),
+                "score": match.score,
+                "matches": [
+                    {"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits
+                ],
+            }
+            for kept, match in story.matches
+        ],
+    }

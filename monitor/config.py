@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,8 @@ class Settings:
     alerts_maxlen: int = 100_000  # approximate MAXLEN of the alerts stream
     alerts_max_age_days: float = 0.0  # also drop alerts older than this; 0: no age limit
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat
+    retention_days: float = 7.0  # processed items are kept this long for backfills
+    retention_max_items: int = 100_000  # and at most about this many (~6 KB each)
     webhook_secret: str = field(default="", repr=False)  # HMAC key of `monitor forward`
     log_level: str = ""  # empty: the command's default (info for run, warning otherwise)
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -128,7 +131,10 @@ class Settings:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name}: must be in (0, 1], got {value}")
-        _positive(self, "story_window_hours", "alert_id_ttl_days", "alerts_maxlen")
+        _positive(
+            self, "story_window_hours", "alert_id_ttl_days", "alerts_maxlen", "retention_days",
+            "retention_max_items",
+        )  # fmt: skip
         if self.alerts_max_age_days < 0:
             raise ConfigError(
                 f"alerts_max_age_days: must be 0 or more, got {self.alerts_max_age_days}"
@@ -145,6 +151,18 @@ class Settings:
     @property
     def window_seconds(self) -> int:
         return int(self.story_window_hours * 3600)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90m", "12h", "3d" or "2w"."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"expected a duration like 90m, 12h, 3d or 2w, got {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 _SECTIONS = {"http": HttpSettings, "schedule": ScheduleSettings, "daemon": DaemonSettings}

@@ -47,15 +47,16 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from monitor import runtime
+from monitor import backfill, runtime
 from monitor.config import FeedConfig, Settings
 from monitor.errors import MonitorError
 from monitor.fetch import HttpFetcher, Page
 from monitor.keys import Keys
-from monitor.model import Item
+from monitor.model import Item, stable_id
 from monitor.pipeline import Pipeline
 from monitor.poll import Poller, feed_id
 from monitor.queue import Entry, ItemsQueue
+from monitor.registry import FeedRegistry, merged
 from monitor.rules import RuleSet, load_rules
 
 log = structlog.get_logger(__name__)
@@ -111,6 +112,8 @@ class Daemon:
             settings.schedule,
             seen_per_feed=settings.daemon.seen_per_feed,
         )
+        self.registry = FeedRegistry(client, self.keys)
+        self.feeds = merged(settings.feeds, self.registry)
         self.rules, self._rules_mark = self._load_rules()
         self.pipeline: Pipeline = runtime.pipeline(client, settings, self.rules, self.fetcher)
         self.scheduler = BackgroundScheduler(
@@ -120,7 +123,7 @@ class Daemon:
         )
         self.page_pool = ThreadPoolExecutor(max(2, settings.daemon.batch), "page")
         self._reload = threading.Event()
-        self.metrics.feeds.set(len(settings.feeds))
+        self.metrics.feeds.set(len(self.feeds))
         self.metrics.lag.set_function(lambda: self.items.lag()[0])
         self.metrics.pending.set_function(lambda: self.items.lag()[1])
 
@@ -130,6 +133,7 @@ class Daemon:
         self._signals()
         server = self._serve() if self.settings.daemon.listen else None
         self.items.ensure_group()
+        self._backfill_new_rules()
         self._schedule_all()
         self.scheduler.start()
         log.info(
@@ -168,7 +172,7 @@ class Daemon:
 
     def _schedule_all(self) -> None:
         now = time.time()
-        for feed in self.settings.feeds:
+        for feed in self.feeds:
             state = self.poller.state(feed)
             first = state.next_poll if state.next_poll > now else now + random.uniform(0, 2)
             self._schedule(feed, first)
@@ -227,6 +231,7 @@ class Daemon:
                 if self._reload.is_set() or now >= next_rules:
                     self._reload.clear()
                     self._maybe_reload_rules()
+                    self._add_new_feeds()
                     next_rules = now + cfg.rules_check
                 batch: list[Entry[Item]] = []
                 if now >= next_claim:
@@ -336,6 +341,37 @@ class Daemon:
         self.rules, self._rules_mark = rules, mark
         self.pipeline.rules = rules
         log.info("rules_reloaded", rules=len(rules.rules))
+        self._backfill_new_rules()
+
+    def _backfill_new_rules(self) -> None:
+        """Run each rule that asks for it (`backfill: 3d`) over that past, once per version
+        of the rule (a changed query backfills again; alert ids keep it idempotent)."""
+        assert self.pipeline.retained is not None
+        for rule in self.rules.rules:
+            if not rule.backfill or not rule.enabled:
+                continue
+            version = stable_id(rule.query, ",".join(rule.languages), str(rule.min_score))
+            marker = self.keys.backfilled(rule.id)
+            if self.client.get(marker) == version:
+                continue
+            report = backfill.run(
+                rule, self.pipeline.retained, self.pipeline,
+                since=time.time() - rule.backfill, dry_run=False,
+            )  # fmt: skip
+            self.client.set(marker, version)
+            self.metrics.alerts.inc(report.alerts)
+            log.info("rule_backfilled", rule=rule.id, items=report.items, matched=report.matched,
+                     stories=len(report.stories), alerts=report.alerts)  # fmt: skip
+
+    def _add_new_feeds(self) -> None:
+        """Schedule feeds imported since the start (`monitor feeds import`)."""
+        known = {feed_id(f) for f in self.feeds}
+        for feed in merged(self.settings.feeds, self.registry):
+            if feed_id(feed) not in known:
+                self.feeds.append(feed)
+                self._schedule(feed, time.time() + random.uniform(0, 2))
+                log.info("feed_added", feed=feed_id(feed), url=feed.url)
+        self.metrics.feeds.set(len(self.feeds))
 
     # --- HTTP --------------------------------------------------------------------------
 

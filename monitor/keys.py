@@ -24,6 +24,20 @@ class Keys:
         """Stream of entries that failed processing too often, with the reason."""
         return f"{self.prefix}items:dead"
 
+    @property
+    def feeds(self) -> str:
+        """Hash of the feeds added at run time: URL -> JSON {name, interval, tags}."""
+        return f"{self.prefix}feeds"
+
+    @property
+    def retained(self) -> str:
+        """Stream of processed items (text, metadata, story), kept for backfills."""
+        return f"{self.prefix}retained"
+
+    def backfilled(self, rule_id: str) -> str:
+        """Marks an automatic backfill as done for one version of a rule."""
+        return f"{self.prefix}backfilled:{rule_id}"
+
     def feed(self, feed_id: str) -> str:
         """Hash of a feed's polling state: url, etag, last_modified, next poll, errors…"""
         return f"{self.prefix}feed:{feed_id}"

@@ -24,7 +24,7 @@ from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import canonical_url
 from monitor.fetch import Fetcher, Page
 from monitor.model import Article, Item, Outcome, Placement, RuleMatch
-from monitor.queue import AlertQueue
+from monitor.queue import AlertQueue, RetainedItems
 from monitor.rules import Document, RuleSet
 
 log = structlog.get_logger(__name__)
@@ -40,17 +40,25 @@ class Processed:
     placement: Placement
     matches: list[RuleMatch]
     alerts: list[str] = field(default_factory=list)  # ids published by this pass
+    alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
     warnings: list[str] = field(default_factory=list)
 
 
 class Pipeline:
     def __init__(
-        self, *, fetcher: Fetcher, index: DedupIndex, rules: RuleSet, queue: AlertQueue
+        self,
+        *,
+        fetcher: Fetcher,
+        index: DedupIndex,
+        rules: RuleSet,
+        queue: AlertQueue,
+        retained: RetainedItems | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
         self.rules = rules
         self.queue = queue
+        self.retained = retained
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -67,11 +75,13 @@ class Pipeline:
             url=url,
         )
         matches = self.rules.match(doc)
-        alerts: list[str] = []
+        if self.retained is not None and placement.outcome is not Outcome.SEEN:
+            self.retained.append(item, article, url, placement)
+        alerts: list[tuple[str, str]] = []
         if placement.outcome in ALERTING or (
             placement.outcome is Outcome.SEEN and placement.first_outcome in ALERTING
         ):
-            alerts = self._alert(item, article, url, placement, matches)
+            alerts = self.alert(item, article, url, placement, matches)
         log.info(
             "item_processed",
             item=item.id,
@@ -79,7 +89,7 @@ class Pipeline:
             story=placement.story_id,
             outcome=str(placement.outcome),
             rules=[m.rule_id for m in matches],
-            alerts=alerts,
+            alerts=[a for a, _ in alerts],
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return Processed(
@@ -88,7 +98,8 @@ class Pipeline:
             url=url,
             placement=placement,
             matches=matches,
-            alerts=alerts,
+            alerts=[a for a, _ in alerts],
+            alert_rules=[r for _, r in alerts],
             warnings=warnings,
         )
 
@@ -120,14 +131,18 @@ class Pipeline:
             fallback = Article(text=text, title=item.title, language=detect_language(text))
             return fallback, [str(exc)]
 
-    def _alert(
+    def alert(
         self,
         item: Item,
         article: Article,
         url: str,
         placement: Placement,
         matches: list[RuleMatch],
-    ) -> list[str]:
+        *,
+        backfill: bool = False,
+    ) -> list[tuple[str, str]]:
+        """Claim and publish the alerts of an original item: (alert id, rule id) of those
+        published now. Repeating it for the same item publishes nothing new."""
         published = []
         for match in matches:
             kind = self.index.claim_alert(placement.story_id, match.rule_id, item.id)
@@ -146,9 +161,10 @@ class Pipeline:
                 article=article,
                 url=url,
                 now=datetime.now(UTC),
+                backfill=backfill,
             )
             if self.queue.publish(alert):
-                published.append(alert["id"])
+                published.append((alert["id"], rule.id))
                 log.info(
                     "alert_published",
                     alert=alert["id"],
@@ -156,5 +172,6 @@ class Pipeline:
                     rule=rule.id,
                     story=placement.story_id,
                     item=item.id,
+                    backfill=backfill or None,
                 )
         return published

@@ -15,7 +15,7 @@ from monitor.keys import Keys
 
 __all__ = ["Keys", "alert_queue", "clear", "pipeline", "redis_client"]
 from monitor.pipeline import Pipeline
-from monitor.queue import AlertQueue, connect
+from monitor.queue import AlertQueue, RetainedItems, connect
 from monitor.rules import RuleSet
 
 
@@ -49,7 +49,19 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         story_threshold=settings.story_threshold,
         claim_ttl=int(settings.alert_id_ttl_days * 86400),
     )
-    return Pipeline(fetcher=fetcher, index=index, rules=rules, queue=alert_queue(client, settings))
+    retained = RetainedItems(
+        client,
+        keys,
+        retention=settings.retention_days * 86400,
+        maxlen=settings.retention_max_items,
+    )
+    return Pipeline(
+        fetcher=fetcher,
+        index=index,
+        rules=rules,
+        queue=alert_queue(client, settings),
+        retained=retained,
+    )
 
 
 def clear(client: redis.Redis, settings: Settings) -> int:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from monitor.config import parse_duration
 from monitor.errors import QuerySyntaxError, RuleError
 from monitor.model import RuleMatch
 from monitor.rules.match import Document, evaluate, explain, score
@@ -51,6 +52,7 @@ class Rule:
     examples_no_match: tuple[str, ...] = ()
     sources_include: tuple[str, ...] = ()  # source names or domains; empty: any source
     sources_exclude: tuple[str, ...] = ()
+    backfill: float | None = None  # seconds: the daemon runs a new version over that past
     path: str = ""
 
     def match(self, doc: Document) -> RuleMatch | None:
@@ -233,6 +235,12 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
     languages = _strings(path, fields["languages"][1], "languages") if "languages" in fields else ()
     match, no_match = _examples(path, fields.get("examples"))
     include, exclude = _sources(path, fields.get("sources"))
+    backfill = None
+    if "backfill" in fields:
+        try:
+            backfill = parse_duration(scalar("backfill", str, ""))
+        except ValueError as exc:
+            raise _fail(path, fields["backfill"][1], f"backfill: {exc}") from exc
     return Rule(
         id=rule_id,
         name=scalar("name", str, ""),
@@ -246,6 +254,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
         examples_no_match=no_match,
         sources_include=include,
         sources_exclude=exclude,
+        backfill=backfill,
         path=str(path),
     )
 
