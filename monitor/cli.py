@@ -21,6 +21,7 @@ from monitor.consumer import AlertConsumer, dead_letters
 from monitor.errors import MonitorError
 from monitor.fetch import LocalFetcher
 from monitor.pipeline import Processed
+from monitor.progress import Progress
 from monitor.replay import Summary, feed_files, read_feeds, replay
 from monitor.rules import Document, load_rules
 from monitor.rules.match import evaluate, explain
@@ -340,11 +341,14 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             runtime.clear(client, settings)
         pipeline = runtime.pipeline(client, settings, rules, fetcher)
         rows = []
+        progress = Progress(len(items), "replay", enabled=False if args.json else None)
         for item, result, error in replay(items, pipeline.process, summary):
+            progress.advance()
             if args.json:
                 print(json.dumps(_item_json(item, result, error), ensure_ascii=False), flush=True)
             else:
                 rows.append((item, result, error))
+        progress.close()
     if args.json:
         print(json.dumps({"summary": summary.as_dict()}))
     else:
@@ -412,9 +416,13 @@ def _print_table(rows, summary: Summary) -> None:
         f"{s['same_items'] + s['seen_before']} already seen, "
         f"{s['alerts_published']} alerts published, {s['errors']} errors"
     )
-    for rule_id, count in s["rules_matched"].items():
-        print(f"  rule {rule_id}: matched {count} items")
-    print("Read the alerts with: monitor consume --from-start")
+    if s["rules_matched"]:
+        width = max(len(r) for r in s["rules_matched"])
+        print(f"\n  {'rule'.ljust(width)}  matched  alerts")
+        for rule_id, count in s["rules_matched"].items():
+            alerts = s["alerts_per_rule"].get(rule_id, 0)
+            print(f"  {rule_id.ljust(width)}  {count:>7}  {alerts:>6}")
+    print("\nRead the alerts with: monitor consume --from-start")
 
 
 def _n(count: int, one: str, many: str = "") -> str:
@@ -624,7 +632,6 @@ def _read_text(path: Path) -> str:
 def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from monitor import backfill
     from monitor.config import parse_duration
-    from monitor.progress import Progress
 
     rules = load_rules(settings.rules_dir)
     rule = rules.get(args.rule)

@@ -21,6 +21,7 @@ from monitor.errors import ConfigError, MonitorError
 from monitor.feeds import canonical_url
 
 MAX_BYTES = 5 * 1024 * 1024
+_FEED_TYPES = frozenset({"rss", "atom", "rdf", "feed", "xml"})
 
 
 class OpmlError(MonitorError):
@@ -59,6 +60,10 @@ def _walk(parent: Element, tags: tuple[str, ...], result: Imported, seen: set[st
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
         if not url:
             _walk(outline, (*tags, label) if label else tags, result, seen)  # a category
+            continue
+        kind = (outline.get("type") or "rss").strip().lower()
+        if kind not in _FEED_TYPES:
+            result.invalid.append(f"{url}: outline type {outline.get('type')!r} is not a feed")
             continue
         extra = [t.strip().strip("/") for t in (outline.get("category") or "").split(",")]
         feed_tags = tuple(dict.fromkeys(t for t in (*tags, *extra) if t))

@@ -70,6 +70,7 @@ class Summary:
         self.outcomes[str(result.placement.outcome)] += 1
         self.rules.update(m.rule_id for m in result.matches)
         self.alerts["published"] += len(result.alerts)
+        self.alerts.update(f"rule:{rule}" for rule in result.alert_rules)
 
     def as_dict(self) -> dict:
         return {
@@ -82,6 +83,11 @@ class Summary:
             "seen_before": self.outcomes[Outcome.SEEN],
             "rules_matched": dict(sorted(self.rules.items())),
             "alerts_published": self.alerts["published"],
+            "alerts_per_rule": {
+                k.removeprefix("rule:"): v
+                for k, v in sorted(self.alerts.items())
+                if k != "published"
+            },
             "errors": self.errors,
         }
 

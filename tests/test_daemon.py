@@ -236,3 +236,53 @@ def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(
     wait_for(lambda: daemon.events("rules_reloaded"), timeout=10)
     assert daemon.events("rules_reloaded")[0]["rules"] == 2
     assert daemon.stop() == 0
+
+
+def test_a_new_rule_with_a_backfill_window_alerts_on_what_came_before(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "aliases.yaml").write_text((RULES / "aliases.yaml").read_text())
+    (rules / "other.yaml").write_text("id: other\nname: Other\nquery: taiwan\n")
+    serve_sample(feed_server, count=5)
+    daemon = daemons(config(tmp_path, feed_server, rules=rules))
+    wait_for(lambda: len(daemon.events("item_processed")) == 5)
+    assert alerts(client) == []
+    treaty = (RULES / "dprk-russia-treaty.yaml").read_text() + "backfill: 1d\n"
+    (rules / "dprk-russia-treaty.yaml").write_text(treaty)
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.events("rule_backfilled"), timeout=15)
+    (event,) = daemon.events("rule_backfilled")
+    assert event["rule"] == "dprk-russia-treaty" and event["items"] == 5 and event["alerts"] == 2
+    assert [(a["kind"], a.get("backfill")) for a in alerts(client)] == [
+        ("new", True),
+        ("update", True),
+    ]
+    daemon.proc.send_signal(signal.SIGHUP)  # the same version again: no second backfill
+    time.sleep(1)
+    assert len(daemon.events("rule_backfilled")) == 1
+    assert daemon.stop() == 0
+
+
+def test_feeds_imported_while_running_are_polled(
+    feed_server: FeedServer, daemons, tmp_path: Path, redis_url: str
+) -> None:
+    serve_sample(feed_server, count=1)
+    feed_server.static("/second.xml", (SAMPLE_FEEDS / "feed.xml").read_bytes())
+    daemon = daemons(config(tmp_path, feed_server))
+    wait_for(lambda: daemon.events("daemon_started"))
+    opml = tmp_path / "more.opml"
+    second = feed_server.url("/second.xml")
+    opml.write_text(
+        '<opml version="2.0"><head/><body><outline text="More">'
+        f'<outline text="Second" xmlUrl="{second}"/></outline></body></opml>'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["MONITOR_REDIS_URL"] = redis_url
+    command = [sys.executable, "-m", "monitor", "feeds", "import", str(opml)]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.events("feed_added"), timeout=10)
+    wait_for(lambda: feed_server.hits("/second.xml") >= 1, timeout=10)
+    assert daemon.stop() == 0

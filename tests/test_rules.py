@@ -197,6 +197,7 @@ def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
         ("id: R 1\nname: R\nquery: x\n", "bad rule id"),
         ("id: r1\nname: R\nquery: x\nmin_score: 0\n", "min_score must be at least 1"),
         ("id: r1\nname: R\nquery: NOT x\n", "needs a term outside NOT"),
+        ("id: r1\nname: R\nquery: x\nbackfill: soon\n", "backfill: expected a duration"),
         ("id: r1\nname: R\nquery: [x\n", "invalid YAML"),
         ("- id: r1\n  name: R\n  query: x\n- id: r1\n  name: S\n  query: y\n", "also defined"),
     ],

@@ -35,6 +35,7 @@ _KEYS = {
     "enabled",
     "examples",
     "sources",
+    "backfill",
 }
 
 
