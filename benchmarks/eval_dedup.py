@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import redis
 from _support import ROOT, redis_server, report
 
+from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
 from monitor.keys import Keys
 from monitor.model import Article, Item, Outcome
@@ -57,9 +58,9 @@ def load(split: str, limit: int | None) -> list[tuple[int, str, str]]:
 def wire_copy(title: str, text: str, rng: random.Random) -> tuple[str, str]:
     """The same text republished: new headline, dateline, a few words changed, tail trimmed."""
     words = text.split()
-    for i, w in enumerate(words):
-        if w.lower() in SWAPS and rng.random() < 0.5:
-            words[i] = SWAPS[w.lower()]
+    swappable = [i for i, w in enumerate(words) if w.lower() in SWAPS]
+    for i in rng.sample(swappable, min(len(swappable), max(1, len(words) // 25))):
+        words[i] = SWAPS[words[i].lower()]  # a few words changed: one in 25 at most
     sentences = re.split(r"(?<=[.!?])\s+", " ".join(words))
     if len(sentences) > 2:
         sentences = sentences[:-1]
@@ -105,8 +106,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="val", choices=("train", "val"))
     parser.add_argument("--limit", type=int, help="first N stories only")
-    parser.add_argument("--story-threshold", type=float, default=0.35)
-    parser.add_argument("--near-threshold", type=float, default=0.5)
+    defaults = Settings()
+    parser.add_argument("--story-threshold", type=float, default=defaults.story_threshold)
+    parser.add_argument("--near-threshold", type=float, default=defaults.near_duplicate_threshold)
     args = parser.parse_args()
     if not (DATA / f"{args.split}.source").exists():
         print(f"NeuS data not found under {DATA}: nothing to evaluate.", file=sys.stderr)

@@ -105,7 +105,7 @@ class Settings:
     data_dir: Path = Path(".monitor")
     story_window_hours: float = 72.0
     near_duplicate_threshold: float = 0.5  # estimated Jaccard of word 3-gram shingles
-    story_threshold: float = 0.35  # weighted cosine of salient terms
+    story_threshold: float = 0.3  # TF-IDF cosine with the closest item of a story
     alerts_maxlen: int = 100_000  # approximate MAXLEN of the alerts stream
     alerts_max_age_days: float = 0.0  # also drop alerts older than this; 0: no age limit
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat

@@ -75,6 +75,10 @@ class Keys:
         """Set of item ids whose MinHash band `band` hashed to `bucket`."""
         return f"{self.prefix}lsh:{band}:{bucket}"
 
+    def df(self, day: int) -> str:
+        """Hash of one day's document frequencies: term -> originals that had it."""
+        return f"{self.prefix}df:{day}"
+
     def term(self, term: str) -> str:
         """Sorted set of item ids carrying a salient term, scored by time."""
         return f"{self.prefix}term:{term}"

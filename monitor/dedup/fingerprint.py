@@ -8,16 +8,16 @@ import base64
 import hashlib
 import math
 import zlib
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.text import tokens, words
+from monitor.text import words
 
 NUM_PERM = 128
-BANDS = 32  # 32 bands of 4 rows: pairs above Jaccard ~0.45 almost always collide
-ROWS = NUM_PERM // BANDS
+BANDS = 42  # 42 bands of 3 rows: a pair at Jaccard 0.5 collides in one at least 99.6% of the time
+ROWS = 3
 SHINGLE = 3
 
 _rng = np.random.default_rng(20240619)  # fixed: signatures must agree across processes
@@ -58,7 +58,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 def band_buckets(signature: np.ndarray) -> list[str]:
     """One bucket name per LSH band."""
-    rows = signature.reshape(BANDS, ROWS)
+    rows = signature[: BANDS * ROWS].reshape(BANDS, ROWS)
     return [hashlib.blake2b(r.tobytes(), digest_size=8).hexdigest() for r in rows]
 
 
@@ -94,28 +94,49 @@ STOPWORDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class StoryTerms:
+    """A unit-length TF-IDF vector of an article's most distinctive terms."""
+
     weights: dict[str, float]
 
     def top(self, n: int) -> list[str]:
         return sorted(self.weights, key=lambda t: (-self.weights[t], t))[:n]
 
 
-def salient_terms(title: str, text: str, limit: int = 40) -> StoryTerms:
-    """Names and title words, weighted by frequency: what a story is about.
+TITLE_WEIGHT = 2.0  # a title word counts as much as two occurrences in the text
+VECTOR_TERMS = 60  # terms kept per article
+PRIOR_DOCUMENTS = 50  # IDF smoothing: as if 50 more documents had none of the terms
 
-    A word counts as a name when it is capitalised in the running text (proper nouns,
-    acronyms); title words count double. Stop words and numbers never count.
-    """
-    counts: Counter[str] = Counter()
-    for tok in tokens(text):
-        word = text[tok.start : tok.end]
-        if word[0].isupper() and _useful(tok.norm):
-            counts[tok.norm] += 1
+
+def stem(word: str) -> str:
+    """A light English suffix strip, so "sanctions"/"sanctioned" and "sanction" meet."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > 4 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def features(title: str, text: str) -> dict[str, float]:
+    """Term counts of an article: stemmed content words, title words weighted up."""
+    counts: dict[str, float] = defaultdict(float)
+    for word in words(text):
+        if _useful(word):
+            counts[stem(word)] += 1
     for word in words(title):
         if _useful(word):
-            counts[word] += 2
-    top = counts.most_common(limit)
-    return StoryTerms({t: 1.0 + math.log(c) for t, c in top})
+            counts[stem(word)] += TITLE_WEIGHT
+    return counts
+
+
+def tfidf(counts: dict[str, float], df: dict[str, int], documents: int) -> StoryTerms:
+    """The article's vector, given how many of `documents` recent articles have each term."""
+    weights = {
+        term: (1 + math.log(count))
+        * math.log((documents + PRIOR_DOCUMENTS) / (df.get(term, 0) + 1))
+        for term, count in counts.items()
+    }
+    top = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:VECTOR_TERMS]
+    norm = math.sqrt(sum(w * w for _, w in top)) or 1.0
+    return StoryTerms({term: w / norm for term, w in top if w > 0})
 
 
 def _useful(word: str) -> bool:

@@ -23,19 +23,23 @@ from monitor.dedup.fingerprint import (
     cosine,
     decode_signature,
     encode_signature,
+    features,
     jaccard,
     minhash,
-    salient_terms,
     shingle_hashes,
+    tfidf,
 )
 from monitor.feeds import canonical_url
 from monitor.keys import Keys
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
 
-QUERY_TERMS = 12  # salient terms of a new item used to look up candidates
+_DOCUMENTS = "#documents"  # field of a day's frequency hash: originals counted that day
+QUERY_TERMS = 20  # terms of a new item used to look up candidates
 TERM_FANOUT = 200  # most recent items read per term
 STORY_CANDIDATES = 20  # candidates scored in full
-MIN_SHARED_TERMS = 3
+MIN_SHARED_TERMS = 2
+CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
+CONTAINED_JACCARD = 0.3
 
 _CLAIM = """
 local field = ARGV[1]
@@ -115,18 +119,49 @@ class DedupIndex:
                 self._record(item, article, placement, None, None, [], now)
                 return placement
 
-        signature = minhash(shingle_hashes(article.text or item.summary or item.title))
+        hashes = shingle_hashes(article.text or item.summary or item.title)
+        signature = minhash(hashes)
         buckets = band_buckets(signature)
-        terms = salient_terms(article.title or item.title, article.text or item.summary)
+        counts = features(item.title or article.title, article.text or item.summary)
+        df, documents = self._document_frequencies(list(counts), now)
+        terms = tfidf(counts, df, documents)
         placement = (
-            self._near_duplicate(signature, buckets, item)
+            self._near_duplicate(signature, len(hashes), buckets, item)
             or self._same_story(terms, item, article, now)
             or Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
         )
-        self._record(item, article, placement, signature, terms, buckets, now)
+        self._record(item, article, placement, signature, terms, buckets, now, counts, len(hashes))
         return placement
 
-    def _near_duplicate(self, signature, buckets: list[str], item: Item) -> Placement | None:
+    def _days(self, now: float) -> list[int]:
+        """The day buckets of document frequencies that cover the window."""
+        today = int(now // 86400)
+        return list(range(today - self.window // 86400 - 1, today + 1))
+
+    def _document_frequencies(self, terms: list[str], now: float) -> tuple[dict[str, int], int]:
+        """How many recent originals (the window, by whole days) have each term, and how many
+        originals there were."""
+        if not terms:
+            return {}, 0
+        pipe = self.client.pipeline(transaction=False)
+        for day in self._days(now):
+            pipe.hmget(self.keys.df(day), [_DOCUMENTS, *terms])
+        df: Counter[str] = Counter()
+        documents = 0
+        for values in pipe.execute():
+            documents += int(values[0] or 0)
+            for term, value in zip(terms, values[1:], strict=True):
+                if value:
+                    df[term] += int(value)
+        return dict(df), documents
+
+    def _near_duplicate(
+        self, signature, shingles: int, buckets: list[str], item: Item
+    ) -> Placement | None:
+        """The best earlier original whose text this one repeats: estimated Jaccard of the
+        word 3-grams at least `near_threshold`, or (a copy trimmed or padded with outlet
+        boilerplate) most of the smaller text's 3-grams shared, with a Jaccard of at least
+        CONTAINED_JACCARD."""
         pipe = self.client.pipeline(transaction=False)
         for band, bucket in enumerate(buckets):
             pipe.smembers(self.keys.lsh_band(band, bucket))
@@ -136,13 +171,15 @@ class DedupIndex:
         pipe = self.client.pipeline(transaction=False)
         ordered = sorted(candidates)
         for cid in ordered:
-            pipe.hmget(self.keys.entry(cid), "minhash", "story", "duplicate_of")
+            pipe.hmget(self.keys.entry(cid), "minhash", "story", "duplicate_of", "shingles")
         best: Placement | None = None
-        for cid, (sig, story, original) in zip(ordered, pipe.execute(), strict=True):
+        for cid, (sig, story, original, size) in zip(ordered, pipe.execute(), strict=True):
             if not (sig and story):
                 continue  # expired meanwhile
             score = jaccard(signature, decode_signature(sig))
-            if score >= self.near_threshold and (best is None or score > best.similarity):
+            if not (score >= self.near_threshold or _contained(score, shingles, size)):
+                continue
+            if best is None or score > best.similarity:
                 best = Placement(
                     outcome=Outcome.NEAR_DUPLICATE,
                     story_id=story,
@@ -184,7 +221,9 @@ class DedupIndex:
                 best = Placement(outcome=Outcome.SAME_STORY, story_id=story, similarity=score)
         return best
 
-    def _record(self, item, article, placement, signature, terms, buckets, now) -> None:
+    def _record(
+        self, item, article, placement, signature, terms, buckets, now, counts=None, shingles=0
+    ) -> None:
         entry = {
             "story": placement.story_id,
             "outcome": str(placement.outcome),
@@ -198,6 +237,7 @@ class DedupIndex:
         }
         if signature is not None:
             entry["minhash"] = encode_signature(signature)
+            entry["shingles"] = shingles
         if terms is not None:
             entry["terms"] = json.dumps(terms.weights, separators=(",", ":"))
         entry_key = self.keys.entry(item.id)
@@ -210,6 +250,11 @@ class DedupIndex:
         pipe.expire(story_key, self.window)
         # Only originals are indexed: a copy of a copy is found through the original.
         if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
+            day_key = self.keys.df(int(now // 86400))
+            pipe.hincrby(day_key, _DOCUMENTS, 1)
+            for term in counts or ():
+                pipe.hincrby(day_key, term, 1)
+            pipe.expire(day_key, self.window + 2 * 86400)
             for band, bucket in enumerate(buckets):
                 key = self.keys.lsh_band(band, bucket)
                 pipe.sadd(key, item.id)
@@ -245,6 +290,16 @@ class DedupIndex:
             keys=[self.keys.story_alerts(story_id)], args=[rule_id, item_id, self.claim_ttl]
         )
         return AlertKind(kind) if kind else None
+
+
+def _contained(jaccard: float, shingles: int, other: str | None) -> bool:
+    """Whether the smaller of two shingle sets lies mostly inside the other, from their
+    Jaccard estimate and sizes: |A∩B| = J(|A|+|B|)/(1+J)."""
+    if jaccard < CONTAINED_JACCARD or not other or not shingles:
+        return False
+    sizes = (shingles, int(other))
+    shared = jaccard * sum(sizes) / (1 + jaccard)
+    return shared / min(sizes) >= CONTAINMENT
 
 
 def _timestamp(when: datetime | None) -> float | None:
