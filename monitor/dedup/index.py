@@ -41,6 +41,35 @@ MIN_SHARED_TERMS = 2
 CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
 CONTAINED_JACCARD = 0.3
 
+_COUNT_TERMS = """
+for i = 2, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return #ARGV - 1
+"""
+
+# One round trip instead of one command per band and term.
+_INDEX_ITEM = """
+local bands = tonumber(ARGV[5])
+for i = 1, #KEYS do
+  if i <= bands then
+    redis.call('SADD', KEYS[i], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3])
+  end
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
+return #KEYS
+"""
+
+_TERM_CANDIDATES = """
+local found = {}
+for i = 1, #KEYS do
+  found[i] = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+end
+return found
+"""
+
 _CLAIM = """
 local field = ARGV[1]
 local owner = redis.call('HGET', KEYS[1], field .. ':new')
@@ -89,6 +118,9 @@ class DedupIndex:
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
         self._claim = client.register_script(_CLAIM)
+        self._count_terms = client.register_script(_COUNT_TERMS)
+        self._index_item = client.register_script(_INDEX_ITEM)
+        self._term_candidates = client.register_script(_TERM_CANDIDATES)
 
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item."""
@@ -162,10 +194,8 @@ class DedupIndex:
         word 3-grams at least `near_threshold`, or (a copy trimmed or padded with outlet
         boilerplate) most of the smaller text's 3-grams shared, with a Jaccard of at least
         CONTAINED_JACCARD."""
-        pipe = self.client.pipeline(transaction=False)
-        for band, bucket in enumerate(buckets):
-            pipe.smembers(self.keys.lsh_band(band, bucket))
-        candidates = set().union(*pipe.execute()) - {item.id}
+        bands = [self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)]
+        candidates = set(self.client.sunion(bands)) - {item.id}
         if not candidates:
             return None
         pipe = self.client.pipeline(transaction=False)
@@ -194,13 +224,11 @@ class DedupIndex:
         query = terms.top(QUERY_TERMS)
         if not query:
             return None
-        pipe = self.client.pipeline(transaction=False)
-        for term in query:
-            pipe.zrevrangebyscore(
-                self.keys.term(term), "+inf", now - self.window, start=0, num=TERM_FANOUT
-            )
+        found = self._term_candidates(
+            keys=[self.keys.term(term) for term in query], args=[now - self.window, TERM_FANOUT]
+        )
         shared: Counter[str] = Counter()
-        for members in pipe.execute():
+        for members in found:
             shared.update(members)
         shared.pop(item.id, None)
         candidates = [c for c, n in shared.most_common(STORY_CANDIDATES) if n >= MIN_SHARED_TERMS]
@@ -251,19 +279,17 @@ class DedupIndex:
         # Only originals are indexed: a copy of a copy is found through the original.
         if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
             day_key = self.keys.df(int(now // 86400))
-            pipe.hincrby(day_key, _DOCUMENTS, 1)
-            for term in counts or ():
-                pipe.hincrby(day_key, term, 1)
-            pipe.expire(day_key, self.window + 2 * 86400)
-            for band, bucket in enumerate(buckets):
-                key = self.keys.lsh_band(band, bucket)
-                pipe.sadd(key, item.id)
-                pipe.expire(key, self.window)
-            for term in terms.top(QUERY_TERMS) if terms else ():
-                key = self.keys.term(term)
-                pipe.zadd(key, {item.id: now})
-                pipe.zremrangebyscore(key, "-inf", horizon)
-                pipe.expire(key, self.window)
+            self._count_terms(
+                keys=[day_key], args=[self.window + 2 * 86400, _DOCUMENTS, *(counts or ())],
+                client=pipe,
+            )  # fmt: skip
+            bands = [self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)]
+            term_keys = [self.keys.term(t) for t in terms.top(QUERY_TERMS)] if terms else []
+            self._index_item(
+                keys=[*bands, *term_keys],
+                args=[item.id, now, horizon, self.window, len(bands)],
+                client=pipe,
+            )
         pipe.execute()
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
