@@ -334,7 +334,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(settings.rules_dir)
     files = feed_files(args.paths)
     items = read_feeds(files)
-    fetcher = LocalFetcher(*{f.parent for f in files})
+    fetcher = LocalFetcher(*{f.parent for f in files}, max_bytes=settings.http.max_bytes)
     summary = Summary()
     with runtime.redis_client(settings) as client:
         if args.fresh:

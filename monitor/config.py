@@ -90,7 +90,11 @@ class FeedConfig:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError as exc:
+            raise ConfigError(f"feeds: bad url {self.url!r} ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"feeds: url must be an http(s) URL, got {self.url!r}")
         if self.interval is not None and self.interval <= 0:

@@ -73,12 +73,32 @@ class AlertConsumer:
         now = time.monotonic()
         batch: list[Delivery] = []
         if now >= self._next_claim:
-            batch = self.group.claim_stale(
-                self.name, min_idle_ms=int(self.claim_idle * 1000), count=self.batch
-            )
-            self._next_claim = now + min(self.claim_idle / 2, 5.0)
+            batch = self._claim()
+            if not batch:
+                self._next_claim = now + min(self.claim_idle / 2, 5.0)
         if not batch:
             batch = self.group.read(self.name, count=self.batch, block_ms=block_ms)
+        return self._ready(batch)
+
+    def follow(self, stop: threading.Event | None = None) -> Iterator[Delivery]:
+        """Alerts as they come, until `stop` is set (or forever)."""
+        while stop is None or not stop.is_set():
+            yield from self.poll(block_ms=1000)
+
+    def drain(self) -> Iterator[Delivery]:
+        """Alerts available now — every pending one due for another delivery, then every
+        new one — and then stop."""
+        while batch := self._claim():
+            yield from self._ready(batch)
+        while batch := self.group.read(self.name, count=self.batch):
+            yield from self._ready(batch)
+
+    def _claim(self) -> list[Delivery]:
+        return self.group.claim_stale(
+            self.name, min_idle_ms=int(self.claim_idle * 1000), count=self.batch
+        )
+
+    def _ready(self, batch: list[Delivery]) -> list[Delivery]:
         ready = []
         for delivery in batch:
             if delivery.value is None:
@@ -88,16 +108,6 @@ class AlertConsumer:
             else:
                 ready.append(delivery)
         return ready
-
-    def follow(self, stop: threading.Event | None = None) -> Iterator[Delivery]:
-        """Alerts as they come, until `stop` is set (or forever)."""
-        while stop is None or not stop.is_set():
-            yield from self.poll(block_ms=1000)
-
-    def drain(self) -> Iterator[Delivery]:
-        """Alerts available now, including pending ones due for another delivery; then stop."""
-        while batch := self.poll():
-            yield from batch
 
     def ack(self, delivery: Delivery) -> None:
         self.group.ack(delivery.entry_id)

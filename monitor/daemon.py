@@ -49,7 +49,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor import backfill, runtime
 from monitor.config import FeedConfig, Settings
-from monitor.errors import MonitorError
+from monitor.errors import FetchError, MonitorError
 from monitor.fetch import HttpFetcher, Page
 from monitor.keys import Keys
 from monitor.model import Item, stable_id
@@ -122,6 +122,11 @@ class Daemon:
             timezone=UTC,
         )
         self.page_pool = ThreadPoolExecutor(max(2, settings.daemon.batch), "page")
+        # The poll is done and its next time stored: let go of the lease at once.
+        self._release_lease = client.register_script(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+            " return 0"
+        )
         self._reload = threading.Event()
         self.metrics.feeds.set(len(self.feeds))
         self.metrics.lag.set_function(lambda: self.items.lag()[0])
@@ -196,16 +201,19 @@ class Daemon:
         try:
             now = time.time()
             state = self.poller.state(feed)
-            if state.next_poll > now + 1:  # another daemon polled it meanwhile
-                self._schedule(feed, state.next_poll)
-                return
             interval = state.interval or feed.interval or self.settings.schedule.interval
-            lease_ms = max(1000, int(0.8 * interval * 1000))
+            # Polled by another daemon meanwhile (its next time is ahead, or it was polled
+            # within half an interval): follow its schedule.
+            if state.next_poll > now + 1 or now - state.last_poll < interval / 2:
+                self._schedule(feed, max(state.next_poll, now + interval / 2))
+                return
+            lease_ms = max(1000, int(0.8 * interval * 1000))  # released after the poll
             if not self.client.set(self.keys.lease(fid), self.instance, nx=True, px=lease_ms):
                 self._schedule(feed, now + min(interval, 60) * random.uniform(0.5, 1.0))
                 return
             with self.metrics.poll_time.time():
                 report = self.poller.poll(feed, now)
+            self._release_lease(keys=[self.keys.lease(fid)], args=[self.instance])
             self.metrics.polls.labels("error" if report.error else "ok").inc()
             self.metrics.http.labels(str(report.status)).inc()
             self.metrics.enqueued.inc(len(report.new))
@@ -245,8 +253,8 @@ class Daemon:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.error("redis_unavailable", error=str(exc), retry_in=2)
                 self.stop.wait(2)
-            except redis.RedisError as exc:
-                log.exception("redis_error", error=str(exc))
+            except Exception as exc:  # the loop boundary: nothing may end the daemon
+                log.exception("loop_error", error=str(exc))
                 self.stop.wait(2)
 
     def _handle(self, batch: list[Entry[Item]]) -> None:
@@ -273,11 +281,11 @@ class Daemon:
             if self.stop.is_set():
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
             assert queued.value is not None
-            page = self._page(pages.get(queued.entry_id))
-            if self.stop.is_set():
-                break  # stopped while its page was loading: hand it back, unacked
             started = time.perf_counter()
             try:
+                page = self._page(pages.get(queued.entry_id))
+                if self.stop.is_set():
+                    break  # stopped while its page was loading: hand it back, unacked
                 result = self.pipeline.process(queued.value, page)
             except (redis.ConnectionError, redis.TimeoutError):
                 raise  # not the item's fault: the loop waits for Redis
@@ -291,12 +299,17 @@ class Daemon:
             self.metrics.alerts.inc(len(result.alerts))
 
     def _page(self, future: Future[Page | MonitorError] | None) -> Page | MonitorError | None:
-        """The prefetched page, waiting for it only while the daemon is not stopping."""
+        """The prefetched page, waiting for it only while the daemon is not stopping, and
+        no longer than a fetch may take (a server trickling its headers can hold a thread
+        longer: the item then goes on with its feed text)."""
+        http = self.settings.http
+        deadline = time.monotonic() + http.connect_timeout + 2 * http.read_timeout + 5
         while future is not None and not self.stop.is_set():
             try:
                 return future.result(timeout=0.2)
             except FutureTimeout:
-                continue
+                if time.monotonic() > deadline:
+                    return FetchError("page", "no answer within the fetch deadline")
         return None
 
     def _heartbeat(self) -> None:
@@ -334,7 +347,7 @@ class Daemon:
             return
         try:
             rules, mark = self._load_rules()
-        except MonitorError as exc:
+        except Exception as exc:  # whatever a rule file does, the old rules keep running
             self._rules_mark = self._rules_signature()  # do not log it again every check
             log.error("rules_reload_failed", error=str(exc), kept=len(self.rules.rules))
             return
@@ -366,7 +379,12 @@ class Daemon:
     def _add_new_feeds(self) -> None:
         """Schedule feeds imported since the start (`monitor feeds import`)."""
         known = {feed_id(f) for f in self.feeds}
-        for feed in merged(self.settings.feeds, self.registry):
+        try:
+            current = merged(self.settings.feeds, self.registry)
+        except (MonitorError, ValueError, TypeError) as exc:
+            log.error("feed_registry_unreadable", error=str(exc))
+            return
+        for feed in current:
             if feed_id(feed) not in known:
                 self.feeds.append(feed)
                 self._schedule(feed, time.time() + random.uniform(0, 2))

@@ -9,11 +9,14 @@ keeps the data for the next command. So `monitor run` in one terminal and
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -53,13 +56,26 @@ def _client(socket_path: Path, timeout: float) -> redis.Redis:
     )
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _ping(socket_path: Path) -> bool:
+    """Whether a server answers on the socket (one still loading its AOF counts)."""
     try:
-        client = _client(socket_path, 1.0)
+        client = _client(socket_path, 5.0)
         try:
             return bool(client.ping())
         finally:
             client.close()
+    except redis.BusyLoadingError:
+        return True
     except (redis.RedisError, OSError):
         return False
 
@@ -78,10 +94,14 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.socket.exists() and _ping(self.socket):
-            log.debug("embedded_redis_reused", socket=str(self.socket))
-            return self.url
-        self.socket.unlink(missing_ok=True)
+        with _locked(self.data_dir / "start.lock"):  # two commands starting at once: one server
+            if self.socket.exists() and _ping(self.socket):
+                log.debug("embedded_redis_reused", socket=str(self.socket))
+                return self._ready()
+            self.socket.unlink(missing_ok=True)
+            return self._launch()
+
+    def _launch(self) -> str:
         binary = find_redis_server()
         # The server daemonizes: it belongs to no command, and whichever command is last
         # out shuts it down through the socket. A unix socket path is limited to ~107
@@ -114,12 +134,27 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.socket.exists() and _ping(self.socket):
                 log.debug("embedded_redis_started", socket=str(self.socket))
-                return self.url
+                return self._ready()
             time.sleep(0.01)
         raise RedisUnavailable(
             f"{binary} did not answer within {self.start_timeout:.0f}s; "
             f"see {self.data_dir / 'redis.log'}"
         )
+
+    def _ready(self) -> str:
+        """Wait while the server loads its AOF (a large one takes seconds)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                client = _client(self.socket, 5.0)
+                try:
+                    client.ping()
+                    return self.url
+                finally:
+                    client.close()
+            except redis.BusyLoadingError:
+                time.sleep(0.1)
+        raise RedisUnavailable(f"the embedded Redis in {self.data_dir} is still loading its data")
 
     def stop(self) -> None:
         """Shut the server down unless another command is still connected to it."""

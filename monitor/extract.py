@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import html
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
@@ -45,7 +46,7 @@ def extract(html: bytes | str, *, url: str) -> Article:
         published=_date(doc.date),
         site=(doc.sitename or "").strip(),
         language=detect_language(text),
-        canonical_url=(doc.url or "").strip() if doc.url and doc.url != url else "",
+        canonical_url=_canonical(doc.url, url),
         from_page=True,
     )
 
@@ -82,6 +83,23 @@ def detect_language(text: str) -> str:
         return ""
     lang, prob = _identifier().classify(text[:3000])
     return lang if prob >= 0.3 else ""
+
+
+def _canonical(declared: str | None, fetched: str) -> str:
+    """The page's own canonical URL, unless it cannot be this article's: another host, or
+    the site's home page (templates that point every page there would merge articles)."""
+    declared = (declared or "").strip()
+    if not declared or declared == fetched:
+        return ""
+    try:
+        there, here = urlsplit(declared), urlsplit(fetched)
+    except ValueError:
+        return ""
+    if there.path in ("", "/") and not there.query:
+        return ""
+    if here.scheme in ("http", "https") and there.hostname != here.hostname:
+        return ""
+    return declared
 
 
 def _date(value: str | None) -> datetime | None:

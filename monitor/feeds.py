@@ -6,6 +6,7 @@ feedparser is only ever given bytes: given a string it may read a local file or 
 from __future__ import annotations
 
 import calendar
+import contextlib
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -30,15 +31,17 @@ _TRACKING_PREFIXES = ("utm_", "at_", "pk_")
 def canonical_url(url: str) -> str:
     """The URL that identifies an article: lower-case scheme and host, no default port,
     no fragment, no tracking parameters, remaining parameters sorted."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a bad port or IPv6 literal: keep the URL as it is
+        return url.strip()
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         return url.strip()
     host = (parts.hostname or "").lower()
-    if parts.port and not (
-        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
-    ):
-        host = f"{host}:{parts.port}"
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
     query = sorted(
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -79,7 +82,10 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
 
 
 def _item(entry: feedparser.FeedParserDict, *, feed: str, channel: str) -> Item | None:
-    link = urljoin(feed, (entry.get("link") or "").strip())
+    link = (entry.get("link") or "").strip()
+    if link:  # (urljoin of "" would give every link-less entry the feed's own URL)
+        with contextlib.suppress(ValueError):  # an unparsable link stays as written
+            link = urljoin(feed, link)
     guid = (entry.get("id") or "").strip()
     if not (guid or link):
         return None

@@ -109,9 +109,9 @@ class HttpFetcher:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        deadline = time.monotonic() + 2 * self.settings.read_timeout
-        started = time.monotonic()
         with self._host_slot(url):
+            started = time.monotonic()  # the wait for a slot is not the server's time
+            deadline = started + 2 * self.settings.read_timeout
             try:
                 with self.client.stream("GET", url, headers=headers) as response:
                     body = b"" if response.status_code == 304 else self._read(response, deadline)
@@ -121,6 +121,8 @@ class HttpFetcher:
                 raise FetchError(url, f"timed out ({type(exc).__name__})") from exc
             except httpx.HTTPError as exc:
                 raise FetchError(url, f"{type(exc).__name__}: {exc}") from exc
+            except (ValueError, UnicodeError) as exc:  # URLs httpx cannot even build
+                raise FetchError(url, f"bad URL ({exc})") from exc
         history = response.history
         permanent = (
             str(response.url)
@@ -137,6 +139,9 @@ class HttpFetcher:
         )
 
     def _read(self, response: httpx.Response, deadline: float) -> bytes:
+        if "," in response.headers.get("content-encoding", ""):
+            # Stacked codings are decoded layer by layer before any size check: refuse them.
+            raise FetchError(str(response.url), "more than one content coding")
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.settings.max_bytes:
             raise FetchError(str(response.url), f"body of {declared} bytes exceeds max_bytes")

@@ -130,6 +130,8 @@ class Forwarder:
         delivered = 0
         source = self.consumer.follow(self.stop) if follow else self.consumer.drain()
         for delivery in source:
+            if self.stop.is_set():
+                break  # what was read but not posted stays pending: delivered later
             if self.handle(delivery).delivered:
                 delivered += 1
             if count is not None and delivered >= count:

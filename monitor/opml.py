@@ -9,6 +9,7 @@ the `category` attribute become the feed's tags.
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
@@ -50,35 +51,51 @@ def parse(data: bytes, *, name: str = "OPML") -> Imported:
         raise OpmlError(f"{name}: not an OPML document (no <opml><body>)")
     result = Imported()
     seen: set[str] = set()
-    _walk(root.find("body"), (), result, seen)
+    _walk(root.find("body"), result, seen)
     return result
 
 
-def _walk(parent: Element, tags: tuple[str, ...], result: Imported, seen: set[str]) -> None:
-    for outline in parent.findall("outline"):
-        label = (outline.get("title") or outline.get("text") or "").strip()
-        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-        if not url:
-            _walk(outline, (*tags, label) if label else tags, result, seen)  # a category
+def _walk(body: Element, result: Imported, seen: set[str]) -> None:
+    """Depth-first over the outlines in document order, iteratively: a hostile file may
+    nest thousands deep."""
+    stack: list[tuple[Iterator[Element], tuple[str, ...]]] = [(iter(body.findall("outline")), ())]
+    while stack:
+        children, tags = stack[-1]
+        outline = next(children, None)
+        if outline is None:
+            stack.pop()
             continue
-        kind = (outline.get("type") or "rss").strip().lower()
-        if kind not in _FEED_TYPES:
-            result.invalid.append(f"{url}: outline type {outline.get('type')!r} is not a feed")
-            continue
-        extra = [t.strip().strip("/") for t in (outline.get("category") or "").split(",")]
-        feed_tags = tuple(dict.fromkeys(t for t in (*tags, *extra) if t))
-        key = canonical_url(url)
-        if key in seen:
-            result.duplicates.append(url)
-            continue
-        try:
-            feed = FeedConfig(url=url, name="" if label == url else label, tags=feed_tags)
-        except ConfigError as exc:
-            result.invalid.append(f"{url}: {str(exc).split(': ', 1)[-1]}")
-            continue
-        seen.add(key)
-        result.feeds.append(feed)
-        _walk(outline, tags, result, seen)  # feeds nested under a feed: rare, still feeds
+        inner = _outline(outline, tags, result, seen)
+        if inner is not None:
+            stack.append((iter(outline.findall("outline")), inner))
+
+
+def _outline(
+    outline: Element, tags: tuple[str, ...], result: Imported, seen: set[str]
+) -> tuple[str, ...] | None:
+    """Take one outline; the tags for the outlines inside it (None: do not look inside)."""
+    label = (outline.get("title") or outline.get("text") or "").strip()
+    url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+    if not url:  # a category: its outlines get its name as a tag
+        return (*tags, label) if label else tags
+    kind = (outline.get("type") or "rss").strip().lower()
+    if kind not in _FEED_TYPES:
+        result.invalid.append(f"{url}: outline type {outline.get('type')!r} is not a feed")
+        return None
+    extra = [t.strip().strip("/") for t in (outline.get("category") or "").split(",")]
+    feed_tags = tuple(dict.fromkeys(t for t in (*tags, *extra) if t))
+    key = canonical_url(url)
+    if key in seen:
+        result.duplicates.append(url)
+        return None
+    try:
+        feed = FeedConfig(url=url, name="" if label == url else label, tags=feed_tags)
+    except ConfigError as exc:
+        result.invalid.append(f"{url}: {str(exc).split(': ', 1)[-1]}")
+        return None
+    seen.add(key)
+    result.feeds.append(feed)
+    return tags  # feeds nested under a feed: rare, still feeds
 
 
 def render(feeds: list[FeedConfig], *, title: str = "news-monitor feeds") -> bytes:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import structlog
 
 from monitor.alerts import build_alert
-from monitor.dedup.index import DedupIndex
+from monitor.dedup.index import DedupIndex, Source
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import canonical_url
@@ -150,13 +150,19 @@ class Pipeline:
                 continue
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
+            size = self.index.story_size(placement.story_id)
+            sources = self.index.story_sources(placement.story_id)
+            if not size:  # the story left the dedup window (a late backfill): the item alone
+                when = item.published or article.published
+                size, sources = 1, [Source(item.id, item.source, url, item.title or article.title,
+                                           when.isoformat() if when else "")]  # fmt: skip
             alert = build_alert(
                 kind=kind,
                 rule=rule,
                 match=match,
                 story_id=placement.story_id,
-                story_size=self.index.story_size(placement.story_id),
-                sources=self.index.story_sources(placement.story_id),
+                story_size=size,
+                sources=sources,
                 item=item,
                 article=article,
                 url=url,

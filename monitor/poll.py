@@ -147,7 +147,7 @@ class Poller:
             if ok:
                 state.etag = response.headers.get("etag", state.etag)
                 state.last_modified = response.headers.get("last-modified", state.last_modified)
-            if response.permanent_url and response.permanent_url != state.url:
+            if ok and response.permanent_url and response.permanent_url != state.url:
                 log.info("feed_moved", feed=fid, old=state.url, new=response.permanent_url)
                 state.url = response.permanent_url
         state.last_poll = now

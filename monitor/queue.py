@@ -112,6 +112,13 @@ class AlertQueue:
         return info["last-generated-id"] if info else "0-0"
 
 
+_AUTOCLAIM = """
+local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+                         'COUNT', ARGV[5], 'JUSTID')
+return {reply[1], reply[2]}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Entry(Generic[T]):
     """One stream entry as a group member received it."""
@@ -145,6 +152,8 @@ class StreamGroup(Generic[T]):
         self.decode = decode
         self.dead_stream = dead_stream
         self.dead_maxlen = dead_maxlen
+        self._cursor = "0-0"
+        self._autoclaim = client.register_script(_AUTOCLAIM)
 
     def ensure_group(self) -> None:
         """Create the group at the start of the retained stream, so it misses nothing."""
@@ -161,19 +170,33 @@ class StreamGroup(Generic[T]):
         return [self._entry(eid, fields) for eid, fields in _entries(reply)]
 
     def claim_stale(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Entry[T]]:
-        """Take over entries left pending (by any member, this one too) for `min_idle_ms`."""
-        reply = self.client.xautoclaim(
-            self.stream, self.group, consumer, min_idle_ms, start_id="0-0", count=count
+        """Take over entries left pending (by any member, this one too) for `min_idle_ms`,
+        with their delivery counts. Entries trimmed from the stream while pending are acked
+        and dropped. Successive calls walk the whole pending list (a cursor is kept)."""
+        # Through Lua: redis-py drops the cursor of a JUSTID reply.
+        cursor, ids = self._autoclaim(
+            keys=[self.stream], args=[self.group, consumer, min_idle_ms, self._cursor, count]
         )
-        _cursor, claimed, *_deleted = reply  # 2 elements on Redis 6.2, 3 on 7.x
-        claimed = [(eid, fields) for eid, fields in claimed if fields]  # trimmed meanwhile
-        if not claimed:
+        self._cursor = cursor or "0-0"
+        if not ids:
             return []
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xrange(self.stream, min=entry_id, max=entry_id)
+        alive = [entry_id for entry_id, found in zip(ids, pipe.execute(), strict=True) if found]
+        gone = sorted(set(ids) - set(alive))
+        if gone:  # trimmed while pending: nothing left to deliver
+            self.ack(*gone)
+        if not alive:
+            return []
+        # JUSTID does not count a delivery: XCLAIM does, and returns the entries.
+        claimed = self.client.xclaim(self.stream, self.group, consumer, 0, alive)
         pending = self.client.xpending_range(
-            self.stream, self.group, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2
-        )
+            self.stream, self.group, min=alive[0], max=alive[-1],
+            count=len(alive) * 4 + 100, consumername=consumer,
+        )  # fmt: skip
         times = {p["message_id"]: p["times_delivered"] for p in pending}
-        return [self._entry(eid, fields, times.get(eid, 1)) for eid, fields in claimed]
+        return [self._entry(eid, fields, times.get(eid, 1)) for eid, fields in claimed if fields]
 
     def ack(self, *entry_ids: str) -> None:
         if entry_ids:
@@ -206,7 +229,7 @@ class StreamGroup(Generic[T]):
     def _entry(self, entry_id: str, fields: dict[str, str], deliveries: int = 1) -> Entry[T]:
         try:
             value: T | None = self.decode(fields[self.field])
-        except (KeyError, ValueError, TypeError):
+        except Exception:  # any undecodable entry is dead-lettered, never fatal
             value = None
         return Entry(entry_id, value, fields, deliveries)
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 
 import redis
+import structlog
 
 from monitor.config import FeedConfig
+from monitor.errors import ConfigError
 from monitor.feeds import canonical_url
 from monitor.keys import Keys
+
+log = structlog.get_logger(__name__)
 
 
 class FeedRegistry:
@@ -38,7 +42,14 @@ class FeedRegistry:
         return bool(self.client.hdel(self.key, url))
 
     def all(self) -> list[FeedConfig]:
-        return [_decode(url, data) for url, data in sorted(self.client.hgetall(self.key).items())]
+        """The registered feeds; an entry that does not decode is skipped (and logged)."""
+        feeds = []
+        for url, data in sorted(self.client.hgetall(self.key).items()):
+            try:
+                feeds.append(_decode(url, data))
+            except (ValueError, TypeError, AttributeError, ConfigError) as exc:
+                log.error("feed_registry_entry_skipped", url=url, error=str(exc))
+        return feeds
 
 
 def merged(configured: tuple[FeedConfig, ...], registry: FeedRegistry) -> list[FeedConfig]:

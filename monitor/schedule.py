@@ -44,7 +44,8 @@ def next_interval(
     success used; `fixed` a feed's configured interval."""
     if not outcome.ok:
         base = fixed or current
-        backoff = min(base * 2 ** max(outcome.errors, 1), settings.max_backoff)
+        exponent = min(max(outcome.errors, 1), 40)  # 2**40 x any interval is past any cap
+        backoff = min(base * 2**exponent, settings.max_backoff)
         if outcome.retry_after is not None:
             backoff = max(backoff, min(outcome.retry_after, settings.max_backoff))
         return max(backoff, settings.min_interval)
@@ -69,7 +70,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -7,11 +7,14 @@ gives two. Offsets point into the original string, for snippets.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import NamedTuple
 
-_WORD = re.compile(r"[^\W_]+")
+import regex
+
+# Letters, digits and combining marks: "Müller" in decomposed form, or Devanagari words with
+# their vowel signs, stay one word.
+_WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
 
 
 class Token(NamedTuple):

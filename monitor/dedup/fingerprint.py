@@ -19,6 +19,7 @@ NUM_PERM = 128
 BANDS = 42  # 42 bands of 3 rows: a pair at Jaccard 0.5 collides in one at least 99.6% of the time
 ROWS = 3
 SHINGLE = 3
+_CHUNK = 8192  # shingles per block: 128 x 8192 x 8 bytes = 8 MiB at most
 
 _rng = np.random.default_rng(20240619)  # fixed: signatures must agree across processes
 _A = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
@@ -45,10 +46,12 @@ def shingle_hashes(text: str, k: int = SHINGLE) -> np.ndarray:
 
 def minhash(hashes: np.ndarray) -> np.ndarray:
     """128 MinHash values (uint32) by multiply-shift hashing; empty input gives all-max."""
-    if hashes.size == 0:
-        return np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint32)
-    permuted = (_A[:, None] * hashes[None, :] + _B[:, None]) >> np.uint64(32)
-    return permuted.min(axis=1).astype(np.uint32)
+    result = np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint64)
+    for start in range(0, hashes.size, _CHUNK):  # bounded memory for any text length
+        chunk = hashes[start : start + _CHUNK]
+        permuted = (_A[:, None] * chunk[None, :] + _B[:, None]) >> np.uint64(32)
+        np.minimum(result, permuted.min(axis=1), out=result)
+    return result.astype(np.uint32)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

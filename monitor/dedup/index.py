@@ -140,7 +140,7 @@ class DedupIndex:
         url = canonical_url(article.canonical_url or item.url)
         url_key = self.keys.canonical(stable_id("url", url))
         first = None
-        if not self.client.set(url_key, item_id, nx=True, ex=self.window):
+        if url and not self.client.set(url_key, item_id, nx=True, ex=self.window):
             first = self.client.get(url_key)  # (SET NX GET needs Redis 7)
         if first and first != item_id:
             story = self.client.hget(self.keys.entry(first), "story")

@@ -141,6 +141,8 @@ def _compose(path: Path) -> yaml.Node | None:
         raise RuleError(str(path), f"invalid YAML: {exc.problem or exc}", line, column) from exc
     except yaml.YAMLError as exc:
         raise RuleError(str(path), f"invalid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise RuleError(str(path), "invalid YAML: nested too deeply") from exc
 
 
 def _fail(path: Path, node: yaml.Node, message: str) -> RuleError:
@@ -170,7 +172,11 @@ def _load_aliases(path: Path) -> dict[str, tuple[Term, ...]]:
         raise _fail(path, root, "aliases must be a mapping of name: [terms]")
     aliases: dict[str, tuple[Term, ...]] = {}
     for key, value in root.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise _fail(path, key, "alias names must be plain names")
         name = str(key.value).lower()
+        if name in aliases:
+            raise _fail(path, key, f"alias {name!r} is defined twice (names ignore case)")
         if not re.fullmatch(r"[\w-]+", name):
             raise _fail(path, key, f"bad alias name {key.value!r}")
         entries = _strings(path, value, f"alias {name}")
@@ -197,7 +203,14 @@ def _load_file(path: Path, aliases: dict[str, tuple[Term, ...]]) -> list[Rule]:
 def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> Rule:
     if not isinstance(node, yaml.MappingNode):
         raise _fail(path, node, "a rule must be a mapping with id, name and query")
-    fields = {str(k.value): (k, v) for k, v in node.value}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise _fail(path, key, "keys must be plain names")
+    fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key, value in node.value:
+        if str(key.value) in fields:
+            raise _fail(path, key, f"{key.value!r} is given twice")
+        fields[str(key.value)] = (key, value)
     for name, (key, _) in fields.items():
         if name not in _KEYS:
             raise _fail(
@@ -221,6 +234,8 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
             raise _fail(path, value_node, f"{name} must be a {kind.__name__}")
         return value
 
+    if not scalar("name", str, "").strip():
+        raise _fail(path, fields["name"][1], "name must not be empty")
     rule_id = scalar("id", str, "")
     if not _ID.match(rule_id):
         raise _fail(path, fields["id"][1], f"bad rule id {rule_id!r}: use a-z, 0-9, '-' and '_'")
@@ -230,8 +245,9 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
     min_score = scalar("min_score", int, 1)
     if min_score < 1:
         raise _fail(path, fields["min_score"][1], "min_score must be at least 1")
+    query = scalar("query", str, "")  # a string: so its node is a scalar
     query_node = fields["query"][1]
-    query = scalar("query", str, "")
+    assert isinstance(query_node, yaml.ScalarNode)
     node_tree = _parse_query(path, query_node, query, aliases)
     languages = _strings(path, fields["languages"][1], "languages") if "languages" in fields else ()
     match, no_match = _examples(path, fields.get("examples"))
@@ -316,8 +332,9 @@ def _examples(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tu
         raise _fail(path, node, "examples must be a mapping with match and no_match lists")
     found: dict[str, tuple[str, ...]] = {"match": (), "no_match": ()}
     for key, value in node.value:
-        if key.value not in found:
-            raise _fail(path, key, f"unknown examples key {key.value!r} (expected match, no_match)")
+        if not isinstance(key, yaml.ScalarNode) or key.value not in found:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "(not a plain name)"
+            raise _fail(path, key, f"unknown examples key {name!r} (expected match, no_match)")
         found[key.value] = _strings(path, value, f"examples.{key.value}")
     return found["match"], found["no_match"]
 
@@ -330,8 +347,9 @@ def _sources(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tup
         raise _fail(path, node, "sources must be a mapping with include and/or exclude lists")
     found: dict[str, tuple[str, ...]] = {"include": (), "exclude": ()}
     for key, value in node.value:
-        if key.value not in found:
-            raise _fail(path, key, f"unknown sources key {key.value!r} (expected include, exclude)")
+        if not isinstance(key, yaml.ScalarNode) or key.value not in found:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "(not a plain name)"
+            raise _fail(path, key, f"unknown sources key {name!r} (expected include, exclude)")
         found[key.value] = tuple(
             s.lower() if "." in s else " ".join(words(s))
             for s in _strings(path, value, f"sources.{key.value}")

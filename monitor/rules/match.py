@@ -141,15 +141,35 @@ def evaluate(node: Node, doc: Document, scope: tuple[str, ...] = SEARCHED) -> li
         case Near():
             left = evaluate(node.left, doc, scope) or []
             right = evaluate(node.right, doc, scope) or []
-            close = [
-                s
-                for a in left
-                for b in right
-                if a.field == b.field != "lang" and _gap(a, b) <= node.distance
-                for s in (a, b)
-            ]
-            return list(dict.fromkeys(close)) or None
+            return _near(left, right, node.distance) or None
     raise TypeError(f"not a query node: {node!r}")
+
+
+def _near(left: list[Span], right: list[Span], distance: int) -> list[Span]:
+    """The spans of `left` and `right` that have a partner on the other side at most
+    `distance` words away in the same field (never the same span). Each left span looks
+    only at the window of right spans that can be close, so hits x hits is never built."""
+    found: dict[Span, None] = {}
+    by_field: dict[str, list[Span]] = {}
+    for span in right:
+        if span.field != "lang":
+            by_field.setdefault(span.field, []).append(span)
+    for spans in by_field.values():
+        spans.sort(key=lambda s: s.first)
+    longest = {f: max(s.last - s.first for s in spans) for f, spans in by_field.items()}
+    for a in left:
+        candidates = by_field.get(a.field)
+        if not candidates:
+            continue
+        lowest = a.first - distance - 1 - longest[a.field]
+        start = bisect.bisect_left(candidates, lowest, key=lambda s: s.first)
+        for b in candidates[start:]:
+            if b.first > a.last + distance + 1:
+                break
+            if b != a and _gap(a, b) <= distance:
+                found[a] = None
+                found[b] = None
+    return list(found)
 
 
 def _gap(a: Span, b: Span) -> int:
@@ -177,5 +197,10 @@ def explain(spans: list[Span], doc: Document) -> tuple[Hit, ...]:
 
 
 def score(hits: tuple[Hit, ...]) -> int:
-    """Distinct terms that hit; a hit in the title counts twice."""
-    return sum(2 if h.field == "title" else 1 for h in hits)
+    """Distinct query terms that hit (an alias is one term, whichever of its members hit);
+    a term counts 2 if it hit in the title, else 1."""
+    best: dict[str, int] = {}
+    for hit in hits:
+        term = hit.term.split(":", 1)[0] if hit.term.startswith("@") else hit.term
+        best[term] = max(best.get(term, 0), 2 if hit.field == "title" else 1)
+    return sum(best.values())

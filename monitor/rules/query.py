@@ -23,6 +23,7 @@ from monitor.text import words
 
 FIELDS = ("title", "text", "source", "lang")
 DEFAULT_NEAR = 5
+MAX_DEPTH = 40  # nesting of parentheses, NOTs, fields and NEAR chains
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,17 @@ class _Parser:
         self.query = query
         self.toks = list(_lex(query))
         self.i = 0
+        self.depth = 0
         self.aliases = aliases
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def deeper(self, tok: _Tok) -> None:
+        """Count one more level of nesting; queries are trees walked recursively."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nested more than {MAX_DEPTH} levels deep", tok)
 
     def take(self) -> _Tok:
         tok = self.toks[self.i]
@@ -201,17 +209,24 @@ class _Parser:
         tok = self.peek()
         if tok and tok.kind == "op" and tok.value == "NOT":
             self.take()
-            return Not(self.not_())
+            self.deeper(tok)
+            node = Not(self.not_())
+            self.depth -= 1
+            return node
         return self.near()
 
     def near(self) -> Node:
         node = self.primary()
+        chain = 0
         while (tok := self.peek()) and tok.kind == "near":
             self.take()
+            self.deeper(tok)  # a NEAR chain nests to the left
+            chain += 1
             distance = int(tok.value) if tok.value else DEFAULT_NEAR
             if distance < 1:
                 raise self.error("NEAR/n needs n of at least 1", tok)
             node = Near(node, self.primary(), distance)
+        self.depth -= chain
         return node
 
     def primary(self) -> Node:
@@ -220,17 +235,22 @@ class _Parser:
             raise self.error("expected a term or '(' but the query ended")
         self.take()
         if tok.kind == "lparen":
+            self.deeper(tok)
             node = self.or_()
             close = self.peek()
             if close is None or close.kind != "rparen":
                 raise self.error("expected ')' to close the '('", tok)
             self.take()
+            self.depth -= 1
             return node
         if tok.kind == "field":
             name = tok.value.lower()
             if name not in FIELDS:
                 raise self.error(f"unknown field {tok.value!r} (fields: {', '.join(FIELDS)})", tok)
-            return Field(name, self.primary())
+            self.deeper(tok)
+            field_node = Field(name, self.primary())
+            self.depth -= 1
+            return field_node
         if tok.kind == "alias":
             if self.aliases is None:
                 raise self.error(f"alias {tok.value} used but no aliases are defined", tok)
