@@ -92,7 +92,10 @@ class HttpFetcher:
         self.client.close()
 
     def _host_slot(self, url: str) -> threading.BoundedSemaphore:
-        host = (urlsplit(url).hostname or "").lower()
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError as exc:
+            raise FetchError(url, f"bad URL ({exc})") from exc
         with self._lock:
             slot = self._hosts.get(host)
             if slot is None:

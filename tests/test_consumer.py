@@ -158,3 +158,17 @@ def test_alerts_older_than_the_age_limit_are_trimmed(client: redis.Redis) -> Non
     old = [a for a in remaining if a.startswith("old")]
     # "~" trims whole stream nodes (100 entries): the node of old0..old99 is gone
     assert len(old) <= 50 and remaining[-1] == "new149" and len(remaining) - len(old) == 150
+
+
+def test_drain_returns_every_stale_alert_and_drops_trimmed_ones(client: redis.Redis) -> None:
+    ids = publish(client, 25)
+    gone = AlertConsumer(client, group="bots", consumer="gone", batch=25, claim_idle=0.05)
+    assert len(gone.poll()) == 25  # read, never acked
+    client.xdel("monitor:alerts", client.xrange("monitor:alerts", count=1)[0][0])  # one trimmed
+    time.sleep(0.1)
+    survivor = AlertConsumer(client, group="bots", consumer="s", batch=10, claim_idle=0.05)
+    drained = [d.value["id"] for d in survivor.drain()]
+    assert drained == ids[1:]  # all 24 left, in three claim batches; the trimmed one is acked
+    for delivery_id in drained:
+        assert delivery_id
+    assert client.xpending("monitor:alerts", "bots")["pending"] == 24

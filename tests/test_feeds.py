@@ -95,3 +95,23 @@ def test_missing_paths_and_empty_directories_are_errors(tmp_path: Path) -> None:
         feed_files([tmp_path / "nope"])
     with pytest.raises(FeedError, match="no feed files"):
         feed_files([tmp_path])
+
+
+def test_bad_ports_do_not_break_canonicalisation() -> None:
+    from monitor.config import FeedConfig
+    from monitor.errors import ConfigError
+
+    assert canonical_url("http://example.com:99999/a") == "http://example.com:99999/a"
+    assert canonical_url("http://[::1/feed") == "http://[::1/feed"
+    with pytest.raises(ConfigError, match="bad url"):
+        FeedConfig(url="http://example.com:abc/feed")
+
+
+def test_a_canonical_link_to_another_site_or_the_home_page_is_ignored() -> None:
+    from monitor.extract import _canonical
+
+    page = "https://news.example/2024/06/19/story.html"
+    assert _canonical("https://news.example/", page) == ""
+    assert _canonical("https://other.example/2024/story", page) == ""
+    assert _canonical("https://news.example/a/story", page) == "https://news.example/a/story"
+    assert _canonical(page, page) == ""

@@ -125,3 +125,13 @@ def test_import_list_and_export_on_the_command_line(tmp_path: Path, redis_url: s
         and "refused" in hostile.stderr
         and "Traceback" not in hostile.stderr
     )
+
+
+def test_deep_nesting_is_walked_without_recursion() -> None:
+    document = (
+        b'<opml version="2.0"><head/><body>' + b'<outline text="c">' * 5000
+        + b'<outline text="x" xmlUrl="https://a.example/f"/>' + b"</outline>" * 5000
+        + b"</body></opml>"
+    )  # fmt: skip
+    (feed,) = parse(document).feeds
+    assert feed.tags == ("c",)

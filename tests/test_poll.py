@@ -162,3 +162,28 @@ def test_the_same_entry_by_canonical_url_is_not_new(
 def test_connection_refused_is_an_error_not_a_crash(poller: Poller) -> None:
     report = poller.poll(FeedConfig(url="http://127.0.0.1:9/feed.xml"))
     assert report.status == 0 and report.error
+
+
+def test_unusable_urls_and_stacked_codings_are_fetch_errors(feed_server: FeedServer) -> None:
+    from monitor.errors import FetchError
+
+    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0))
+    try:
+        for url in ("http://a..b/x", "http://[::1/feed", "http://example.com:99999/a"):
+            with pytest.raises(FetchError):
+                fetcher.get(url)
+        feed_server.routes["/two.xml"] = lambda h: Reply(
+            200, b"x", headers={"Content-Encoding": "gzip, gzip"}
+        )
+        with pytest.raises(FetchError, match="more than one content coding"):
+            fetcher.get(feed_server.url("/two.xml"))
+    finally:
+        fetcher.close()
+
+
+def test_link_less_entries_stay_distinct(feed_server: FeedServer, poller: Poller) -> None:
+    items = [{"title": f"T{i}", "guid": f"urn:x:{i}", "description": "d"} for i in range(3)]
+    feed_server.static("/nolinks.xml", rss(items))
+    report = poller.poll(FeedConfig(url=feed_server.url("/nolinks.xml")))
+    assert [i.guid for i in report.new] == ["urn:x:0", "urn:x:1", "urn:x:2"]
+    assert len({i.url for i in report.new}) == 3  # not all the feed's own URL

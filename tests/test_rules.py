@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import QuerySyntaxError, RuleError
 from monitor.rules import Document, load_rules
-from monitor.rules.match import evaluate, explain
+from monitor.rules.match import evaluate, explain, score
 from monitor.rules.query import parse, term
 
 from .conftest import RULES
@@ -298,3 +298,51 @@ def test_sources_include_and_exclude(tmp_path: Path) -> None:
 def test_any_printed_query_parses_back_to_the_same_tree(query: str) -> None:
     tree = parse(query, lookup)
     assert parse(str(tree), lookup) == tree
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("id: r\nname: R\nquery: '" + "(" * 600 + "x" + ")" * 600 + "'\n", "nested more than 40"),
+        ("id: r\nname: R\nquery: '" + "NOT " * 2000 + "x'\n", "nested more than 40"),
+        ("id: r\nname: R\nquery: '" + "title:" * 2000 + "x'\n", "nested more than 40"),
+        ("id: r\nname: R\nquery: '" + " NEAR ".join(["a"] * 1200) + "'\n", "nested more than 40"),
+        (
+            "id: r\nname: R\nquery: x\nexamples: " + "[" * 3000 + "]" * 3000 + "\n",
+            "nested too deeply",
+        ),
+        ("id: r\nname: R\nquery: x\nexamples:\n  ? [m]\n  : [a]\n", "not a plain name"),
+        ("id: r\nname: ''\nquery: x\n", "name must not be empty"),
+        ("id: r\nname: R\nquery: x\nquery: y\n", "'query' is given twice"),
+    ],
+)
+def test_hostile_rule_files_are_clear_errors(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(RuleError, match=re.escape(message)):
+        load_rules(write_rules(tmp_path, body))
+
+
+def test_aliases_differing_only_in_case_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match="defined twice"):
+        load_rules(write_rules(tmp_path, "id: r\nname: R\nquery: x\n", "a: [x]\nA: [y]\n"))
+
+
+def test_near_scales_and_never_pairs_a_hit_with_itself() -> None:
+    doc = Document(text="launched missile " * 4000)
+    spans = evaluate(parse("launch* NEAR/6 missile*"), doc)
+    assert spans is not None and len(spans) == 8000
+    assert not matches("kim NEAR/1 kim", "Kim met Putin")
+    assert matches("kim NEAR/1 kim", "Kim and Kim")
+
+
+def test_score_counts_each_query_term_once() -> None:
+    doc = Document(title="Putin in Pyongyang", text="Putin, Russia and the Kremlin")
+    spans = evaluate(parse("@russia", lookup), doc)
+    assert score(explain(spans or [], doc)) == 2  # one term, hit in the title
+
+
+def test_decomposed_unicode_matches_like_composed() -> None:
+    import unicodedata
+
+    text = unicodedata.normalize("NFD", "Müller flew to São Paulo")
+    assert matches('müller AND "sao paulo"', text)
+    assert not matches("मोदी", "मैं दूर हूँ")  # Devanagari vowel signs stay inside words

@@ -60,3 +60,8 @@ def test_header_parsing() -> None:
     assert max_age({"cache-control": "no-cache, max-age=300"}) is None
     assert max_age({"expires": "Wed, 19 Jun 2024 13:00:00 GMT"}, now) == 3600
     assert max_age({}) is None
+
+
+def test_hostile_header_values_and_endless_errors() -> None:
+    assert retry_after("²") is None  # a digit to str.isdigit, not to float()
+    assert next_interval(900, PollOutcome(ok=False, errors=5000), S) == 86400  # no overflow
