@@ -40,10 +40,11 @@ def build_alert(
     url: str,
     now: datetime,
     backfill: bool = False,
+    update: int = 1,
 ) -> dict[str, Any]:
     alert = {
         "schema": SCHEMA,
-        "id": alert_id(rule.id, story_id, kind),
+        "id": alert_id(rule.id, story_id, kind, update),
         "kind": str(kind),
         "created_at": rfc3339(now),
         "rule": {"id": rule.id, "name": rule.name, "severity": rule.severity},

@@ -414,7 +414,7 @@ def _print_table(rows, summary: Summary) -> None:
         f"({s['new_stories']} new), "
         f"{s['near_duplicates']} near-duplicates, "
         f"{s['same_items'] + s['seen_before']} already seen, "
-        f"{s['alerts_published']} alerts published, {s['errors']} errors"
+        f"{_n(s['alerts_published'], 'alert')} published, {_n(s['errors'], 'error')}"
     )
     if s["rules_matched"]:
         width = max(len(r) for r in s["rules_matched"])

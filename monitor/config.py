@@ -113,6 +113,7 @@ class Settings:
     alerts_maxlen: int = 100_000  # approximate MAXLEN of the alerts stream
     alerts_max_age_days: float = 0.0  # also drop alerts older than this; 0: no age limit
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat
+    update_quiet_minutes: float = 60.0  # at most one `update` per story and rule this often
     retention_days: float = 7.0  # processed items are kept this long for backfills
     retention_max_items: int = 100_000  # and at most about this many (~6 KB each)
     webhook_secret: str = field(default="", repr=False)  # HMAC key of `monitor forward`
@@ -139,6 +140,10 @@ class Settings:
             self, "story_window_hours", "alert_id_ttl_days", "alerts_maxlen", "retention_days",
             "retention_max_items",
         )  # fmt: skip
+        if self.update_quiet_minutes < 0:
+            raise ConfigError(
+                f"update_quiet_minutes: must be 0 or more, got {self.update_quiet_minutes}"
+            )
         if self.alerts_max_age_days < 0:
             raise ConfigError(
                 f"alerts_max_age_days: must be 0 or more, got {self.alerts_max_age_days}"

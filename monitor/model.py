@@ -112,6 +112,10 @@ class AlertKind(enum.StrEnum):
     UPDATE = "update"
 
 
-def alert_id(rule_id: str, story_id: str, kind: AlertKind) -> str:
-    """Derived, never random: the same rule, story and kind always give the same id."""
-    return stable_id("alert", rule_id, story_id, str(kind), size=20)
+def alert_id(rule_id: str, story_id: str, kind: AlertKind, update: int = 1) -> str:
+    """Derived, never random: the same rule, story, kind (and update number) always give
+    the same id."""
+    parts = ["alert", rule_id, story_id, str(kind)]
+    if kind is AlertKind.UPDATE and update > 1:
+        parts.append(str(update))
+    return stable_id(*parts, size=20)

@@ -140,14 +140,16 @@ class Pipeline:
         matches: list[RuleMatch],
         *,
         backfill: bool = False,
+        at: float | None = None,
     ) -> list[tuple[str, str]]:
         """Claim and publish the alerts of an original item: (alert id, rule id) of those
         published now. Repeating it for the same item publishes nothing new."""
         published = []
         for match in matches:
-            kind = self.index.claim_alert(placement.story_id, match.rule_id, item.id)
-            if kind is None:
+            claim = self.index.claim_alert(placement.story_id, match.rule_id, item.id, at=at)
+            if claim is None:
                 continue
+            kind, update = claim
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
             size = self.index.story_size(placement.story_id)
@@ -168,6 +170,7 @@ class Pipeline:
                 url=url,
                 now=datetime.now(UTC),
                 backfill=backfill,
+                update=update,
             )
             if self.queue.publish(alert):
                 published.append((alert["id"], rule.id))

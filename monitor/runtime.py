@@ -48,6 +48,7 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         near_threshold=settings.near_duplicate_threshold,
         story_threshold=settings.story_threshold,
         claim_ttl=int(settings.alert_id_ttl_days * 86400),
+        quiet=settings.update_quiet_minutes * 60,
     )
     retained = RetainedItems(
         client,

@@ -124,8 +124,8 @@ def test_an_item_redelivered_after_a_crash_still_alerts_once(
         pipeline.process(item)
     article, _ = pipeline._article(korea_herald)
     placement = pipeline.index.place(korea_herald, article)  # ...then the process dies
-    kind = pipeline.index.claim_alert(placement.story_id, "dprk-russia-treaty", korea_herald.id)
-    assert kind is AlertKind.NEW
+    claim = pipeline.index.claim_alert(placement.story_id, "dprk-russia-treaty", korea_herald.id)
+    assert claim == (AlertKind.NEW, 0)
     assert client.xlen("monitor:alerts") == 0
 
     result = pipeline.process(korea_herald)  # re-delivered
@@ -161,3 +161,27 @@ def test_replay_fetches_nothing_outside_its_feeds(url: str, redis_url: str, clie
     result = pipeline.process(item)
     assert not result.article.from_page
     assert result.warnings
+
+
+def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redis.Redis) -> None:
+    from monitor.dedup.index import DedupIndex
+    from monitor.keys import Keys
+
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
+                       claim_ttl=3600, quiet=600)  # fmt: skip
+    claims = [
+        index.claim_alert("s1", "r", "a", at=1000),  # new
+        index.claim_alert("s1", "r", "b", at=1100),  # within the quiet period after the new
+        index.claim_alert("s1", "r", "c", at=1700),  # update 1
+        index.claim_alert("s1", "r", "d", at=1900),  # quiet again
+        index.claim_alert("s1", "r", "e", at=2400),  # update 2
+        index.claim_alert("s1", "r", "c", at=9999),  # a re-delivered item: the same answer
+        index.claim_alert("s1", "r", "a", at=9999),
+    ]
+    assert claims == [(AlertKind.NEW, 0), None, (AlertKind.UPDATE, 1), None,
+                      (AlertKind.UPDATE, 2), (AlertKind.UPDATE, 1), (AlertKind.NEW, 0)]  # fmt: skip
+    from monitor.model import alert_id
+
+    ids = {alert_id("r", "s1", AlertKind.NEW), alert_id("r", "s1", AlertKind.UPDATE, 1),
+           alert_id("r", "s1", AlertKind.UPDATE, 2)}  # fmt: skip
+    assert len(ids) == 3  # each update its own stable id

@@ -70,22 +70,26 @@ end
 return found
 """
 
+# Claims per (story, rule), in the story's alerts hash:
+#   rule:new            the item that raised `new`
+#   rule:item:<id>      the update number an item raised (so a re-delivery gets the same)
+#   rule:updates        how many updates were raised; rule:last: when the last one was
 _CLAIM = """
-local field = ARGV[1]
-local owner = redis.call('HGET', KEYS[1], field .. ':new')
+local rule, item, ttl, now, quiet = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local owner = redis.call('HGET', KEYS[1], rule .. ':new')
 if not owner then
-  redis.call('HSET', KEYS[1], field .. ':new', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-  return 'new'
+  redis.call('HSET', KEYS[1], rule .. ':new', item, rule .. ':last', now)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  return 0
 end
-if owner == ARGV[2] then return 'new' end
-owner = redis.call('HGET', KEYS[1], field .. ':update')
-if not owner then
-  redis.call('HSET', KEYS[1], field .. ':update', ARGV[2])
-  return 'update'
-end
-if owner == ARGV[2] then return 'update' end
-return false
+if owner == item then return 0 end
+local mine = redis.call('HGET', KEYS[1], rule .. ':item:' .. item)
+if mine then return tonumber(mine) end
+local last = tonumber(redis.call('HGET', KEYS[1], rule .. ':last') or '0')
+if now - last < quiet then return -1 end
+local n = redis.call('HINCRBY', KEYS[1], rule .. ':updates', 1)
+redis.call('HSET', KEYS[1], rule .. ':last', now, rule .. ':item:' .. item, n)
+return n
 """
 
 
@@ -110,6 +114,7 @@ class DedupIndex:
         near_threshold: float,
         story_threshold: float,
         claim_ttl: int,
+        quiet: float = 3600.0,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -117,6 +122,7 @@ class DedupIndex:
         self.near_threshold = near_threshold
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
+        self.quiet = quiet  # seconds between two updates of one story for one rule
         self._claim = client.register_script(_CLAIM)
         self._count_terms = client.register_script(_COUNT_TERMS)
         self._index_item = client.register_script(_INDEX_ITEM)
@@ -307,15 +313,21 @@ class DedupIndex:
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
 
-    def claim_alert(self, story_id: str, rule_id: str, item_id: str) -> AlertKind | None:
-        """Which alert this item raises for (story, rule): the first matching item of a story
-        claims `new`, the next one `update`, later ones nothing. The same item always gets
-        the same answer, so a re-delivered item re-publishes the same (idempotent) alert.
-        """
-        kind = self._claim(
-            keys=[self.keys.story_alerts(story_id)], args=[rule_id, item_id, self.claim_ttl]
+    def claim_alert(
+        self, story_id: str, rule_id: str, item_id: str, *, at: float | None = None
+    ) -> tuple[AlertKind, int] | None:
+        """Which alert this item raises for (story, rule), if any: the first matching item of
+        a story claims `new`; a later one claims update number n when the story's last
+        alert for the rule is at least `quiet` seconds older than `at`; others nothing. The
+        same item always gets the same answer, so a re-delivered item re-publishes the
+        same (idempotent) alert."""
+        n = self._claim(
+            keys=[self.keys.story_alerts(story_id)],
+            args=[rule_id, item_id, self.claim_ttl, time.time() if at is None else at, self.quiet],
         )
-        return AlertKind(kind) if kind else None
+        if n < 0:
+            return None
+        return (AlertKind.NEW, 0) if n == 0 else (AlertKind.UPDATE, int(n))
 
 
 def _contained(jaccard: float, shingles: int, other: str | None) -> bool:
