@@ -41,6 +41,7 @@ def build_alert(
     now: datetime,
     backfill: bool = False,
     update: int = 1,
+    wires: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     alert = {
         "schema": SCHEMA,
@@ -51,6 +52,7 @@ def build_alert(
         "story": {
             "id": story_id,
             "size": story_size,
+            "wires": sorted({w for s in sources for w in s.wires} | set(wires)),
             "sources": [
                 {
                     "source": s.source,
@@ -71,6 +73,7 @@ def build_alert(
             "published": rfc3339(item.published or article.published),
             "language": article.language or None,
             "excerpt": excerpt(article.text or item.summary),
+            "wires": list(wires),
         },
         "matches": [{"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits],
         "score": match.score,

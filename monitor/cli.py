@@ -381,6 +381,7 @@ def _item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "similarity": round(p.similarity, 3),
         "rules": [m.rule_id for m in result.matches],
         "alerts": result.alerts,
+        "wires": list(result.wires),
         "text_from": "page" if result.article.from_page else "feed",
         "warnings": result.warnings,
     }

@@ -19,6 +19,7 @@ import structlog
 
 from monitor.alerts import build_alert
 from monitor.dedup.index import DedupIndex, Source
+from monitor.dedup.wires import credited
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import canonical_url
@@ -41,6 +42,7 @@ class Processed:
     matches: list[RuleMatch]
     alerts: list[str] = field(default_factory=list)  # ids published by this pass
     alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
+    wires: tuple[str, ...] = ()  # agencies the article credits
     warnings: list[str] = field(default_factory=list)
 
 
@@ -100,6 +102,7 @@ class Pipeline:
             matches=matches,
             alerts=[a for a, _ in alerts],
             alert_rules=[r for _, r in alerts],
+            wires=credited(article.text),
             warnings=warnings,
         )
 
@@ -156,8 +159,11 @@ class Pipeline:
             sources = self.index.story_sources(placement.story_id)
             if not size:  # the story left the dedup window (a late backfill): the item alone
                 when = item.published or article.published
-                size, sources = 1, [Source(item.id, item.source, url, item.title or article.title,
-                                           when.isoformat() if when else "")]  # fmt: skip
+                itself = Source(
+                    item.id, item.source, url, item.title or article.title,
+                    when.isoformat() if when else "", credited(article.text),
+                )  # fmt: skip
+                size, sources = 1, [itself]
             alert = build_alert(
                 kind=kind,
                 rule=rule,
@@ -171,6 +177,7 @@ class Pipeline:
                 now=datetime.now(UTC),
                 backfill=backfill,
                 update=update,
+                wires=credited(article.text),
             )
             if self.queue.publish(alert):
                 published.append((alert["id"], rule.id))

@@ -185,3 +185,26 @@ def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redi
     ids = {alert_id("r", "s1", AlertKind.NEW), alert_id("r", "s1", AlertKind.UPDATE, 1),
            alert_id("r", "s1", AlertKind.UPDATE, 2)}  # fmt: skip
     assert len(ids) == 3  # each update its own stable id
+
+
+def test_wire_attribution_on_items_and_stories(redis_url: str, client: redis.Redis) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    credited = {r.item.source: r.wires for r in map(pipeline.process, read_feeds([SAMPLE_FEEDS]))}
+    assert credited == {
+        "Fakti.bg": ("Reuters", "BTA"),  # "reported Reuters, cited by BTA"
+        "Al Mayadeen English": ("KCNA", "Interfax"),  # "KCNA, reported", "according to … Interfax"
+        "The Korea Herald": ("Sputnik",),  # "as quoted by state-run Sputnik News"
+        "Newser": ("AP", "KCNA"),  # "the AP reports", "Korean Central News Agency said"
+        "RT": (),
+    }
+    (alert,) = alerts_in_stream(client)
+    assert alert["item"]["wires"] == ["Sputnik"]
+    assert alert["story"]["wires"] == ["BTA", "Interfax", "KCNA", "Reuters", "Sputnik"]
+
+
+def test_a_name_alone_is_not_a_credit() -> None:
+    from monitor.dedup.wires import credited
+
+    assert credited("WASHINGTON (Reuters) - The Senate voted.") == ("Reuters",)
+    assert credited("A Reuters photographer and an AP Moller ship were there.") == ()
+    assert credited("Tass said on Monday, citing the Kremlin") == ("TASS",)

@@ -29,6 +29,7 @@ from monitor.dedup.fingerprint import (
     shingle_hashes,
     tfidf,
 )
+from monitor.dedup.wires import credited
 from monitor.feeds import canonical_url
 from monitor.keys import Keys
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
@@ -102,6 +103,7 @@ class Source:
     url: str
     title: str
     published: str
+    wires: tuple[str, ...] = ()  # agencies the report credits
 
 
 class DedupIndex:
@@ -263,6 +265,7 @@ class DedupIndex:
             "outcome": str(placement.outcome),
             "duplicate_of": placement.duplicate_of or "",
             "source": item.source,
+            "wires": ",".join(credited(article.text)),
             "url": canonical_url(article.canonical_url or item.url),
             "title": item.title or article.title,
             "published": _iso(item.published or article.published),
@@ -303,12 +306,15 @@ class DedupIndex:
         ids = self.client.zrange(self.keys.story(story_id), 0, limit - 1)
         pipe = self.client.pipeline(transaction=False)
         for iid in ids:
-            pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published")
-        return [
-            Source(iid, *(v or "" for v in values))
-            for iid, values in zip(ids, pipe.execute(), strict=True)
-            if values[1]
-        ]
+            pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published", "wires")
+        sources = []
+        for iid, (source, url, title, published, wires) in zip(ids, pipe.execute(), strict=True):
+            if url:
+                agencies = tuple(w for w in (wires or "").split(",") if w)
+                sources.append(
+                    Source(iid, source or "", url, title or "", published or "", agencies)
+                )
+        return sources
 
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
