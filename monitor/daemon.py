@@ -122,11 +122,6 @@ class Daemon:
             timezone=UTC,
         )
         self.page_pool = ThreadPoolExecutor(max(2, settings.daemon.batch), "page")
-        # The poll is done and its next time stored: let go of the lease at once.
-        self._release_lease = client.register_script(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
-            " return 0"
-        )
         self._reload = threading.Event()
         self.metrics.feeds.set(len(self.feeds))
         self.metrics.lag.set_function(lambda: self.items.lag()[0])
@@ -207,13 +202,14 @@ class Daemon:
             if state.next_poll > now + 1 or now - state.last_poll < interval / 2:
                 self._schedule(feed, max(state.next_poll, now + interval / 2))
                 return
-            lease_ms = max(1000, int(0.8 * interval * 1000))  # released after the poll
+            # The lease only has to outlive the poll itself; it must expire before the next
+            # one, which can come after 0.675 x interval (new items x0.75, jitter -10%).
+            lease_ms = max(1000, int(0.5 * interval * 1000))
             if not self.client.set(self.keys.lease(fid), self.instance, nx=True, px=lease_ms):
                 self._schedule(feed, now + min(interval, 60) * random.uniform(0.5, 1.0))
                 return
             with self.metrics.poll_time.time():
                 report = self.poller.poll(feed, now)
-            self._release_lease(keys=[self.keys.lease(fid)], args=[self.instance])
             self.metrics.polls.labels("error" if report.error else "ok").inc()
             self.metrics.http.labels(str(report.status)).inc()
             self.metrics.enqueued.inc(len(report.new))

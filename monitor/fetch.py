@@ -7,11 +7,14 @@ per-host concurrency cap.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Coroutine
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -20,6 +23,7 @@ from monitor.config import HttpSettings
 from monitor.errors import FetchError
 
 MAX_BYTES = 10 * 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,35 +76,58 @@ class Response:
 class HttpFetcher:
     """HTTP GET with conditional headers, limits and a per-host concurrency cap.
 
-    Bodies are streamed and counted after decompression, so a gzip bomb or an endless
-    body stops at `max_bytes`. Thread-safe: one instance serves every poll thread.
+    Requests run on one asyncio event loop in a thread of its own, so each has a hard total
+    deadline (connect_timeout + 2 x read_timeout) that also stops a server trickling its
+    headers byte by byte; callers in any thread get plain blocking calls. Bodies are
+    streamed and counted after decompression, so a gzip bomb or an endless body stops at
+    `max_bytes`.
     """
 
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
+        self._thread.start()
+        self._hosts: dict[str, asyncio.Semaphore] = {}  # touched only on the loop
+        self._closed = False
+        self.client: httpx.AsyncClient = self._run(self._open(), "client")
+
+    async def _open(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                self.settings.read_timeout, connect=self.settings.connect_timeout
+            ),
             follow_redirects=True,
-            max_redirects=settings.max_redirects,
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            max_redirects=self.settings.max_redirects,
+            headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
-        self._hosts: dict[str, threading.BoundedSemaphore] = {}
-        self._lock = threading.Lock()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], url: str) -> T:
+        if self._closed:
+            coroutine.close()
+            raise FetchError(url, "the fetcher is closed")
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        except CancelledError as exc:  # closed while this request was running
+            raise FetchError(url, "the fetcher was closed") from exc
 
     def close(self) -> None:
-        self.client.close()
+        """Cancel what is in flight, close the connections and stop the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
-    def _host_slot(self, url: str) -> threading.BoundedSemaphore:
-        try:
-            host = (urlsplit(url).hostname or "").lower()
-        except ValueError as exc:
-            raise FetchError(url, f"bad URL ({exc})") from exc
-        with self._lock:
-            slot = self._hosts.get(host)
-            if slot is None:
-                slot = self._hosts[host] = threading.BoundedSemaphore(self.settings.per_host)
-            return slot
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()
+        await self.client.aclose()
 
     def get(
         self, url: str, *, etag: str = "", last_modified: str = "", accept: str = ""
@@ -112,12 +139,23 @@ class HttpFetcher:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        with self._host_slot(url):
+        return self._run(self._get(url, headers), url)
+
+    async def _get(self, url: str, headers: dict[str, str]) -> Response:
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError as exc:
+            raise FetchError(url, f"bad URL ({exc})") from exc
+        slot = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host))
+        limit = self.settings.connect_timeout + 2 * self.settings.read_timeout
+        async with slot:
             started = time.monotonic()  # the wait for a slot is not the server's time
-            deadline = started + 2 * self.settings.read_timeout
             try:
-                with self.client.stream("GET", url, headers=headers) as response:
-                    body = b"" if response.status_code == 304 else self._read(response, deadline)
+                async with asyncio.timeout(limit):
+                    async with self.client.stream("GET", url, headers=headers) as response:
+                        body = b"" if response.status_code == 304 else await self._read(response)
+            except TimeoutError as exc:
+                raise FetchError(url, f"no complete answer within {limit:.0f} s") from exc
             except httpx.TooManyRedirects as exc:
                 raise FetchError(url, f"more than {self.settings.max_redirects} redirects") from exc
             except httpx.TimeoutException as exc:
@@ -141,7 +179,7 @@ class HttpFetcher:
             elapsed=time.monotonic() - started,
         )
 
-    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+    async def _read(self, response: httpx.Response) -> bytes:
         if "," in response.headers.get("content-encoding", ""):
             # Stacked codings are decoded layer by layer before any size check: refuse them.
             raise FetchError(str(response.url), "more than one content coding")
@@ -150,12 +188,10 @@ class HttpFetcher:
             raise FetchError(str(response.url), f"body of {declared} bytes exceeds max_bytes")
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self.settings.max_bytes:
                 raise FetchError(str(response.url), f"body exceeds {self.settings.max_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise FetchError(str(response.url), "response took too long (trickling)")
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -187,3 +187,37 @@ def test_link_less_entries_stay_distinct(feed_server: FeedServer, poller: Poller
     report = poller.poll(FeedConfig(url=feed_server.url("/nolinks.xml")))
     assert [i.guid for i in report.new] == ["urn:x:0", "urn:x:1", "urn:x:2"]
     assert len({i.url for i in report.new}) == 3  # not all the feed's own URL
+
+
+def test_a_server_trickling_its_headers_hits_the_total_deadline() -> None:
+    import socket
+    import threading
+
+    from monitor.errors import FetchError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                if stop.wait(0.3):
+                    return
+                connection.send(bytes([byte]))  # each byte well within read_timeout
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0))
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError, match="no complete answer within 3 s"):
+            fetcher.get(f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml")
+        assert time.monotonic() - started < 6
+    finally:
+        stop.set()
+        fetcher.close()
+        listener.close()
