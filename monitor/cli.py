@@ -680,7 +680,7 @@ def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
     verb = "would match" if args.dry_run else "matched"
     print(
         f"\n{rule.id}: {report.items} retained items since {args.since}, {report.matched} {verb}, "
-        f"{_n(len(report.stories), 'story', 'stories')}, {report.alerts} alerts published"
+        f"{_n(len(report.stories), 'story', 'stories')}, {_n(report.alerts, 'alert')} published"
         + (" (dry run)" if args.dry_run else "")
     )
     return 0
