@@ -107,7 +107,8 @@ class StoryTerms:
 
 TITLE_WEIGHT = 2.0  # a title word counts as much as two occurrences in the text
 VECTOR_TERMS = 60  # terms kept per article
-PRIOR_DOCUMENTS = 50  # IDF smoothing: as if 50 more documents had none of the terms
+PRIOR_DOCUMENTS = 50
+MAX_FEATURES = 1000  # distinct terms counted per article (bounds Redis work per item)  # IDF smoothing: as if 50 more documents had none of the terms
 
 
 def stem(word: str) -> str:
@@ -127,6 +128,9 @@ def features(title: str, text: str) -> dict[str, float]:
     for word in words(title):
         if _useful(word):
             counts[stem(word)] += TITLE_WEIGHT
+    if len(counts) > MAX_FEATURES:  # a huge text: its most frequent terms say enough
+        kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FEATURES]
+        return dict(kept)
     return counts
 
 

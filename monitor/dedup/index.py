@@ -63,6 +63,19 @@ end
 return #KEYS
 """
 
+# Summed over the day buckets on the server: one reply per term, not one per term and day.
+_FREQUENCIES = """
+local total = {}
+for i = 1, #ARGV do total[i] = 0 end
+for _, key in ipairs(KEYS) do
+  local values = redis.call('HMGET', key, unpack(ARGV))
+  for i = 1, #ARGV do
+    if values[i] then total[i] = total[i] + tonumber(values[i]) end
+  end
+end
+return total
+"""
+
 _TERM_CANDIDATES = """
 local found = {}
 for i = 1, #KEYS do
@@ -129,6 +142,7 @@ class DedupIndex:
         self._count_terms = client.register_script(_COUNT_TERMS)
         self._index_item = client.register_script(_INDEX_ITEM)
         self._term_candidates = client.register_script(_TERM_CANDIDATES)
+        self._frequencies = client.register_script(_FREQUENCIES)
 
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item."""
@@ -183,17 +197,12 @@ class DedupIndex:
         originals there were."""
         if not terms:
             return {}, 0
-        pipe = self.client.pipeline(transaction=False)
-        for day in self._days(now):
-            pipe.hmget(self.keys.df(day), [_DOCUMENTS, *terms])
-        df: Counter[str] = Counter()
-        documents = 0
-        for values in pipe.execute():
-            documents += int(values[0] or 0)
-            for term, value in zip(terms, values[1:], strict=True):
-                if value:
-                    df[term] += int(value)
-        return dict(df), documents
+        counts = self._frequencies(
+            keys=[self.keys.df(day) for day in self._days(now)], args=[_DOCUMENTS, *terms]
+        )
+        documents = int(counts[0])
+        df = {term: int(n) for term, n in zip(terms, counts[1:], strict=True) if n}
+        return df, documents
 
     def _near_duplicate(
         self, signature, shingles: int, buckets: list[str], item: Item
