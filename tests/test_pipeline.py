@@ -208,3 +208,20 @@ def test_a_name_alone_is_not_a_credit() -> None:
     assert credited("WASHINGTON (Reuters) - The Senate voted.") == ("Reuters",)
     assert credited("A Reuters photographer and an AP Moller ship were there.") == ()
     assert credited("Tass said on Monday, citing the Kremlin") == ("TASS",)
+
+
+def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redis.Redis) -> None:
+    import random
+
+    from monitor.dedup.index import DedupIndex
+    from monitor.keys import Keys
+    from monitor.model import Article
+
+    rng = random.Random(3)
+    text = " ".join(f"w{rng.randrange(10**6)}" for _ in range(300_000))  # ~2.4 MB, 260k terms
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
+                       claim_ttl=3600)  # fmt: skip
+    item = Item(guid="urn:huge", url="https://example.org/huge", title="Huge", source="s", feed="f")
+    placement = index.place(item, Article(text=text, title="Huge"))
+    assert placement.outcome is Outcome.NEW_STORY
+    assert index.place(item, Article(text=text, title="Huge")).outcome is Outcome.SEEN

@@ -107,8 +107,8 @@ class StoryTerms:
 
 TITLE_WEIGHT = 2.0  # a title word counts as much as two occurrences in the text
 VECTOR_TERMS = 60  # terms kept per article
-PRIOR_DOCUMENTS = 50
-MAX_FEATURES = 1000  # distinct terms counted per article (bounds Redis work per item)  # IDF smoothing: as if 50 more documents had none of the terms
+PRIOR_DOCUMENTS = 50  # IDF smoothing: as if 50 more documents had none of the terms
+MAX_FEATURES = 1000  # distinct terms counted per article (bounds Redis work per item)
 
 
 def stem(word: str) -> str:
