@@ -36,6 +36,11 @@ class HttpSettings:
     max_redirects: int = 5
     per_host: int = 2  # concurrent requests to one host
     user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
+    # Address guard: links found in feeds (and redirects) may not lead to loopback, private,
+    # link-local or reserved addresses, except on these hosts. The hosts of configured feeds
+    # are always allowed: the operator chose them.
+    allow_hosts: tuple[str, ...] = ()
+    allow_private: bool = False  # switch the guard off entirely
 
     def __post_init__(self) -> None:
         _positive(self, "connect_timeout", "read_timeout", "max_bytes", "per_host")
@@ -193,6 +198,10 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
             if kind is int and isinstance(value, float) and value != number:
                 raise ValueError
             return number
+        elif kind is tuple and isinstance(value, list | str):
+            items = value.split(",") if isinstance(value, str) else value
+            if all(isinstance(i, str) for i in items):
+                return tuple(i.strip() for i in items if i.strip())
         elif isinstance(value, kind):
             return value
     except (TypeError, ValueError):

@@ -27,11 +27,13 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 import structlog
@@ -102,7 +104,7 @@ class Daemon:
         self.metrics = Metrics()
         self.stop = threading.Event()
         self.last_tick = time.monotonic()
-        self.fetcher = HttpFetcher(settings.http)
+        self.fetcher = HttpFetcher(settings.http, trusted_hosts=_hosts(settings.feeds))
         self.items = ItemsQueue(client, self.keys, maxlen=settings.daemon.items_maxlen)
         self.poller = Poller(
             client,
@@ -114,6 +116,7 @@ class Daemon:
         )
         self.registry = FeedRegistry(client, self.keys)
         self.feeds = merged(settings.feeds, self.registry)
+        self.fetcher.trusted |= _hosts(self.feeds)
         self.rules, self._rules_mark = self._load_rules()
         self.pipeline: Pipeline = runtime.pipeline(client, settings, self.rules, self.fetcher)
         self.scheduler = BackgroundScheduler(
@@ -383,6 +386,7 @@ class Daemon:
         for feed in current:
             if feed_id(feed) not in known:
                 self.feeds.append(feed)
+                self.fetcher.trusted |= _hosts([feed])
                 self._schedule(feed, time.time() + random.uniform(0, 2))
                 log.info("feed_added", feed=feed_id(feed), url=feed.url)
         self.metrics.feeds.set(len(self.feeds))
@@ -438,6 +442,10 @@ class Daemon:
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         log.info("http_listening", address=f"{host}:{server.server_address[1]}")
         return server
+
+
+def _hosts(feeds: Iterable[FeedConfig]) -> set[str]:
+    return {(urlsplit(f.url).hostname or "").lower() for f in feeds}
 
 
 def _fetch(fetcher: HttpFetcher, url: str) -> Page | MonitorError:

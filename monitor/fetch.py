@@ -8,9 +8,10 @@ per-host concurrency cap.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +84,9 @@ class HttpFetcher:
     `max_bytes`.
     """
 
-    def __init__(self, settings: HttpSettings) -> None:
+    def __init__(self, settings: HttpSettings, *, trusted_hosts: Iterable[str] = ()) -> None:
         self.settings = settings
+        self.trusted = {h.lower() for h in (*settings.allow_hosts, *trusted_hosts)}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
         self._thread.start()
@@ -101,7 +103,27 @@ class HttpFetcher:
             max_redirects=self.settings.max_redirects,
             headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            event_hooks={"request": [self._guard]},  # every request, redirects included
         )
+
+    async def _guard(self, request: httpx.Request) -> None:
+        """Refuse requests to loopback, private, link-local or reserved addresses (a feed's
+        links must not reach internal services), unless the host is trusted."""
+        host = (request.url.host or "").lower()
+        if self.settings.allow_private or host in self.trusted:
+            return
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, request.url.port or 80)
+        except OSError as exc:
+            raise FetchError(str(request.url), f"cannot resolve {host}: {exc}") from exc
+        for *_, address in infos:
+            ip = ipaddress.ip_address(address[0])
+            if not ip.is_global or ip.is_multicast:
+                raise FetchError(
+                    str(request.url),
+                    f"refused: {host} is a non-public address ({ip}); allow it with "
+                    "http.allow_hosts",
+                )
 
     def _run(self, coroutine: Coroutine[Any, Any, T], url: str) -> T:
         if self._closed:
@@ -154,6 +176,8 @@ class HttpFetcher:
                 async with asyncio.timeout(limit):
                     async with self.client.stream("GET", url, headers=headers) as response:
                         body = b"" if response.status_code == 304 else await self._read(response)
+            except FetchError:
+                raise
             except TimeoutError as exc:
                 raise FetchError(url, f"no complete answer within {limit:.0f} s") from exc
             except httpx.TooManyRedirects as exc:

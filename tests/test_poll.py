@@ -29,7 +29,8 @@ def entries(n: int, start: int = 0) -> list[dict[str, str]]:
 
 @pytest.fixture
 def poller(client: redis.Redis):
-    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0, max_bytes=200_000))
+    settings = HttpSettings(read_timeout=1.0, connect_timeout=1.0, max_bytes=200_000)
+    fetcher = HttpFetcher(settings, trusted_hosts=["127.0.0.1"])  # the test server
     items = ItemsQueue(client, Keys(), maxlen=10_000)
     yield Poller(client, Keys(), fetcher, items, SCHEDULE)
     fetcher.close()
@@ -167,7 +168,7 @@ def test_connection_refused_is_an_error_not_a_crash(poller: Poller) -> None:
 def test_unusable_urls_and_stacked_codings_are_fetch_errors(feed_server: FeedServer) -> None:
     from monitor.errors import FetchError
 
-    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0))
+    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0, allow_private=True))
     try:
         for url in ("http://a..b/x", "http://[::1/feed", "http://example.com:99999/a"):
             with pytest.raises(FetchError):
@@ -211,7 +212,7 @@ def test_a_server_trickling_its_headers_hits_the_total_deadline() -> None:
 
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
-    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0))
+    fetcher = HttpFetcher(HttpSettings(read_timeout=1.0, connect_timeout=1.0, allow_private=True))
     started = time.monotonic()
     try:
         with pytest.raises(FetchError, match="no complete answer within 3 s"):
@@ -221,3 +222,29 @@ def test_a_server_trickling_its_headers_hits_the_total_deadline() -> None:
         stop.set()
         fetcher.close()
         listener.close()
+
+
+def test_the_address_guard(feed_server: FeedServer) -> None:
+    from monitor.errors import FetchError
+
+    feed_server.static("/f.xml", rss(entries(1)))
+    port = feed_server.httpd.server_address[1]
+    feed_server.routes["/to-localhost"] = lambda h: Reply(
+        302, headers={"Location": f"http://localhost:{port}/f.xml"}
+    )
+    guarded = HttpFetcher(HttpSettings(read_timeout=1.0))
+    trusting = HttpFetcher(HttpSettings(read_timeout=1.0), trusted_hosts=["127.0.0.1"])
+    allowed = HttpFetcher(HttpSettings(read_timeout=1.0, allow_hosts=("localhost", "127.0.0.1")))
+    try:
+        with pytest.raises(FetchError, match=r"refused: 127\.0\.0\.1 is a non-public address"):
+            guarded.get(feed_server.url("/f.xml"))
+        for url in ("http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/"):
+            with pytest.raises(FetchError, match="non-public address"):
+                guarded.get(url)
+        assert trusting.get(feed_server.url("/f.xml")).status == 200  # a configured feed's host
+        with pytest.raises(FetchError, match="refused: localhost"):  # a redirect is checked too
+            trusting.get(feed_server.url("/to-localhost"))
+        assert allowed.get(feed_server.url("/to-localhost")).status == 200
+    finally:
+        for fetcher in (guarded, trusting, allowed):
+            fetcher.close()
