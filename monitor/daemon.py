@@ -212,7 +212,7 @@ class Daemon:
                 self._schedule(feed, now + min(interval, 60) * random.uniform(0.5, 1.0))
                 return
             with self.metrics.poll_time.time():
-                report = self.poller.poll(feed, now)
+                report = self.poller.poll(feed, now, state)
             self.metrics.polls.labels("error" if report.error else "ok").inc()
             self.metrics.http.labels(str(report.status)).inc()
             self.metrics.enqueued.inc(len(report.new))

@@ -100,12 +100,15 @@ class Poller:
     def state(self, feed: FeedConfig) -> FeedState:
         return FeedState.from_hash(self.client.hgetall(self.keys.feed(feed_id(feed))))
 
-    def poll(self, feed: FeedConfig, now: float | None = None) -> PollReport:
+    def poll(
+        self, feed: FeedConfig, now: float | None = None, state: FeedState | None = None
+    ) -> PollReport:
         """Poll once. Never raises for what the feed or the network does: errors are
-        recorded in the feed's state and push its next poll back."""
+        recorded in the feed's state and push its next poll back. `state`: the feed's state
+        if the caller has just read it."""
         fid = feed_id(feed)
         now = time.time() if now is None else now
-        state = self.state(feed)
+        state = state or self.state(feed)
         state.url = state.url or feed.url
         state.interval = state.interval or feed.interval or self.schedule.interval
         started = time.monotonic()
