@@ -324,34 +324,29 @@ def _position(node: yaml.ScalarNode, query: str, offset: int) -> tuple[int, int]
     return mark.line + 1, mark.column + 1 + quote + offset
 
 
-def _examples(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tuple[str, ...], ...]:
+def _lists(
+    path: Path, entry: tuple[yaml.Node, yaml.Node] | None, what: str, names: tuple[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A mapping of (at most) two string lists, e.g. examples: {match: [...], no_match: [...]}."""
+    found: dict[str, tuple[str, ...]] = dict.fromkeys(names, ())
     if entry is None:
         return (), ()
     _, node = entry
     if not isinstance(node, yaml.MappingNode):
-        raise _fail(path, node, "examples must be a mapping with match and no_match lists")
-    found: dict[str, tuple[str, ...]] = {"match": (), "no_match": ()}
+        raise _fail(path, node, f"{what} must be a mapping with {' and/or '.join(names)} lists")
     for key, value in node.value:
         if not isinstance(key, yaml.ScalarNode) or key.value not in found:
             name = key.value if isinstance(key, yaml.ScalarNode) else "(not a plain name)"
-            raise _fail(path, key, f"unknown examples key {name!r} (expected match, no_match)")
-        found[key.value] = _strings(path, value, f"examples.{key.value}")
-    return found["match"], found["no_match"]
+            raise _fail(path, key, f"unknown {what} key {name!r} (expected {', '.join(names)})")
+        found[key.value] = _strings(path, value, f"{what}.{key.value}")
+    return found[names[0]], found[names[1]]
+
+
+def _examples(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tuple[str, ...], ...]:
+    return _lists(path, entry, "examples", ("match", "no_match"))
 
 
 def _sources(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tuple[str, ...], ...]:
-    if entry is None:
-        return (), ()
-    _, node = entry
-    if not isinstance(node, yaml.MappingNode):
-        raise _fail(path, node, "sources must be a mapping with include and/or exclude lists")
-    found: dict[str, tuple[str, ...]] = {"include": (), "exclude": ()}
-    for key, value in node.value:
-        if not isinstance(key, yaml.ScalarNode) or key.value not in found:
-            name = key.value if isinstance(key, yaml.ScalarNode) else "(not a plain name)"
-            raise _fail(path, key, f"unknown sources key {name!r} (expected include, exclude)")
-        found[key.value] = tuple(
-            s.lower() if "." in s else " ".join(words(s))
-            for s in _strings(path, value, f"sources.{key.value}")
-        )
-    return found["include"], found["exclude"]
+    """Source names (compared as folded words) or domains (lower-cased)."""
+    lists = _lists(path, entry, "sources", ("include", "exclude"))
+    return tuple(tuple(s.lower() if "." in s else " ".join(words(s)) for s in lst) for lst in lists)
