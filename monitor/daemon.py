@@ -220,7 +220,8 @@ class Daemon:
         except Exception as exc:  # a loop boundary: log, count, and poll again later
             log.exception("poll_failed", feed=fid, error=str(exc))
             self.metrics.polls.labels("failed").inc()
-            self._schedule(feed, time.time() + 30)
+            retry = min(30.0, feed.interval or self.settings.schedule.interval)
+            self._schedule(feed, time.time() + retry)
 
     # --- processing --------------------------------------------------------------------
 
