@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 
 import redis
 import structlog
@@ -224,11 +223,3 @@ def _ttl(body: bytes) -> float | None:
     end = head.find(b"</ttl>", start)
     value = head[start + 5 : end].strip() if end > 0 else b""
     return float(value) * 60 if value.isdigit() else None
-
-
-def due_now(state: FeedState, now: float | None = None) -> bool:
-    return state.next_poll <= (time.time() if now is None else now)
-
-
-def utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"

@@ -38,9 +38,6 @@ class FeedRegistry:
             self.client.hset(self.key, mapping={f.url: _encode(f) for f in added})
         return added, duplicates
 
-    def remove(self, url: str) -> bool:
-        return bool(self.client.hdel(self.key, url))
-
     def all(self) -> list[FeedConfig]:
         """The registered feeds; an entry that does not decode is skipped (and logged)."""
         feeds = []
