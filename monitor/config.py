@@ -77,10 +77,15 @@ class DaemonSettings:
     max_deliveries: int = 5  # then the item goes to the dead-letter stream
     items_maxlen: int = 1_000_000
     seen_per_feed: int = 10_000  # entry ids remembered per feed
+    max_entries: int = 1_000  # entries taken from one poll of a feed; the rest are skipped
     rules_check: float = 30.0  # seconds between checks of the rules directory
 
     def __post_init__(self) -> None:
-        _positive(self, "batch", "claim_idle", "max_deliveries", "items_maxlen", "seen_per_feed")
+        _positive(
+            self,
+            *("batch", "claim_idle", "max_deliveries", "items_maxlen", "seen_per_feed"),
+            "max_entries",
+        )
         if self.listen:
             host, _, port = self.listen.rpartition(":")
             if not host or not port.isdigit() or not 0 <= int(port) < 65536:

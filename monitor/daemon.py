@@ -76,6 +76,14 @@ class Metrics:
         self.polls = Counter("monitor_polls", "Feed polls, by result", ["result"], registry=r)
         self.http = Counter("monitor_http_responses", "Feed HTTP responses", ["code"], registry=r)
         self.enqueued = Counter("monitor_items_enqueued", "New entries appended", registry=r)
+        self.skipped = Counter(
+            "monitor_entries_skipped", "Entries beyond daemon.max_entries in a poll", registry=r
+        )
+        self.no_page = Counter(
+            "monitor_items_without_page",
+            "Items processed from their feed text: the page could not be fetched or extracted",
+            registry=r,
+        )
         self.processed = Counter(
             "monitor_items_processed", "Items processed, by dedup outcome", ["outcome"], registry=r
         )
@@ -113,6 +121,7 @@ class Daemon:
             self.items,
             settings.schedule,
             seen_per_feed=settings.daemon.seen_per_feed,
+            max_entries=settings.daemon.max_entries,
         )
         self.registry = FeedRegistry(client, self.keys)
         self.feeds = merged(settings.feeds, self.registry)
@@ -216,6 +225,7 @@ class Daemon:
             self.metrics.polls.labels("error" if report.error else "ok").inc()
             self.metrics.http.labels(str(report.status)).inc()
             self.metrics.enqueued.inc(len(report.new))
+            self.metrics.skipped.inc(report.skipped)
             self._schedule(feed, report.next_poll)
         except Exception as exc:  # a loop boundary: log, count, and poll again later
             log.exception("poll_failed", feed=fid, error=str(exc))
@@ -297,6 +307,8 @@ class Daemon:
             self.metrics.latency.observe(time.perf_counter() - started)
             self.metrics.processed.labels(str(result.placement.outcome)).inc()
             self.metrics.alerts.inc(len(result.alerts))
+            if result.warnings:
+                self.metrics.no_page.inc()
 
     def _page(self, future: Future[Page | MonitorError] | None) -> Page | MonitorError | None:
         """The prefetched page, waiting for it only while the daemon is not stopping, and

@@ -72,6 +72,7 @@ class PollReport:
     status: int  # HTTP status, 0 when no response
     new: list[Item] = field(default_factory=list)
     entries: int = 0
+    skipped: int = 0  # entries beyond max_entries
     error: str = ""
     next_poll: float = 0.0
 
@@ -86,6 +87,7 @@ class Poller:
         schedule: ScheduleSettings,
         *,
         seen_per_feed: int = 10_000,
+        max_entries: int = 1_000,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -94,6 +96,7 @@ class Poller:
         self.items = items
         self.schedule = schedule
         self.seen_per_feed = seen_per_feed
+        self.max_entries = max_entries
         self.rng = rng or random.Random()
 
     def state(self, feed: FeedConfig) -> FeedState:
@@ -113,7 +116,7 @@ class Poller:
         started = time.monotonic()
         response: Response | None = None
         new: list[Item] = []
-        entries = 0
+        entries = skipped = 0
         error = ""
         ttl = None
         try:
@@ -123,6 +126,9 @@ class Poller:
             if response.status == 200:
                 items = parse_feed(response.body, url=response.url, headers=response.headers)
                 entries = len(items)
+                if entries > self.max_entries:
+                    items = newest(items, self.max_entries)
+                    skipped = entries - len(items)
                 ttl = _ttl(response.body)
                 new = self._unseen(fid, items, now)
                 if new:
@@ -169,6 +175,7 @@ class Poller:
             status=state.last_status,
             entries=entries,
             new=len(new),
+            skipped=skipped or None,
             error=error or None,
             errors=state.errors,
             next_in=round(state.next_poll - now),
@@ -179,6 +186,7 @@ class Poller:
             status=state.last_status,
             new=new,
             entries=entries,
+            skipped=skipped,
             error=error,
             next_poll=state.next_poll,
         )
@@ -203,6 +211,17 @@ class Poller:
         pipe.zadd(key, {m: now for item in items for m in _marks(item)})
         pipe.zremrangebyrank(key, 0, -(2 * self.seen_per_feed) - 1)  # keep the newest
         pipe.execute()
+
+
+def newest(items: list[Item], count: int) -> list[Item]:
+    """The `count` most recently published items (undated ones count as oldest; ties go to
+    the earlier in the document), in document order."""
+
+    def age(i: int) -> tuple[float, int]:
+        published = items[i].published
+        return (-published.timestamp() if published else float("inf"), i)
+
+    return [items[i] for i in sorted(sorted(range(len(items)), key=age)[:count])]
 
 
 def _marks(item: Item) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import redis
 from monitor.embedded import find_redis_server
 
 from .feedserver import FeedServer
+from .processes import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_FEEDS = ROOT / "sample_feeds"
@@ -73,3 +74,21 @@ def feed_server() -> Iterator[FeedServer]:
     server = FeedServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def daemons(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(cfg: Path, url: str = redis_url) -> Daemon:
+        daemon = Daemon(cfg, url, tmp_path / f"daemon{len(started)}.log")
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+        # Shown by pytest when the test failed.
+        print(f"--- {daemon.log.name}", *daemon.log.read_text().splitlines()[-15:], sep="\n")

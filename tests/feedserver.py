@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,6 +16,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering
     gzip: bool = False
+    # Written one after another instead of `body`, with no Content-Length unless `headers`
+    # declares one; the connection closes after the last (or when the client gives up).
+    chunks: Iterable[bytes] | None = None
 
 
 Route = Callable[[dict[str, str]], Reply]  # request headers (lower-case) -> reply
@@ -51,9 +54,19 @@ class FeedServer:
                         self.send_header(name, value)
                     if reply.gzip:
                         self.send_header("Content-Encoding", "gzip")
-                    self.send_header("Content-Length", str(len(body)))
+                    if reply.chunks is None:
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                     self.end_headers()
-                    self.wfile.write(body)
+                    for chunk in reply.chunks:
+                        if server.release.is_set():
+                            break
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up: that is what some tests want
 

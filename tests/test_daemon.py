@@ -8,15 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import redis
 
 from .conftest import RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
+from .processes import wait_for
 
 PAGES = SAMPLE_FEEDS / "pages"
 
@@ -46,65 +45,6 @@ def config(tmp_path: Path, server: FeedServer, rules: Path = RULES, **daemon: st
     path = tmp_path / "monitor.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-class Daemon:
-    def __init__(self, cfg: Path, redis_url: str, log: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
-        env["MONITOR_REDIS_URL"] = redis_url
-        self.log = log
-        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
-                env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cfg.parent,
-            )  # fmt: skip
-
-    def events(self, name: str) -> list[dict]:
-        found = []
-        for line in self.log.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == name:
-                found.append(event)
-        return found
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def daemons(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    started: list[Daemon] = []
-
-    def start(cfg: Path) -> Daemon:
-        daemon = Daemon(cfg, redis_url, tmp_path / f"daemon{len(started)}.log")
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
-
-
-@pytest.fixture(autouse=True)
-def _show_daemon_logs_on_failure(tmp_path: Path) -> Iterator[None]:
-    yield
-    for log in sorted(tmp_path.glob("daemon*.log")):  # shown by pytest when a test fails
-        print(f"--- {log.name}", *log.read_text().splitlines()[-15:], sep="\n")
 
 
 def alerts(client: redis.Redis) -> list[dict]:
