@@ -18,7 +18,7 @@ import redis
 from monitor import __version__, log, runtime
 from monitor.config import Settings, load
 from monitor.consumer import AlertConsumer, dead_letters
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, RedisUnavailable
 from monitor.fetch import LocalFetcher
 from monitor.pipeline import Processed
 from monitor.progress import Progress
@@ -180,14 +180,22 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.daemon import Daemon  # the daemon's imports are not needed by the rest
 
-    with runtime.redis_client(settings) as client:
-        daemon = Daemon(settings, client)
-        if not daemon.feeds:
-            raise MonitorError(
-                "no feeds: add [[feeds]] to the file given with --config, "
-                "or import some with `monitor feeds import FILE.opml`"
-            )
-        code = daemon.run()
+    stopping = threading.Event()  # a signal while Redis is awaited: give up, cleanly
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        with runtime.redis_client(settings, wait=stopping) as client:
+            daemon = Daemon(settings, client)
+            if not daemon.feeds:
+                raise MonitorError(
+                    "no feeds: add [[feeds]] to the file given with --config, "
+                    "or import some with `monitor feeds import FILE.opml`"
+                )
+            code = daemon.run()
+    except RedisUnavailable:
+        if not stopping.is_set():
+            raise
+        code = 0
     # Poll and page threads may still sit in a network read (bounded by the timeouts, but
     # long): everything durable is done, so do not let interpreter shutdown join them.
     sys.stdout.flush()

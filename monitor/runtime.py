@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import redis
+import structlog
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
 from monitor.embedded import EmbeddedRedis
+from monitor.errors import RedisUnavailable
 from monitor.fetch import Fetcher
 from monitor.keys import Keys
 
@@ -19,14 +22,34 @@ from monitor.queue import AlertQueue, RetainedItems, connect
 from monitor.rules import RuleSet
 
 
+log = structlog.get_logger(__name__)
+
+
 @contextmanager
-def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    """The configured Redis, or the embedded one started for the duration."""
+def redis_client(
+    settings: Settings, *, wait: threading.Event | None = None
+) -> Iterator[redis.Redis]:
+    """The configured Redis, or the embedded one started for the duration. With `wait`, an
+    unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set."""
     with ExitStack() as stack:
         url = settings.redis_url or stack.enter_context(EmbeddedRedis(settings.data_dir))
-        client = connect(url)
+        client = connect(url) if wait is None else _retrying(url, wait)
         stack.callback(client.close)
         yield client
+
+
+def _retrying(url: str, stop: threading.Event) -> redis.Redis:
+    delay = 1.0
+    while True:
+        try:
+            return connect(url)
+        except RedisUnavailable as exc:
+            if stop.is_set() or "bad Redis URL" in str(exc):
+                raise
+            log.error("redis_unavailable", error=str(exc), retry_in=delay)
+            if stop.wait(delay):
+                raise
+            delay = min(30.0, delay * 2)
 
 
 def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
