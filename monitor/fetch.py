@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import threading
 import time
+import zlib
 from collections.abc import Coroutine, Iterable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -80,8 +81,8 @@ class HttpFetcher:
     Requests run on one asyncio event loop in a thread of its own, so each has a hard total
     deadline (connect_timeout + 2 x read_timeout) that also stops a server trickling its
     headers byte by byte; callers in any thread get plain blocking calls. Bodies are
-    streamed and counted after decompression, so a gzip bomb or an endless body stops at
-    `max_bytes`.
+    streamed and decompressed here, at most `max_bytes` of output, so a gzip bomb or an
+    endless body stops there.
     """
 
     def __init__(self, settings: HttpSettings, *, trusted_hosts: Iterable[str] = ()) -> None:
@@ -204,18 +205,24 @@ class HttpFetcher:
         )
 
     async def _read(self, response: httpx.Response) -> bytes:
-        if "," in response.headers.get("content-encoding", ""):
-            # Stacked codings are decoded layer by layer before any size check: refuse them.
-            raise FetchError(str(response.url), "more than one content coding")
+        """The body, decompressed here rather than by httpx so that no chunk can inflate
+        past `max_bytes` (a 64 KB chunk of a gzip bomb is 64 MB of output)."""
+        url = str(response.url)
+        limit = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.settings.max_bytes:
-            raise FetchError(str(response.url), f"body of {declared} bytes exceeds max_bytes")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError(url, f"body of {declared} bytes exceeds max_bytes")
+        decoder = _decoder(response.headers.get("content-encoding", ""), url)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for raw in response.aiter_raw():
+            try:
+                chunk = decoder.decompress(raw, limit + 1 - size) if decoder else raw
+            except zlib.error as exc:
+                raise FetchError(url, f"broken compressed body ({exc})") from exc
             size += len(chunk)
-            if size > self.settings.max_bytes:
-                raise FetchError(str(response.url), f"body exceeds {self.settings.max_bytes} bytes")
+            if size > limit or (decoder and decoder.unconsumed_tail):
+                raise FetchError(url, f"body exceeds {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -225,3 +232,15 @@ class HttpFetcher:
         if response.status != 200:
             raise FetchError(url, f"HTTP {response.status}")
         return Page(url=response.url, body=response.body, headers=response.headers)
+
+
+def _decoder(coding: str, url: str) -> zlib._Decompress | None:
+    """A decompressor for the response's Content-Encoding (None: identity)."""
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if "," in coding:  # stacked codings would each need their own limit
+        raise FetchError(url, "more than one content coding")
+    if coding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    raise FetchError(url, f"unsupported content coding {coding!r}")
