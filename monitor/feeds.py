@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -58,6 +59,7 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
         raise TypeError("parse_feed takes the document's bytes")
     response_headers = {"content-type": "application/xml"}
     response_headers.update((k.lower(), v) for k, v in (headers or {}).items())
+    body = _mend_encoding(body, response_headers, url)
     if urlsplit(url).scheme in ("http", "https"):
         # Relative links resolve against it. (feedparser mangles file: URLs, so those
         # are resolved below, by urljoin.)
@@ -79,6 +81,46 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
             continue
         items.append(item)
     return items
+
+
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+_DECLARED_ANY = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])[A-Za-z0-9._-]+""")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
+
+
+def _mend_encoding(body: bytes, headers: dict[str, str], url: str) -> bytes:
+    """Fix the two encoding faults feedparser handles badly, in `body` or `headers`:
+
+    - a UTF-8 document with a few invalid bytes: those bytes become U+FFFD (feedparser would
+      decode the whole document as windows-1252, garbling every correct character);
+    - a valid UTF-8 document with non-ASCII text declared as some 8-bit charset: it is read
+      as UTF-8 (text in an 8-bit charset almost never happens to be valid UTF-8).
+
+    A document whose non-ASCII bytes are all invalid UTF-8 is in the encoding it says or in
+    windows-1252: that is left to feedparser."""
+    found = _CHARSET.search(headers["content-type"]) or _DECLARED.match(body[:512])
+    declared = found.group(1) if found else "utf-8"
+    declared = (declared.decode("ascii") if isinstance(declared, bytes) else declared).lower()
+    if declared.startswith(("utf-16", "utf-32", "ucs")) or body[:4].count(0):
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", errors="replace")
+        replaced = text.count("\ufffd")
+        if declared.replace("_", "-") in ("utf-8", "utf8") and replaced < sum(
+            1 for c in text if c > "\x7f" and c != "\ufffd"
+        ):
+            log.warning("feed_invalid_utf8", feed=url, replaced=replaced)
+            return text.encode("utf-8")
+        return body
+    if declared.replace("_", "-") not in ("utf-8", "utf8") and not text.isascii():
+        log.warning("feed_charset_overridden", feed=url, declared=declared, used="utf-8")
+        headers["content-type"] = _CHARSET.sub("charset=utf-8", headers["content-type"])
+        if not _CHARSET.search(headers["content-type"]):
+            headers["content-type"] += "; charset=utf-8"
+        return _DECLARED_ANY.sub(rb"\g<1>utf-8", body, count=1)
+    return body
 
 
 def _item(entry: feedparser.FeedParserDict, *, feed: str, channel: str) -> Item | None:

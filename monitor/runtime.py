@@ -15,11 +15,11 @@ from monitor.embedded import EmbeddedRedis
 from monitor.errors import RedisUnavailable
 from monitor.fetch import Fetcher
 from monitor.keys import Keys
-
-__all__ = ["Keys", "alert_queue", "clear", "pipeline", "redis_client"]
 from monitor.pipeline import Pipeline
 from monitor.queue import AlertQueue, RetainedItems, connect
 from monitor.rules import RuleSet
+
+__all__ = ["Keys", "alert_queue", "clear", "pipeline", "redis_client"]
 
 
 log = structlog.get_logger(__name__)

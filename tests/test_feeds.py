@@ -115,3 +115,39 @@ def test_a_canonical_link_to_another_site_or_the_home_page_is_ignored() -> None:
     assert _canonical("https://other.example/2024/story", page) == ""
     assert _canonical("https://news.example/a/story", page) == "https://news.example/a/story"
     assert _canonical(page, page) == ""
+
+
+TITLE = "Zürich café \u2013 déjà vu"
+
+
+def _doc(declared: str) -> str:
+    return (
+        f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel><title>t'
+        f"</title><item><title>{TITLE}</title><link>http://e.org/1</link></item></channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "title"),
+    [
+        # a few invalid bytes in UTF-8: only they are lost, not every accented letter
+        (
+            _doc("utf-8").encode().replace(b"caf", b"\xff\xfecaf"),
+            "",
+            "Zürich \ufffd\ufffdcafé \u2013 déjà vu",
+        ),
+        # UTF-8 served as ISO-8859-1 / windows-1251 (header or declaration): read as UTF-8
+        (_doc("utf-8").encode(), "text/xml; charset=windows-1251", TITLE),
+        (_doc("iso-8859-1").encode(), "", TITLE),
+        # really ISO-8859-1, declared UTF-8: feedparser's windows-1252 fallback
+        (_doc("utf-8").encode("latin-1", "replace"), "", "Zürich café ? déjà vu"),
+        # what it says it is
+        (_doc("windows-1251").replace(TITLE, "Москва").encode("cp1251"), "", "Москва"),
+        (_doc("iso-8859-1").encode("latin-1", "replace"), "text/xml", "Zürich café ? déjà vu"),
+    ],
+)
+def test_wrong_and_broken_encodings(body: bytes, content_type: str, title: str) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    [item] = parse_feed(body, url="http://e.org/feed", headers=headers)
+    assert item.title == title
+    assert item.url == "http://e.org/1"

@@ -61,6 +61,11 @@ XXE = b"""<?xml version="1.0"?>
 <description>&secret;</description></item></channel></rss>"""
 
 
+def encoded(guid: str) -> bytes:
+    """A UTF-8 feed with one item titled "Zürich, Москва" (with an en dash)."""
+    return rss([{"title": "Zürich \u2013 Москва", "link": f"http://127.0.0.1:1/{guid}"}])
+
+
 def many_items(count: int, base: str) -> bytes:
     items = "".join(f"<item><link>{base}/gone/{i}</link></item>" for i in range(count))
     return f'<rss version="2.0"><channel><title>many</title>{items}</channel></rss>'.encode()
@@ -82,6 +87,12 @@ def serve_hostile(server: FeedServer) -> dict[str, str]:
         "/laughs.xml": Reply(200, billion_laughs(), xml),
         "/xxe.xml": Reply(200, XXE, xml),
         "/many.xml": Reply(200, many_items(100_000, server.base), xml),
+        "/broken-utf8.xml": Reply(
+            200, encoded("broken").replace(b"Z\xc3\xbc", b"Z\xff\xc3\xbc"), xml
+        ),
+        "/mislabelled.xml": Reply(
+            200, encoded("mislabelled"), {"Content-Type": "text/xml; charset=iso-8859-1"}
+        ),
         "/deep.html": Reply(200, ("<div>" * 100_000 + ARTICLE).encode(), html),
         "/huge.html": Reply(200, headers=html, chunks=endless(b"<p>" + b"x" * 65533)),
     }
@@ -136,7 +147,8 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
     rules.mkdir()
     for source in RULES.iterdir():
         (rules / source.name).write_text(source.read_text())
-    paths = ["/feed.xml", *errors, "/laughs.xml", "/xxe.xml", "/many.xml", "/pages.xml"]
+    good = ["/laughs.xml", "/xxe.xml", "/many.xml", "/broken-utf8.xml", "/mislabelled.xml"]
+    paths = ["/feed.xml", *errors, *good, "/pages.xml"]
     daemon = daemons(config(tmp_path, feed_server, paths, rules))
     wait_for(lambda: daemon.events("daemon_started"))
     wait_for(lambda: daemon.events("http_listening"))
@@ -157,7 +169,10 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
     titles = {item.url.rsplit("/", 1)[1]: item.title for item in items}
     assert titles["laughs"] == "&l9;"
     assert titles["xxe"] == "leak &secret; here"
-    for path in ("/laughs.xml", "/xxe.xml", "/pages.xml"):
+    # Encodings: a bad byte costs one character; a UTF-8 feed served as ISO-8859-1 is read right.
+    assert titles["broken"] == "Z\ufffdürich \u2013 Москва"
+    assert titles["mislabelled"] == "Zürich \u2013 Москва"
+    for path in (*good, "/pages.xml"):
         assert state(path)["last_error"] == ""
     assert feed_server.hits("/private.html") == 0  # the address guard refused it
 
@@ -178,5 +193,6 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
 
     status = Path(f"/proc/{daemon.proc.pid}/status").read_text()
     peak = int(re.search(r"VmHWM:\s+(\d+) kB", status)[1])  # type: ignore[index]
+    print(f"daemon peak RSS {peak // 1024} MB")
     assert peak < 400 * 1024, f"peak RSS {peak // 1024} MB"
     assert daemon.stop() == 0
