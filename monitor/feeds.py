@@ -15,7 +15,7 @@ import feedparser
 import structlog
 
 from monitor.errors import FeedError
-from monitor.model import Item
+from monitor.model import Item, stable_id
 
 log = structlog.get_logger(__name__)
 
@@ -59,12 +59,21 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
         raise TypeError("parse_feed takes the document's bytes")
     response_headers = {"content-type": "application/xml"}
     response_headers.update((k.lower(), v) for k, v in (headers or {}).items())
+    content_type = response_headers["content-type"]
+    if content_type.lower().startswith("text/") and not _CHARSET.search(content_type):
+        # RFC 3023 makes text/xml without a charset US-ASCII, overriding the document's own
+        # declaration; no server means that, and no reader does it. The declaration rules.
+        response_headers["content-type"] = "application/xml"
     body = _mend_encoding(body, response_headers, url)
     if urlsplit(url).scheme in ("http", "https"):
         # Relative links resolve against it. (feedparser mangles file: URLs, so those
         # are resolved below, by urljoin.)
         response_headers["content-location"] = url
-    parsed = feedparser.parse(body, response_headers=response_headers)
+    try:
+        parsed = feedparser.parse(body, response_headers=response_headers)
+    except Exception as exc:  # hostile bytes can break feedparser itself (found by fuzzing:
+        # a NUL or a non-UTF-8 byte in the XML declaration's encoding name)
+        raise FeedError(url, f"not a readable feed ({type(exc).__name__}: {exc})") from exc
     if parsed.bozo and not parsed.entries:
         reason = str(parsed.get("bozo_exception", "not a feed")).strip() or "not a feed"
         raise FeedError(url, f"not a readable feed ({reason})")
@@ -77,7 +86,7 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
     for entry in parsed.entries:
         item = _item(entry, feed=url, channel=channel)
         if item is None:
-            log.warning("entry_skipped", feed=url, reason="no guid and no link")
+            log.warning("entry_skipped", feed=url, reason="no guid, link, title or text")
             continue
         items.append(item)
     return items
@@ -129,22 +138,29 @@ def _item(entry: feedparser.FeedParserDict, *, feed: str, channel: str) -> Item 
         with contextlib.suppress(ValueError):  # an unparsable link stays as written
             link = urljoin(feed, link)
     guid = (entry.get("id") or "").strip()
-    if not (guid or link):
-        return None
     source = (entry.get("source") or {}).get("title") or channel
     content = ""
     for part in entry.get("content", ()):  # Atom content / RSS content:encoded
         if part.get("value") and len(part["value"]) > len(content):
             content = part["value"]
+    title = (entry.get("title") or "").strip()
+    summary = (entry.get("summary") or "").strip()
+    if not (guid or link):
+        # No identity of its own (RSS 0.9x items may have none): its text is its identity,
+        # the same on every poll.
+        if not (title or summary or content):
+            return None
+        guid = "urn:monitor:entry:" + stable_id(feed, title, summary, content)
     return Item(
         guid=guid,
         url=link,
-        title=(entry.get("title") or "").strip(),
+        title=title,
         source=source.strip(),
         feed=feed,
-        summary=(entry.get("summary") or "").strip(),
+        summary=summary,
         content=content,
-        published=_when(entry.get("published_parsed") or entry.get("updated_parsed")),
+        # dict.get: FeedParserDict.get maps a missing updated_parsed to published_parsed, warning
+        published=_when(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")),
         author=(entry.get("author") or "").strip(),
     )
 

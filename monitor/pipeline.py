@@ -107,6 +107,8 @@ class Pipeline:
         )
 
     def needs_page(self, item: Item) -> bool:
+        if not item.url:
+            return False  # nothing to fetch: the feed's text is all there is
         return len(html_to_text(item.content)) < MIN_TEXT if item.content else True
 
     def _article(
@@ -126,6 +128,8 @@ class Pipeline:
         try:
             if isinstance(page, MonitorError):
                 raise page
+            if page is None and not item.url:
+                raise FetchError(item.guid, "the entry has no link")
             page = page or fetcher.fetch(item.url)
             return extract(page.body, url=page.url), []
         except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
