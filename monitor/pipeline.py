@@ -131,7 +131,10 @@ class Pipeline:
             if page is None and not item.url:
                 raise FetchError(item.guid, "the entry has no link")
             page = page or fetcher.fetch(item.url)
-            return extract(page.body, url=page.url), []
+            # The feed's title and date make the page's metadata search unnecessary.
+            return extract(
+                page.body, url=page.url, metadata=not (item.title and item.published)
+            ), []
         except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
             log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))
             text = content or html_to_text(item.summary) or item.title
