@@ -62,8 +62,8 @@ def wire_copy(title: str, text: str, rng: random.Random) -> tuple[str, str]:
     for i in rng.sample(swappable, min(len(swappable), max(1, len(words) // 25))):
         words[i] = SWAPS[words[i].lower()]  # a few words changed: one in 25 at most
     sentences = re.split(r"(?<=[.!?])\s+", " ".join(words))
-    if len(sentences) > 2:
-        sentences = sentences[:-1]
+    if len(sentences) > 2 and len(sentences[-1].split()) <= len(words) // 4:
+        sentences = sentences[:-1]  # a trimmed tail: at most a quarter of the text
     body = rng.choice(DATELINES) + " ".join(sentences) + " " + rng.choice(BOILERPLATE)
     return "UPDATE: " + title, body
 
