@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import jsonschema
@@ -100,6 +101,38 @@ def test_near_duplicate_joins_the_original_and_unrelated_starts_a_story(
             assert result.matches == []
         assert result.alerts == []
     assert client.xlen("monitor:alerts") == before  # a copy never alerts
+
+
+def wire_copy(text: str, rng: random.Random) -> str:
+    """The text as another outlet republishes a wire story: a dateline in front, one word in
+    thirty changed, the last paragraph dropped, the outlet's boilerplate at the end."""
+    paragraphs = [p for p in text.split("\n") if p.strip()]
+    words = " ".join(paragraphs[:-1] if len(paragraphs) > 3 else paragraphs).split()
+    for at in rng.sample(range(len(words)), len(words) // 30):
+        words[at] = rng.choice(["reportedly", "also", "on Wednesday", "officials"])
+    dateline = rng.choice(["SEOUL, June 19 (Reuters) - ", "MOSCOW (AP) — ", "(BTA) "])
+    return f"{dateline}{' '.join(words)} Follow us for more world news. (c) 2024 Example Media"
+
+
+def test_generated_wire_copies_of_the_seeds_are_near_duplicates(
+    redis_url: str, client: redis.Redis
+) -> None:
+    pipeline = make_pipeline(redis_url, client)
+    seeds = [pipeline.process(item) for item in read_feeds([SAMPLE_FEEDS])]
+    alerts = client.xlen("monitor:alerts")
+    rng = random.Random(19)
+    for seed in seeds:
+        copy = Item(
+            guid=f"urn:copy:{seed.item.id}", url=f"https://copies.example/{seed.item.id}",
+            title="UPDATE: " + seed.item.title, source="Example Media", feed="copies",
+            content=wire_copy(seed.article.text, rng), published=seed.item.published,
+        )  # fmt: skip
+        result = pipeline.process(copy)
+        assert result.placement.outcome is Outcome.NEAR_DUPLICATE, seed.item.source
+        assert result.placement.duplicate_of == seed.item.id
+        assert result.placement.story_id == seed.placement.story_id
+        assert result.alerts == []
+    assert client.xlen("monitor:alerts") == alerts  # copies never alert
 
 
 def test_tracking_parameters_make_the_same_item(redis_url: str, client: redis.Redis) -> None:
