@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,10 +41,16 @@ MIN_SHARED_TERMS = 2
 CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
 CONTAINED_JACCARD = 0.3
 
+# Terms travel as one newline-joined argument, and counts come back as one string: a few
+# hundred separate arguments and replies cost more to pack and parse than the work itself.
 _COUNT_TERMS = """
-for i = 2, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+local n = 0
+for term in string.gmatch(ARGV[2], "[^\\n]+") do
+  redis.call('HINCRBY', KEYS[1], term, 1)
+  n = n + 1
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return #ARGV - 1
+return n
 """
 
 # One round trip instead of one command per band and term.
@@ -63,23 +68,56 @@ end
 return #KEYS
 """
 
-# Summed over the day buckets on the server: one reply per term, not one per term and day.
+# Summed over the day buckets on the server: one reply for all terms and days.
 _FREQUENCIES = """
+local terms = {}
+for term in string.gmatch(ARGV[1], "[^\\n]+") do terms[#terms + 1] = term end
 local total = {}
-for i = 1, #ARGV do total[i] = 0 end
+for i = 1, #terms do total[i] = 0 end
 for _, key in ipairs(KEYS) do
-  local values = redis.call('HMGET', key, unpack(ARGV))
-  for i = 1, #ARGV do
+  local values = redis.call('HMGET', key, unpack(terms))
+  for i = 1, #terms do
     if values[i] then total[i] = total[i] + tonumber(values[i]) end
   end
 end
-return total
+return table.concat(total, ",")
 """
 
-_TERM_CANDIDATES = """
-local found = {}
+# Story candidates, counted on the server: the items sharing at least ARGV[5] of the query
+# terms (each term's ARGV[2] most recent postings after ARGV[1]), best first, at most ARGV[4],
+# each with its fields. One round trip, and only a few ids come back, not thousands.
+_STORY_CANDIDATES = """
+local shared = {}
 for i = 1, #KEYS do
-  found[i] = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+  for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + 1 end
+end
+shared[ARGV[3]] = nil
+local best = {}
+for id, n in pairs(shared) do
+  if n >= tonumber(ARGV[5]) then best[#best + 1] = {id, n} end
+end
+table.sort(best, function(a, b)
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return a[1] < b[1]
+end)
+local found = {}
+for i = 1, math.min(#best, tonumber(ARGV[4])) do
+  local id = best[i][1]
+  local f = redis.call('HMGET', ARGV[6] .. id, 'terms', 'story', 'published_ts')
+  found[i] = {id, f[1], f[2], f[3]}
+end
+return found
+"""
+
+# Near-duplicate candidates: the members of the item's LSH buckets with their fingerprints.
+_NEAR_CANDIDATES = """
+local found = {}
+for _, id in ipairs(redis.call('SUNION', unpack(KEYS))) do
+  if id ~= ARGV[1] then
+    local f = redis.call('HMGET', ARGV[2] .. id, 'minhash', 'story', 'duplicate_of', 'shingles')
+    found[#found + 1] = {id, f[1], f[2], f[3], f[4]}
+  end
 end
 return found
 """
@@ -141,16 +179,22 @@ class DedupIndex:
         self._claim = client.register_script(_CLAIM)
         self._count_terms = client.register_script(_COUNT_TERMS)
         self._index_item = client.register_script(_INDEX_ITEM)
-        self._term_candidates = client.register_script(_TERM_CANDIDATES)
+        self._story_candidates = client.register_script(_STORY_CANDIDATES)
+        self._near_candidates = client.register_script(_NEAR_CANDIDATES)
         self._frequencies = client.register_script(_FREQUENCIES)
 
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item."""
         now = time.time() if now is None else now
         item_id = item.id
-        story, original, outcome = self.client.hmget(
-            self.keys.entry(item_id), "story", "duplicate_of", "outcome"
-        )
+        url = canonical_url(article.canonical_url or item.url)
+        url_key = self.keys.canonical(stable_id("url", url))
+        pipe = self.client.pipeline(transaction=False)  # one round trip for both questions
+        pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
+        if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
+            pipe.set(url_key, item_id, nx=True, ex=self.window)
+            pipe.get(url_key)
+        (story, original, outcome), *claimed = pipe.execute()
         if story:
             return Placement(
                 outcome=Outcome.SEEN,
@@ -158,12 +202,7 @@ class DedupIndex:
                 duplicate_of=original or None,
                 first_outcome=Outcome(outcome),
             )
-
-        url = canonical_url(article.canonical_url or item.url)
-        url_key = self.keys.canonical(stable_id("url", url))
-        first = None
-        if url and not self.client.set(url_key, item_id, nx=True, ex=self.window):
-            first = self.client.get(url_key)  # (SET NX GET needs Redis 7)
+        first = claimed[1] if claimed else None
         if first and first != item_id:
             story = self.client.hget(self.keys.entry(first), "story")
             if story:
@@ -177,10 +216,18 @@ class DedupIndex:
         signature = minhash(hashes)
         buckets = band_buckets(signature)
         counts = features(item.title or article.title, article.text or item.summary)
-        df, documents = self._document_frequencies(list(counts), now)
+        pipe = self.client.pipeline(transaction=False)
+        self._document_frequencies(list(counts), now, pipe)
+        self._near_candidates(
+            keys=[self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)],
+            args=[item_id, self.keys.entry("")],
+            client=pipe,
+        )
+        *frequencies, near = pipe.execute()
+        df, documents = self._frequencies_of(list(counts), frequencies)
         terms = tfidf(counts, df, documents)
         placement = (
-            self._near_duplicate(signature, len(hashes), buckets, item)
+            self._near_duplicate(signature, len(hashes), near)
             or self._same_story(terms, item, article, now)
             or Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
         )
@@ -192,35 +239,32 @@ class DedupIndex:
         today = int(now // 86400)
         return list(range(today - self.window // 86400 - 1, today + 1))
 
-    def _document_frequencies(self, terms: list[str], now: float) -> tuple[dict[str, int], int]:
-        """How many recent originals (the window, by whole days) have each term, and how many
-        originals there were."""
-        if not terms:
+    def _document_frequencies(self, terms: list[str], now: float, pipe) -> None:
+        """Queue, on `pipe`, the question: how many recent originals (the window, by whole
+        days) have each term, and how many originals there were."""
+        if terms:
+            self._frequencies(
+                keys=[self.keys.df(day) for day in self._days(now)],
+                args=["\n".join([_DOCUMENTS, *terms])],
+                client=pipe,
+            )
+
+    @staticmethod
+    def _frequencies_of(terms: list[str], reply: list) -> tuple[dict[str, int], int]:
+        if not reply:
             return {}, 0
-        counts = self._frequencies(
-            keys=[self.keys.df(day) for day in self._days(now)], args=[_DOCUMENTS, *terms]
-        )
-        documents = int(counts[0])
-        df = {term: int(n) for term, n in zip(terms, counts[1:], strict=True) if n}
+        counts = [int(n) for n in reply[0].split(",")]
+        documents = counts[0]
+        df = {term: n for term, n in zip(terms, counts[1:], strict=True) if n}
         return df, documents
 
-    def _near_duplicate(
-        self, signature, shingles: int, buckets: list[str], item: Item
-    ) -> Placement | None:
-        """The best earlier original whose text this one repeats: estimated Jaccard of the
-        word 3-grams at least `near_threshold`, or (a copy trimmed or padded with outlet
-        boilerplate) most of the smaller text's 3-grams shared, with a Jaccard of at least
-        CONTAINED_JACCARD."""
-        bands = [self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)]
-        candidates = set(self.client.sunion(bands)) - {item.id}
-        if not candidates:
-            return None
-        pipe = self.client.pipeline(transaction=False)
-        ordered = sorted(candidates)
-        for cid in ordered:
-            pipe.hmget(self.keys.entry(cid), "minhash", "story", "duplicate_of", "shingles")
+    def _near_duplicate(self, signature, shingles: int, found: list) -> Placement | None:
+        """The best earlier original whose text this one repeats (`found`: the members of
+        its LSH buckets): estimated Jaccard of the word 3-grams at least `near_threshold`,
+        or (a copy trimmed or padded with outlet boilerplate) most of the smaller text's
+        3-grams shared, with a Jaccard of at least CONTAINED_JACCARD."""
         best: Placement | None = None
-        for cid, (sig, story, original, size) in zip(ordered, pipe.execute(), strict=True):
+        for cid, sig, story, original, size in sorted(found):
             if not (sig and story):
                 continue  # expired meanwhile
             score = jaccard(signature, decode_signature(sig))
@@ -241,22 +285,14 @@ class DedupIndex:
         query = terms.top(QUERY_TERMS)
         if not query:
             return None
-        found = self._term_candidates(
-            keys=[self.keys.term(term) for term in query], args=[now - self.window, TERM_FANOUT]
-        )
-        shared: Counter[str] = Counter()
-        for members in found:
-            shared.update(members)
-        shared.pop(item.id, None)
-        candidates = [c for c, n in shared.most_common(STORY_CANDIDATES) if n >= MIN_SHARED_TERMS]
-        if not candidates:
-            return None
-        pipe = self.client.pipeline(transaction=False)
-        for cid in candidates:
-            pipe.hmget(self.keys.entry(cid), "terms", "story", "published_ts")
+        found = self._story_candidates(
+            keys=[self.keys.term(term) for term in query],
+            args=[now - self.window, TERM_FANOUT, item.id, STORY_CANDIDATES, MIN_SHARED_TERMS,
+                  self.keys.entry("")],
+        )  # fmt: skip
         published = _timestamp(item.published or article.published)
         best: Placement | None = None
-        for raw, story, when in pipe.execute():
+        for _, raw, story, when in found:
             if not (raw and story):
                 continue
             if published and when and abs(published - float(when)) > self.window:
@@ -297,10 +333,8 @@ class DedupIndex:
         # Only originals are indexed: a copy of a copy is found through the original.
         if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
             day_key = self.keys.df(int(now // 86400))
-            self._count_terms(
-                keys=[day_key], args=[self.window + 2 * 86400, _DOCUMENTS, *(counts or ())],
-                client=pipe,
-            )  # fmt: skip
+            counted = "\n".join([_DOCUMENTS, *(counts or ())])
+            self._count_terms(keys=[day_key], args=[self.window + 2 * 86400, counted], client=pipe)
             bands = [self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)]
             term_keys = [self.keys.term(t) for t in terms.top(QUERY_TERMS)] if terms else []
             self._index_item(
