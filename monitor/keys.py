@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LSH_GROUP = 3  # leading hex digits of a bucket that name its hash (4,096 per band and day)
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -71,9 +73,11 @@ class Keys:
         """Canonical URL -> the id of the first item seen with it."""
         return f"{self.prefix}url:{url_hash}"
 
-    def lsh_band(self, band: int, bucket: str) -> str:
-        """Set of item ids whose MinHash band `band` hashed to `bucket`."""
-        return f"{self.prefix}lsh:{band}:{bucket}"
+    def lsh_band(self, day: int, band: int, bucket: str) -> str:
+        """Hash of one day's LSH buckets of a band that share their first three hex digits:
+        field = the rest of the bucket, value = the ids hashed there that day, comma-joined.
+        (A small hash per bucket group packs ~5x tighter than a set per bucket.)"""
+        return f"{self.prefix}lsh:{day}:{band}:{bucket[:LSH_GROUP]}"
 
     def df(self, day: int) -> str:
         """Hash of one day's document frequencies: term -> originals that had it."""

@@ -30,7 +30,7 @@ from monitor.dedup.fingerprint import (
 )
 from monitor.dedup.wires import credited
 from monitor.feeds import canonical_url
-from monitor.keys import Keys
+from monitor.keys import LSH_GROUP, Keys
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
 
 _DOCUMENTS = "#documents"  # field of a day's frequency hash: originals counted that day
@@ -53,17 +53,21 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return n
 """
 
-# One round trip instead of one command per band and term.
+# One round trip instead of one command per band and term. KEYS: the day's band hashes,
+# then the term sets; ARGV: id, now, horizon, ttl, bands, band ttl, then each band's field.
 _INDEX_ITEM = """
-local bands = tonumber(ARGV[5])
+local id, bands = ARGV[1], tonumber(ARGV[5])
 for i = 1, #KEYS do
   if i <= bands then
-    redis.call('SADD', KEYS[i], ARGV[1])
+    local field = ARGV[6 + i]
+    local ids = redis.call('HGET', KEYS[i], field)
+    redis.call('HSET', KEYS[i], field, ids and (ids .. ',' .. id) or id)
+    redis.call('EXPIRE', KEYS[i], ARGV[6])
   else
-    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+    redis.call('ZADD', KEYS[i], ARGV[2], id)
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3])
+    redis.call('EXPIRE', KEYS[i], ARGV[4])
   end
-  redis.call('EXPIRE', KEYS[i], ARGV[4])
 end
 return #KEYS
 """
@@ -110,13 +114,21 @@ end
 return found
 """
 
-# Near-duplicate candidates: the members of the item's LSH buckets with their fingerprints.
+# Near-duplicate candidates: the ids in the item's LSH buckets on any day of the window,
+# with their fingerprints. KEYS: band hashes, `days` per band; ARGV: the item's id, the entry
+# key prefix, days, then each band's field.
 _NEAR_CANDIDATES = """
-local found = {}
-for _, id in ipairs(redis.call('SUNION', unpack(KEYS))) do
-  if id ~= ARGV[1] then
-    local f = redis.call('HMGET', ARGV[2] .. id, 'minhash', 'story', 'duplicate_of', 'shingles')
-    found[#found + 1] = {id, f[1], f[2], f[3], f[4]}
+local days, seen, found = tonumber(ARGV[3]), {[ARGV[1]] = true}, {}
+for i = 1, #KEYS do
+  local ids = redis.call('HGET', KEYS[i], ARGV[3 + math.ceil(i / days)])
+  if ids then
+    for id in string.gmatch(ids, "[^,]+") do
+      if not seen[id] then
+        seen[id] = true
+        local f = redis.call('HMGET', ARGV[2] .. id, 'minhash', 'story', 'duplicate_of', 'shingles')
+        found[#found + 1] = {id, f[1], f[2], f[3], f[4]}
+      end
+    end
   end
 end
 return found
@@ -218,9 +230,14 @@ class DedupIndex:
         counts = features(item.title or article.title, article.text or item.summary)
         pipe = self.client.pipeline(transaction=False)
         self._document_frequencies(list(counts), now, pipe)
+        days = self._days(now)
         self._near_candidates(
-            keys=[self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)],
-            args=[item_id, self.keys.entry("")],
+            keys=[
+                self.keys.lsh_band(day, band, bucket)
+                for band, bucket in enumerate(buckets)
+                for day in days
+            ],
+            args=[item_id, self.keys.entry(""), len(days), *(b[LSH_GROUP:] for b in buckets)],
             client=pipe,
         )
         *frequencies, near = pipe.execute()
@@ -321,7 +338,8 @@ class DedupIndex:
             entry["minhash"] = encode_signature(signature)
             entry["shingles"] = shingles
         if terms is not None:
-            entry["terms"] = json.dumps(terms.weights, separators=(",", ":"))
+            weights = {t: round(w, 4) for t, w in terms.weights.items()}  # ~half the bytes
+            entry["terms"] = json.dumps(weights, separators=(",", ":"))
         entry_key = self.keys.entry(item.id)
         story_key = self.keys.story(placement.story_id)
         horizon = now - self.window
@@ -335,13 +353,15 @@ class DedupIndex:
             day_key = self.keys.df(int(now // 86400))
             counted = "\n".join([_DOCUMENTS, *(counts or ())])
             self._count_terms(keys=[day_key], args=[self.window + 2 * 86400, counted], client=pipe)
-            bands = [self.keys.lsh_band(band, bucket) for band, bucket in enumerate(buckets)]
+            today = int(now // 86400)
+            bands = [self.keys.lsh_band(today, band, b) for band, b in enumerate(buckets)]
             term_keys = [self.keys.term(t) for t in terms.top(QUERY_TERMS)] if terms else []
             self._index_item(
                 keys=[*bands, *term_keys],
-                args=[item.id, now, horizon, self.window, len(bands)],
+                args=[item.id, now, horizon, self.window, len(bands), self.window + 86400,
+                      *(b[LSH_GROUP:] for b in buckets)],
                 client=pipe,
-            )
+            )  # fmt: skip
         pipe.execute()
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
@@ -358,6 +378,14 @@ class DedupIndex:
                     Source(iid, source or "", url, title or "", published or "", agencies)
                 )
         return sources
+
+    def originals(self, now: float | None = None) -> int:
+        """How many originals (new stories and same-story reports) the window indexes: the
+        sum of the day counters, so slightly more than the window at a day's edge."""
+        pipe = self.client.pipeline(transaction=False)
+        for day in self._days(time.time() if now is None else now):
+            pipe.hget(self.keys.df(day), _DOCUMENTS)
+        return sum(int(n or 0) for n in pipe.execute())
 
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
