@@ -322,11 +322,23 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
         dead = client.xlen(keys.items_dead) if client.exists(keys.items_dead) else 0
         rows = _feed_rows(settings, client)
+        indexed = runtime.dedup_index(client, settings).originals()
+        try:
+            memory: int | None = client.info("memory")["used_memory"]
+        except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
+            memory = None
     print(
         f"daemons running: {len(daemons)}"
         + "".join(f"\n  {d.get('instance')} (pid {d.get('pid')})" for d in daemons)
     )
     print(f"items: {lag} waiting, {pending} in progress, {dead} dead-lettered; alerts: {alerts}")
+    line = f"dedup window ({settings.story_window_hours:g} h): {indexed} items indexed"
+    if memory is not None:
+        line += f"; Redis memory {memory / 2**20:.1f} MB"
+        line += (
+            f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
+        )
+    print(line)
     failing = sum(1 for r in rows if r["errors"])
     print(f"feeds: {len(rows)} configured, {failing} failing")
     if rows:

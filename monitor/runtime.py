@@ -19,7 +19,7 @@ from monitor.pipeline import Pipeline
 from monitor.queue import AlertQueue, RetainedItems, connect
 from monitor.rules import RuleSet
 
-__all__ = ["Keys", "alert_queue", "clear", "pipeline", "redis_client"]
+__all__ = ["Keys", "alert_queue", "clear", "dedup_index", "pipeline", "redis_client"]
 
 
 log = structlog.get_logger(__name__)
@@ -62,17 +62,21 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
     )
 
 
-def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:
-    keys = Keys(settings.prefix)
-    index = DedupIndex(
+def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
+    return DedupIndex(
         client,
-        keys,
+        Keys(settings.prefix),
         window=settings.window_seconds,
         near_threshold=settings.near_duplicate_threshold,
         story_threshold=settings.story_threshold,
         claim_ttl=int(settings.alert_id_ttl_days * 86400),
         quiet=settings.update_quiet_minutes * 60,
     )
+
+
+def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:
+    keys = Keys(settings.prefix)
+    index = dedup_index(client, settings)
     retained = RetainedItems(
         client,
         keys,

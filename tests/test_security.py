@@ -55,6 +55,8 @@ def test_an_acl_user_with_a_password_works_and_the_password_never_shows(
     assert "1 alert published" in replay.stdout
     consume = monitor("consume", "--from-start", "--json", cwd=ROOT, redis_url=url)
     assert consume.stdout.count('"kind": "new"') == 1
+    status = monitor("status", cwd=ROOT, redis_url=url)  # INFO is not allowed: said without
+    assert "dedup window (72 h): 5 items indexed\n" in status.stdout, status.stderr
 
     wrong = monitor(
         "status", cwd=ROOT, redis_url=f"unix://monitor:not-{PASSWORD}@{acl_redis.socket}"
