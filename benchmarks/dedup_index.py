@@ -12,9 +12,11 @@ Target (issue 4): <= 2 ms median at 1,000,000 items. A million items take about
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 import redis
@@ -40,20 +42,36 @@ def article(n: int, rng: random.Random) -> tuple[Item, Article]:
     return item, Article(text=text, title=title)
 
 
+def load(url: str, start: int, stop: int) -> None:
+    """Index articles start..stop-1 (one loader process)."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    index = make_index(client)
+    rng = random.Random(start)
+    for n in range(start, stop):
+        index.place(*article(n, rng))
+
+
+def make_index(client: redis.Redis) -> DedupIndex:
+    return DedupIndex(client, Keys(), window=72 * 3600, near_threshold=0.5,
+                      story_threshold=0.35, claim_ttl=86400)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=2_000, help="decisions timed at the end")
+    parser.add_argument("--workers", type=int, default=1, help="loader processes")
     args = parser.parse_args()
     rng = random.Random(1)
     with redis_server() as url:
         client = redis.Redis.from_url(url, decode_responses=True)
-        index = DedupIndex(client, Keys(), window=72 * 3600, near_threshold=0.5,
-                           story_threshold=0.35, claim_ttl=86400)  # fmt: skip
+        index = make_index(client)
         base = client.info("memory")["used_memory"]
         started = time.perf_counter()
-        for n in range(args.items):
-            index.place(*article(n, rng))
+        bounds = [args.items * k // args.workers for k in range(args.workers + 1)]
+        with ProcessPoolExecutor(args.workers) as pool:
+            for done in [pool.submit(load, url, a, b) for a, b in itertools.pairwise(bounds)]:
+                done.result()
         load_s = time.perf_counter() - started
         used = client.info("memory")["used_memory"] - base
         times = []
@@ -66,6 +84,7 @@ def main() -> None:
         "dedup_index",
         indexed=args.items,
         load_items_per_s=round(args.items / load_s),
+        loaders=args.workers,
         median_ms=round(statistics.median(times) * 1000, 3),
         p99_ms=round(percentile(times, 99) * 1000, 3),
         redis_bytes_per_item=round(used / args.items),
