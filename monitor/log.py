@@ -8,7 +8,10 @@ import sys
 
 import structlog
 
-_QUIET = ("httpx", "httpcore", "trafilatura", "htmldate", "charset_normalizer", "apscheduler")
+_QUIET = ("httpx", "httpcore", "charset_normalizer", "apscheduler")
+# Their ERRORs are about one page ("empty HTML tree"): the pipeline reports that page itself
+# (`article_unavailable`, a warning), so only their critical messages pass.
+_SILENT = ("trafilatura", "htmldate", "courlan", "justext")
 
 
 def configure(level: str = "warning", *, json: bool | None = None) -> None:
@@ -40,6 +43,8 @@ def configure(level: str = "warning", *, json: bool | None = None) -> None:
     root.setLevel(level.upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in _SILENT:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
