@@ -240,6 +240,7 @@ class Daemon:
         next_claim = 0.0
         next_beat = 0.0
         next_rules = time.monotonic() + cfg.rules_check
+        own = True  # first what this consumer name held when it last stopped, in order
         while not self.stop.is_set():
             self.last_tick = now = time.monotonic()
             try:
@@ -252,7 +253,10 @@ class Daemon:
                     self._add_new_feeds()
                     next_rules = now + cfg.rules_check
                 batch: list[Entry[Item]] = []
-                if now >= next_claim:
+                if own:
+                    batch = self.items.take_own(self.instance, count=cfg.batch)
+                    own = bool(batch)
+                if not batch and now >= next_claim:
                     batch = self.items.claim_stale(
                         self.instance, min_idle_ms=int(cfg.claim_idle * 1000), count=cfg.batch
                     )

@@ -178,6 +178,21 @@ class StreamGroup(Generic[T]):
             keys=[self.stream], args=[self.group, consumer, min_idle_ms, self._cursor, count]
         )
         self._cursor = cursor or "0-0"
+        return self._take(consumer, ids)
+
+    def take_own(self, consumer: str, *, count: int) -> list[Entry[T]]:
+        """This member's own pending entries, oldest first, at once: a daemon restarted under
+        the same consumer name carries on with what it held, before anything new. Each take
+        counts as a delivery, so an entry that keeps killing the process ends in the dead
+        letters."""
+        pending = self.client.xpending_range(
+            self.stream, self.group, min="-", max="+", count=count, consumername=consumer
+        )
+        return self._take(consumer, [p["message_id"] for p in pending])
+
+    def _take(self, consumer: str, ids: list[str]) -> list[Entry[T]]:
+        """Claim `ids` for `consumer` (trimmed ones are acked and dropped), with their
+        delivery counts."""
         if not ids:
             return []
         pipe = self.client.pipeline(transaction=False)

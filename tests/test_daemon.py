@@ -108,6 +108,30 @@ def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     assert second.stop() == 0
 
 
+def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=3)
+    herald = "/pages/koreaherald-kim-promises-putin-full-support.html"
+    page = feed_server.routes[herald]
+    feed_server.routes[herald] = lambda h: Reply(200, page(h).body, delay=60)  # hangs
+    cfg = config(tmp_path, feed_server, consumer="monitor-0", claim_idle=600)
+    first = daemons(cfg)
+    wait_for(lambda: feed_server.hits(herald) >= 1)
+    first.stop(signal.SIGKILL)
+    held = client.xpending_range("monitor:items", "processors", "-", "+", 10, "monitor-0")
+    assert held  # the item in hand, and maybe more of its batch
+
+    feed_server.routes[herald] = page
+    started = time.monotonic()
+    second = daemons(cfg)  # same name: no need to wait claim_idle (600 s) for its own items
+    wait_for(lambda: [a["kind"] for a in alerts(client)] == ["new"])
+    assert time.monotonic() - started < 30
+    processed = [e["item"] for d in (first, second) for e in d.events("item_processed")]
+    assert len(processed) == len(set(processed)) == 3
+    assert second.stop() == 0
+
+
 def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
