@@ -74,7 +74,7 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
     except Exception as exc:  # hostile bytes can break feedparser itself (found by fuzzing:
         # a NUL or a non-UTF-8 byte in the XML declaration's encoding name)
         raise FeedError(url, f"not a readable feed ({type(exc).__name__}: {exc})") from exc
-    if parsed.bozo and not parsed.entries:
+    if parsed.bozo and not parsed.entries and not isinstance(parsed.get("bozo_exception"), _SOFT):
         reason = str(parsed.get("bozo_exception", "not a feed")).strip() or "not a feed"
         raise FeedError(url, f"not a readable feed ({reason})")
     if not parsed.entries and not parsed.get("version"):
@@ -92,6 +92,9 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
     return items
 
 
+# feedparser's bozo notes that say nothing is wrong with the XML: the server's media type or
+# charset was not the document's. An empty feed with one of these is still a feed.
+_SOFT = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
 _DECLARED_ANY = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])[A-Za-z0-9._-]+""")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
