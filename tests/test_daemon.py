@@ -83,13 +83,21 @@ def test_an_item_added_to_a_live_feed_alerts_and_sigterm_exits_0(
     assert daemon.events("daemon_stopped")
 
 
+HERALD = "/pages/koreaherald-kim-promises-putin-full-support.html"
+
+
+def serve_sample_with_a_hanging_page(server: FeedServer):
+    """Three sample items, the third's page hanging for 60 s: its path and real route."""
+    serve_sample(server, count=3)
+    page = server.routes[HERALD]
+    server.routes[HERALD] = lambda h: Reply(200, page(h).body, delay=60)
+    return HERALD, page
+
+
 def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
-    serve_sample(feed_server, count=3)
-    herald = "/pages/koreaherald-kim-promises-putin-full-support.html"
-    page = feed_server.routes[herald]
-    feed_server.routes[herald] = lambda h: Reply(200, page(h).body, delay=60)  # hangs
+    herald, page = serve_sample_with_a_hanging_page(feed_server)
     cfg = config(tmp_path, feed_server, claim_idle=1)
     first = daemons(cfg)
     wait_for(lambda: feed_server.hits(herald) >= 1)  # mid-item: fetching its page
@@ -111,10 +119,7 @@ def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
 def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
-    serve_sample(feed_server, count=3)
-    herald = "/pages/koreaherald-kim-promises-putin-full-support.html"
-    page = feed_server.routes[herald]
-    feed_server.routes[herald] = lambda h: Reply(200, page(h).body, delay=60)  # hangs
+    herald, page = serve_sample_with_a_hanging_page(feed_server)
     cfg = config(tmp_path, feed_server, consumer="monitor-0", claim_idle=600)
     first = daemons(cfg)
     wait_for(lambda: feed_server.hits(herald) >= 1)
