@@ -73,18 +73,23 @@ class Keys:
         """Canonical URL -> the id of the first item seen with it."""
         return f"{self.prefix}url:{url_hash}"
 
-    def lsh_band(self, day: int, band: int, bucket: str) -> str:
-        """Hash of one day's LSH buckets of a band that share their first three hex digits:
-        field = the rest of the bucket, value = the ids hashed there that day, comma-joined.
-        (A small hash per bucket group packs ~5x tighter than a set per bucket.)"""
-        return f"{self.prefix}lsh:{day}:{band}:{bucket[:LSH_GROUP]}"
+    def lsh_band(self, generation: int, band: int, bucket: str) -> str:
+        """Hash of one generation's LSH buckets of a band that share their first three hex
+        digits: field = the rest of the bucket, value = the ids hashed there, comma-joined.
+        (A small hash per bucket group packs ~5x tighter than a set per bucket.) The dedup
+        scripts build these names themselves: lsh(generation) .. band .. ":" .. group."""
+        return f"{self.lsh(generation)}{band}:{bucket[:LSH_GROUP]}"
 
-    def df(self, day: int) -> str:
-        """Hash of one day's document frequencies: term -> originals that had it."""
-        return f"{self.prefix}df:{day}"
+    def lsh(self, generation: int) -> str:
+        return f"{self.prefix}lsh:g{generation}:"
+
+    def df(self, generation: int) -> str:
+        """Hash of one generation's document frequencies: term -> originals that had it."""
+        return f"{self.prefix}df:g{generation}"
 
     def term(self, term: str) -> str:
-        """Sorted set of item ids carrying a salient term, scored by time."""
+        """Sorted set of the latest item ids carrying a salient term, scored by time (the
+        dedup scripts build these names as term("") .. term)."""
         return f"{self.prefix}term:{term}"
 
     def story(self, story_id: str) -> str:

@@ -5,10 +5,12 @@ weighted set of salient terms (same story). Pure functions over strings and arra
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import heapq
 import math
 import zlib
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +30,10 @@ _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 
 
-def shingle_hashes(text: str, k: int = SHINGLE) -> np.ndarray:
-    """Unique 64-bit hashes of the text's word k-grams (of its words, if fewer than k)."""
-    toks = words(text)
+def shingle_hashes(text: str | list[str], k: int = SHINGLE) -> np.ndarray:
+    """Unique 64-bit hashes of the text's word k-grams (of its words, if fewer than k). The
+    text may come as its words already (`monitor.text.words`)."""
+    toks = words(text) if isinstance(text, str) else text
     if not toks:
         return np.zeros(0, dtype=np.uint64)
     h = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
@@ -119,15 +122,14 @@ def stem(word: str) -> str:
     return word
 
 
-def features(title: str, text: str) -> dict[str, float]:
-    """Term counts of an article: stemmed content words, title words weighted up."""
-    counts: dict[str, float] = defaultdict(float)
-    for word in words(text):
-        if _useful(word):
-            counts[stem(word)] += 1
-    for word in words(title):
-        if _useful(word):
-            counts[stem(word)] += TITLE_WEIGHT
+def features(title: str, text: str | list[str]) -> dict[str, float]:
+    """Term counts of an article: stemmed content words, title words weighted up. The text
+    may come as its words already."""
+    tokens = words(text) if isinstance(text, str) else text
+    counts: dict[str, float] = dict(Counter(map(_term, tokens)))
+    for term in map(_term, words(title)):
+        counts[term] = counts.get(term, 0) + TITLE_WEIGHT
+    counts.pop("", None)  # the words that are no term
     if len(counts) > MAX_FEATURES:  # a huge text: its most frequent terms say enough
         kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FEATURES]
         return dict(kept)
@@ -136,14 +138,19 @@ def features(title: str, text: str) -> dict[str, float]:
 
 def tfidf(counts: dict[str, float], df: dict[str, int], documents: int) -> StoryTerms:
     """The article's vector, given how many of `documents` recent articles have each term."""
+    scale, log, known = documents + PRIOR_DOCUMENTS, math.log, df.get
     weights = {
-        term: (1 + math.log(count))
-        * math.log((documents + PRIOR_DOCUMENTS) / (df.get(term, 0) + 1))
-        for term, count in counts.items()
+        term: (1 + log(count)) * log(scale / (known(term, 0) + 1)) for term, count in counts.items()
     }
-    top = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:VECTOR_TERMS]
+    top = heapq.nsmallest(VECTOR_TERMS, weights.items(), key=lambda kv: (-kv[1], kv[0]))
     norm = math.sqrt(sum(w * w for _, w in top)) or 1.0
     return StoryTerms({term: w / norm for term, w in top if w > 0})
+
+
+@functools.lru_cache(maxsize=200_000)
+def _term(word: str) -> str:
+    """The term a word counts as ("" if none): words repeat, so this is remembered."""
+    return stem(word) if _useful(word) else ""
 
 
 def _useful(word: str) -> bool:

@@ -19,7 +19,6 @@ import redis
 from monitor.dedup.fingerprint import (
     StoryTerms,
     band_buckets,
-    cosine,
     decode_signature,
     encode_signature,
     features,
@@ -32,47 +31,22 @@ from monitor.dedup.wires import credited
 from monitor.feeds import canonical_url
 from monitor.keys import LSH_GROUP, Keys
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
+from monitor.text import words
 
-_DOCUMENTS = "#documents"  # field of a day's frequency hash: originals counted that day
+_DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
 QUERY_TERMS = 20  # terms of a new item used to look up candidates
-TERM_FANOUT = 200  # most recent items read per term
-STORY_CANDIDATES = 20  # candidates scored in full
+TERM_FANOUT = 50  # latest items kept and read per term: bounds lookups at any index size
+STORY_CANDIDATES = 10  # candidates scored in full
 MIN_SHARED_TERMS = 2
 CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
 CONTAINED_JACCARD = 0.3
 
-# Terms travel as one newline-joined argument, and counts come back as one string: a few
-# hundred separate arguments and replies cost more to pack and parse than the work itself.
-_COUNT_TERMS = """
-local n = 0
-for term in string.gmatch(ARGV[2], "[^\\n]+") do
-  redis.call('HINCRBY', KEYS[1], term, 1)
-  n = n + 1
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return n
-"""
-
-# One round trip instead of one command per band and term. KEYS: the day's band hashes,
-# then the term sets; ARGV: id, now, horizon, ttl, bands, band ttl, then each band's field.
-_INDEX_ITEM = """
-local id, bands = ARGV[1], tonumber(ARGV[5])
-for i = 1, #KEYS do
-  if i <= bands then
-    local field = ARGV[6 + i]
-    local ids = redis.call('HGET', KEYS[i], field)
-    redis.call('HSET', KEYS[i], field, ids and (ids .. ',' .. id) or id)
-    redis.call('EXPIRE', KEYS[i], ARGV[6])
-  else
-    redis.call('ZADD', KEYS[i], ARGV[2], id)
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3])
-    redis.call('EXPIRE', KEYS[i], ARGV[4])
-  end
-end
-return #KEYS
-"""
+# The scripts build key names from prefixes (Keys.term(""), Keys.lsh(generation), ...) and take
+# terms, buckets and days as one joined argument each: packing and parsing a few hundred
+# separate arguments and replies costs more than the work itself.
 
 # Summed over the day buckets on the server: one reply for all terms and days.
+# KEYS: the day hashes; ARGV[1]: the terms, newline-joined.
 _FREQUENCIES = """
 local terms = {}
 for term in string.gmatch(ARGV[1], "[^\\n]+") do terms[#terms + 1] = term end
@@ -87,51 +61,110 @@ end
 return table.concat(total, ",")
 """
 
-# Story candidates, counted on the server: the items sharing at least ARGV[5] of the query
-# terms (each term's ARGV[2] most recent postings after ARGV[1]), best first, at most ARGV[4],
-# each with its fields. One round trip, and only a few ids come back, not thousands.
-_STORY_CANDIDATES = """
-local shared = {}
-for i = 1, #KEYS do
-  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-  for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + 1 end
-end
-shared[ARGV[3]] = nil
-local best = {}
-for id, n in pairs(shared) do
-  if n >= tonumber(ARGV[5]) then best[#best + 1] = {id, n} end
-end
-table.sort(best, function(a, b)
-  if a[2] ~= b[2] then return a[2] > b[2] end
-  return a[1] < b[1]
-end)
-local found = {}
-for i = 1, math.min(#best, tonumber(ARGV[4])) do
-  local id = best[i][1]
-  local f = redis.call('HMGET', ARGV[6] .. id, 'terms', 'story', 'published_ts')
-  found[i] = {id, f[1], f[2], f[3]}
+# Near-duplicate candidates: the ids in the item's LSH buckets on any day of the window,
+# with their fingerprints. ARGV: the item's id, the entry key prefix, the buckets
+# (comma-joined, in band order), the window's LSH day prefixes (comma-joined).
+_NEAR_CANDIDATES = """
+local group = tonumber(ARGV[5])
+local days = {}
+for day in string.gmatch(ARGV[4], "[^,]+") do days[#days + 1] = day end
+local seen, found, band = {[ARGV[1]] = true}, {}, 0
+for bucket in string.gmatch(ARGV[3], "[^,]+") do
+  local suffix, field = band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
+  for _, day in ipairs(days) do
+    local ids = redis.call('HGET', day .. suffix, field)
+    if ids then
+      for id in string.gmatch(ids, "[^,]+") do
+        if not seen[id] then
+          seen[id] = true
+          local f = redis.call('HMGET', ARGV[2] .. id,
+                               'minhash', 'story', 'duplicate_of', 'shingles')
+          found[#found + 1] = {id, f[1], f[2], f[3], f[4]}
+        end
+      end
+    end
+  end
+  band = band + 1
 end
 return found
 """
 
-# Near-duplicate candidates: the ids in the item's LSH buckets on any day of the window,
-# with their fingerprints. KEYS: band hashes, `days` per band; ARGV: the item's id, the entry
-# key prefix, days, then each band's field.
-_NEAR_CANDIDATES = """
-local days, seen, found = tonumber(ARGV[3]), {[ARGV[1]] = true}, {}
-for i = 1, #KEYS do
-  local ids = redis.call('HGET', KEYS[i], ARGV[3 + math.ceil(i / days)])
-  if ids then
-    for id in string.gmatch(ids, "[^,]+") do
-      if not seen[id] then
-        seen[id] = true
-        local f = redis.call('HMGET', ARGV[2] .. id, 'minhash', 'story', 'duplicate_of', 'shingles')
-        found[#found + 1] = {id, f[1], f[2], f[3], f[4]}
-      end
+# The closest earlier item of another story, decided on the server. Candidates: the items
+# sharing at least `min_shared` of the query terms among each term's `fanout` latest postings
+# since `horizon`, the best `limit` of them by the weight of the query terms they share (the
+# part of the dot product the postings already tell); each is scored by the dot product
+# of the two unit TF-IDF vectors (stored as JSON) and skipped when published more than a
+# window apart. Returns {story, score} of the best reaching `threshold`, or nil. One round
+# trip, a few bytes back.
+_SAME_STORY = """
+local horizon, fanout, self_id = ARGV[1], ARGV[2], ARGV[3]
+local limit, min_shared = tonumber(ARGV[4]), tonumber(ARGV[5])
+local entries, postings = ARGV[6], ARGV[7]
+local vector = cjson.decode(ARGV[8])
+local published, window, threshold = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
+for term in string.gmatch(ARGV[12], "[^\\n]+") do
+  local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
+  local step = 1 + vector[term] / 100
+  for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
+end
+shared[self_id] = nil
+local ranked = {}
+for id, value in pairs(shared) do
+  if value >= min_shared then ranked[#ranked + 1] = {id, value % 1} end
+end
+table.sort(ranked, function(a, b)
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return a[1] < b[1]
+end)
+local story, best = nil, -1
+for i = 1, math.min(#ranked, limit) do
+  local f = redis.call('HMGET', entries .. ranked[i][1], 'terms', 'story', 'published_ts')
+  local when = tonumber(f[3])
+  if f[1] and f[2] and not (published and when and math.abs(published - when) > window) then
+    local score = 0
+    for term, weight in pairs(cjson.decode(f[1])) do
+      local mine = vector[term]
+      if mine then score = score + mine * weight end
     end
+    if score >= threshold and score > best then story, best = f[2], score end
   end
 end
-return found
+if story then return {story, string.format('%.6f', best)} end
+return nil
+"""
+
+# Everything an item leaves behind, in one atomic step. KEYS: its entry hash, its story's
+# sorted set. ARGV: id, now, window; then, for originals only (else empty strings): the
+# generation's frequency hash, its ttl, the counted terms (newline-joined), the generation's
+# LSH prefix, its ttl, the buckets (comma-joined), the term key prefix, the query terms
+# (newline-joined), the postings kept per term, the bucket group width; from ARGV[14] on,
+# the entry's fields and values.
+_RECORD = """
+local id, now, window = ARGV[1], ARGV[2], ARGV[3]
+redis.call('HSET', KEYS[1], unpack(ARGV, 14))
+redis.call('EXPIRE', KEYS[1], window)
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('EXPIRE', KEYS[2], window)
+if ARGV[4] == '' then return 0 end
+for term in string.gmatch(ARGV[6], "[^\\n]+") do redis.call('HINCRBY', ARGV[4], term, 1) end
+redis.call('EXPIRE', ARGV[4], ARGV[5])
+local group, band = tonumber(ARGV[13]), 0
+for bucket in string.gmatch(ARGV[9], "[^,]+") do
+  local key, field = ARGV[7] .. band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
+  local ids = redis.call('HGET', key, field)
+  redis.call('HSET', key, field, ids and (ids .. ',' .. id) or id)
+  redis.call('EXPIRE', key, ARGV[8])
+  band = band + 1
+end
+local keep = tonumber(ARGV[12])
+for term in string.gmatch(ARGV[11], "[^\\n]+") do
+  local key = ARGV[10] .. term
+  redis.call('ZADD', key, now, id)
+  redis.call('ZREMRANGEBYRANK', key, 0, -keep - 1)  -- older ones: skipped by score on reading
+  redis.call('EXPIRE', key, window)
+end
+return 1
 """
 
 # Claims per (story, rule), in the story's alerts hash:
@@ -155,6 +188,42 @@ local n = redis.call('HINCRBY', KEYS[1], rule .. ':updates', 1)
 redis.call('HSET', KEYS[1], rule .. ':last', now, rule .. ':item:' .. item, n)
 return n
 """
+
+
+class FrequencyCache:
+    """Document frequencies remembered between items, so that an item asks Redis only for
+    the terms it is the first in a while to use. Frequencies move slowly once the window
+    holds more than a few hundred articles: the cache is dropped as soon as the window's
+    article count has moved by more than `drift` of what it was when the cache was started,
+    after `ttl` seconds, or past `limit` terms. On a small index (under 1/drift articles)
+    every new article drops it, so small indexes see exact counts."""
+
+    def __init__(self, drift: float = 0.01, ttl: float = 60.0, limit: int = 300_000) -> None:
+        self.drift, self.ttl, self.limit = drift, ttl, limit
+        self._df: dict[str, int] = {}
+        self._documents = -1  # the window's article count when the cache was started
+        self._started = 0.0
+
+    def wanted(self, terms: list[str]) -> list[str]:
+        """The terms to ask Redis for (all of them when the cache has expired)."""
+        if time.monotonic() - self._started > self.ttl:
+            self._documents = -1
+        if self._documents < 0:
+            return terms
+        return [t for t in terms if t not in self._df]
+
+    def answer(self, terms, asked: list[str], counts: list[int], documents: int) -> dict[str, int]:
+        """The frequencies of `terms`, given Redis's `counts` for the `asked` ones and the
+        window's current article count."""
+        fresh = dict(zip(asked, counts, strict=True))
+        known = self._df
+        df = {t: fresh[t] if t in fresh else known.get(t, 0) for t in terms}
+        moved = abs(documents - self._documents) > self.drift * self._documents
+        if self._documents < 0 or moved or len(known) > self.limit:
+            known.clear()
+            self._documents, self._started = documents, time.monotonic()
+        known.update(fresh)
+        return df
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +257,13 @@ class DedupIndex:
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
+        self._span = max(window // 2, 1)  # seconds per generation of frequencies and buckets
         self._claim = client.register_script(_CLAIM)
-        self._count_terms = client.register_script(_COUNT_TERMS)
-        self._index_item = client.register_script(_INDEX_ITEM)
-        self._story_candidates = client.register_script(_STORY_CANDIDATES)
-        self._near_candidates = client.register_script(_NEAR_CANDIDATES)
         self._frequencies = client.register_script(_FREQUENCIES)
+        self._near_candidates = client.register_script(_NEAR_CANDIDATES)
+        self._same_story_script = client.register_script(_SAME_STORY)
+        self._record_script = client.register_script(_RECORD)
+        self._df = FrequencyCache()
 
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item."""
@@ -201,12 +271,31 @@ class DedupIndex:
         item_id = item.id
         url = canonical_url(article.canonical_url or item.url)
         url_key = self.keys.canonical(stable_id("url", url))
-        pipe = self.client.pipeline(transaction=False)  # one round trip for both questions
+        body = words(article.text or item.summary or "")
+        hashes = shingle_hashes(body or item.title)
+        signature = minhash(hashes)
+        buckets = band_buckets(signature)
+        counts = features(item.title or article.title, body)
+        wanted = self._df.wanted(list(counts))
+        generations = self._generations(now)
+        # One round trip for every question: known already? URL claimed? document
+        # frequencies, near-duplicate candidates.
+        pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
         if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
             pipe.set(url_key, item_id, nx=True, ex=self.window)
             pipe.get(url_key)
-        (story, original, outcome), *claimed = pipe.execute()
+        self._frequencies(
+            keys=[self.keys.df(g) for g in generations],
+            args=["\n".join([_DOCUMENTS, *wanted])],
+            client=pipe,
+        )
+        self._near_candidates(
+            args=[item_id, self.keys.entry(""), ",".join(buckets),
+                  ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP],
+            client=pipe,
+        )  # fmt: skip
+        (story, original, outcome), *claimed, frequencies, near = pipe.execute()
         if story:
             return Placement(
                 outcome=Outcome.SEEN,
@@ -224,24 +313,8 @@ class DedupIndex:
                 self._record(item, article, placement, None, None, [], now)
                 return placement
 
-        hashes = shingle_hashes(article.text or item.summary or item.title)
-        signature = minhash(hashes)
-        buckets = band_buckets(signature)
-        counts = features(item.title or article.title, article.text or item.summary)
-        pipe = self.client.pipeline(transaction=False)
-        self._document_frequencies(list(counts), now, pipe)
-        days = self._days(now)
-        self._near_candidates(
-            keys=[
-                self.keys.lsh_band(day, band, bucket)
-                for band, bucket in enumerate(buckets)
-                for day in days
-            ],
-            args=[item_id, self.keys.entry(""), len(days), *(b[LSH_GROUP:] for b in buckets)],
-            client=pipe,
-        )
-        *frequencies, near = pipe.execute()
-        df, documents = self._frequencies_of(list(counts), frequencies)
+        documents, *found = (int(n) for n in frequencies.split(","))
+        df = self._df.answer(counts, wanted, found, documents)
         terms = tfidf(counts, df, documents)
         placement = (
             self._near_duplicate(signature, len(hashes), near)
@@ -251,29 +324,13 @@ class DedupIndex:
         self._record(item, article, placement, signature, terms, buckets, now, counts, len(hashes))
         return placement
 
-    def _days(self, now: float) -> list[int]:
-        """The day buckets of document frequencies that cover the window."""
-        today = int(now // 86400)
-        return list(range(today - self.window // 86400 - 1, today + 1))
-
-    def _document_frequencies(self, terms: list[str], now: float, pipe) -> None:
-        """Queue, on `pipe`, the question: how many recent originals (the window, by whole
-        days) have each term, and how many originals there were."""
-        if terms:
-            self._frequencies(
-                keys=[self.keys.df(day) for day in self._days(now)],
-                args=["\n".join([_DOCUMENTS, *terms])],
-                client=pipe,
-            )
-
-    @staticmethod
-    def _frequencies_of(terms: list[str], reply: list) -> tuple[dict[str, int], int]:
-        if not reply:
-            return {}, 0
-        counts = [int(n) for n in reply[0].split(",")]
-        documents = counts[0]
-        df = {term: n for term, n in zip(terms, counts[1:], strict=True) if n}
-        return df, documents
+    def _generations(self, now: float) -> list[int]:
+        """The generations (half a window each) of document frequencies and LSH buckets
+        that cover the window: the current one and the two before it. Three lookups per
+        question instead of one per day, and keys that expire a generation after the
+        window has left them."""
+        current = int(now // self._span)
+        return [current - 2, current - 1, current]
 
     def _near_duplicate(self, signature, shingles: int, found: list) -> Placement | None:
         """The best earlier original whose text this one repeats (`found`: the members of
@@ -302,22 +359,17 @@ class DedupIndex:
         query = terms.top(QUERY_TERMS)
         if not query:
             return None
-        found = self._story_candidates(
-            keys=[self.keys.term(term) for term in query],
-            args=[now - self.window, TERM_FANOUT, item.id, STORY_CANDIDATES, MIN_SHARED_TERMS,
-                  self.keys.entry("")],
-        )  # fmt: skip
         published = _timestamp(item.published or article.published)
-        best: Placement | None = None
-        for _, raw, story, when in found:
-            if not (raw and story):
-                continue
-            if published and when and abs(published - float(when)) > self.window:
-                continue  # same words, another event: outside the story window
-            score = cosine(terms, StoryTerms(json.loads(raw)))
-            if score >= self.story_threshold and (best is None or score > best.similarity):
-                best = Placement(outcome=Outcome.SAME_STORY, story_id=story, similarity=score)
-        return best
+        found = self._same_story_script(
+            args=[now - self.window, TERM_FANOUT, item.id, STORY_CANDIDATES, MIN_SHARED_TERMS,
+                  self.keys.entry(""), self.keys.term(""), json.dumps(terms.weights),
+                  "" if published is None else published, self.window, self.story_threshold,
+                  "\n".join(query)],
+        )  # fmt: skip
+        if not found:
+            return None
+        story, score = found
+        return Placement(outcome=Outcome.SAME_STORY, story_id=story, similarity=float(score))
 
     def _record(
         self, item, article, placement, signature, terms, buckets, now, counts=None, shingles=0
@@ -340,29 +392,21 @@ class DedupIndex:
         if terms is not None:
             weights = {t: round(w, 4) for t, w in terms.weights.items()}  # ~half the bytes
             entry["terms"] = json.dumps(weights, separators=(",", ":"))
-        entry_key = self.keys.entry(item.id)
-        story_key = self.keys.story(placement.story_id)
-        horizon = now - self.window
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(entry_key, mapping=entry)
-        pipe.expire(entry_key, self.window)
-        pipe.zadd(story_key, {item.id: now})
-        pipe.expire(story_key, self.window)
+        index: list[str | int] = [""] * 10
         # Only originals are indexed: a copy of a copy is found through the original.
         if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
-            day_key = self.keys.df(int(now // 86400))
-            counted = "\n".join([_DOCUMENTS, *(counts or ())])
-            self._count_terms(keys=[day_key], args=[self.window + 2 * 86400, counted], client=pipe)
-            today = int(now // 86400)
-            bands = [self.keys.lsh_band(today, band, b) for band, b in enumerate(buckets)]
-            term_keys = [self.keys.term(t) for t in terms.top(QUERY_TERMS)] if terms else []
-            self._index_item(
-                keys=[*bands, *term_keys],
-                args=[item.id, now, horizon, self.window, len(bands), self.window + 86400,
-                      *(b[LSH_GROUP:] for b in buckets)],
-                client=pipe,
-            )  # fmt: skip
-        pipe.execute()
+            current = int(now // self._span)
+            ttl = self.window + self._span  # until the last lookup that includes it
+            index = [
+                self.keys.df(current), ttl, "\n".join([_DOCUMENTS, *(counts or ())]),
+                self.keys.lsh(current), ttl, ",".join(buckets),
+                self.keys.term(""), "\n".join(terms.top(QUERY_TERMS) if terms else ()),
+                TERM_FANOUT, LSH_GROUP,
+            ]  # fmt: skip
+        self._record_script(
+            keys=[self.keys.entry(item.id), self.keys.story(placement.story_id)],
+            args=[item.id, now, self.window, *index, *(x for kv in entry.items() for x in kv)],
+        )
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
         """The story's members, oldest first (at most `limit`)."""
@@ -381,10 +425,10 @@ class DedupIndex:
 
     def originals(self, now: float | None = None) -> int:
         """How many originals (new stories and same-story reports) the window indexes: the
-        sum of the day counters, so slightly more than the window at a day's edge."""
+        sum of the three generations' counters, so up to 1.5 windows' worth."""
         pipe = self.client.pipeline(transaction=False)
-        for day in self._days(time.time() if now is None else now):
-            pipe.hget(self.keys.df(day), _DOCUMENTS)
+        for generation in self._generations(time.time() if now is None else now):
+            pipe.hget(self.keys.df(generation), _DOCUMENTS)
         return sum(int(n or 0) for n in pipe.execute())
 
     def story_size(self, story_id: str) -> int:
