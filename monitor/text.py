@@ -37,7 +37,9 @@ def tokens(text: str) -> list[Token]:
 
 def words(text: str) -> list[str]:
     """Folded tokens only, without offsets."""
-    return [fold(w) for w in _WORD.findall(text)]
+    if text.isascii():
+        return _WORD.findall(text.lower())
+    return [w.lower() if w.isascii() else fold(w) for w in _WORD.findall(text)]
 
 
 def normalise_space(text: str) -> str:

@@ -258,3 +258,36 @@ def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redi
     placement = index.place(item, Article(text=text, title="Huge"))
     assert placement.outcome is Outcome.NEW_STORY
     assert index.place(item, Article(text=text, title="Huge")).outcome is Outcome.SEEN
+
+
+def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> None:
+    """The TF-IDF vector is computed inside Redis (one round trip per item); it must be the
+    one fingerprint.tfidf gives from the same counts — ties at the cut included."""
+    import json
+    import random
+
+    from monitor.dedup.fingerprint import features, tfidf
+    from monitor.dedup.index import QUERY_TERMS, DedupIndex
+    from monitor.keys import Keys
+    from monitor.model import Article
+
+    rng = random.Random(7)
+    vocabulary = [f"term{n}" for n in range(300)]
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.99,
+                       claim_ttl=3600)  # fmt: skip
+    df: dict[str, int] = {}
+    for n in range(40):
+        title = " ".join(rng.choices(vocabulary, k=5))
+        text = " ".join(rng.choices(vocabulary, k=rng.randrange(20, 120)))
+        item = Item(guid=f"urn:t:{n}", url=f"https://example.org/{n}", title=title, source="s",
+                    feed="f")  # fmt: skip
+        assert index.place(item, Article(text=text, title=title)).outcome is Outcome.NEW_STORY
+        counts = features(title, text)
+        expected = tfidf(counts, df, n)
+        stored = json.loads(client.hget(Keys().entry(item.id), "terms"))
+        assert stored.keys() == expected.weights.keys()
+        assert all(abs(stored[t] - w) <= 1.0001e-4 for t, w in expected.weights.items())
+        for term in expected.top(QUERY_TERMS):  # posted under its heaviest terms
+            assert client.zscore(Keys().term(term), item.id) is not None
+        for term in counts:
+            df[term] = df.get(term, 0) + 1

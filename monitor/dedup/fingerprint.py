@@ -125,11 +125,13 @@ def stem(word: str) -> str:
 def features(title: str, text: str | list[str]) -> dict[str, float]:
     """Term counts of an article: stemmed content words, title words weighted up. The text
     may come as its words already."""
-    tokens = words(text) if isinstance(text, str) else text
-    counts: dict[str, float] = dict(Counter(map(_term, tokens)))
-    for term in map(_term, words(title)):
-        counts[term] = counts.get(term, 0) + TITLE_WEIGHT
-    counts.pop("", None)  # the words that are no term
+    counts: dict[str, float] = {}
+    for word, n in Counter(words(text) if isinstance(text, str) else text).items():
+        if term := _term(word):  # distinct words only: fewer calls than one per word
+            counts[term] = counts.get(term, 0) + n
+    for word in words(title):
+        if term := _term(word):
+            counts[term] = counts.get(term, 0) + TITLE_WEIGHT
     if len(counts) > MAX_FEATURES:  # a huge text: its most frequent terms say enough
         kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FEATURES]
         return dict(kept)

@@ -9,15 +9,16 @@ salient terms for stories.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import redis
 
 from monitor.dedup.fingerprint import (
-    StoryTerms,
+    PRIOR_DOCUMENTS,
+    VECTOR_TERMS,
     band_buckets,
     decode_signature,
     encode_signature,
@@ -25,7 +26,6 @@ from monitor.dedup.fingerprint import (
     jaccard,
     minhash,
     shingle_hashes,
-    tfidf,
 )
 from monitor.dedup.wires import credited
 from monitor.feeds import canonical_url
@@ -41,25 +41,9 @@ MIN_SHARED_TERMS = 2
 CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
 CONTAINED_JACCARD = 0.3
 
-# The scripts build key names from prefixes (Keys.term(""), Keys.lsh(generation), ...) and take
-# terms, buckets and days as one joined argument each: packing and parsing a few hundred
-# separate arguments and replies costs more than the work itself.
-
-# Summed over the day buckets on the server: one reply for all terms and days.
-# KEYS: the day hashes; ARGV[1]: the terms, newline-joined.
-_FREQUENCIES = """
-local terms = {}
-for term in string.gmatch(ARGV[1], "[^\\n]+") do terms[#terms + 1] = term end
-local total = {}
-for i = 1, #terms do total[i] = 0 end
-for _, key in ipairs(KEYS) do
-  local values = redis.call('HMGET', key, unpack(terms))
-  for i = 1, #terms do
-    if values[i] then total[i] = total[i] + tonumber(values[i]) end
-  end
-end
-return table.concat(total, ",")
-"""
+# The scripts build key names from prefixes (Keys.term(""), Keys.lsh(generation), ...) and
+# take terms, buckets and generations as one joined argument each: packing and parsing a few
+# hundred separate arguments and replies costs more than the work itself.
 
 # Near-duplicate candidates: the ids in the item's LSH buckets on any day of the window,
 # with their fingerprints. ARGV: the item's id, the entry key prefix, the buckets
@@ -89,21 +73,78 @@ end
 return found
 """
 
-# The closest earlier item of another story, decided on the server. Candidates: the items
-# sharing at least `min_shared` of the query terms among each term's `fanout` latest postings
-# since `horizon`, the best `limit` of them by the weight of the query terms they share (the
-# part of the dot product the postings already tell); each is scored by the dot product
-# of the two unit TF-IDF vectors (stored as JSON) and skipped when published more than a
-# window apart. Returns {story, score} of the best reaching `threshold`, or nil. One round
-# trip, a few bytes back.
+# Same story, decided on the server in one call. First the article's TF-IDF vector, as
+# fingerprint.tfidf computes it (that function is the reference; tests hold them equal):
+# document frequencies summed over the window's generations (KEYS), the `keep` heaviest terms,
+# unit length. Then candidates: the items sharing at least `min_shared` of the `query`
+# heaviest terms among each term's `fanout` latest postings since `horizon`, the best `limit`
+# of them by the weight of the query terms they share; each is scored by the dot product of
+# the two vectors (stored as JSON) and skipped when published more than a window apart.
+# ARGV: counts ("term<TAB>count" lines), prior documents, keep, query, horizon, fanout, item
+# id, limit, min_shared, entry prefix, term prefix, published (or ""), window, threshold.
+# Returns {story, score} of the best reaching the threshold (or false, false), the vector as
+# stored (JSON, 4 decimals) and the query terms (newline-joined).
 _SAME_STORY = """
-local horizon, fanout, self_id = ARGV[1], ARGV[2], ARGV[3]
-local limit, min_shared = tonumber(ARGV[4]), tonumber(ARGV[5])
-local entries, postings = ARGV[6], ARGV[7]
-local vector = cjson.decode(ARGV[8])
-local published, window, threshold = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local terms, counts, df = {}, {}, {}
+for term, count in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\n]+)") do
+  terms[#terms + 1], counts[#counts + 1], df[#df + 1] = term, tonumber(count), 0
+end
+local documents = 0
+for _, key in ipairs(KEYS) do
+  local values = redis.call('HMGET', key, '#documents', unpack(terms))
+  documents = documents + (tonumber(values[1]) or 0)
+  for i = 1, #terms do
+    local n = values[i + 1]
+    if n then df[i] = df[i] + tonumber(n) end
+  end
+end
+local scale, weights, sorted = documents + tonumber(ARGV[2]), {}, {}
+for i = 1, #terms do
+  weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + 1))
+  sorted[i] = weights[i]
+end
+table.sort(sorted)  -- numbers only: no Lua comparator, C speed
+-- The n heaviest terms, ties at the cut broken by the term, as a set.
+local function heaviest(n)
+  local chosen, tied = {}, {}
+  if n >= #terms then
+    for i = 1, #terms do chosen[terms[i]] = weights[i] end
+    return chosen
+  end
+  local cut, taken = sorted[#sorted - n + 1], 0
+  for i = 1, #terms do
+    if weights[i] > cut then
+      chosen[terms[i]], taken = weights[i], taken + 1
+    elseif weights[i] == cut then
+      tied[#tied + 1] = terms[i]
+    end
+  end
+  table.sort(tied)
+  for i = 1, n - taken do chosen[tied[i]] = cut end
+  return chosen
+end
+local top, query_terms = heaviest(tonumber(ARGV[3])), heaviest(tonumber(ARGV[4]))
+local norm = 0
+for _, weight in pairs(top) do norm = norm + weight * weight end
+norm = math.sqrt(norm)
+if norm == 0 then norm = 1 end
+local vector, stored, query = {}, {}, {}
+for term, weight in pairs(top) do
+  if weight > 0 then
+    vector[term], stored[term] = weight / norm, tonumber(string.format('%.4f', weight / norm))
+    if query_terms[term] then query[#query + 1] = term end
+  end
+end
+table.sort(query)
+local encoded = #query > 0 and cjson.encode(stored) or '{}'
+local result = {false, false, encoded, table.concat(query, '\\n')}
+
+local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
+local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
+local entries, postings = ARGV[10], ARGV[11]
+local published, window, threshold = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
-for term in string.gmatch(ARGV[12], "[^\\n]+") do
+for _, term in ipairs(query) do
   local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
   local step = 1 + vector[term] / 100
   for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
@@ -117,7 +158,7 @@ table.sort(ranked, function(a, b)
   if a[2] ~= b[2] then return a[2] > b[2] end
   return a[1] < b[1]
 end)
-local story, best = nil, -1
+local best = -1
 for i = 1, math.min(#ranked, limit) do
   local f = redis.call('HMGET', entries .. ranked[i][1], 'terms', 'story', 'published_ts')
   local when = tonumber(f[3])
@@ -127,11 +168,12 @@ for i = 1, math.min(#ranked, limit) do
       local mine = vector[term]
       if mine then score = score + mine * weight end
     end
-    if score >= threshold and score > best then story, best = f[2], score end
+    if score >= threshold and score > best then
+      best, result[1], result[2] = score, f[2], string.format('%.6f', score)
+    end
   end
 end
-if story then return {story, string.format('%.6f', best)} end
-return nil
+return result
 """
 
 # Everything an item leaves behind, in one atomic step. KEYS: its entry hash, its story's
@@ -190,40 +232,16 @@ return n
 """
 
 
-class FrequencyCache:
-    """Document frequencies remembered between items, so that an item asks Redis only for
-    the terms it is the first in a while to use. Frequencies move slowly once the window
-    holds more than a few hundred articles: the cache is dropped as soon as the window's
-    article count has moved by more than `drift` of what it was when the cache was started,
-    after `ttl` seconds, or past `limit` terms. On a small index (under 1/drift articles)
-    every new article drops it, so small indexes see exact counts."""
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What an item leaves in the index besides its metadata."""
 
-    def __init__(self, drift: float = 0.01, ttl: float = 60.0, limit: int = 300_000) -> None:
-        self.drift, self.ttl, self.limit = drift, ttl, limit
-        self._df: dict[str, int] = {}
-        self._documents = -1  # the window's article count when the cache was started
-        self._started = 0.0
-
-    def wanted(self, terms: list[str]) -> list[str]:
-        """The terms to ask Redis for (all of them when the cache has expired)."""
-        if time.monotonic() - self._started > self.ttl:
-            self._documents = -1
-        if self._documents < 0:
-            return terms
-        return [t for t in terms if t not in self._df]
-
-    def answer(self, terms, asked: list[str], counts: list[int], documents: int) -> dict[str, int]:
-        """The frequencies of `terms`, given Redis's `counts` for the `asked` ones and the
-        window's current article count."""
-        fresh = dict(zip(asked, counts, strict=True))
-        known = self._df
-        df = {t: fresh[t] if t in fresh else known.get(t, 0) for t in terms}
-        moved = abs(documents - self._documents) > self.drift * self._documents
-        if self._documents < 0 or moved or len(known) > self.limit:
-            known.clear()
-            self._documents, self._started = documents, time.monotonic()
-        known.update(fresh)
-        return df
+    signature: np.ndarray  # MinHash of its word 3-grams
+    shingles: int  # how many distinct 3-grams
+    buckets: list[str]  # LSH bucket per band
+    counts: dict[str, float]  # term counts (document frequencies count each term once)
+    vector: str  # TF-IDF vector as stored: JSON, 4 decimals
+    query: str  # its heaviest terms, newline-joined: where it is posted
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,13 +275,11 @@ class DedupIndex:
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
-        self._span = max(window // 2, 1)  # seconds per generation of frequencies and buckets
+        self._span = max(window, 1)  # seconds per generation of frequencies and buckets
         self._claim = client.register_script(_CLAIM)
-        self._frequencies = client.register_script(_FREQUENCIES)
         self._near_candidates = client.register_script(_NEAR_CANDIDATES)
-        self._same_story_script = client.register_script(_SAME_STORY)
+        self._same_story = client.register_script(_SAME_STORY)
         self._record_script = client.register_script(_RECORD)
-        self._df = FrequencyCache()
 
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item."""
@@ -276,26 +292,30 @@ class DedupIndex:
         signature = minhash(hashes)
         buckets = band_buckets(signature)
         counts = features(item.title or article.title, body)
-        wanted = self._df.wanted(list(counts))
+        published = _timestamp(item.published or article.published)
         generations = self._generations(now)
-        # One round trip for every question: known already? URL claimed? document
-        # frequencies, near-duplicate candidates.
+        # One round trip asks every question: known already? URL claimed? near-duplicate
+        # candidates? the closest story (and the article's TF-IDF vector)?
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
         if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
             pipe.set(url_key, item_id, nx=True, ex=self.window)
             pipe.get(url_key)
-        self._frequencies(
-            keys=[self.keys.df(g) for g in generations],
-            args=["\n".join([_DOCUMENTS, *wanted])],
-            client=pipe,
-        )
         self._near_candidates(
             args=[item_id, self.keys.entry(""), ",".join(buckets),
                   ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP],
             client=pipe,
         )  # fmt: skip
-        (story, original, outcome), *claimed, frequencies, near = pipe.execute()
+        self._same_story(
+            keys=[self.keys.df(g) for g in generations],
+            args=["\n".join(f"{term}\t{count}" for term, count in counts.items()),
+                  PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
+                  item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
+                  self.keys.term(""), "" if published is None else published, self.window,
+                  self.story_threshold],
+            client=pipe,
+        )  # fmt: skip
+        (story, original, outcome), *claimed, near, closest = pipe.execute()
         if story:
             return Placement(
                 outcome=Outcome.SEEN,
@@ -310,27 +330,31 @@ class DedupIndex:
                 placement = Placement(
                     outcome=Outcome.SAME_ITEM, story_id=story, duplicate_of=first, similarity=1.0
                 )
-                self._record(item, article, placement, None, None, [], now)
+                self._record(item, article, placement, now)
                 return placement
 
-        documents, *found = (int(n) for n in frequencies.split(","))
-        df = self._df.answer(counts, wanted, found, documents)
-        terms = tfidf(counts, df, documents)
-        placement = (
-            self._near_duplicate(signature, len(hashes), near)
-            or self._same_story(terms, item, article, now)
-            or Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
-        )
-        self._record(item, article, placement, signature, terms, buckets, now, counts, len(hashes))
+        same_story, score, vector, query = closest
+        copy = self._near_duplicate(signature, len(hashes), near)
+        if copy:
+            placement = copy
+        elif same_story:
+            placement = Placement(
+                outcome=Outcome.SAME_STORY, story_id=same_story, similarity=float(score)
+            )
+        else:
+            placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
+        fingerprint = Fingerprint(signature, len(hashes), buckets, counts, vector, query)
+        self._record(item, article, placement, now, fingerprint)
         return placement
 
     def _generations(self, now: float) -> list[int]:
-        """The generations (half a window each) of document frequencies and LSH buckets
-        that cover the window: the current one and the two before it. Three lookups per
-        question instead of one per day, and keys that expire a generation after the
-        window has left them."""
+        """The generations (a window long each) of document frequencies and LSH buckets
+        that cover the window: the current one and the one before. Two lookups per question
+        instead of one per day; an entry is dropped from the buckets one to two windows
+        after it was written (its item's own hash expires after one window, which is what
+        keeps lookups inside the window)."""
         current = int(now // self._span)
-        return [current - 2, current - 1, current]
+        return [current - 1, current]
 
     def _near_duplicate(self, signature, shingles: int, found: list) -> Placement | None:
         """The best earlier original whose text this one repeats (`found`: the members of
@@ -353,27 +377,10 @@ class DedupIndex:
                 )
         return best
 
-    def _same_story(
-        self, terms: StoryTerms, item: Item, article: Article, now: float
-    ) -> Placement | None:
-        query = terms.top(QUERY_TERMS)
-        if not query:
-            return None
-        published = _timestamp(item.published or article.published)
-        found = self._same_story_script(
-            args=[now - self.window, TERM_FANOUT, item.id, STORY_CANDIDATES, MIN_SHARED_TERMS,
-                  self.keys.entry(""), self.keys.term(""), json.dumps(terms.weights),
-                  "" if published is None else published, self.window, self.story_threshold,
-                  "\n".join(query)],
-        )  # fmt: skip
-        if not found:
-            return None
-        story, score = found
-        return Placement(outcome=Outcome.SAME_STORY, story_id=story, similarity=float(score))
-
     def _record(
-        self, item, article, placement, signature, terms, buckets, now, counts=None, shingles=0
-    ) -> None:
+        self, item: Item, article: Article, placement: Placement, now: float,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:  # fmt: skip
         entry = {
             "story": placement.story_id,
             "outcome": str(placement.outcome),
@@ -386,22 +393,19 @@ class DedupIndex:
             "published_ts": _timestamp(item.published or article.published) or "",
             "seen_at": now,
         }
-        if signature is not None:
-            entry["minhash"] = encode_signature(signature)
-            entry["shingles"] = shingles
-        if terms is not None:
-            weights = {t: round(w, 4) for t, w in terms.weights.items()}  # ~half the bytes
-            entry["terms"] = json.dumps(weights, separators=(",", ":"))
         index: list[str | int] = [""] * 10
+        if fingerprint is not None:
+            entry["minhash"] = encode_signature(fingerprint.signature)
+            entry["shingles"] = fingerprint.shingles
+            entry["terms"] = fingerprint.vector
         # Only originals are indexed: a copy of a copy is found through the original.
-        if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
+        if fingerprint and placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
             current = int(now // self._span)
             ttl = self.window + self._span  # until the last lookup that includes it
             index = [
-                self.keys.df(current), ttl, "\n".join([_DOCUMENTS, *(counts or ())]),
-                self.keys.lsh(current), ttl, ",".join(buckets),
-                self.keys.term(""), "\n".join(terms.top(QUERY_TERMS) if terms else ()),
-                TERM_FANOUT, LSH_GROUP,
+                self.keys.df(current), ttl, "\n".join([_DOCUMENTS, *fingerprint.counts]),
+                self.keys.lsh(current), ttl, ",".join(fingerprint.buckets),
+                self.keys.term(""), fingerprint.query, TERM_FANOUT, LSH_GROUP,
             ]  # fmt: skip
         self._record_script(
             keys=[self.keys.entry(item.id), self.keys.story(placement.story_id)],
@@ -425,7 +429,7 @@ class DedupIndex:
 
     def originals(self, now: float | None = None) -> int:
         """How many originals (new stories and same-story reports) the window indexes: the
-        sum of the three generations' counters, so up to 1.5 windows' worth."""
+        sum of the two generations' counters, so between one and two windows' worth."""
         pipe = self.client.pipeline(transaction=False)
         for generation in self._generations(time.time() if now is None else now):
             pipe.hget(self.keys.df(generation), _DOCUMENTS)
