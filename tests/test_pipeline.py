@@ -291,3 +291,28 @@ def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> 
             assert client.zscore(Keys().term(term), item.id) is not None
         for term in counts:
             df[term] = df.get(term, 0) + 1
+
+
+def test_the_window_count_takes_the_share_of_the_older_generation(client: redis.Redis) -> None:
+    from monitor.dedup.index import DedupIndex
+    from monitor.keys import Keys
+    from monitor.model import Article
+
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
+                       claim_ttl=3600)  # fmt: skip
+    start = 1_000 * 3600.0  # a generation's first second
+
+    def place(n: int, now: float) -> None:
+        item = Item(guid=f"urn:w:{n}", url=f"https://example.org/w{n}", title=f"Item {n}",
+                    source="s", feed="f")  # fmt: skip
+        index.place(item, Article(text=f"word{n} other{n} text{n}", title=f"Item {n}"), now=now)
+
+    for n in range(4):
+        place(n, start + 10)
+    assert index.originals(now=start + 20) == 4
+    later = start + 3600 + 900  # a quarter into the next generation: 3/4 of the older inside
+    assert index.originals(now=later) == 3
+    place(4, later)
+    place(5, later)
+    assert index.originals(now=later) == 5
+    assert index.originals(now=start + 2 * 3600 + 5) == 2  # the first four are out of reach

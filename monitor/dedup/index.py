@@ -1,10 +1,12 @@
 """The dedup index in Redis: places each item as seen / same item / near-duplicate /
 same story / new story (DESIGN §4.4), and records which item claimed each alert.
 
-Bounded in time: every key expires one window after its last write, and term and band
-entries older than the window are trimmed, so memory follows the window, not history.
-Candidate lookup is sub-linear: LSH buckets for near-duplicates, an inverted index of
-salient terms for stories.
+Bounded in time and size: an item's own keys expire one window after it was placed; LSH
+buckets and document frequencies are kept per generation (a window long) and expire a
+window after their generation ends; each term keeps only its latest TERM_FANOUT postings.
+So memory follows the window, not history. Candidate lookup costs the same at any index
+size: LSH buckets for near-duplicates, the postings of an item's heaviest terms for stories.
+Deciding an item is one round trip; recording it is one script.
 """
 
 from __future__ import annotations
@@ -45,18 +47,19 @@ CONTAINED_JACCARD = 0.3
 # take terms, buckets and generations as one joined argument each: packing and parsing a few
 # hundred separate arguments and replies costs more than the work itself.
 
-# Near-duplicate candidates: the ids in the item's LSH buckets on any day of the window,
+# Near-duplicate candidates: the ids in the item's LSH buckets in the window's generations,
 # with their fingerprints. ARGV: the item's id, the entry key prefix, the buckets
-# (comma-joined, in band order), the window's LSH day prefixes (comma-joined).
+# (comma-joined, in band order), the generations' LSH prefixes (comma-joined), the bucket
+# group width.
 _NEAR_CANDIDATES = """
 local group = tonumber(ARGV[5])
-local days = {}
-for day in string.gmatch(ARGV[4], "[^,]+") do days[#days + 1] = day end
+local generations = {}
+for prefix in string.gmatch(ARGV[4], "[^,]+") do generations[#generations + 1] = prefix end
 local seen, found, band = {[ARGV[1]] = true}, {}, 0
 for bucket in string.gmatch(ARGV[3], "[^,]+") do
   local suffix, field = band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
-  for _, day in ipairs(days) do
-    local ids = redis.call('HGET', day .. suffix, field)
+  for _, prefix in ipairs(generations) do
+    local ids = redis.call('HGET', prefix .. suffix, field)
     if ids then
       for id in string.gmatch(ids, "[^,]+") do
         if not seen[id] then
@@ -75,15 +78,15 @@ return found
 
 # Same story, decided on the server in one call. First the article's TF-IDF vector, as
 # fingerprint.tfidf computes it (that function is the reference; tests hold them equal):
-# document frequencies summed over the window's generations (KEYS), the `keep` heaviest terms,
-# unit length. Then candidates: the items sharing at least `min_shared` of the `query`
-# heaviest terms among each term's `fanout` latest postings since `horizon`, the best `limit`
-# of them by the weight of the query terms they share; each is scored by the dot product of
-# the two vectors (stored as JSON) and skipped when published more than a window apart.
-# ARGV: counts ("term<TAB>count" lines), prior documents, keep, query, horizon, fanout, item
-# id, limit, min_shared, entry prefix, term prefix, published (or ""), window, threshold.
-# Returns {story, score} of the best reaching the threshold (or false, false), the vector as
-# stored (JSON, 4 decimals) and the query terms (newline-joined).
+# document frequencies summed over the window's generations (KEYS; '#documents' is
+# _DOCUMENTS), the `keep` heaviest terms, unit length. Then candidates: the items sharing at
+# least `min_shared` of the `query` heaviest terms among each term's `fanout` latest postings
+# since `horizon`, the best `limit` of them by the weight of the query terms they share; each
+# is scored by the dot product of the two vectors (stored as JSON) and skipped when published
+# more than a window apart. ARGV: counts ("term<TAB>count" lines), prior documents, keep,
+# query, horizon, fanout, item id, limit, min_shared, entry prefix, term prefix, published
+# (or ""), window, threshold. Returns {story, score} of the best reaching the threshold (or
+# false, false), the vector as stored (JSON, 4 decimals) and the query terms (newline-joined).
 _SAME_STORY = """
 local terms, counts, df = {}, {}, {}
 for term, count in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\n]+)") do
@@ -428,12 +431,16 @@ class DedupIndex:
         return sources
 
     def originals(self, now: float | None = None) -> int:
-        """How many originals (new stories and same-story reports) the window indexes: the
-        sum of the two generations' counters, so between one and two windows' worth."""
+        """About how many originals (new stories and same-story reports) the window holds:
+        the current generation's count, plus the previous one's share that is still inside
+        the window (as if its items had come at an even rate)."""
+        now = time.time() if now is None else now
         pipe = self.client.pipeline(transaction=False)
-        for generation in self._generations(time.time() if now is None else now):
+        for generation in self._generations(now):
             pipe.hget(self.keys.df(generation), _DOCUMENTS)
-        return sum(int(n or 0) for n in pipe.execute())
+        previous, current = (int(n or 0) for n in pipe.execute())
+        inside = 1 - (now % self._span) / self._span  # of the previous generation
+        return current + round(previous * inside)
 
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
