@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LSH_GROUP = 3  # leading hex digits of a bucket that name its hash (4,096 per band and day)
+LSH_GROUP = 3  # leading hex digits of a bucket that name its hash (4,096 per band and generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +73,11 @@ class Keys:
         """Canonical URL -> the id of the first item seen with it."""
         return f"{self.prefix}url:{url_hash}"
 
-    def lsh_band(self, generation: int, band: int, bucket: str) -> str:
-        """Hash of one generation's LSH buckets of a band that share their first three hex
-        digits: field = the rest of the bucket, value = the ids hashed there, comma-joined.
-        (A small hash per bucket group packs ~5x tighter than a set per bucket.) The dedup
-        scripts build these names themselves: lsh(generation) .. band .. ":" .. group."""
-        return f"{self.lsh(generation)}{band}:{bucket[:LSH_GROUP]}"
-
     def lsh(self, generation: int) -> str:
+        """Prefix of one generation's LSH bucket hashes. The dedup scripts append
+        band .. ":" .. the bucket's first LSH_GROUP hex digits; in each hash, field = the rest
+        of the bucket, value = the ids hashed there, comma-joined. (A small hash per bucket
+        group packs ~5x tighter than a set per bucket.)"""
         return f"{self.prefix}lsh:g{generation}:"
 
     def df(self, generation: int) -> str:

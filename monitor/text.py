@@ -39,7 +39,7 @@ def words(text: str) -> list[str]:
     """Folded tokens only, without offsets."""
     if text.isascii():
         return _WORD.findall(text.lower())
-    return [w.lower() if w.isascii() else fold(w) for w in _WORD.findall(text)]
+    return [fold(w) for w in _WORD.findall(text)]
 
 
 def normalise_space(text: str) -> str:

@@ -139,10 +139,13 @@ def features(title: str, text: str | list[str]) -> dict[str, float]:
 
 
 def tfidf(counts: dict[str, float], df: dict[str, int], documents: int) -> StoryTerms:
-    """The article's vector, given how many of `documents` recent articles have each term."""
-    scale, log, known = documents + PRIOR_DOCUMENTS, math.log, df.get
+    """The article's vector, given how many of `documents` recent articles have each term.
+    The index computes it on the server (dedup/index.py, _SAME_STORY); this is the reference
+    its tests hold it to."""
+    scale = documents + PRIOR_DOCUMENTS
     weights = {
-        term: (1 + log(count)) * log(scale / (known(term, 0) + 1)) for term, count in counts.items()
+        term: (1 + math.log(count)) * math.log(scale / (df.get(term, 0) + 1))
+        for term, count in counts.items()
     }
     top = heapq.nsmallest(VECTOR_TERMS, weights.items(), key=lambda kv: (-kv[1], kv[0]))
     norm = math.sqrt(sum(w * w for _, w in top)) or 1.0

@@ -273,12 +273,11 @@ class DedupIndex:
     ) -> None:
         self.client = client
         self.keys = keys
-        self.window = window
+        self.window = max(window, 1)  # also the length of a generation (see _generations)
         self.near_threshold = near_threshold
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
-        self._span = max(window, 1)  # seconds per generation of frequencies and buckets
         self._claim = client.register_script(_CLAIM)
         self._near_candidates = client.register_script(_NEAR_CANDIDATES)
         self._same_story = client.register_script(_SAME_STORY)
@@ -356,7 +355,7 @@ class DedupIndex:
         instead of one per day; an entry is dropped from the buckets one to two windows
         after it was written (its item's own hash expires after one window, which is what
         keeps lookups inside the window)."""
-        current = int(now // self._span)
+        current = int(now // self.window)
         return [current - 1, current]
 
     def _near_duplicate(self, signature, shingles: int, found: list) -> Placement | None:
@@ -403,8 +402,8 @@ class DedupIndex:
             entry["terms"] = fingerprint.vector
         # Only originals are indexed: a copy of a copy is found through the original.
         if fingerprint and placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
-            current = int(now // self._span)
-            ttl = self.window + self._span  # until the last lookup that includes it
+            current = int(now // self.window)
+            ttl = 2 * self.window  # until the last lookup that includes it
             index = [
                 self.keys.df(current), ttl, "\n".join([_DOCUMENTS, *fingerprint.counts]),
                 self.keys.lsh(current), ttl, ",".join(fingerprint.buckets),
@@ -439,7 +438,7 @@ class DedupIndex:
         for generation in self._generations(now):
             pipe.hget(self.keys.df(generation), _DOCUMENTS)
         previous, current = (int(n or 0) for n in pipe.execute())
-        inside = 1 - (now % self._span) / self._span  # of the previous generation
+        inside = 1 - (now % self.window) / self.window  # of the previous generation
         return current + round(previous * inside)
 
     def story_size(self, story_id: str) -> int:
