@@ -6,7 +6,21 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+# A published date this far past the moment the entry was first seen is a skewed clock, not a
+# time zone slip: the report's time is then the first-seen time (DESIGN §4.5).
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def report_time(published: datetime | None, first_seen: datetime | None) -> datetime | None:
+    """A report's time, defined once (DESIGN §4.5): its published date, clamped to when it
+    was first seen if it lies in the future, and the first-seen time if it has none."""
+    if published is None:
+        return first_seen
+    if first_seen is not None and published > first_seen + CLOCK_SKEW:
+        return first_seen
+    return published
 
 
 def stable_id(*parts: str, size: int = 16) -> str:
@@ -28,6 +42,7 @@ class Item:
     content: str = ""  # full text when the feed carries it
     published: datetime | None = None
     author: str = ""
+    first_seen: datetime | None = None  # when polling (or a replay) first saw the entry
 
     def __post_init__(self) -> None:
         if not (self.guid or self.url):
@@ -42,17 +57,31 @@ class Item:
     def id(self) -> str:
         return stable_id("item", self.key)
 
+    @property
+    def time(self) -> datetime | None:
+        """The report's time (see `report_time`): what story windows, ordering, entry
+        selection and alert age use."""
+        return report_time(self.published, self.first_seen)
+
+    @property
+    def skewed(self) -> bool:
+        """Whether the feed dated the entry in the future (its clock is wrong)."""
+        return self.published is not None and self.time != self.published
+
     def to_json(self) -> str:
         """The wire form on the items stream (JSON, never pickle)."""
         fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        fields["published"] = self.published.isoformat() if self.published else None
+        for name in ("published", "first_seen"):
+            when = fields[name]
+            fields[name] = when.isoformat() if when else None
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, data: str) -> Item:
         fields = json.loads(data)
-        if fields.get("published"):
-            fields["published"] = datetime.fromisoformat(fields["published"])
+        for name in ("published", "first_seen"):
+            if fields.get(name):
+                fields[name] = datetime.fromisoformat(fields[name])
         return cls(**fields)
 
 
