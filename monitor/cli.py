@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per item, then a summary")
     p.add_argument("--fresh", action="store_true", help="start from empty state (deletes it)")
     p.add_argument("--rules", type=Path, help="rules directory (default rules/)")
+    p.add_argument(
+        "--as-of", metavar="TIME", type=_as_of,
+        help="replay as if polled at TIME (ISO 8601, or 'now'); default: when each file was "
+        "written (its build date, else its newest entry). Reports older than alerts.max_age "
+        "at that time raise no alert",
+    )  # fmt: skip
     p.add_argument("--redis", help=redis_help)
     p.set_defaults(run=cmd_replay)
 
@@ -350,10 +357,22 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 # --- replay ---------------------------------------------------------------------------
 
 
+def _as_of(text: str) -> datetime:
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time or 'now', got {text!r}"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(settings.rules_dir)
     files = feed_files(args.paths)
-    items = read_feeds(files)
+    items = read_feeds(files, as_of=args.as_of)
     fetcher = LocalFetcher(*{f.parent for f in files}, max_bytes=settings.http.max_bytes)
     summary = Summary()
     with runtime.redis_client(settings) as client:
@@ -394,6 +413,7 @@ def _item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "title": item.title or result.article.title,
         "source": item.source,
         "published": item.published.isoformat() if item.published else None,
+        "first_seen": item.first_seen.isoformat() if item.first_seen else None,
         "language": result.article.language or None,
         "story_id": p.story_id,
         "duplicate_of": p.duplicate_of,
@@ -401,6 +421,7 @@ def _item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "similarity": round(p.similarity, 3),
         "rules": [m.rule_id for m in result.matches],
         "alerts": result.alerts,
+        "alert_suppressed": result.alert_suppressed or None,
         "wires": list(result.wires),
         "text_from": "page" if result.article.from_page else "feed",
         "warnings": result.warnings,
@@ -421,7 +442,14 @@ def _print_table(rows, summary: Summary) -> None:
                 str(result.placement.outcome),
                 result.placement.story_id[:8],
                 ",".join(m.rule_id for m in result.matches) or "-",
-                str(len(result.alerts)),
+                str(len(result.alerts))
+                + (
+                    " (old)"
+                    if result.matches and result.alert_suppressed.startswith("older")
+                    else " (undated)"
+                    if result.matches and result.alert_suppressed
+                    else ""
+                ),
                 _clip(item.title or result.article.title, 48),
             )
         )
@@ -437,6 +465,8 @@ def _print_table(rows, summary: Summary) -> None:
         f"{s['same_items'] + s['seen_before']} already seen, "
         f"{_n(s['alerts_published'], 'alert')} published, {_n(s['errors'], 'error')}"
     )
+    for reason, count in s["alerts_suppressed"].items():
+        print(f"no alert for {_n(count, 'matching report')}: {reason}")
     if s["rules_matched"]:
         width = max(len(r) for r in s["rules_matched"])
         print(f"\n  {'rule'.ljust(width)}  matched  alerts")
@@ -546,7 +576,7 @@ def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
         f"({story['size']} item{'s' if story['size'] != 1 else ''}) · {alert['created_at']}"
     )
     print(f"  {item['source']}: {item['title']}")
-    print(f"  {item['url']}")
+    print(f"  {_dated(item.get('published'), alert['created_at'])} · {item['url']}")
     # one line per query term (an alias counts once), its first hit
     shown: dict[str, dict] = {}
     for m in alert["matches"]:
@@ -557,6 +587,24 @@ def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
     if others:
         print(f"  also reported by: {', '.join(dict.fromkeys(others))}")
     print(flush=True)
+
+
+def _dated(published: str | None, alerted: str) -> str:
+    """The article's own date and its age when the alert was raised."""
+    if not published:
+        return "undated"
+    when = datetime.fromisoformat(published.replace("Z", "+00:00")).astimezone(UTC)
+    age = (datetime.fromisoformat(alerted.replace("Z", "+00:00")) - when).total_seconds()
+    return f"published {when:%Y-%m-%d %H:%M} UTC ({_age(age)} before the alert)"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 0:
+        return "0 min"
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600)):
+        if seconds >= 2 * size or (unit == "h" and seconds >= size):
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds // 60)} min"
 
 
 def _print_dead(letter: dict[str, Any], as_json: bool) -> None:

@@ -1,7 +1,7 @@
 """Settings: defaults, then monitor.toml, then MONITOR_* environment variables, then CLI flags.
 
 One frozen object, validated once at start and passed in; nothing below reads the
-environment itself. Sections of the file ([http], [schedule], [daemon]) are overridden by
+environment itself. Sections of the file ([http], [schedule], [daemon], [alerts]) are overridden by
 MONITOR_<SECTION>_<KEY>, top-level keys by MONITOR_<KEY>.
 """
 
@@ -93,6 +93,17 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertSettings:
+    # A report older than this when first seen raises no alert (it is still placed in its
+    # story and retained); also the recent part of a new feed's back catalogue. 0: off.
+    max_age: float = 48 * 3600.0  # seconds; "48h", "2d" are accepted too
+
+    def __post_init__(self) -> None:
+        if self.max_age < 0:
+            raise ConfigError(f"max_age: must be 0 (off) or more, got {self.max_age}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedConfig:
     url: str
     name: str = ""
@@ -131,6 +142,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     feeds: tuple[FeedConfig, ...] = ()
 
     def __post_init__(self) -> None:
@@ -184,7 +196,12 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-_SECTIONS = {"http": HttpSettings, "schedule": ScheduleSettings, "daemon": DaemonSettings}
+_SECTIONS = {
+    "http": HttpSettings,
+    "schedule": ScheduleSettings,
+    "daemon": DaemonSettings,
+    "alerts": AlertSettings,
+}
 
 
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
@@ -198,6 +215,8 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
         if kind is bool and isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 return value.lower() in ("1", "true", "yes", "on")
+        elif kind is float and isinstance(value, str) and _DURATION.match(value):
+            return parse_duration(value)
         elif kind in (float, int) and isinstance(value, str | int | float):
             number = kind(value)
             if kind is int and isinstance(value, float) and value != number:

@@ -79,6 +79,22 @@ class Metrics:
         self.skipped = Counter(
             "monitor_entries_skipped", "Entries beyond daemon.max_entries in a poll", registry=r
         )
+        self.skewed = Counter(
+            "monitor_feed_clock_skew",
+            "New entries dated in the future: their report time is when they were first seen",
+            registry=r,
+        )
+        self.folded = Counter(
+            "monitor_entries_same_item",
+            "New entries folded into a known one because their link is known (same item)",
+            registry=r,
+        )
+        self.suppressed = Counter(
+            "monitor_alerts_suppressed",
+            "Originals matching a rule that raised no alert: too old, or a first poll's undated",
+            ["reason"],
+            registry=r,
+        )
         self.no_page = Counter(
             "monitor_items_without_page",
             "Items processed from their feed text: the page could not be fetched or extracted",
@@ -226,6 +242,8 @@ class Daemon:
             self.metrics.http.labels(str(report.status)).inc()
             self.metrics.enqueued.inc(len(report.new))
             self.metrics.skipped.inc(report.skipped)
+            self.metrics.skewed.inc(report.skewed)
+            self.metrics.folded.inc(report.folded)
             self._schedule(feed, report.next_poll)
         except Exception as exc:  # a loop boundary: log, count, and poll again later
             log.exception("poll_failed", feed=fid, error=str(exc))
@@ -311,6 +329,11 @@ class Daemon:
             self.metrics.latency.observe(time.perf_counter() - started)
             self.metrics.processed.labels(str(result.placement.outcome)).inc()
             self.metrics.alerts.inc(len(result.alerts))
+            if result.outcome_folded:
+                self.metrics.folded.inc()
+            if result.alert_suppressed and result.matches:
+                reason = "too_old" if result.alert_suppressed.startswith("older") else "undated"
+                self.metrics.suppressed.labels(reason).inc()
             if result.warnings:
                 self.metrics.no_page.inc()
 

@@ -1,4 +1,5 @@
-"""Feed parsing (feedparser) into Items, and URL canonicalisation.
+"""Feed parsing into Items — RSS, Atom and RDF with feedparser, JSON Feed 1.0/1.1 with the
+standard library — and URL canonicalisation.
 
 feedparser is only ever given bytes: given a string it may read a local file or fetch a URL.
 """
@@ -7,7 +8,12 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import dataclasses
+import email.utils
+import json
 import re
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -15,7 +21,7 @@ import feedparser
 import structlog
 
 from monitor.errors import FeedError
-from monitor.model import Item, stable_id
+from monitor.model import Article, Item, stable_id
 
 log = structlog.get_logger(__name__)
 
@@ -29,9 +35,10 @@ _TRACKING = frozenset(
 _TRACKING_PREFIXES = ("utm_", "at_", "pk_")
 
 
-def canonical_url(url: str) -> str:
+def canonical_url(url: str, *, keep_fragment: bool = False) -> str:
     """The URL that identifies an article: lower-case scheme and host, no default port,
-    no fragment, no tracking parameters, remaining parameters sorted."""
+    no fragment (unless `keep_fragment`: a post that is one anchor of a shared page), no
+    tracking parameters, remaining parameters sorted."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -48,18 +55,57 @@ def canonical_url(url: str) -> str:
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if k.lower() not in _TRACKING and not k.lower().startswith(_TRACKING_PREFIXES)
     )
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    fragment = parts.fragment if keep_fragment else ""
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), fragment))
+
+
+def item_url(item: Item) -> str:
+    """The canonical URL that identifies the item: its link's, keeping the fragment when the
+    link is one anchor of a page shared by several entries (see `Item.shared_page`)."""
+    return canonical_url(item.url, keep_fragment=item.shared_page) if item.url else ""
+
+
+def article_url(item: Item, article: Article) -> str:
+    """The canonical URL of an item's article: the page's own canonical link, else the
+    item's. A post of a shared page keeps its own (the page's link is the whole page's)."""
+    if item.shared_page or not article.canonical_url:
+        return item_url(item)
+    return canonical_url(article.canonical_url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedDocument:
+    """One parsed feed document."""
+
+    title: str
+    items: list[Item]
+    updated: datetime | None = None  # when the document says it was last built
+
+
+JSON_TYPES = ("application/feed+json", "application/json")
 
 
 def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> list[Item]:
-    """The entries of a feed document. `url` is where it came from: relative links resolve
-    against it. A document with no entries that is ill-formed is a FeedError; an ill-formed
-    one whose entries still parse is accepted with a warning (feedparser's "bozo")."""
+    """The entries of a feed document (see `parse_document`)."""
+    return parse_document(body, url=url, headers=headers).items
+
+
+def parse_document(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> FeedDocument:
+    """A feed document: RSS, Atom, RDF or JSON Feed (told apart by the media type, else by
+    the first character). `url` is where it came from: relative links resolve against it. A
+    document with no entries that is ill-formed is a FeedError; an ill-formed XML one whose
+    entries still parse is accepted with a warning (feedparser's "bozo")."""
     if not isinstance(body, bytes):
-        raise TypeError("parse_feed takes the document's bytes")
+        raise TypeError("parse_document takes the document's bytes")
     response_headers = {"content-type": "application/xml"}
     response_headers.update((k.lower(), v) for k, v in (headers or {}).items())
     content_type = response_headers["content-type"]
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in JSON_TYPES or (
+        media not in ("application/rss+xml", "application/atom+xml")
+        and body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+    ):
+        return _mark_shared_pages(_json_feed(body, url=url))
     if content_type.lower().startswith("text/") and not _CHARSET.search(content_type):
         # RFC 3023 makes text/xml without a charset US-ASCII, overriding the document's own
         # declaration; no server means that, and no reader does it. The declaration rules.
@@ -89,7 +135,130 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
             log.warning("entry_skipped", feed=url, reason="no guid, link, title or text")
             continue
         items.append(item)
-    return items
+    updated = _when(
+        dict.get(parsed.feed, "updated_parsed") or dict.get(parsed.feed, "published_parsed")
+    )
+    return _mark_shared_pages(FeedDocument(title=channel, items=items, updated=updated))
+
+
+def _mark_shared_pages(document: FeedDocument) -> FeedDocument:
+    """Entries whose links lead to one page with different fragments (a day's page holding
+    one post per anchor, as Scripting News has) are posts of a shared page: the fragment is
+    part of each one's identity, and its text is the feed's, not the whole page's."""
+    anchors: defaultdict[str, set[str]] = defaultdict(set)
+    for item in document.items:
+        if item.url and "#" in item.url:
+            anchors[canonical_url(item.url)].add(urlsplit(item.url).fragment)
+    shared = {page for page, fragments in anchors.items() if len(fragments) > 1}
+    if not shared:
+        return document
+    items = [
+        dataclasses.replace(item, shared_page=True)
+        if item.url and "#" in item.url and canonical_url(item.url) in shared
+        else item
+        for item in document.items
+    ]
+    return dataclasses.replace(document, items=items)
+
+
+def _json_feed(body: bytes, *, url: str) -> FeedDocument:
+    """A JSON Feed 1.0 or 1.1 document (jsonfeed.org). Raw control characters inside
+    strings are accepted, as real feeds contain them."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FeedError(url, f"not a readable JSON feed (not UTF-8: byte {exc.start})") from None
+    try:
+        data = json.loads(text, strict=False)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        reason = (exc.msg[0].lower() + exc.msg[1:]).removesuffix(" starting at")
+        raise FeedError(url, f"not a readable JSON feed ({where}: {reason})") from None
+    except RecursionError:
+        raise FeedError(url, "not a readable JSON feed (nested too deeply)") from None
+    if not isinstance(data, dict) or not str(data.get("version", "")).startswith(
+        ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
+    ):
+        raise FeedError(url, "not a JSON feed (no jsonfeed.org version)")
+    entries = data.get("items")
+    if not isinstance(entries, list):
+        raise FeedError(url, "not a readable JSON feed (items is not a list)")
+    channel = _string(data.get("title")) or urlsplit(url).hostname or url
+    feed_author = _json_author(data)
+    items = []
+    for n, entry in enumerate(entries):
+        item = (
+            _json_item(entry, feed=url, channel=channel, author=feed_author)
+            if isinstance(entry, dict)
+            else None
+        )
+        if item is None:
+            log.warning("entry_skipped", feed=url, entry=n, reason="no id, url, title or text")
+            continue
+        items.append(item)
+    return FeedDocument(title=channel, items=items)
+
+
+def _json_item(entry: dict, *, feed: str, channel: str, author: str) -> Item | None:
+    link = _string(entry.get("url")) or _string(entry.get("external_url"))
+    if link:
+        with contextlib.suppress(ValueError):
+            link = urljoin(feed, link)
+    guid = _string(entry.get("id"))  # 1.0 allows a number; str() of it is its identity
+    if (
+        not guid
+        and isinstance(entry.get("id"), int | float)
+        and not isinstance(entry.get("id"), bool)
+    ):
+        guid = str(entry["id"])
+    title = _string(entry.get("title"))
+    content = _string(entry.get("content_html")) or _html_escape(_string(entry.get("content_text")))
+    return _entry_item(
+        guid=guid,
+        url=link,
+        title=title,
+        source=channel,
+        feed=feed,
+        summary=_string(entry.get("summary")),
+        content=content,
+        published=_json_date(entry.get("date_published") or entry.get("date_modified")),
+        author=_json_author(entry) or author,
+    )
+
+
+def _string(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _html_escape(text: str) -> str:
+    """content_text as HTML paragraphs, so later stages read one kind of content."""
+    if not text:
+        return ""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(f"<p>{p}</p>" for p in escaped.split("\n\n") if p.strip())
+
+
+def _json_author(data: dict) -> str:
+    authors = data.get("authors")  # 1.1
+    if not isinstance(authors, list):
+        authors = [data.get("author")]  # 1.0
+    names = [_string(a.get("name")) for a in authors if isinstance(a, dict)]
+    return ", ".join(n for n in names if n)
+
+
+def _json_date(value: object) -> datetime | None:
+    """RFC 3339 as the spec says; RFC 822 as some real feeds write it anyway."""
+    text = _string(value)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # feedparser's bozo notes that say nothing is wrong with the XML: the server's media type or
@@ -146,26 +315,29 @@ def _item(entry: feedparser.FeedParserDict, *, feed: str, channel: str) -> Item 
     for part in entry.get("content", ()):  # Atom content / RSS content:encoded
         if part.get("value") and len(part["value"]) > len(content):
             content = part["value"]
-    title = (entry.get("title") or "").strip()
-    summary = (entry.get("summary") or "").strip()
-    if not (guid or link):
-        # No identity of its own (RSS 0.9x items may have none): its text is its identity,
-        # the same on every poll.
-        if not (title or summary or content):
-            return None
-        guid = "urn:monitor:entry:" + stable_id(feed, title, summary, content)
-    return Item(
+    return _entry_item(
         guid=guid,
         url=link,
-        title=title,
+        title=(entry.get("title") or "").strip(),
         source=source.strip(),
         feed=feed,
-        summary=summary,
+        summary=(entry.get("summary") or "").strip(),
         content=content,
         # dict.get: FeedParserDict.get maps a missing updated_parsed to published_parsed, warning
         published=_when(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")),
         author=(entry.get("author") or "").strip(),
     )
+
+
+def _entry_item(**fields) -> Item | None:
+    """The Item of an entry. One with neither GUID nor link (RSS 0.9x items may have none)
+    is identified by its text, the same on every poll; one with no text either is None."""
+    if not (fields["guid"] or fields["url"]):
+        text = (fields["title"], fields["summary"], fields["content"])
+        if not any(text):
+            return None
+        fields["guid"] = "urn:monitor:entry:" + stable_id(fields["feed"], *text)
+    return Item(**fields)
 
 
 def _when(parsed) -> datetime | None:

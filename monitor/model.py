@@ -43,6 +43,11 @@ class Item:
     published: datetime | None = None
     author: str = ""
     first_seen: datetime | None = None  # when polling (or a replay) first saw the entry
+    # The link is one anchor of a page that carries several entries (a day's page with one
+    # post per #fragment): the fragment is part of its identity, its text is the feed's.
+    shared_page: bool = False
+    # From a feed's first poll (its back catalogue): alerts only for recent reports.
+    baseline: bool = False
 
     def __post_init__(self) -> None:
         if not (self.guid or self.url):

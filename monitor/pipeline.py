@@ -3,7 +3,9 @@
     article  <- the feed's full text, else the page fetched and extracted (trafilatura)
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
-    alerts   <- for originals only: claim new/update per (story, rule), publish idempotently
+    alerts   <- for originals only, and only for news (a report older than alerts.max_age when
+                first seen, or from a new feed's back catalogue, raises none):
+                claim new/update per (story, rule), publish idempotently
 
 Every step may repeat after a crash: placement is recorded per item, claims are per item,
 alert ids are derived. Processing an item twice publishes nothing new.
@@ -11,9 +13,10 @@ alert ids are derived. Processing an item twice publishes nothing new.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -22,9 +25,9 @@ from monitor.dedup.index import DedupIndex, Source
 from monitor.dedup.wires import credited
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
-from monitor.feeds import canonical_url
+from monitor.feeds import article_url
 from monitor.fetch import Fetcher, Page
-from monitor.model import Article, Item, Outcome, Placement, RuleMatch
+from monitor.model import Article, Item, Outcome, Placement, RuleMatch, report_time
 from monitor.queue import AlertQueue, RetainedItems
 from monitor.rules import Document, RuleSet
 
@@ -44,6 +47,12 @@ class Processed:
     alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
     wires: tuple[str, ...] = ()  # agencies the article credits
     warnings: list[str] = field(default_factory=list)
+    alert_suppressed: str = ""  # why an original raised no alert ("older than 48h"), if so
+
+    @property
+    def outcome_folded(self) -> bool:
+        """Folded into another entry with the same canonical URL (same item): counted."""
+        return self.placement.outcome is Outcome.SAME_ITEM
 
 
 class Pipeline:
@@ -55,20 +64,25 @@ class Pipeline:
         rules: RuleSet,
         queue: AlertQueue,
         retained: RetainedItems | None = None,
+        max_age: float = 0.0,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
         self.rules = rules
         self.queue = queue
         self.retained = retained
+        self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
         (or the error that fetching gave); otherwise it is fetched here when needed."""
         started = time.perf_counter()
         article, warnings = self._article(item, page)
+        if item.published is None and article.published is not None:
+            # The page's own date is the report's date when the feed gave none.
+            item = dataclasses.replace(item, published=article.published)
         placement = self.index.place(item, article)
-        url = canonical_url(article.canonical_url or item.url)
+        url = article_url(item, article)
         doc = Document(
             title=item.title or article.title,
             text=article.text,
@@ -80,10 +94,13 @@ class Pipeline:
         if self.retained is not None and placement.outcome is not Outcome.SEEN:
             self.retained.append(item, article, url, placement)
         alerts: list[tuple[str, str]] = []
+        suppressed = ""
         if placement.outcome in ALERTING or (
             placement.outcome is Outcome.SEEN and placement.first_outcome in ALERTING
         ):
-            alerts = self.alert(item, article, url, placement, matches)
+            suppressed = self.suppression(item)
+            if not suppressed:
+                alerts = self.alert(item, article, url, placement, matches)
         log.info(
             "item_processed",
             item=item.id,
@@ -92,6 +109,7 @@ class Pipeline:
             outcome=str(placement.outcome),
             rules=[m.rule_id for m in matches],
             alerts=[a for a, _ in alerts],
+            alert_suppressed=(suppressed or None) if matches else None,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return Processed(
@@ -104,11 +122,26 @@ class Pipeline:
             alert_rules=[r for _, r in alerts],
             wires=credited(article.text),
             warnings=warnings,
+            alert_suppressed=suppressed,
         )
 
+    def suppression(self, item: Item, now: datetime | None = None) -> str:
+        """Why this report raises no alert, or "" when it may (DESIGN §4.5): older than
+        `max_age` when first seen; from a feed's back catalogue (its first poll) and either
+        that old or undated."""
+        seen = item.first_seen or now or datetime.now(UTC)
+        when = report_time(item.published, seen)
+        if self.max_age and when is not None and seen - when > timedelta(seconds=self.max_age):
+            return f"older than {_duration(self.max_age)}"
+        if item.baseline and item.published is None:
+            return "undated, on the feed's first poll"
+        return ""
+
     def needs_page(self, item: Item) -> bool:
-        if not item.url:
-            return False  # nothing to fetch: the feed's text is all there is
+        if not item.url or item.shared_page:
+            # Nothing to fetch, or a page shared by several entries (not this entry's
+            # article): the feed's text is all there is.
+            return False
         return len(html_to_text(item.content)) < MIN_TEXT if item.content else True
 
     def _article(
@@ -123,8 +156,9 @@ class Pipeline:
         """The feed's own full text when it has one, else the page's; if the page cannot
         be had, the feed summary (the item is never dropped for it)."""
         content = html_to_text(item.content) if item.content else ""
-        if len(content) >= MIN_TEXT:
-            return Article(text=content, title=item.title, language=detect_language(content)), []
+        if len(content) >= MIN_TEXT or (item.shared_page and page is None):
+            text = content or html_to_text(item.summary) or item.title
+            return Article(text=text, title=item.title, language=detect_language(text)), []
         try:
             if isinstance(page, MonitorError):
                 raise page
@@ -198,3 +232,13 @@ class Pipeline:
                     backfill=backfill or None,
                 )
         return published
+
+
+def _duration(seconds: float) -> str:
+    """How settings write a duration: 3d, 48h, 90m, 45s."""
+    if seconds % 86400 == 0 and seconds > 2 * 86400:
+        return f"{int(seconds // 86400)}d"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

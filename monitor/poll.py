@@ -4,16 +4,18 @@ daemon, carries on where this one stopped)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 
 import redis
 import structlog
 
 from monitor.config import FeedConfig, ScheduleSettings
 from monitor.errors import FeedError, FetchError
-from monitor.feeds import canonical_url, parse_feed
+from monitor.feeds import item_url, parse_document
 from monitor.fetch import HttpFetcher, Response
 from monitor.keys import Keys
 from monitor.model import Item, stable_id
@@ -23,8 +25,9 @@ from monitor.schedule import PollOutcome, max_age, next_interval, retry_after, w
 log = structlog.get_logger(__name__)
 
 FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
+    "application/json;q=0.8, */*;q=0.5"
 )
 
 
@@ -50,6 +53,7 @@ class FeedState:
     polls: int = 0
     total_errors: int = 0
     total_items: int = 0
+    baselined: int = 0  # 1 once a poll has read the feed: its back catalogue is behind it
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> FeedState:
@@ -73,6 +77,9 @@ class PollReport:
     new: list[Item] = field(default_factory=list)
     entries: int = 0
     skipped: int = 0  # entries beyond max_entries
+    skewed: int = 0  # new entries dated in the future (the feed's clock is wrong)
+    folded: int = 0  # new entries with a known link under another GUID (same item)
+    baseline: bool = False  # this poll read the feed's back catalogue (its first)
     error: str = ""
     next_poll: float = 0.0
 
@@ -116,7 +123,8 @@ class Poller:
         started = time.monotonic()
         response: Response | None = None
         new: list[Item] = []
-        entries = skipped = 0
+        entries = skipped = skewed = folded = 0
+        baseline = False
         error = ""
         ttl = None
         try:
@@ -124,16 +132,34 @@ class Poller:
                 state.url, etag=state.etag, last_modified=state.last_modified, accept=FEED_ACCEPT
             )
             if response.status == 200:
-                items = parse_feed(response.body, url=response.url, headers=response.headers)
+                document = parse_document(response.body, url=response.url, headers=response.headers)
+                seen_at = datetime.fromtimestamp(now, UTC)
+                items = [dataclasses.replace(i, first_seen=seen_at) for i in document.items]
                 entries = len(items)
                 if entries > self.max_entries:
-                    items = newest(items, self.max_entries)
+                    items = newest(self._first_seen(fid, items), self.max_entries)
                     skipped = entries - len(items)
                 ttl = _ttl(response.body)
-                new = self._unseen(fid, items, now)
+                new, folded_marks = self._unseen(fid, items)
+                folded = len(folded_marks)
+                # The first poll that reads the feed is its baseline (DESIGN §4.5): its
+                # entries are processed, but alert only when recent.
+                baseline = not state.baselined and not state.total_items
+                if baseline:
+                    new = [dataclasses.replace(i, baseline=True) for i in new]
+                state.baselined = 1
+                skewed = sum(1 for i in new if i.skewed)
+                if skewed:
+                    example = next(i for i in new if i.skewed)
+                    log.warning(
+                        "feed_clock_skew", feed=fid, url=state.url, entries=skewed,
+                        published=example.published.isoformat() if example.published else None,
+                        first_seen=seen_at.isoformat(),
+                    )  # fmt: skip
                 if new:
                     self.items.append(new)
-                    self._mark_seen(fid, new, now)
+                if new or folded_marks:
+                    self._mark_seen(fid, new, now, folded_marks)
             elif response.status != 304:
                 error = f"HTTP {response.status}"
         except (FetchError, FeedError) as exc:
@@ -176,6 +202,7 @@ class Poller:
             entries=entries,
             new=len(new),
             skipped=skipped or None,
+            baseline=baseline or None,
             error=error or None,
             errors=state.errors,
             next_in=round(state.next_poll - now),
@@ -187,40 +214,76 @@ class Poller:
             new=new,
             entries=entries,
             skipped=skipped,
+            skewed=skewed,
+            folded=folded,
+            baseline=baseline,
             error=error,
             next_poll=state.next_poll,
         )
 
-    def _unseen(self, fid: str, items: list[Item], now: float) -> list[Item]:
-        """Entries whose GUID and canonical URL this feed has not given before."""
+    def _first_seen(self, fid: str, items: list[Item]) -> list[Item]:
+        """The items, those without a trustworthy date (undated, or dated in the future)
+        carrying when this feed first gave them: their report time, so that a re-listed
+        entry from a broken clock ranks by when it was news, not as news forever."""
+        doubtful = [n for n, item in enumerate(items) if item.published is None or item.skewed]
+        marks = [_marks(items[n])[0] for n in doubtful]
+        scores = self.client.zmscore(self.keys.feed_seen(fid), marks) if marks else []
+        items = list(items)
+        for n, score in zip(doubtful, scores, strict=True):
+            if score is not None:
+                items[n] = dataclasses.replace(
+                    items[n], first_seen=datetime.fromtimestamp(score, UTC)
+                )
+        return items
+
+    def _unseen(self, fid: str, items: list[Item]) -> tuple[list[Item], list[str]]:
+        """Entries whose GUID and canonical URL this feed has not given before, and the
+        new GUIDs folded into a known entry because their link is known (each logged as
+        `same_item`, never a silent drop, and remembered so it is logged once)."""
         marks = [_marks(item) for item in items]
         flat = [m for pair in marks for m in pair]
         scores = self.client.zmscore(self.keys.feed_seen(fid), flat) if flat else []
         known = {m for m, score in zip(flat, scores, strict=True) if score is not None}
         unseen: list[Item] = []
         batch: set[str] = set()
+        folded: list[str] = []
         for item, pair in zip(items, marks, strict=True):
             if known.isdisjoint(pair) and batch.isdisjoint(pair):
                 unseen.append(item)
                 batch.update(pair)
-        return unseen
+            elif item.guid and ("g:" + item.guid) not in known and ("g:" + item.guid) not in batch:
+                folded.append("g:" + item.guid)
+                batch.add("g:" + item.guid)
+                log.info("same_item", feed=fid, guid=item.guid, url=item.url, reason="link known")
+        return unseen, folded
 
-    def _mark_seen(self, fid: str, items: list[Item], now: float) -> None:
+    def _mark_seen(
+        self, fid: str, items: list[Item], now: float, also: list[str] | None = None
+    ) -> None:
         key = self.keys.feed_seen(fid)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(key, {m: now for item in items for m in _marks(item)})
+        marks = {m: now for item in items for m in _marks(item)}
+        marks.update((m, now) for m in also or ())
+        pipe.zadd(key, marks)
         pipe.zremrangebyrank(key, 0, -(2 * self.seen_per_feed) - 1)  # keep the newest
         pipe.execute()
 
 
 def newest(items: list[Item], count: int) -> list[Item]:
-    """The `count` most recently published items (undated ones count as oldest; ties go to
-    the earlier in the document), in document order."""
+    """The `count` most recent items by report time (`Item.time`), in document order.
+    An entry without a trustworthy date (undated, or dated in the future) that the feed
+    gives for the first time ranks after every dated one, in document order: a broken
+    clock never crowds real news out. One seen before ranks by when it was first seen."""
 
-    def age(i: int) -> tuple[float, int]:
-        published = items[i].published
-        return (-published.timestamp() if published else float("inf"), i)
+    def age(i: int) -> tuple[bool, float, int]:
+        item = items[i]
+        when = item.time
+        doubtful = item.published is None or item.skewed
+        if when is None or (doubtful and latest is not None and when >= latest):
+            return (True, 0.0, i)  # never seen before: no date to go by
+        return (False, -when.timestamp(), i)
 
+    latest = max((i.first_seen for i in items if i.first_seen), default=None)
     return [items[i] for i in sorted(sorted(range(len(items)), key=age)[:count])]
 
 
@@ -229,7 +292,7 @@ def _marks(item: Item) -> tuple[str, ...]:
     if item.guid:
         marks.append("g:" + item.guid)
     if item.url:
-        marks.append("u:" + canonical_url(item.url))
+        marks.append("u:" + item_url(item))
     return tuple(marks)
 
 

@@ -1,23 +1,29 @@
 """`monitor replay`: the poll+process path over local feed files, once, with no network
-and no scheduler. Links resolve relative to each feed file."""
+and no scheduler. Links resolve relative to each feed file.
+
+Each file is replayed as a feed's first poll at the time the file was written (its own
+build date, else its newest entry's date, never later than now), or at `as_of`: so an
+archived feed alerts on what was news when it was fetched, and its back catalogue does not."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
 from monitor.errors import FeedError, MonitorError
-from monitor.feeds import parse_feed
+from monitor.feeds import FeedDocument, parse_document
 from monitor.model import Item, Outcome
 from monitor.pipeline import Processed
 
 log = structlog.get_logger(__name__)
 
-FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf")
+FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf", ".json")
 MAX_FEED_BYTES = 50 * 1024 * 1024
 
 
@@ -26,7 +32,9 @@ def feed_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.suffix.lower() in FEED_SUFFIXES)
+            inside = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in FEED_SUFFIXES and _feedlike(p)
+            )
             if not inside:
                 raise FeedError(str(path), f"no feed files ({', '.join(FEED_SUFFIXES)}) in it")
             found.extend(inside)
@@ -37,9 +45,27 @@ def feed_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def read_feeds(paths: Iterable[Path]) -> list[Item]:
-    """Every entry of every feed, in file order. Any unreadable feed fails the whole call,
-    before anything is processed."""
+def _feedlike(path: Path) -> bool:
+    """Whether a file found in a directory is a feed: any XML file; a .json file only when
+    it names a JSON Feed version (other JSON beside feeds, such as a manifest, is skipped
+    with a warning)."""
+    if path.suffix.lower() != ".json":
+        return True
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return True  # reading it fails later, with the reason
+    if b"jsonfeed.org/version" in head:
+        return True
+    log.warning("file_skipped", path=str(path), reason="not a JSON feed")
+    return False
+
+
+def read_feeds(paths: Iterable[Path], *, as_of: datetime | None = None) -> list[Item]:
+    """Every entry of every feed, in file order, as a first poll of each feed would give
+    them at `as_of` (default: when each file was written, see `written`). Any unreadable
+    feed fails the whole call, before anything is processed."""
     items: list[Item] = []
     for path in feed_files(paths):
         try:
@@ -49,10 +75,23 @@ def read_feeds(paths: Iterable[Path]) -> list[Item]:
         if len(body) > MAX_FEED_BYTES:
             raise FeedError(str(path), f"larger than {MAX_FEED_BYTES} bytes")
         try:
-            items.extend(parse_feed(body, url=path.resolve().as_uri()))
+            document = parse_document(body, url=path.resolve().as_uri())
         except FeedError as exc:
             raise FeedError(str(path), exc.reason) from None
+        seen = as_of or written(document)
+        items.extend(
+            dataclasses.replace(item, first_seen=seen, baseline=True) for item in document.items
+        )
     return items
+
+
+def written(document: FeedDocument, now: datetime | None = None) -> datetime:
+    """When a feed document was fetched, as far as it tells: its build date, else its
+    newest entry's date — ignoring dates in the future — else now."""
+    now = now or datetime.now(UTC)
+    dates = [document.updated] if document.updated else [i.published for i in document.items]
+    past = [d for d in dates if d is not None and d <= now]
+    return max(past) if past else now
 
 
 @dataclass(slots=True)
@@ -63,6 +102,7 @@ class Summary:
     outcomes: Counter[str] = field(default_factory=Counter)
     rules: Counter[str] = field(default_factory=Counter)
     alerts: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)  # reason -> matching items
 
     def add(self, result: Processed) -> None:
         self.items += 1
@@ -71,6 +111,8 @@ class Summary:
         self.rules.update(m.rule_id for m in result.matches)
         self.alerts["published"] += len(result.alerts)
         self.alerts.update(f"rule:{rule}" for rule in result.alert_rules)
+        if result.alert_suppressed and result.matches:
+            self.suppressed[result.alert_suppressed] += 1
 
     def as_dict(self) -> dict:
         return {
@@ -88,6 +130,7 @@ class Summary:
                 for k, v in sorted(self.alerts.items())
                 if k != "published"
             },
+            "alerts_suppressed": dict(sorted(self.suppressed.items())),
             "errors": self.errors,
         }
 

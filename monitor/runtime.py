@@ -89,6 +89,7 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         rules=rules,
         queue=alert_queue(client, settings),
         retained=retained,
+        max_age=settings.alerts.max_age,
     )
 
 

@@ -3,11 +3,14 @@ flushed before each test; paths of the project's fixtures."""
 
 from __future__ import annotations
 
+import email.utils
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_FEEDS = ROOT / "sample_feeds"
 RULES = ROOT / "rules"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+_PUBDATE = re.compile(r"<pubDate>([^<]+)</pubDate>")
+
+
+def recent(feed: str, newest: datetime | None = None) -> str:
+    """An RSS document with its <pubDate>s moved so that the newest one is `newest`
+    (default: ten minutes ago), the gaps between them kept: a live feed's news, for tests
+    of what alerts (a report older than alerts.max_age raises none)."""
+    dates = [email.utils.parsedate_to_datetime(d) for d in _PUBDATE.findall(feed)]
+    if not dates:
+        return feed
+    shift = (newest or datetime.now(UTC) - timedelta(minutes=10)) - max(dates)
+    return _PUBDATE.sub(
+        lambda m: (
+            "<pubDate>"
+            + email.utils.format_datetime(email.utils.parsedate_to_datetime(m.group(1)) + shift)
+            + "</pubDate>"
+        ),
+        feed,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,21 +8,23 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import redis
 
-from .conftest import RULES, SAMPLE_FEEDS
+from .conftest import RULES, SAMPLE_FEEDS, recent
 from .feedserver import FeedServer, Reply
 from .processes import wait_for
 
 PAGES = SAMPLE_FEEDS / "pages"
+SAMPLE_NEWEST = datetime.now(UTC) - timedelta(minutes=10)  # the same dates on every poll
 
 
 def serve_sample(server: FeedServer, count: int = 5) -> list[str]:
     """The sample feed over HTTP, its first `count` items; pages under /pages/."""
-    body = (SAMPLE_FEEDS / "feed.xml").read_text()
+    body = recent((SAMPLE_FEEDS / "feed.xml").read_text(), SAMPLE_NEWEST)
     head, *items = body.split("<item>")
     tail = items[-1].split("</channel>")[1]
     items[-1] = items[-1].split("</channel>")[0]

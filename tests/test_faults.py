@@ -119,6 +119,8 @@ def test_redis_restarted_mid_run_loses_nothing(
 
 
 RFC822 = "%a, %d %b %Y %H:%M:%S +0000"
+# Reports a minute apart, the newest a few hours old: news (alerts.max_age), not a back catalogue.
+NEWS_START = time.time() - 24 * 3600
 KILLS = int(os.environ.get("FAULT_KILLS", "5"))  # FAULT_KILLS=20 for the long run
 
 
@@ -149,7 +151,7 @@ def synthetic_feed(stories: int, per_story: int, seed: int = 7) -> tuple[bytes, 
                 "title": " ".join(words[:6]),
                 "link": f"http://127.0.0.1:1/story/{story}/{report}",
                 "guid": f"item-{n}",
-                "pubDate": time.strftime(RFC822, time.gmtime(1.7e9 + n * 60)),
+                "pubDate": time.strftime(RFC822, time.gmtime(NEWS_START + n * 60)),
                 "description": " ".join(words[:20]),
                 "content:encoded": "<![CDATA[<p>" + " ".join(words) + ".</p>]]>",
             })  # fmt: skip

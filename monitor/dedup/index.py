@@ -30,7 +30,7 @@ from monitor.dedup.fingerprint import (
     shingle_hashes,
 )
 from monitor.dedup.wires import credited
-from monitor.feeds import canonical_url
+from monitor.feeds import article_url
 from monitor.keys import LSH_GROUP, Keys
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
 from monitor.text import words
@@ -287,14 +287,14 @@ class DedupIndex:
         """Decide where the item belongs and record it. Idempotent for the same item."""
         now = time.time() if now is None else now
         item_id = item.id
-        url = canonical_url(article.canonical_url or item.url)
+        url = article_url(item, article)
         url_key = self.keys.canonical(stable_id("url", url))
         body = words(article.text or item.summary or "")
         hashes = shingle_hashes(body or item.title)
         signature = minhash(hashes)
         buckets = band_buckets(signature)
         counts = features(item.title or article.title, body)
-        published = _timestamp(item.published or article.published)
+        published = _timestamp(item.time or article.published)  # the report's time
         generations = self._generations(now)
         # One round trip asks every question: known already? URL claimed? near-duplicate
         # candidates? the closest story (and the article's TF-IDF vector)?
@@ -389,10 +389,10 @@ class DedupIndex:
             "duplicate_of": placement.duplicate_of or "",
             "source": item.source,
             "wires": ",".join(credited(article.text)),
-            "url": canonical_url(article.canonical_url or item.url),
+            "url": article_url(item, article),
             "title": item.title or article.title,
             "published": _iso(item.published or article.published),
-            "published_ts": _timestamp(item.published or article.published) or "",
+            "published_ts": _timestamp(item.time or article.published) or "",
             "seen_at": now,
         }
         index: list[str | int] = [""] * 10
