@@ -32,6 +32,11 @@ class Keys:
         return f"{self.prefix}feeds"
 
     @property
+    def feeds_paused(self) -> str:
+        """Set of the ids of paused feeds (`monitor feeds pause`), configured or imported."""
+        return f"{self.prefix}feeds:paused"
+
+    @property
     def retained(self) -> str:
         """Stream of processed items (text, metadata, story), kept for backfills."""
         return f"{self.prefix}retained"

@@ -1,0 +1,214 @@
+"""What a new user tripped on in the first week (issue 17), each fixed and shown here:
+options where people type them, state beside the configuration, two daemons on one host,
+feeds that can be managed, rules, dead letters, output that speaks, redis-cli."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import redis
+
+from monitor.cli import _parser
+from monitor.config import load
+
+from .conftest import RULES, SAMPLE_FEEDS
+from .feedserver import FeedServer
+from .processes import wait_for
+from .test_cli import json_lines, monitor
+from .test_daemon import alerts, config, serve_sample
+
+# --- 1. options before and after the command ---------------------------------------------
+
+
+def test_global_options_are_accepted_before_and_after_the_command() -> None:
+    parser = _parser()
+    for argv in (
+        ["--config", "m.toml", "--redis", "redis://h/0", "--log-level", "debug", "run"],
+        ["run", "--config", "m.toml", "--redis", "redis://h/0", "--log-level", "debug"],
+        ["--config", "m.toml", "run", "--redis", "redis://h/0", "--log-level", "debug"],
+        ["--log-level", "debug", "feeds", "--config", "m.toml", "list", "--redis", "redis://h/0"],
+    ):
+        args = parser.parse_args(argv)
+        assert (args.config, args.redis, args.log_level) == (
+            Path("m.toml"),
+            "redis://h/0",
+            "debug",
+        ), argv
+    args = parser.parse_args(["status"])
+    assert (args.config, args.redis, args.log_level, args.state_dir) == (None, None, None, None)
+
+
+def test_status_with_options_on_either_side(tmp_path: Path, redis_url: str) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('prefix = "wk:"\n')
+    before = monitor("--config", str(cfg), "--redis", redis_url, "status", cwd=tmp_path)
+    after = monitor("status", "--config", str(cfg), "--redis", redis_url, cwd=tmp_path)
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout
+    assert "daemons running: 0" in after.stdout
+
+
+# --- 2. state beside the configuration -----------------------------------------------------
+
+
+def test_state_dir_follows_the_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "conf" / "monitor.toml"
+    cfg.parent.mkdir()
+    cfg.write_text("")
+    assert load(cfg, env={}).state_dir == cfg.parent / ".monitor"
+    cfg.write_text('state_dir = "state"\n')
+    assert load(cfg, env={}).state_dir == cfg.parent / "state"
+    cfg.write_text('data_dir = "old"\n')  # the setting's old name still works
+    assert load(cfg, env={}).state_dir == cfg.parent / "old"
+    assert load(cfg, env={"MONITOR_STATE_DIR": "/srv/x"}).state_dir == Path("/srv/x")
+    assert load(None, env={}).state_dir == Path(".monitor")
+    assert load(cfg, env={}, state_dir=Path("flag")).state_dir == Path("flag")
+
+
+def test_the_same_config_from_another_directory_sees_the_same_data(tmp_path: Path) -> None:
+    cfg = tmp_path / "conf" / "monitor.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(f'rules_dir = "{RULES}"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    replay = monitor("--config", str(cfg), "replay", str(SAMPLE_FEEDS), cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert (cfg.parent / ".monitor" / "appendonly.aof").exists()
+    assert f"state: {cfg.parent / '.monitor'}" in replay.stdout
+    assert not (tmp_path / ".monitor").exists()
+    consumed = monitor("consume", "--from-start", "--json", "--config", str(cfg), cwd=elsewhere)
+    assert [a["kind"] for a in json_lines(consumed.stdout)] == ["new"]
+    assert not (elsewhere / ".monitor").exists()
+    status = monitor("status", "--config", str(cfg), cwd=elsewhere)
+    assert f"redis: embedded, state in {cfg.parent / '.monitor'}" in status.stdout
+
+
+# --- 3. two daemons on one host -------------------------------------------------------------
+
+
+def test_a_taken_listen_address_is_one_line_naming_the_setting(
+    feed_server: FeedServer, redis_url: str, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = config(tmp_path, feed_server, listen=f"127.0.0.1:{port}")
+        run = monitor("--config", str(cfg), "run", cwd=tmp_path, redis_url=redis_url)
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if not line.startswith("{")]
+    assert errors == [
+        f"monitor: error: daemon.listen 127.0.0.1:{port}: Address already in use (another "
+        "daemon on this host?); set daemon.listen (or MONITOR_DAEMON_LISTEN) to another "
+        'HOST:PORT, HOST:0 for any free port, or "" for none'
+    ]
+    assert "Traceback" not in run.stderr
+
+
+def test_port_0_and_the_real_feed_count_are_logged(
+    feed_server: FeedServer, daemons, redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=1)
+    opml = tmp_path / "more.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        + "".join(f'<outline type="rss" xmlUrl="{feed_server.url(f"/x{n}.xml")}"/>' for n in (1, 2))
+        + "</body></opml>"
+    )
+    cfg = config(tmp_path, feed_server, listen="127.0.0.1:0")
+    imported = monitor("--config", str(cfg), "feeds", "import", str(opml), cwd=tmp_path,
+                       redis_url=redis_url)  # fmt: skip
+    assert "2 feeds added" in imported.stdout, imported.stderr
+    daemon = daemons(cfg)
+    wait_for(lambda: bool(daemon.events("daemon_started")))
+    (started,) = daemon.events("daemon_started")
+    (listening,) = daemon.events("http_listening")
+    assert started["feeds"] == 3  # one configured, two imported
+    host, port = listening["address"].rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0 and started["listen"] == listening["address"]
+    wait_for(lambda: bool(client.keys("monitor:daemon:*")))
+    status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url)
+    assert f"listening on {listening['address']}, 3 feeds" in status.stdout
+    daemon.stop()
+
+
+# --- 4. feeds you can manage ---------------------------------------------------------------
+
+
+def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
+    feed_server: FeedServer, daemons, redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=2)  # no rule matches these two
+    cfg = config(tmp_path, feed_server, listen="", rules_check=0.5)
+    text = cfg.read_text().replace("interval = 1\n", "interval = 600\n")
+    cfg.write_text(text.replace("min_interval = 1", "min_interval = 1\nmax_interval = 3600"))
+
+    def cli(*args: str):
+        run = monitor("--config", str(cfg), *args, cwd=tmp_path, redis_url=redis_url)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    daemon = daemons(cfg)
+    wait_for(lambda: len(daemon.events("item_processed")) == 2)
+    polls = len(daemon.events("feed_polled"))
+    # The feed was just polled and its lease is held for half its 600 s interval: a new
+    # report now would wait ~10 minutes. poll-now takes it at once.
+    serve_sample(feed_server, count=3)
+    assert client.exists(f"monitor:lease:{daemon.events('feed_polled')[0]['feed']}")
+    out = cli("feeds", "poll-now", "sample")
+    assert "HTTP 200, 3 entries, 1 new (a running daemon processes them)" in out
+    wait_for(lambda: len(alerts(client)) == 1, timeout=15)  # the Korea Herald report
+    assert len(daemon.events("feed_polled")) == polls  # polled by the command, not the daemon
+
+    assert "paused sample" in cli("feeds", "pause", feed_server.url("/feed.xml"))
+    wait_for(lambda: bool(daemon.events("feed_paused")))
+    listed = cli("feeds", "list")
+    assert "paused" in listed
+    assert "0 paused" not in cli("status") and "1 paused" in cli("status")
+    assert "resumed sample" in cli("feeds", "resume", "SAMPLE")
+    wait_for(lambda: bool(daemon.events("feed_resumed")))
+
+    opml = tmp_path / "one.opml"
+    opml.write_text(
+        f'<opml version="2.0"><body><outline type="rss" text="extra" '
+        f'xmlUrl="{feed_server.url("/extra.xml")}"/></body></opml>'
+    )
+    cli("feeds", "import", str(opml))
+    wait_for(lambda: bool(daemon.events("feed_added")))
+    assert "removed extra" in cli("feeds", "remove", "extra")
+    wait_for(lambda: bool(daemon.events("feed_removed")))
+    assert "extra" not in cli("feeds", "list")
+    refused = monitor("--config", str(cfg), "feeds", "remove", "sample", cwd=tmp_path,
+                      redis_url=redis_url)  # fmt: skip
+    assert refused.returncode == 2 and "remove it there" in refused.stderr
+    unknown = monitor("--config", str(cfg), "feeds", "pause", "nope", cwd=tmp_path,
+                      redis_url=redis_url)  # fmt: skip
+    assert unknown.returncode == 2 and "no feed 'nope'" in unknown.stderr
+    assert daemon.stop() == 0
+
+
+def test_status_lists_only_failing_feeds(
+    feed_server: FeedServer, redis_url: str, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=1)
+    cfg = config(tmp_path, feed_server)
+    opml = tmp_path / "many.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        + "".join(
+            f'<outline type="rss" xmlUrl="{feed_server.url(f"/f{n}.xml")}"/>' for n in range(8)
+        )
+        + "</body></opml>"
+    )
+    for args in (("feeds", "import", str(opml)), ("feeds", "poll-now", "sample",
+                 feed_server.url("/f3.xml"))):  # fmt: skip
+        run = monitor("--config", str(cfg), *args, cwd=tmp_path, redis_url=redis_url)
+        assert run.returncode == 0, run.stderr
+    status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url).stdout
+    assert "feeds: 9 (1 configured, 8 imported), 0 paused, 1 failing" in status
+    table = status.split("failing", 1)[1]
+    assert "/f3.xml" in table and "/feed.xml" not in table and "/f4.xml" not in table
+    listed = monitor("--config", str(cfg), "feeds", "list", cwd=tmp_path, redis_url=redis_url)
+    assert len(listed.stdout.splitlines()) == 1 + 9
