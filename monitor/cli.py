@@ -718,9 +718,23 @@ def _print_dead(letter: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Every problem of every file in one run: errors (exit 1) and lint warnings."""
+    from monitor.rules.load import check_rules
+
     directory = args.dir or settings.rules_dir
-    rules = load_rules(directory)
-    print(f"{directory}: {len(rules.rules)} rules, {len(rules.aliases)} aliases, all valid")
+    checked = check_rules(directory)
+    for error in checked.errors:
+        print(error, file=sys.stderr)
+    for warning in checked.warnings:
+        print(f"{warning} (warning)", file=sys.stderr)
+    counts = f"{_n(len(checked.rules), 'rule')}, {_n(len(checked.aliases), 'alias', 'aliases')}"
+    lint = f", {_n(len(checked.warnings), 'warning')}" if checked.warnings else ""
+    if checked.errors:
+        files = len({e.path for e in checked.errors})
+        print(f"{directory}: {_n(len(checked.errors), 'error')} in {_n(files, 'file')}; "
+              f"{counts} valid{lint}")  # fmt: skip
+        return 1
+    print(f"{directory}: {counts}, all valid{lint}")
     return 0
 
 

@@ -212,3 +212,56 @@ def test_status_lists_only_failing_feeds(
     assert "/f3.xml" in table and "/feed.xml" not in table and "/f4.xml" not in table
     listed = monitor("--config", str(cfg), "feeds", "list", cwd=tmp_path, redis_url=redis_url)
     assert len(listed.stdout.splitlines()) == 1 + 9
+
+
+# --- 5. rules ------------------------------------------------------------------------------
+
+
+def test_rules_check_reports_every_broken_file_and_rule_in_one_run(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "aliases.yaml").write_text("dprk: [DPRK, Pyongyang]\n")
+    (rules / "a.yaml").write_text("id: a\nname: A\nquery: 'putin AND (treaty'\n")
+    (rules / "b.yaml").write_text("id: [\n")
+    (rules / "c.yaml").write_text(
+        "- id: good\n  name: G\n  query: '@dprk AND huawei and ban'\n"
+        "- id: Bad\n  name: B\n  query: x\n"
+        "- id: also-bad\n  name: B\n  query: '@nope'\n"
+    )
+    (rules / "d.yaml").write_text("id: fine\nname: F\nquery: 'treaty OR pact'\n")
+    run = monitor("rules", "check", str(rules), cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    assert lines[:4] == [
+        f"{rules}/a.yaml:3:19: query: expected ')' to close the '('",
+        f"{rules}/b.yaml:2:1: invalid YAML: expected the node content, but found '<stream end>'",
+        f"{rules}/c.yaml:4:7: bad rule id 'Bad': use a-z, 0-9, '-' and '_'",
+        f"{rules}/c.yaml:9:11: query: unknown alias @nope (known: dprk)",
+    ]
+    assert lines[4:] == [
+        f"{rules}/c.yaml:3:28: query: 'and' is searched as a word: did you mean AND? (warning)"
+    ]
+    assert "4 errors in 3 files; 2 rules, 1 alias valid, 1 warning" in run.stdout
+
+
+def test_lower_case_operators_between_terms_are_lint_warnings() -> None:
+    from monitor.rules.query import lint
+
+    assert [m for _, m in lint("huawei and ban")] == [
+        "'and' is searched as a word: did you mean AND?"
+    ]
+    assert [o for o, _ in lint("a or b not c near/3 d")] == [2, 7, 13]
+    assert lint("huawei AND ban") == []
+    assert lint('"rock and roll" OR and') == []  # in a phrase, or at the end: meant as words
+    assert lint("(and) OR x") == []
+
+
+def test_the_readme_explain_example_matches(tmp_path: Path) -> None:
+    readme = (RULES.parent / "README.md").read_text()
+    line = next(
+        x for x in readme.splitlines() if x.startswith("monitor rules explain") and "--text" in x
+    )
+    text = line.split('--text "', 1)[1].split('"', 1)[0]
+    run = monitor("rules", "explain", "dprk-russia-treaty", "--rules", str(RULES), "--text", text,
+                  cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0 and "MATCH, score" in run.stdout, run.stdout
