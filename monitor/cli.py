@@ -603,19 +603,51 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         raise MonitorError("--consumer needs --group")
     if args.count is not None and args.count < 1:
         raise MonitorError("--count must be at least 1")
+    if args.all and args.requeue is None:
+        raise MonitorError("--all goes with --requeue")
+    if args.requeue is not None and bool(args.requeue) == args.all:
+        raise MonitorError("--requeue needs dead-letter ids, or --all (not both)")
     signal.signal(signal.SIGTERM, _interrupt)
+    shown = 0
     with runtime.redis_client(settings) as client:
+        if args.requeue is not None:
+            return _requeue(args, settings, client)
         if args.dead:
             for letter in dead_letters(client, settings.prefix):
                 _print_dead(letter, args.json)
+                shown += 1
+            _say_if_none(shown, args, "no alerts in the dead letters")
             return 0
         try:
             if args.group:
-                _consume_group(args, settings, client)
+                shown = _consume_group(args, settings, client)
             else:
-                _consume_plain(args, settings, client)
+                shown = _consume_plain(args, settings, client)
         except KeyboardInterrupt:
             pass  # Ctrl-C or SIGTERM ends --follow cleanly; unacked alerts stay pending
+    return 0
+
+
+def _say_if_none(shown: int | bool, args: argparse.Namespace, message: str) -> None:
+    """An empty answer says so to a person at a terminal; scripts (--json, pipes) get
+    nothing to parse around."""
+    if not shown and not args.json and sys.stdout.isatty():
+        print(message)
+
+
+def _requeue(args: argparse.Namespace, settings: Settings, client) -> int:
+    from monitor.consumer import requeue
+
+    moved = requeue(
+        client, settings.prefix, ids=None if args.all else args.requeue, group=args.group
+    )
+    for letter in moved:
+        print(f"{letter['entry']}  {letter.get('id', '-')}  back for group {letter['group']}")
+    groups = sorted({letter["group"] for letter in moved})
+    print(
+        f"{_n(len(moved), 'dead letter')} requeued"
+        + (f"; read them with: monitor consume --group {groups[0]}" if len(groups) == 1 else "")
+    )
     return 0
 
 
@@ -626,20 +658,24 @@ def _consumer(args: argparse.Namespace, settings: Settings, client) -> AlertCons
     )  # fmt: skip
 
 
-def _consume_group(args: argparse.Namespace, settings: Settings, client) -> None:
+def _consume_group(args: argparse.Namespace, settings: Settings, client) -> int:
     consumer = _consumer(args, settings, client)
     source = consumer.follow() if args.follow else consumer.drain()
+    shown = 0
     for shown, delivery in enumerate(source, 1):
         _print_alert(delivery.value or {}, args.json)
         consumer.ack(delivery)  # at-least-once: acked once handled (printed)
         if args.count is not None and shown >= args.count:
-            return
+            break
+    _say_if_none(shown, args, f"no alerts for group {args.group}")
+    return shown
 
 
-def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> None:
+def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> int:
     queue = runtime.alert_queue(client, settings)
     position = "-" if args.from_start else "(" + queue.last_id()
     shown = 0
+    waiting = False
     while args.count is None or shown < args.count:
         want = 100 if args.count is None else min(100, args.count - shown)
         batch = list(queue.read(start=position, count=want))
@@ -649,8 +685,14 @@ def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> None
             shown += 1
         if not batch:
             if not args.follow:
-                return
+                break
+            if not waiting:
+                _say_if_none(shown, args, "no alerts yet: waiting for new ones (Ctrl-C ends)")
+                waiting = True
             time.sleep(0.5)
+    hint = "" if args.from_start else " (only new ones are shown: --from-start for all)"
+    _say_if_none(shown or waiting, args, f"no alerts{hint}")
+    return shown
 
 
 def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
@@ -664,12 +706,14 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
         forwarder = Forwarder(
             _consumer(args, settings, client), args.webhook, secret=secret,
             timeout=args.timeout, attempts=args.attempts, stop=stop,
+            trip_after=args.trip_after, pause=args.pause,
         )  # fmt: skip
         try:
             delivered = forwarder.run(follow=args.follow, count=args.count)
         finally:
             forwarder.close()
-    print(f"{delivered} alerts delivered to {args.webhook}", file=sys.stderr)
+    dead = f", {forwarder.dead} dead-lettered" if forwarder.dead else ""
+    print(f"{delivered} alerts delivered to {args.webhook}{dead}", file=sys.stderr)
     return 0
 
 

@@ -66,6 +66,11 @@ class Keys:
         """Stream of alerts a consumer group could not handle, with the reason."""
         return f"{self.prefix}alerts:dead"
 
+    def alerts_requeued(self, group: str) -> str:
+        """Stream of dead letters put back for one consumer group (`consume --requeue`),
+        read by that group before the alerts stream."""
+        return f"{self.prefix}alerts:requeued:{group}"
+
     def alert_seen(self, alert_id: str) -> str:
         """Marks an alert id as published, so a repeat publishes nothing."""
         return f"{self.prefix}alert:{alert_id}"

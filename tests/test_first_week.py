@@ -4,16 +4,24 @@ feeds that can be managed, rules, dead letters, output that speaks, redis-cli.""
 
 from __future__ import annotations
 
+import json
+import os
+import pty
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import redis
+from structlog.testing import capture_logs
 
 from monitor.cli import _parser
 from monitor.config import load
 
 from .conftest import RULES, SAMPLE_FEEDS
-from .feedserver import FeedServer
+from .feedserver import FeedServer, Reply
 from .processes import wait_for
 from .test_cli import json_lines, monitor
 from .test_daemon import alerts, config, serve_sample
@@ -265,3 +273,145 @@ def test_the_readme_explain_example_matches(tmp_path: Path) -> None:
     run = monitor("rules", "explain", "dprk-russia-treaty", "--rules", str(RULES), "--text", text,
                   cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0 and "MATCH, score" in run.stdout, run.stdout
+
+
+# --- 6. dead letters you can act on ---------------------------------------------------------
+
+
+def _publish(client: redis.Redis, count: int) -> list[str]:
+    from monitor.keys import Keys
+    from monitor.queue import AlertQueue
+
+    queue = AlertQueue(client, Keys(), maxlen=10_000, id_ttl=3600)
+    ids = [f"alert{n:03d}" for n in range(count)]
+    for alert_id in ids:
+        queue.publish({"id": alert_id, "kind": "new", "rule": {"id": "r"}, "item": {"title": "t"}})
+    return ids
+
+
+def test_a_gone_webhook_pauses_instead_of_dead_lettering_the_backlog(
+    client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
+) -> None:
+    from monitor.consumer import dead_letters
+
+    _publish(client, 53)
+    feed_server.routes["/typo"] = lambda h: Reply(410)
+    started = time.monotonic()
+    run = monitor("forward", "--webhook", feed_server.url("/typo"), cwd=tmp_path,
+                  redis_url=redis_url)  # fmt: skip
+    assert run.returncode == 2
+    assert "5 deliveries in a row failed (last: HTTP 410); stopped" in run.stderr
+    assert list(dead_letters(client)) == []
+    assert len(feed_server.bodies) == 5
+    assert time.monotonic() - started < 30
+    # Later, the URL fixed: every alert arrives.
+    feed_server.routes["/fixed"] = lambda h: Reply(204)
+    run = monitor("forward", "--webhook", feed_server.url("/fixed"), "--claim-idle", "0",
+                  cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    assert run.returncode == 0 and "53 alerts delivered" in run.stderr, run.stderr
+    ids = {json.loads(b)["id"] for b in feed_server.bodies[5:]}
+    assert len(ids) == 53
+
+
+def test_a_failing_endpoint_is_paused_with_backoff_then_probed(
+    client: redis.Redis, feed_server: FeedServer
+) -> None:
+    from monitor.consumer import AlertConsumer
+    from monitor.forward import Forwarder
+
+    _publish(client, 6)
+    answers = iter([Reply(503)] * 2 * 3 + [Reply(204)] * 100)  # 3 alerts x 2 attempts fail
+    feed_server.routes["/flaky"] = lambda h: next(answers)
+    consumer = AlertConsumer(client, group="webhook", consumer="f", claim_idle=0.05)
+    stop = threading.Event()
+    forwarder = Forwarder(consumer, feed_server.url("/flaky"), attempts=2, backoff=0.01,
+                          trip_after=2, pause=0.2, stop=stop)  # fmt: skip
+    with capture_logs() as logs:
+        delivered = forwarder.run(follow=True, count=6)
+    forwarder.close()
+    paused = [e for e in logs if e["event"] == "endpoint_paused"]
+    assert [e["seconds"] for e in paused] == [0.2, 0.4]  # tripped, then the probe failed too
+    assert delivered == 6 and consumer.lag() == (0, 0)
+
+
+def test_dead_letters_are_listed_and_requeued_for_their_group(
+    client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
+) -> None:
+    from monitor.consumer import AlertConsumer, dead_letters
+
+    ids = _publish(client, 3)
+    for group in ("bots", "tickets"):
+        consumer = AlertConsumer(client, group=group, consumer="c")
+        for delivery in consumer.drain():
+            if delivery.value["id"] != ids[2] or group == "bots":
+                consumer.dead_letter(delivery, "handler failed")
+            else:
+                consumer.ack(delivery)
+    letters = list(dead_letters(client))
+    assert len(letters) == 5
+
+    listed = monitor("consume", "--dead", cwd=tmp_path, redis_url=redis_url)
+    assert listed.stdout.count("handler failed") == 5
+    bad = monitor("consume", "--requeue", "nope", cwd=tmp_path, redis_url=redis_url)
+    assert bad.returncode == 2 and "no dead letter nope" in bad.stderr
+    assert len(list(dead_letters(client))) == 5  # nothing moved
+    # The ids `--dead` lists: an alert's entry (dead-lettered by both groups here) or its id.
+    one = monitor("consume", "--requeue", letters[0]["entry"], "--group", "bots", cwd=tmp_path,
+                  redis_url=redis_url)  # fmt: skip
+    assert "1 dead letter requeued; read them with: monitor consume --group bots" in one.stdout
+    rest = monitor("consume", "--requeue", "--all", "--group", "bots", cwd=tmp_path,
+                   redis_url=redis_url)  # fmt: skip
+    assert "2 dead letters requeued" in rest.stdout, rest.stderr
+    assert {x["group"] for x in dead_letters(client)} == {"tickets"}
+
+    again = monitor("consume", "--group", "bots", "--json", cwd=tmp_path, redis_url=redis_url)
+    assert sorted(a["id"] for a in json_lines(again.stdout)) == ids  # back, for bots only
+    other = monitor("consume", "--group", "tickets", "--json", cwd=tmp_path, redis_url=redis_url)
+    assert other.stdout == ""
+    assert monitor("consume", "--group", "bots", cwd=tmp_path, redis_url=redis_url).stdout == ""
+    by_alert = monitor("consume", "--requeue", ids[0], cwd=tmp_path, redis_url=redis_url)
+    assert "1 dead letter requeued; read them with: monitor consume --group tickets" in (
+        by_alert.stdout
+    )
+    assert client.xpending("monitor:alerts", "bots")["pending"] == 0
+
+
+# --- 7. output that speaks --------------------------------------------------------------------
+
+
+def _on_a_terminal(*args: str, cwd: Path, redis_url: str) -> tuple[int, str]:
+    """Run `monitor ARGS` with its stdout on a pseudo-terminal."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["MONITOR_REDIS_URL"] = redis_url
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", *args], cwd=cwd, env=env,
+                            stdout=secondary, stderr=subprocess.DEVNULL)  # fmt: skip
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(primary)
+    return proc.wait(timeout=60), output.decode()
+
+
+def test_an_empty_consume_says_so_on_a_terminal_and_not_with_json(
+    redis_url: str, tmp_path: Path
+) -> None:
+    for args, said in (
+        (("consume",), "no alerts (only new ones are shown: --from-start for all)"),
+        (("consume", "--from-start"), "no alerts"),
+        (("consume", "--group", "g"), "no alerts for group g"),
+        (("consume", "--dead"), "no alerts in the dead letters"),
+    ):
+        code, out = _on_a_terminal(*args, cwd=tmp_path, redis_url=redis_url)
+        assert code == 0 and out.strip() == said, (args, out)
+        code, out = _on_a_terminal(*args, "--json", cwd=tmp_path, redis_url=redis_url)
+        assert code == 0 and out == "", (args, out)
+        piped = monitor(*args, cwd=tmp_path, redis_url=redis_url)
+        assert piped.returncode == 0 and piped.stdout == ""
