@@ -501,19 +501,31 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         pipeline = runtime.pipeline(client, settings, rules, fetcher)
         rows = []
         progress = Progress(len(items), "replay", enabled=False if args.json else None)
-        for item, result, error in replay(items, pipeline.process, summary):
-            progress.advance()
-            if args.json:
-                print(json.dumps(_item_json(item, result, error), ensure_ascii=False), flush=True)
-            else:
-                rows.append((item, result, error))
+        interrupted = False
+        done = 0
+        try:
+            for item, result, error in replay(items, pipeline.process, summary):
+                done += 1
+                progress.advance()
+                if args.json:
+                    line = json.dumps(_item_json(item, result, error), ensure_ascii=False)
+                    print(line, flush=True)
+                else:
+                    rows.append((item, result, error))
+        except KeyboardInterrupt:  # Ctrl-C: what was done is done (and durable); say what
+            interrupted = True
         progress.close()
     if args.json:
-        print(json.dumps({"summary": summary.as_dict()}))
+        extra = {"interrupted": True, "done": done, "of": len(items)} if interrupted else {}
+        print(json.dumps({"summary": {**summary.as_dict(), **extra}}))
     else:
         _print_table(rows, summary)
+        if interrupted:
+            print(f"\ninterrupted: {done} of {_n(len(items), 'item')} processed")
         if not settings.redis_url:
             print(f"state: {settings.state_dir.resolve()} (embedded Redis)")
+    if interrupted:
+        return 130
     return 1 if summary.errors else 0
 
 
@@ -543,7 +555,7 @@ def _item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "rules": [m.rule_id for m in result.matches],
         "alerts": result.alerts,
         "wires": list(result.wires),
-        "text_from": "page" if result.article.from_page else "feed",
+        "text_from": result.article.text_from,
         "warnings": result.warnings,
     }
 
@@ -732,6 +744,8 @@ def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
     )
     print(f"  {item['source']}: {item['title']}")
     print(f"  {item['url']}")
+    if item.get("text_from") == "summary":
+        print("  (matched on the feed's summary: the page could not be fetched)")
     # one line per query term (an alias counts once), its first hit
     shown: dict[str, dict] = {}
     for m in alert["matches"]:

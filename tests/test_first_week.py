@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -415,3 +417,79 @@ def test_an_empty_consume_says_so_on_a_terminal_and_not_with_json(
         assert code == 0 and out == "", (args, out)
         piped = monitor(*args, cwd=tmp_path, redis_url=redis_url)
         assert piped.returncode == 0 and piped.stdout == ""
+
+
+def _feed(path: Path, count: int, link: str = "") -> Path:
+    items = "".join(
+        f"<item><title>Report {n}: Pyongyang and Moscow sign pact</title>"
+        f"<link>{link or f'https://example.org/{n}'}</link><guid>g{n}</guid>"
+        f"<pubDate>Wed, 19 Jun 2024 05:11:00 +0300</pubDate>"
+        f"<description>Putin and Kim Jong Un signed a pact in Pyongyang, report {n}.</description>"
+        "</item>"
+        for n in range(count)
+    )
+    path.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}'
+                    "</channel></rss>")  # fmt: skip
+    return path
+
+
+def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) -> None:
+    import jsonschema
+
+    feed = _feed(tmp_path / "feed.xml", 1, link="pages/missing.html")
+    run = monitor("replay", "--rules", str(RULES), str(feed), "--json", cwd=tmp_path,
+                  redis_url=redis_url)  # fmt: skip
+    (item,) = json_lines(run.stdout)[:-1]
+    assert item["text_from"] == "summary" and item["alerts"]
+    (alert,) = json_lines(
+        monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=redis_url).stdout
+    )
+    assert alert["item"]["text_from"] == "summary"
+    schema = json.loads((RULES.parent / "docs" / "alert.schema.json").read_text())
+    jsonschema.validate(alert, schema)
+    human = monitor("consume", "--from-start", cwd=tmp_path, redis_url=redis_url).stdout
+    assert "(matched on the feed's summary: the page could not be fetched)" in human
+
+    seed = monitor("replay", "--fresh", "--rules", str(RULES), str(SAMPLE_FEEDS), "--json",
+                   cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    assert {i["text_from"] for i in json_lines(seed.stdout)[:-1]} == {"page"}
+    (alert,) = json_lines(
+        monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=redis_url).stdout
+    )
+    assert alert["item"]["text_from"] == "page"
+    human = monitor("consume", "--from-start", cwd=tmp_path, redis_url=redis_url).stdout
+    assert "feed's summary" not in human
+
+
+def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
+    redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    feed = _feed(tmp_path / "many.xml", 3000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["MONITOR_REDIS_URL"] = redis_url
+    for human in (False, True):
+        client.flushall()
+        argv = [sys.executable, "-m", "monitor", "replay", "--rules", str(RULES), str(feed)]
+        proc = subprocess.Popen(
+            [*argv, *([] if human else ["--json"])], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        if human:  # nothing is printed before the end: wait until some items are done
+            wait_for(
+                lambda: client.exists("monitor:retained") and client.xlen("monitor:retained") > 3
+            )
+        else:
+            for _ in range(3):
+                assert json.loads(proc.stdout.readline())["guid"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        if human:
+            assert re.search(r"\ninterrupted: \d+ of 3000 items processed\n", out), out[-500:]
+            assert re.search(r"\d+ items, 1 story", out)
+        else:
+            summary = json.loads(out.splitlines()[-1])["summary"]
+            assert summary["interrupted"] is True and summary["of"] == 3000
+            assert 3 <= summary["done"] < 3000 and summary["items"] == summary["done"]
