@@ -1,8 +1,10 @@
 """Settings: defaults, then monitor.toml, then MONITOR_* environment variables, then CLI flags.
 
 One frozen object, validated once at start and passed in; nothing below reads the
-environment itself. Sections of the file ([http], [schedule], [daemon]) are overridden by
-MONITOR_<SECTION>_<KEY>, top-level keys by MONITOR_<KEY>.
+environment itself. Relative paths in the file (rules_dir, state_dir) are relative to the
+file; the embedded Redis's state defaults to `.monitor/` beside it. Sections of the file
+([http], [schedule], [daemon]) are overridden by MONITOR_<SECTION>_<KEY>, top-level keys by
+MONITOR_<KEY>.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class FeedConfig:
 class Settings:
     redis_url: str = field(default="", repr=False)  # may hold a password; empty: embedded
     prefix: str = "monitor:"
-    rules_dir: Path = Path("rules")
+    rules_dir: Path = Path("rules")  # relative in the file: to the file
     # The embedded Redis's socket, AOF and log. Default: `.monitor/` beside the --config
     # file (in the working directory without one); relative in the file: to the file.
     state_dir: Path = Path(".monitor")
@@ -295,8 +297,10 @@ def load(
                     raise ConfigError(f"{path}: {old!r} is the old name of {new!r}: give one")
                 table[new] = table.pop(old)
         top = _section(Settings, table, str(path))
-        # The state follows the configuration, not the working directory.
+        # Paths in the file, and the state, follow the file, not the working directory.
         top["state_dir"] = path.parent / top.get("state_dir", STATE_DIR)
+        if "rules_dir" in top:
+            top["rules_dir"] = path.parent / top["rules_dir"]
     for var, value in (os.environ if env is None else env).items():
         if not var.startswith("MONITOR_"):
             continue

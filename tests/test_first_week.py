@@ -74,6 +74,9 @@ def test_state_dir_follows_the_config_file(tmp_path: Path) -> None:
     assert load(cfg, env={"MONITOR_STATE_DIR": "/srv/x"}).state_dir == Path("/srv/x")
     assert load(None, env={}).state_dir == Path(".monitor")
     assert load(cfg, env={}, state_dir=Path("flag")).state_dir == Path("flag")
+    cfg.write_text('rules_dir = "rules"\n')  # a path in the file: relative to the file
+    assert load(cfg, env={}).rules_dir == cfg.parent / "rules"
+    assert load(cfg, env={"MONITOR_RULES_DIR": "r"}).rules_dir == Path("r")
 
 
 def test_the_same_config_from_another_directory_sees_the_same_data(tmp_path: Path) -> None:
@@ -493,3 +496,29 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
             summary = json.loads(out.splitlines()[-1])["summary"]
             assert summary["interrupted"] is True and summary["of"] == 3000
             assert 3 <= summary["done"] < 3000 and summary["items"] == summary["done"]
+
+
+# --- 9. redis-cli against the configured server ------------------------------------------------
+
+
+def test_redis_cli_passes_through_to_the_configured_or_embedded_server(
+    redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    client.hset("monitor:feed:abc", mapping={"next_poll": "5"})
+    run = monitor("redis-cli", "HGET", "monitor:feed:abc", "next_poll", cwd=tmp_path,
+                  redis_url=redis_url)  # fmt: skip
+    assert run.returncode == 0 and run.stdout.strip() == "5", run.stderr
+    scan = monitor(
+        "--redis", redis_url, "redis-cli", "--scan", "--pattern", "monitor:*", cwd=tmp_path
+    )  # fmt: skip  (options after redis-cli are redis-cli's)
+    assert scan.stdout.split() == ["monitor:feed:abc"]
+    cfg = tmp_path / "conf" / "monitor.toml"
+    cfg.parent.mkdir()
+    cfg.write_text("")
+    embedded = monitor("--config", str(cfg), "redis-cli", "SET", "k", "v", cwd=tmp_path)
+    assert embedded.returncode == 0 and embedded.stdout.strip() == "OK", embedded.stderr
+    again = monitor("--config", str(cfg), "redis-cli", "GET", "k", cwd=tmp_path)
+    assert again.stdout.strip() == "v"  # the embedded server beside the config, kept
+    assert not (cfg.parent / ".monitor" / "redis.sock").exists()  # and stopped after
+    failing = monitor("--config", str(cfg), "redis-cli", "NOSUCHCOMMAND", cwd=tmp_path)
+    assert "unknown command" in failing.stdout + failing.stderr
