@@ -73,6 +73,7 @@ def build_alert(
             "published": rfc3339(item.published or article.published),
             "language": article.language or None,
             "excerpt": excerpt(article.text or item.summary),
+            "text_from": article.text_from,
             "wires": list(wires),
         },
         "matches": [{"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits],

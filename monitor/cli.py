@@ -30,17 +30,24 @@ from monitor.rules.query import And
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed: list[str] = []
+    if "redis-cli" in argv:  # everything after it belongs to redis-cli, options included
+        cut = argv.index("redis-cli") + 1
+        argv, passed = argv[:cut], argv[cut:]
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    args.passed = passed
     try:
         settings = load(
             args.config,
-            redis_url=getattr(args, "redis", None),
+            redis_url=args.redis,
             rules_dir=getattr(args, "rules", None),
             log_level=args.log_level,
+            state_dir=args.state_dir,
         )
         log.configure(settings.log_level or args.default_log_level)
         return int(args.run(args, settings) or 0)
@@ -57,46 +64,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _global_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The options every command takes, before or after its name. Below the top level
+    their default is "absent", so that one given before the command is kept."""
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", type=Path, default=default, metavar="FILE",
+                        help="monitor.toml (default: none)")  # fmt: skip
+    parser.add_argument(
+        "--redis", default=default, metavar="URL",
+        help="Redis URL (default: MONITOR_REDIS_URL, else the embedded server)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--state-dir", type=Path, default=default, metavar="DIR",
+        help="the embedded server's data (default: .monitor/ beside --config, else here)",
+    )  # fmt: skip
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=default)  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor", description="Watch news feeds; one alert per story that matches a rule."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--config", type=Path, help="monitor.toml (default: none)")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    _global_options(parser, top=True)
     parser.set_defaults(default_log_level="warning")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = commands.add_parser("run", help="the daemon: poll the configured feeds, process, alert")
-    p.add_argument(
-        "--redis", help="Redis URL (default: MONITOR_REDIS_URL, else the embedded server)"
-    )
+    def command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help)
+        _global_options(sub)
+        return sub
+
+    p = command(commands, "run", "the daemon: poll the configured feeds, process, alert")
     p.add_argument("--rules", type=Path, help="rules directory (default rules/)")
     p.set_defaults(run=cmd_run, default_log_level="info")
 
-    p = commands.add_parser("feeds", help="the configured feeds and their polling state")
+    p = command(commands, "feeds", "the configured feeds and their polling state")
     sub = p.add_subparsers(title="feeds commands", metavar="ACTION", required=True)
-    q = sub.add_parser(
-        "list", help="each feed: last poll, HTTP status, new items, errors, next poll"
-    )
+    q = command(sub, "list", "each feed: last poll, HTTP status, new items, errors, next poll")
     q.add_argument("--json", action="store_true", help="one JSON object per feed")
-    q.add_argument("--redis", help="Redis URL")
     q.set_defaults(run=cmd_feeds_list)
-    q = sub.add_parser("import", help="add the feeds of an OPML file (categories become tags)")
+    q = command(sub, "import", "add the feeds of an OPML file (categories become tags)")
     q.add_argument("file", type=Path, help="an OPML file, as feed readers export")
-    q.add_argument("--redis", help="Redis URL")
     q.set_defaults(run=cmd_feeds_import)
-    q = sub.add_parser("export", help="every feed as OPML 2.0 (for Miniflux, FreshRSS, …)")
+    q = command(sub, "export", "every feed as OPML 2.0 (for Miniflux, FreshRSS, …)")
     q.add_argument("--output", "-o", type=Path, help="write to this file (default: stdout)")
-    q.add_argument("--redis", help="Redis URL")
     q.set_defaults(run=cmd_feeds_export)
+    for name, what in (
+        ("remove", "forget an imported feed and its polling state"),
+        ("pause", "stop polling a feed until `resume`"),
+        ("resume", "poll a paused feed again"),
+        ("poll-now", "poll a feed now, from this command (a running daemon processes it)"),
+    ):
+        q = command(sub, name, what)
+        q.add_argument("feeds", nargs="+", metavar="URL|NAME", help="feed URL, name or id")
+        q.set_defaults(run=cmd_feeds_manage, action=name)
 
-    p = commands.add_parser("status", help="streams, daemons and feeds at a glance")
-    p.add_argument("--redis", help="Redis URL")
+    p = command(commands, "status", "streams, daemons and feeds at a glance")
     p.set_defaults(run=cmd_status)
 
-    redis_help = "Redis URL (default: MONITOR_REDIS_URL, else the embedded server under .monitor/)"
-    p = commands.add_parser("replay", help="process local feed files once (default sample_feeds/)")
+    p = command(commands, "replay", "process local feed files once (default sample_feeds/)")
     p.add_argument("paths", nargs="*", type=Path, default=[Path("sample_feeds")], metavar="PATH")
     p.add_argument("--json", action="store_true", help="one JSON object per item, then a summary")
     p.add_argument("--fresh", action="store_true", help="start from empty state (deletes it)")
@@ -107,7 +135,6 @@ def _parser() -> argparse.ArgumentParser:
         "written (its build date, else its newest entry). Reports older than alerts.max_age "
         "at that time raise no alert",
     )  # fmt: skip
-    p.add_argument("--redis", help=redis_help)
     p.set_defaults(run=cmd_replay)
 
     def group_options(p: argparse.ArgumentParser, default_group: str | None) -> None:
@@ -133,33 +160,46 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
         p.add_argument("--count", type=int, help="stop after N alerts")
-        p.add_argument("--redis", help=redis_help)  # fmt: skip
 
-    p = commands.add_parser("consume", help="read published alerts")
+    p = command(commands, "consume", "read published alerts")
     group_options(p, None)
     p.add_argument("--from-start", action="store_true",
                    help="without --group: start at the oldest retained alert")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one alert JSON document per line")
     p.add_argument("--dead", action="store_true", help="list the dead-lettered alerts")
+    p.add_argument(
+        "--requeue", nargs="*", metavar="ID",
+        help="put these dead letters (entry or alert ids) back for their group (--group: "
+        "only that group's); with --all, every one",
+    )  # fmt: skip
+    p.add_argument("--all", action="store_true", help="with --requeue: every dead letter")
     p.set_defaults(run=cmd_consume)
 
-    p = commands.add_parser("forward", help="POST alerts to a webhook, signed; ack after 2xx")
+    p = command(commands, "forward", "POST alerts to a webhook, signed; ack after 2xx")
     p.add_argument("--webhook", required=True, metavar="URL", help="where to POST each alert")
     p.add_argument("--secret", help="HMAC-SHA256 key (default: MONITOR_WEBHOOK_SECRET)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     p.add_argument("--attempts", type=int, default=4, help="tries per delivery (default 4)")
+    p.add_argument(
+        "--trip-after", type=int, default=5, metavar="N",
+        help="pause the endpoint after N failed deliveries in a row (default 5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pause", type=float, default=30.0, metavar="SECONDS",
+        help="first pause of a failing endpoint; doubles up to 15 min (default 30)",
+    )  # fmt: skip
     group_options(p, "webhook")
     p.set_defaults(run=cmd_forward)
 
-    p = commands.add_parser("rules", help="check or test rule files")
+    p = command(commands, "rules", "check or test rule files")
     sub = p.add_subparsers(title="rules commands", metavar="ACTION", required=True)
-    q = sub.add_parser("check", help="validate every rule; errors name file, line and column")
+    q = command(sub, "check", "validate every rule; errors name file, line and column")
     q.add_argument("dir", nargs="?", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_check)
-    q = sub.add_parser("test", help="run each rule's own examples")
+    q = command(sub, "test", "run each rule's own examples")
     q.add_argument("dir", nargs="?", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_test)
-    q = sub.add_parser("explain", help="whether a rule matches a text, and why")
+    q = command(sub, "explain", "whether a rule matches a text, and why")
     q.add_argument("rule", help="rule id")
     given = q.add_mutually_exclusive_group(required=True)
     given.add_argument("--text", help="the article text")
@@ -170,14 +210,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="where --url-from-replay looks (default sample_feeds/)")  # fmt: skip
     q.add_argument("--rules", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_explain)
-    q = sub.add_parser("backfill", help="run a rule over the retained items of the past")
+    q = command(sub, "backfill", "run a rule over the retained items of the past")
     q.add_argument("rule", help="rule id")
     q.add_argument("--since", default="3d", help="how far back: 90m, 12h, 3d, 2w (default 3d)")
     q.add_argument("--dry-run", action="store_true", help="print what would match; publish nothing")
     q.add_argument("--json", action="store_true", help="one JSON object per story, then a summary")
     q.add_argument("--rules", type=Path, help="rules directory (default rules/)")
-    q.add_argument("--redis", help="Redis URL")
     q.set_defaults(run=cmd_rules_backfill)
+
+    p = command(commands, "redis-cli", "redis-cli against the configured (or embedded) Redis")
+    p.set_defaults(run=cmd_redis_cli)
     return parser
 
 
@@ -218,7 +260,9 @@ def _feeds(settings: Settings, client) -> list:
 
 def _feed_rows(settings: Settings, client) -> list[dict[str, Any]]:
     from monitor.poll import FeedState, feed_id
+    from monitor.registry import FeedRegistry
 
+    paused = FeedRegistry(client, runtime.Keys(settings.prefix)).paused()
     rows = []
     for feed in _feeds(settings, client):
         state = FeedState.from_hash(
@@ -239,6 +283,8 @@ def _feed_rows(settings: Settings, client) -> list[dict[str, Any]]:
                 "interval": round(state.interval) or None,
                 "polls": state.polls,
                 "items": state.total_items,
+                "paused": feed_id(feed) in paused,
+                "configured": feed in settings.feeds,
             }
         )
     return rows
@@ -258,7 +304,7 @@ def _print_feeds(rows: list[dict[str, Any]]) -> None:
             (
                 _clip(r["name"] or r["id"], 24),
                 (r["last_poll"] or "never")[:19].replace("T", " "),
-                str(r["status"] or "-"),
+                "paused" if r["paused"] else str(r["status"] or "-"),
                 str(r["new"]),
                 str(r["errors"]) + (f" ({_clip(r['last_error'], 30)})" if r["last_error"] else ""),
                 (r["next_poll"] or "-")[:19].replace("T", " "),
@@ -319,6 +365,79 @@ def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_feeds_manage(args: argparse.Namespace, settings: Settings) -> int:
+    """remove / pause / resume / poll-now, each for one or more feeds."""
+    from monitor.registry import FeedRegistry, find, merged
+
+    with runtime.redis_client(settings) as client:
+        registry = FeedRegistry(client, runtime.Keys(settings.prefix))
+        feeds = merged(settings.feeds, registry)
+        chosen = [find(feeds, ref) for ref in args.feeds]  # all named, or nothing done
+        for feed in chosen:
+            label = f"{feed.name or feed.url} ({feed.url})" if feed.name else feed.url
+            if args.action == "remove":
+                if feed in settings.feeds:
+                    raise MonitorError(
+                        f"{feed.url} is listed in {args.config}: remove it there "
+                        "(or `monitor feeds pause` it)"
+                    )
+                registry.remove(feed)
+                print(f"removed {label}")
+            elif args.action == "pause":
+                done = registry.pause(feed)
+                print(f"paused {label}" if done else f"{label} was paused already")
+            elif args.action == "resume":
+                done = registry.resume(feed)
+                print(f"resumed {label}" if done else f"{label} was not paused")
+            else:
+                _poll_now(settings, client, feed, feeds, label)
+    if args.action in ("remove", "pause", "resume"):
+        print(
+            "running daemons follow within daemon.rules_check "
+            f"({settings.daemon.rules_check:g} s) or at once on SIGHUP"
+        )
+    return 0
+
+
+def _poll_now(settings: Settings, client, feed, feeds: list, label: str) -> None:
+    """Poll the feed from this process; new entries go to the items stream, where a
+    running daemon (or the next one started) processes them. An old lease left by the
+    previous poll is taken over: it guards nothing any more."""
+    from urllib.parse import urlsplit
+
+    from monitor.fetch import HttpFetcher
+    from monitor.poll import Poller, feed_id
+    from monitor.queue import ItemsQueue
+
+    keys = runtime.Keys(settings.prefix)
+    hosts = {(urlsplit(f.url).hostname or "").lower() for f in feeds}
+    fetcher = HttpFetcher(settings.http, trusted_hosts=hosts)
+    try:
+        poller = Poller(
+            client, keys, fetcher, ItemsQueue(client, keys, maxlen=settings.daemon.items_maxlen),
+            settings.schedule, seen_per_feed=settings.daemon.seen_per_feed,
+            max_entries=settings.daemon.max_entries,
+        )  # fmt: skip
+        fid = feed_id(feed)
+        state = poller.state(feed)
+        interval = state.interval or feed.interval or settings.schedule.interval
+        mine = f"cli-{os.getpid()}"
+        client.set(keys.lease(fid), mine, px=max(1000, int(0.5 * interval * 1000)))
+        report = poller.poll(feed, time.time(), state)
+        if client.get(keys.lease(fid)) == mine:
+            client.delete(keys.lease(fid))
+    finally:
+        fetcher.close()
+    daemons = any(True for _ in client.scan_iter(keys.daemon("*")))
+    outcome = f"error: {report.error}" if report.error else f"{len(report.new)} new"
+    waiting = "a running daemon processes them" if daemons else "they wait for `monitor run`"
+    print(
+        f"polled {label}: HTTP {report.status or '-'}, {report.entries} entries, {outcome}"
+        + (f" ({waiting})" if report.new else "")
+        + f"; next poll {(_when(report.next_poll) or '-')[:19].replace('T', ' ')} UTC"
+    )
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.queue import ItemsQueue
 
@@ -328,17 +447,32 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         lag, pending = ItemsQueue(client, keys, maxlen=1).lag()
         alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
         dead = client.xlen(keys.items_dead) if client.exists(keys.items_dead) else 0
+        dead_alerts = client.xlen(keys.alerts_dead) if client.exists(keys.alerts_dead) else 0
         rows = _feed_rows(settings, client)
         indexed = runtime.dedup_index(client, settings).originals()
         try:
             memory: int | None = client.info("memory")["used_memory"]
         except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
             memory = None
+    if settings.redis_url:
+        from monitor.queue import _redact
+
+        print(f"redis: {_redact(settings.redis_url)}")
+    else:
+        print(f"redis: embedded, state in {settings.state_dir.resolve()}")
     print(
         f"daemons running: {len(daemons)}"
-        + "".join(f"\n  {d.get('instance')} (pid {d.get('pid')})" for d in daemons)
+        + "".join(
+            f"\n  {d.get('instance')} (pid {d.get('pid')}"
+            + (f", listening on {d['listen']}" if d.get("listen") else "")
+            + f", {d.get('feeds', '?')} feeds)"
+            for d in daemons
+        )
     )
-    print(f"items: {lag} waiting, {pending} in progress, {dead} dead-lettered; alerts: {alerts}")
+    print(
+        f"items: {lag} waiting, {pending} in progress, {dead} dead-lettered; alerts: {alerts}"
+        + (f", {dead_alerts} dead-lettered (monitor consume --dead)" if dead_alerts else "")
+    )
     line = f"dedup window ({settings.story_window_hours:g} h): {indexed} items indexed"
     if memory is not None:
         line += f"; Redis memory {memory / 2**20:.1f} MB"
@@ -346,11 +480,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
         )
     print(line)
-    failing = sum(1 for r in rows if r["errors"])
-    print(f"feeds: {len(rows)} configured, {failing} failing")
-    if rows:
+    failing = [r for r in rows if r["errors"]]
+    imported = sum(1 for r in rows if not r["configured"])
+    print(
+        f"feeds: {len(rows)} ({len(rows) - imported} configured, {imported} imported), "
+        f"{sum(1 for r in rows if r['paused'])} paused, {len(failing)} failing"
+        + (" (all: monitor feeds list)" if rows else "")
+    )
+    if failing:
         print()
-        _print_feeds(rows)
+        _print_feeds(failing)
     return 0
 
 
@@ -381,17 +520,31 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         pipeline = runtime.pipeline(client, settings, rules, fetcher)
         rows = []
         progress = Progress(len(items), "replay", enabled=False if args.json else None)
-        for item, result, error in replay(items, pipeline.process, summary):
-            progress.advance()
-            if args.json:
-                print(json.dumps(_item_json(item, result, error), ensure_ascii=False), flush=True)
-            else:
-                rows.append((item, result, error))
+        interrupted = False
+        done = 0
+        try:
+            for item, result, error in replay(items, pipeline.process, summary):
+                done += 1
+                progress.advance()
+                if args.json:
+                    line = json.dumps(_item_json(item, result, error), ensure_ascii=False)
+                    print(line, flush=True)
+                else:
+                    rows.append((item, result, error))
+        except KeyboardInterrupt:  # Ctrl-C: what was done is done (and durable); say what
+            interrupted = True
         progress.close()
     if args.json:
-        print(json.dumps({"summary": summary.as_dict()}))
+        extra = {"interrupted": True, "done": done, "of": len(items)} if interrupted else {}
+        print(json.dumps({"summary": {**summary.as_dict(), **extra}}))
     else:
         _print_table(rows, summary)
+        if interrupted:
+            print(f"\ninterrupted: {done} of {_n(len(items), 'item')} processed")
+        if not settings.redis_url:
+            print(f"state: {settings.state_dir.resolve()} (embedded Redis)")
+    if interrupted:
+        return 130
     return 1 if summary.errors else 0
 
 
@@ -423,7 +576,7 @@ def _item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "alerts": result.alerts,
         "alert_suppressed": result.alert_suppressed or None,
         "wires": list(result.wires),
-        "text_from": "page" if result.article.from_page else "feed",
+        "text_from": result.article.text_from,
         "warnings": result.warnings,
     }
 
@@ -492,19 +645,51 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         raise MonitorError("--consumer needs --group")
     if args.count is not None and args.count < 1:
         raise MonitorError("--count must be at least 1")
+    if args.all and args.requeue is None:
+        raise MonitorError("--all goes with --requeue")
+    if args.requeue is not None and bool(args.requeue) == args.all:
+        raise MonitorError("--requeue needs dead-letter ids, or --all (not both)")
     signal.signal(signal.SIGTERM, _interrupt)
+    shown = 0
     with runtime.redis_client(settings) as client:
+        if args.requeue is not None:
+            return _requeue(args, settings, client)
         if args.dead:
             for letter in dead_letters(client, settings.prefix):
                 _print_dead(letter, args.json)
+                shown += 1
+            _say_if_none(shown, args, "no alerts in the dead letters")
             return 0
         try:
             if args.group:
-                _consume_group(args, settings, client)
+                shown = _consume_group(args, settings, client)
             else:
-                _consume_plain(args, settings, client)
+                shown = _consume_plain(args, settings, client)
         except KeyboardInterrupt:
             pass  # Ctrl-C or SIGTERM ends --follow cleanly; unacked alerts stay pending
+    return 0
+
+
+def _say_if_none(shown: int | bool, args: argparse.Namespace, message: str) -> None:
+    """An empty answer says so to a person at a terminal; scripts (--json, pipes) get
+    nothing to parse around."""
+    if not shown and not args.json and sys.stdout.isatty():
+        print(message)
+
+
+def _requeue(args: argparse.Namespace, settings: Settings, client) -> int:
+    from monitor.consumer import requeue
+
+    moved = requeue(
+        client, settings.prefix, ids=None if args.all else args.requeue, group=args.group
+    )
+    for letter in moved:
+        print(f"{letter['entry']}  {letter.get('id', '-')}  back for group {letter['group']}")
+    groups = sorted({letter["group"] for letter in moved})
+    print(
+        f"{_n(len(moved), 'dead letter')} requeued"
+        + (f"; read them with: monitor consume --group {groups[0]}" if len(groups) == 1 else "")
+    )
     return 0
 
 
@@ -515,20 +700,24 @@ def _consumer(args: argparse.Namespace, settings: Settings, client) -> AlertCons
     )  # fmt: skip
 
 
-def _consume_group(args: argparse.Namespace, settings: Settings, client) -> None:
+def _consume_group(args: argparse.Namespace, settings: Settings, client) -> int:
     consumer = _consumer(args, settings, client)
     source = consumer.follow() if args.follow else consumer.drain()
+    shown = 0
     for shown, delivery in enumerate(source, 1):
         _print_alert(delivery.value or {}, args.json)
         consumer.ack(delivery)  # at-least-once: acked once handled (printed)
         if args.count is not None and shown >= args.count:
-            return
+            break
+    _say_if_none(shown, args, f"no alerts for group {args.group}")
+    return shown
 
 
-def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> None:
+def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> int:
     queue = runtime.alert_queue(client, settings)
     position = "-" if args.from_start else "(" + queue.last_id()
     shown = 0
+    waiting = False
     while args.count is None or shown < args.count:
         want = 100 if args.count is None else min(100, args.count - shown)
         batch = list(queue.read(start=position, count=want))
@@ -538,8 +727,14 @@ def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> None
             shown += 1
         if not batch:
             if not args.follow:
-                return
+                break
+            if not waiting:
+                _say_if_none(shown, args, "no alerts yet: waiting for new ones (Ctrl-C ends)")
+                waiting = True
             time.sleep(0.5)
+    hint = "" if args.from_start else " (only new ones are shown: --from-start for all)"
+    _say_if_none(shown or waiting, args, f"no alerts{hint}")
+    return shown
 
 
 def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
@@ -553,12 +748,14 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
         forwarder = Forwarder(
             _consumer(args, settings, client), args.webhook, secret=secret,
             timeout=args.timeout, attempts=args.attempts, stop=stop,
+            trip_after=args.trip_after, pause=args.pause,
         )  # fmt: skip
         try:
             delivered = forwarder.run(follow=args.follow, count=args.count)
         finally:
             forwarder.close()
-    print(f"{delivered} alerts delivered to {args.webhook}", file=sys.stderr)
+    dead = f", {forwarder.dead} dead-lettered" if forwarder.dead else ""
+    print(f"{delivered} alerts delivered to {args.webhook}{dead}", file=sys.stderr)
     return 0
 
 
@@ -577,6 +774,8 @@ def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
     )
     print(f"  {item['source']}: {item['title']}")
     print(f"  {_dated(item.get('published'), alert['created_at'])} · {item['url']}")
+    if item.get("text_from") == "summary":
+        print("  (matched on the feed's summary: the page could not be fetched)")
     # one line per query term (an alias counts once), its first hit
     shown: dict[str, dict] = {}
     for m in alert["matches"]:
@@ -625,9 +824,23 @@ def _print_dead(letter: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Every problem of every file in one run: errors (exit 1) and lint warnings."""
+    from monitor.rules.load import check_rules
+
     directory = args.dir or settings.rules_dir
-    rules = load_rules(directory)
-    print(f"{directory}: {len(rules.rules)} rules, {len(rules.aliases)} aliases, all valid")
+    checked = check_rules(directory)
+    for error in checked.errors:
+        print(error, file=sys.stderr)
+    for warning in checked.warnings:
+        print(f"{warning} (warning)", file=sys.stderr)
+    counts = f"{_n(len(checked.rules), 'rule')}, {_n(len(checked.aliases), 'alias', 'aliases')}"
+    lint = f", {_n(len(checked.warnings), 'warning')}" if checked.warnings else ""
+    if checked.errors:
+        files = len({e.path for e in checked.errors})
+        print(f"{directory}: {_n(len(checked.errors), 'error')} in {_n(files, 'file')}; "
+              f"{counts} valid{lint}")  # fmt: skip
+        return 1
+    print(f"{directory}: {counts}, all valid{lint}")
     return 0
 
 
@@ -773,3 +986,29 @@ def _story_json(story: Any) -> dict[str, Any]:
             for kept, match in story.matches
         ],
     }
+
+
+# --- redis-cli ------------------------------------------------------------------------
+
+
+def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
+    """`redis-cli ARGS` against the Redis the other commands use (embedded: started for the
+    duration and stopped after, unless another command still uses it)."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from monitor.embedded import find_redis_cli
+
+    binary = find_redis_cli()
+    with runtime.redis_url(settings) as url:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            target = ["-s", parts.path]
+            db = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("db")
+            target += ["-n", db] if db else []
+        else:
+            target = ["-u", url] + (["--tls"] if parts.scheme == "rediss" else [])
+        try:
+            return subprocess.run([str(binary), *target, *args.passed], check=False).returncode
+        except OSError as exc:
+            raise MonitorError(f"cannot run {binary}: {exc}") from exc

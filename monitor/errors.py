@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class MonitorError(Exception):
     """Base of every error the monitor raises on purpose."""
@@ -56,6 +58,19 @@ class QuerySyntaxError(MonitorError):
         self.message = message
         self.offset = offset
         super().__init__(f"{message} (at character {offset + 1})")
+
+
+class ListenError(MonitorError):
+    """The daemon's HTTP address (daemon.listen) cannot be bound."""
+
+    def __init__(self, address: str, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        hint = " (another daemon on this host?)" if exc.errno == errno.EADDRINUSE else ""
+        super().__init__(
+            f"daemon.listen {address}: {reason}{hint}; set daemon.listen (or "
+            "MONITOR_DAEMON_LISTEN) to another HOST:PORT, HOST:0 for any free port, "
+            'or "" for none'
+        )
 
 
 class RedisUnavailable(MonitorError):

@@ -5,7 +5,11 @@ Signature (documented in docs/consumers.md): with a secret, the request carries
 HMAC-SHA256(secret, "<timestamp>." + body). Retries: network errors, 408, 429 and 5xx are
 retried with exponential backoff (honouring Retry-After) up to `attempts` times, then left
 pending for a later delivery; any other status is final and the alert goes to the dead
-letters.
+letters — but only while the endpoint is otherwise accepting alerts (the previous delivery
+succeeded). An endpoint that fails `trip_after` deliveries in a row is the problem, not the
+alerts: a circuit breaker pauses it (`pause` seconds, doubling up to 15 minutes, then one
+alert probes it), so a mistyped URL answering 410 leaves the backlog pending instead of
+dead-lettering all of it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import httpx
 import structlog
 
 from monitor.consumer import AlertConsumer, Delivery
+from monitor.errors import MonitorError
 from monitor.schedule import retry_after
 
 log = structlog.get_logger(__name__)
@@ -44,6 +49,40 @@ def verify(
     return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+MAX_PAUSE = 900.0
+
+
+class EndpointFailing(MonitorError):
+    def __init__(self, url: str, failures: int, detail: str) -> None:
+        super().__init__(
+            f"{url}: {failures} deliveries in a row failed (last: {detail}); stopped, the "
+            "alerts stay pending for the next run (--follow pauses and retries instead)"
+        )
+
+
+class Breaker:
+    """Counts failed deliveries in a row; from `trip_after` on, each failure asks for a
+    pause, doubling from `pause` up to MAX_PAUSE. A success closes it."""
+
+    def __init__(self, trip_after: int, pause: float) -> None:
+        self.trip_after = max(1, trip_after)
+        self.first_pause = pause
+        self.next_pause = pause
+        self.failures = 0
+
+    def success(self) -> None:
+        self.failures = 0
+        self.next_pause = self.first_pause
+
+    def failure(self) -> float | None:
+        """The pause to make now, or None."""
+        self.failures += 1
+        if self.failures < self.trip_after:
+            return None
+        pause, self.next_pause = self.next_pause, min(MAX_PAUSE, self.next_pause * 2)
+        return pause
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     delivered: bool
@@ -61,6 +100,8 @@ class Forwarder:
         timeout: float = 10.0,
         attempts: int = 4,
         backoff: float = 0.5,
+        trip_after: int = 5,
+        pause: float = 30.0,
         stop: threading.Event | None = None,
     ) -> None:
         self.consumer = consumer
@@ -70,6 +111,9 @@ class Forwarder:
         self.backoff = backoff
         self.stop = stop or threading.Event()
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.breaker = Breaker(trip_after, pause)
+        self._accepted = False  # the previous delivery succeeded
+        self.dead = 0  # dead-lettered in this run
 
     def close(self) -> None:
         self.client.close()
@@ -79,10 +123,13 @@ class Forwarder:
         outcome = self._post(delivery)
         if outcome.delivered:
             self.consumer.ack(delivery)
-        elif outcome.final:
-            self.consumer.dead_letter(delivery, outcome.detail)
+            self.breaker.success()
+        elif outcome.final and self._accepted:
+            self.consumer.dead_letter(delivery, outcome.detail)  # this alert, not the endpoint
+            self.dead += 1
         else:
             self.consumer.retry(delivery, outcome.detail)
+        self._accepted = outcome.delivered
         log.info("alert_forwarded" if outcome.delivered else "alert_not_forwarded",
                  alert=(delivery.value or {}).get("id"), detail=outcome.detail)  # fmt: skip
         return outcome
@@ -132,8 +179,17 @@ class Forwarder:
         for delivery in source:
             if self.stop.is_set():
                 break  # what was read but not posted stays pending: delivered later
-            if self.handle(delivery).delivered:
+            outcome = self.handle(delivery)
+            if outcome.delivered:
                 delivered += 1
+            elif (pause := self.breaker.failure()) is not None:
+                if not follow:
+                    raise EndpointFailing(self.url, self.breaker.failures, outcome.detail)
+                log.warning("endpoint_paused", url=self.url, failures=self.breaker.failures,
+                            detail=outcome.detail, seconds=pause)  # fmt: skip
+                if self.stop.wait(pause):
+                    break
+                log.info("endpoint_probed", url=self.url)  # the next alert tries it
             if count is not None and delivered >= count:
                 break
         return delivered

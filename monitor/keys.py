@@ -32,6 +32,11 @@ class Keys:
         return f"{self.prefix}feeds"
 
     @property
+    def feeds_paused(self) -> str:
+        """Set of the ids of paused feeds (`monitor feeds pause`), configured or imported."""
+        return f"{self.prefix}feeds:paused"
+
+    @property
     def retained(self) -> str:
         """Stream of processed items (text, metadata, story), kept for backfills."""
         return f"{self.prefix}retained"
@@ -60,6 +65,11 @@ class Keys:
     def alerts_dead(self) -> str:
         """Stream of alerts a consumer group could not handle, with the reason."""
         return f"{self.prefix}alerts:dead"
+
+    def alerts_requeued(self, group: str) -> str:
+        """Stream of dead letters put back for one consumer group (`consume --requeue`),
+        read by that group before the alerts stream."""
+        return f"{self.prefix}alerts:requeued:{group}"
 
     def alert_seen(self, alert_id: str) -> str:
         """Marks an alert id as published, so a repeat publishes nothing."""

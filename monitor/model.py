@@ -102,6 +102,12 @@ class Article:
     language: str = ""
     canonical_url: str = ""
     from_page: bool = False  # False: the text is the feed's own content or summary
+    summary_only: bool = False  # the page could not be fetched or extracted: feed summary
+
+    @property
+    def text_from(self) -> str:
+        """Where the text came from: "page", "feed" (its full content) or "summary"."""
+        return "page" if self.from_page else "summary" if self.summary_only else "feed"
 
 
 class Outcome(enum.StrEnum):

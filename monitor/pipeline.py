@@ -172,7 +172,9 @@ class Pipeline:
         except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
             log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))
             text = content or html_to_text(item.summary) or item.title
-            fallback = Article(text=text, title=item.title, language=detect_language(text))
+            fallback = Article(
+                text=text, title=item.title, language=detect_language(text), summary_only=True
+            )
             return fallback, [str(exc)]
 
     def alert(

@@ -312,6 +312,7 @@ class RetainedItems:
             "story": placement.story_id,
             "outcome": str(placement.outcome),
             "duplicate_of": placement.duplicate_of or "",
+            "text_from": article.text_from,
         }
         min_id = f"{int((time.time() - self.retention) * 1000)}-0"
         pipe = self.client.pipeline(transaction=False)
@@ -336,7 +337,11 @@ class RetainedItems:
 
 def _retained(entry_id: str, fields: dict[str, str]) -> Retained:
     item = Item.from_json(fields["item"])
-    article = Article(text=fields["text"], title=fields["title"], language=fields["language"])
+    text_from = fields.get("text_from", "page")  # kept since text_from exists
+    article = Article(
+        text=fields["text"], title=fields["title"], language=fields["language"],
+        from_page=text_from == "page", summary_only=text_from == "summary",
+    )  # fmt: skip
     placement = Placement(
         outcome=Outcome(fields["outcome"]),
         story_id=fields["story"],

@@ -9,9 +9,10 @@ import redis
 import structlog
 
 from monitor.config import FeedConfig
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.feeds import canonical_url
 from monitor.keys import Keys
+from monitor.poll import feed_id as _feed_id
 
 log = structlog.get_logger(__name__)
 
@@ -19,6 +20,7 @@ log = structlog.get_logger(__name__)
 class FeedRegistry:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
+        self.keys = keys
         self.key = keys.feeds
 
     def add(
@@ -47,6 +49,58 @@ class FeedRegistry:
             except (ValueError, TypeError, AttributeError, ConfigError) as exc:
                 log.error("feed_registry_entry_skipped", url=url, error=str(exc))
         return feeds
+
+    def remove(self, feed: FeedConfig) -> bool:
+        """Forget an imported feed with its polling state and seen entries. False if it
+        was not imported (a feed of monitor.toml is removed from that file)."""
+        fid = _feed_id(feed)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(self.key, feed.url)
+        pipe.delete(self.keys.feed(fid), self.keys.feed_seen(fid), self.keys.lease(fid))
+        pipe.srem(self.keys.feeds_paused, fid)
+        removed, *_ = pipe.execute()
+        return bool(removed)
+
+    def pause(self, feed: FeedConfig) -> bool:
+        """Stop polling the feed (on every daemon); False if it was paused already."""
+        return bool(self.client.sadd(self.keys.feeds_paused, _feed_id(feed)))
+
+    def resume(self, feed: FeedConfig) -> bool:
+        """Poll it again; False if it was not paused."""
+        return bool(self.client.srem(self.keys.feeds_paused, _feed_id(feed)))
+
+    def paused(self) -> set[str]:
+        """The ids of the paused feeds."""
+        return set(self.client.smembers(self.keys.feeds_paused))
+
+    def is_paused(self, feed_id: str) -> bool:
+        return bool(self.client.sismember(self.keys.feeds_paused, feed_id))
+
+
+class UnknownFeed(MonitorError):
+    """No feed, or more than one, answers to what the user typed."""
+
+    def __init__(self, ref: str, candidates: list[FeedConfig]) -> None:
+        if candidates:
+            names = ", ".join(f.url for f in candidates)
+            super().__init__(f"{ref!r} names {len(candidates)} feeds ({names}): give the URL")
+        else:
+            super().__init__(f"no feed {ref!r}: give a URL, name or id from `monitor feeds list`")
+
+
+def find(feeds: list[FeedConfig], ref: str) -> FeedConfig:
+    """The feed whose URL (exact or canonical), id or name (ignoring case) is `ref`."""
+    text = ref.strip()
+    for feed in feeds:
+        if text in (feed.url, _feed_id(feed)):
+            return feed
+    with_url = (
+        [f for f in feeds if canonical_url(f.url) == canonical_url(text)] if "://" in text else []
+    )
+    named = with_url or [f for f in feeds if f.name and f.name.casefold() == text.casefold()]
+    if len(named) != 1:
+        raise UnknownFeed(ref, named)
+    return named[0]
 
 
 def merged(configured: tuple[FeedConfig, ...], registry: FeedRegistry) -> list[FeedConfig]:

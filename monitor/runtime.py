@@ -19,10 +19,20 @@ from monitor.pipeline import Pipeline
 from monitor.queue import AlertQueue, RetainedItems, connect
 from monitor.rules import RuleSet
 
-__all__ = ["Keys", "alert_queue", "clear", "dedup_index", "pipeline", "redis_client"]
+__all__ = ["Keys", "alert_queue", "clear", "dedup_index", "pipeline", "redis_client", "redis_url"]
 
 
 log = structlog.get_logger(__name__)
+
+
+@contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The configured Redis URL, or the embedded server's, started for the duration."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with EmbeddedRedis(settings.state_dir) as url:
+        yield url
 
 
 @contextmanager
@@ -32,7 +42,7 @@ def redis_client(
     """The configured Redis, or the embedded one started for the duration. With `wait`, an
     unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set."""
     with ExitStack() as stack:
-        url = settings.redis_url or stack.enter_context(EmbeddedRedis(settings.data_dir))
+        url = stack.enter_context(redis_url(settings))
         client = connect(url) if wait is None else _retrying(url, wait)
         stack.callback(client.close)
         yield client

@@ -102,16 +102,17 @@ def test_the_webhook_gets_each_alert_once_signed_after_errors(
     assert consumer.lag() == (0, 0)
 
 
-def test_a_webhook_that_refuses_dead_letters_at_once(
+def test_an_alert_a_working_webhook_refuses_is_dead_lettered_at_once(
     client: redis.Redis, feed_server: FeedServer
 ) -> None:
-    publish(client, 1)
-    feed_server.routes["/hook"] = lambda h: Reply(400, b"bad request")
+    publish(client, 2)
+    answers = iter([Reply(204), Reply(400, b"bad request")])
+    feed_server.routes["/hook"] = lambda h: next(answers)
     consumer = AlertConsumer(client, group="webhook", consumer="f")
     forwarder = Forwarder(consumer, feed_server.url("/hook"), backoff=0.01)
-    assert forwarder.run(follow=False) == 0
+    assert forwarder.run(follow=False) == 1
     forwarder.close()
-    assert len(feed_server.bodies) == 1  # not retried
+    assert len(feed_server.bodies) == 2  # not retried
     assert [letter["reason"] for letter in dead_letters(client)] == ["HTTP 400"]
 
 
@@ -133,10 +134,11 @@ def test_forward_and_dead_letters_from_the_command_line(
         "k", headers["x-monitor-timestamp"], feed_server.bodies[0], headers["x-monitor-signature"]
     )
 
-    feed_server.routes["/gone"] = lambda h: Reply(410)
-    publish(client, 1, start=100)
+    answers = iter([Reply(200), Reply(410)])
+    feed_server.routes["/picky"] = lambda h: next(answers)
+    publish(client, 2, start=100)
     subprocess.run(
-        [sys.executable, "-m", "monitor", "forward", "--webhook", feed_server.url("/gone")],
+        [sys.executable, "-m", "monitor", "forward", "--webhook", feed_server.url("/picky")],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     dead = subprocess.run(

@@ -66,7 +66,7 @@ def test_the_image_entrypoint_runs_the_daemon_outside_a_container(
     env.update(env_image)
     env.update(  # what the container has at these paths
         MONITOR_RULES_DIR=str(ROOT / "rules"),
-        MONITOR_DATA_DIR=str(tmp_path / "state"),
+        MONITOR_STATE_DIR=str(tmp_path / "state"),
         MONITOR_DAEMON_LISTEN="127.0.0.1:0",
         MONITOR_REDIS_URL=redis_url,
     )

@@ -1,7 +1,8 @@
 """Loading rule files (`rules/*.yaml`, one rule or a list per file) and `rules/aliases.yaml`.
 
 A bad file fails the whole load, loudly, with file, line and column: a rule set is never
-half-loaded and no rule is silently skipped.
+half-loaded and no rule is silently skipped. `check_rules` goes on past the first problem
+and reports every broken file and rule, and lint warnings (likely mistakes that parse).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 import yaml
 
 from monitor.config import parse_duration
@@ -19,8 +21,10 @@ from monitor.errors import QuerySyntaxError, RuleError
 from monitor.model import RuleMatch
 from monitor.rules.match import Document, evaluate, explain, score
 from monitor.rules.prefilter import Prefilter
-from monitor.rules.query import And, Field, Node, Not, Or, Term, parse, term
+from monitor.rules.query import And, Field, Node, Not, Or, Term, lint, parse, term
 from monitor.text import words
+
+log = structlog.get_logger(__name__)
 
 ALIASES_FILE = "aliases.yaml"
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -55,6 +59,9 @@ class Rule:
     sources_exclude: tuple[str, ...] = ()
     backfill: float | None = None  # seconds: the daemon runs a new version over that past
     path: str = ""
+    warnings: tuple[RuleError, ...] = field(
+        default=(), compare=False
+    )  # lint: parses, but likely not what was meant
 
     def match(self, doc: Document) -> RuleMatch | None:
         if not self.enabled:
@@ -108,25 +115,56 @@ class RuleSet:
         return next((r for r in self.rules if r.id == rule_id), None)
 
 
-def load_rules(directory: Path) -> RuleSet:
-    """Every rule in `directory`; raises RuleError at the first problem."""
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """Everything wrong with a rules directory, not just the first thing."""
+
+    rules: tuple[Rule, ...]  # those that loaded
+    aliases: dict[str, tuple[Term, ...]]
+    errors: tuple[RuleError, ...]
+    warnings: tuple[RuleError, ...]
+
+
+def check_rules(directory: Path) -> RuleCheck:
+    """Load every rule of `directory` that can be loaded; collect the errors of the rest."""
     if not directory.is_dir():
-        raise RuleError(str(directory), "no such rules directory")
-    aliases = _load_aliases(directory / ALIASES_FILE)
+        return RuleCheck((), {}, (RuleError(str(directory), "no such rules directory"),), ())
+    errors: list[RuleError] = []
+    try:
+        aliases: dict[str, tuple[Term, ...]] | None = _load_aliases(directory / ALIASES_FILE)
+    except RuleError as exc:
+        errors.append(exc)
+        aliases = None  # broken: do not also call every @name in the rules unknown
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
     for path in files:
         if path.name == ALIASES_FILE:
             continue
-        for rule in _load_file(path, aliases):
-            if rule.id in seen:
-                raise RuleError(
-                    str(path), f"rule id {rule.id!r} is also defined in {seen[rule.id]}"
+        for loaded in _load_file(path, aliases):
+            if isinstance(loaded, RuleError):
+                errors.append(loaded)
+            elif loaded.id in seen:
+                errors.append(
+                    RuleError(
+                        str(path), f"rule id {loaded.id!r} is also defined in {seen[loaded.id]}"
+                    )
                 )
-            seen[rule.id] = str(path)
-            rules.append(rule)
-    return RuleSet(tuple(rules), aliases)
+            else:
+                seen[loaded.id] = str(path)
+                rules.append(loaded)
+    warnings = tuple(w for rule in rules for w in rule.warnings)
+    return RuleCheck(tuple(rules), aliases or {}, tuple(errors), warnings)
+
+
+def load_rules(directory: Path) -> RuleSet:
+    """Every rule in `directory`; raises the first RuleError if anything is broken."""
+    checked = check_rules(directory)
+    if checked.errors:
+        raise checked.errors[0]
+    for warning in checked.warnings:
+        log.warning("rule_lint", where=str(warning).rsplit(": ", 1)[0], problem=warning.message)
+    return RuleSet(checked.rules, checked.aliases)
 
 
 def _compose(path: Path) -> yaml.Node | None:
@@ -192,15 +230,25 @@ def _load_aliases(path: Path) -> dict[str, tuple[Term, ...]]:
     return aliases
 
 
-def _load_file(path: Path, aliases: dict[str, tuple[Term, ...]]) -> list[Rule]:
-    root = _compose(path)
+def _load_file(path: Path, aliases: dict[str, tuple[Term, ...]] | None) -> list[Rule | RuleError]:
+    """The file's rules, or for each one that is broken its error."""
+    try:
+        root = _compose(path)
+    except RuleError as exc:
+        return [exc]
     if root is None:
-        raise RuleError(str(path), "empty rule file")
+        return [RuleError(str(path), "empty rule file")]
     nodes = root.value if isinstance(root, yaml.SequenceNode) else [root]
-    return [_rule(path, node, aliases) for node in nodes]
+    loaded: list[Rule | RuleError] = []
+    for node in nodes:
+        try:
+            loaded.append(_rule(path, node, aliases))
+        except RuleError as exc:
+            loaded.append(exc)
+    return loaded
 
 
-def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> Rule:
+def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | None) -> Rule:
     if not isinstance(node, yaml.MappingNode):
         raise _fail(path, node, "a rule must be a mapping with id, name and query")
     for key, _ in node.value:
@@ -249,6 +297,10 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
     query_node = fields["query"][1]
     assert isinstance(query_node, yaml.ScalarNode)
     node_tree = _parse_query(path, query_node, query, aliases)
+    warnings = tuple(
+        RuleError(str(path), f"query: {message}", *_position(query_node, query, offset))
+        for offset, message in lint(query)
+    )
     languages = _strings(path, fields["languages"][1], "languages") if "languages" in fields else ()
     match, no_match = _examples(path, fields.get("examples"))
     include, exclude = _sources(path, fields.get("sources"))
@@ -273,13 +325,16 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]]) -> 
         sources_exclude=exclude,
         backfill=backfill,
         path=str(path),
+        warnings=warnings,
     )
 
 
 def _parse_query(
-    path: Path, node: yaml.ScalarNode, query: str, aliases: dict[str, tuple[Term, ...]]
+    path: Path, node: yaml.ScalarNode, query: str, aliases: dict[str, tuple[Term, ...]] | None
 ) -> Node:
     def lookup(name: str, offset: int) -> tuple[Term, ...]:
+        if aliases is None:  # the alias file is broken (and reported): check the rest
+            return (term(name),)
         if name not in aliases:
             known = ", ".join(sorted(aliases)) or "none defined"
             raise QuerySyntaxError(f"unknown alias @{name} (known: {known})", offset)

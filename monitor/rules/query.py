@@ -279,3 +279,26 @@ def parse(query: str, aliases: AliasLookup | None = None) -> Node:
     """Parse a query. `aliases(name, offset)` returns an alias's terms or raises
     QuerySyntaxError for an unknown one."""
     return _Parser(query, aliases).parse()
+
+
+_LOWER_OPERATOR = re.compile(r"(?i)^(and|or|not|near(?:/\d+)?)$")
+
+
+def lint(query: str) -> list[tuple[int, str]]:
+    """Likely mistakes in a query that parses: (0-based offset, message). A lower-case
+    `and`/`or`/`not`/`near` between terms is a word to find (`huawei and ban` is three
+    words), which is rarely what was meant."""
+    try:
+        toks = list(_lex(query))
+    except QuerySyntaxError:
+        return []  # the parser reports it
+    found = []
+    for i, tok in enumerate(toks[1:-1], 1):
+        if tok.kind == "word" and _LOWER_OPERATOR.match(tok.value):
+            if toks[i - 1].kind == "lparen" or toks[i + 1].kind == "rparen":
+                continue  # `(not)`: at the edge of a group, a word by intent
+            upper = tok.value.upper()
+            found.append(
+                (tok.offset, f"{tok.value!r} is searched as a word: did you mean {upper}?")
+            )
+    return found
