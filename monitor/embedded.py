@@ -147,7 +147,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.socket.exists() and _ping(self.socket):
-                log.info("embedded_redis_started", state_dir=str(self.data_dir))
+                log.debug("embedded_redis_started", state_dir=str(self.data_dir))
                 return self._ready()
             time.sleep(0.01)
         raise RedisUnavailable(
