@@ -454,18 +454,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             memory: int | None = client.info("memory")["used_memory"]
         except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
             memory = None
-    if settings.redis_url:
-        from monitor.queue import _redact
-
-        print(f"redis: {_redact(settings.redis_url)}")
-    else:
-        print(f"redis: embedded, state in {settings.state_dir.resolve()}")
+    print(f"redis: {runtime.describe_redis(settings)}")
     print(
         f"daemons running: {len(daemons)}"
         + "".join(
             f"\n  {d.get('instance')} (pid {d.get('pid')}"
             + (f", listening on {d['listen']}" if d.get("listen") else "")
-            + f", {d.get('feeds', '?')} feeds)"
+            + f", {_n(d['feeds'], 'feed') if 'feeds' in d else '? feeds'})"
             for d in daemons
         )
     )

@@ -174,6 +174,7 @@ class Daemon:
             paused=len(self._paused),
             rules=len(self.rules.rules),
             listen=self.listening or None,
+            redis=runtime.describe_redis(self.settings),
         )
         try:
             self._process_loop()

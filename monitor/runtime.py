@@ -19,7 +19,16 @@ from monitor.pipeline import Pipeline
 from monitor.queue import AlertQueue, RetainedItems, connect
 from monitor.rules import RuleSet
 
-__all__ = ["Keys", "alert_queue", "clear", "dedup_index", "pipeline", "redis_client", "redis_url"]
+__all__ = [
+    "Keys",
+    "alert_queue",
+    "clear",
+    "dedup_index",
+    "describe_redis",
+    "pipeline",
+    "redis_client",
+    "redis_url",
+]
 
 
 log = structlog.get_logger(__name__)
@@ -46,6 +55,16 @@ def redis_client(
         client = connect(url) if wait is None else _retrying(url, wait)
         stack.callback(client.close)
         yield client
+
+
+def describe_redis(settings: Settings) -> str:
+    """Where the data is, for people: the URL without its password, or the embedded
+    server's state directory."""
+    if settings.redis_url:
+        from monitor.queue import _redact
+
+        return _redact(settings.redis_url)
+    return f"embedded, state in {settings.state_dir.resolve()}"
 
 
 def _retrying(url: str, stop: threading.Event) -> redis.Redis:
