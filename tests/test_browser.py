@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from .conftest import ROOT
-from .test_web import TOKEN, desk, replayed  # noqa: F401 (desk: a fixture)
+from .test_web import TOKEN, replayed
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import uvicorn
 
 from monitor import runtime
 from monitor.config import FeedConfig, Settings, WebSettings
@@ -25,7 +23,6 @@ from monitor.fetch import LocalFetcher
 from monitor.model import stable_id
 from monitor.replay import read_feeds
 from monitor.rules import load_rules
-from monitor.web import create_app
 
 from .conftest import ROOT, RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer
@@ -41,32 +38,6 @@ def replayed(redis_url: str, client: redis.Redis, **settings) -> Settings:
     for item in read_feeds([SAMPLE_FEEDS]):
         pipeline.process(item)
     return config
-
-
-@pytest.fixture
-def desk() -> Iterator:
-    """Serves the desk app on a free loopback port (uvicorn, in a thread): desk(settings,
-    client) gives an httpx client for it, which keeps its cookies."""
-    servers: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
-
-    def start(settings: Settings, client: redis.Redis) -> httpx.Client:
-        app = create_app(settings, client, load_rules(RULES))
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        sock = config.bind_socket()
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        wait_for(lambda: server.started)
-        host, port = sock.getsockname()[:2]
-        web = httpx.Client(base_url=f"http://{host}:{port}", timeout=30)
-        servers.append((server, thread, web))
-        return web
-
-    yield start
-    for server, thread, web in servers:
-        web.close()
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def story_link(html: str) -> str:
