@@ -29,13 +29,15 @@ from monitor.desk import Desk, Filters, StoryCard
 from monitor.errors import MonitorError
 from monitor.keys import Keys
 from monitor.model import AlertKind, alert_id
-from monitor.queue import Retained, RetainedItems
+from monitor.queue import Retained, RetainedItems, _retained
 from monitor.rules import Document, Rule, RuleSet, ad_hoc_rule
 from monitor.rules.match import evaluate, explain
+from monitor.rules.prefilter import keys
 
 SESSION = "desk_session"
 SEVERITIES = ("low", "medium", "high", "critical")
-SCAN_ITEMS = 5000  # retained items a search or a rule test looks through, newest first
+SCAN_ITEMS = 2000  # retained items a search or a rule test looks through, newest first
+SHOWN = 200  # matches listed (with their explanations); all are counted
 
 
 @dataclass
@@ -333,17 +335,21 @@ class _Pages:
         matches = []
         stories: dict[str, str] = {}
         scanned = 0
-        for kept in _newest_retained(self.top.client, self.top.keys.retained,
-                                     since=time.time() - days * 86400):  # fmt: skip
+        needs = keys(rule.node)  # a match has one of these words (None: no such word)
+        for entry_id, fields in _newest_retained(self.top.client, self.top.keys.retained,
+                                                 since=time.time() - days * 86400):  # fmt: skip
             scanned += 1
             if scanned > SCAN_ITEMS:
                 break
+            if needs is not None and not _may_contain(fields, needs):
+                continue
+            kept = _retained(entry_id, fields)
             doc = _document(kept)
             match = rule.match(doc)
             if match is None:
                 continue
             clauses = []
-            for clause in _clauses(rule):
+            for clause in _clauses(rule) if len(matches) < SHOWN else ():
                 spans = evaluate(clause, doc)
                 clauses.append((str(clause), spans is not None, explain(spans or [], doc)[:4]))
             story = kept.placement.story_id
@@ -357,7 +363,7 @@ class _Pages:
             matches.append({"kept": kept, "match": match, "clauses": clauses})
         would = sum(v == "would raise new" for v in stories.values())
         return {
-            "matches": matches[:200], "count": len(matches), "stories": stories,
+            "matches": matches[:SHOWN], "count": len(matches), "stories": stories,
             "scanned": min(scanned, SCAN_ITEMS), "would_alert": would,
         }  # fmt: skip
 
@@ -403,17 +409,27 @@ def _clauses(rule: Rule) -> tuple:
     return rule.node.nodes if isinstance(rule.node, And) else (rule.node,)
 
 
-def _newest_retained(client: redis.Redis, key: str, since: float) -> Iterator[Retained]:
-    from monitor.queue import _retained
-
+def _newest_retained(client: redis.Redis, key: str, since: float) -> Iterator[tuple[str, dict]]:
+    """Retained entries (id, fields), newest first, back to `since`."""
     high, low = "+", f"{int(since * 1000)}-0"
     while True:
         entries = client.xrevrange(key, max=high, min=low, count=500)
-        for entry_id, fields in entries:
-            yield _retained(entry_id, fields)
+        yield from entries
         if len(entries) < 500:
             return
         high = "(" + entries[-1][0]
+
+
+def _may_contain(fields: dict[str, str], needs: frozenset[tuple[str, bool]]) -> bool:
+    """Whether a retained item may hold one of the (folded) words a match needs: a cheap
+    look at its raw text before it is parsed and tokenised. Exact for ASCII text (a word
+    or prefix that is not a substring of the lower-cased text cannot be one of its
+    tokens); other text is always looked at properly."""
+    text = "\n".join(fields.values())  # text, title, the item (source, summary), language
+    if not text.isascii():
+        return True
+    lower = text.lower()
+    return any(word in lower for word, _ in needs)
 
 
 def _read_after(client: redis.Redis, key: str, after: str) -> Any:
