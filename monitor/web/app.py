@@ -332,7 +332,7 @@ class _Pages:
     def _test(self, rule: Rule, days: float, *, alerted: bool = False) -> dict[str, Any]:
         """What `rule` matches among the retained items of the last `days`, newest first,
         with each story's alert: whether its first matching original would raise `new`."""
-        matches = []
+        matches: list[dict[str, Any]] = []
         stories: dict[str, str] = {}
         scanned = 0
         needs = keys(rule.node)  # a match has one of these words (None: no such word)
