@@ -108,6 +108,19 @@ class Keys:
         return f"{self.prefix}story:{story_id}:alerts"
 
     @property
+    def desk_stories(self) -> str:
+        """Sorted set of the stories of retained reports, by their latest report (the desk)."""
+        return f"{self.prefix}desk:stories"
+
+    def desk_story(self, story_id: str) -> str:
+        """List of a story's retained reports: "<retained entry id>\t<JSON>" (the desk)."""
+        return f"{self.prefix}desk:story:{story_id}"
+
+    def mutes(self, rule_id: str) -> str:
+        """Set of "story:<id>" / "source:<name>" for which a rule raises no alert (the desk)."""
+        return f"{self.prefix}mutes:{rule_id}"
+
+    @property
     def pattern(self) -> str:
         """Matches every key of this prefix (for --fresh)."""
         return f"{self.prefix}*"

@@ -23,6 +23,7 @@ import structlog
 from monitor.alerts import build_alert
 from monitor.dedup.index import DedupIndex, Source
 from monitor.dedup.wires import credited
+from monitor.desk import Desk
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import article_url
@@ -65,6 +66,7 @@ class Pipeline:
         queue: AlertQueue,
         retained: RetainedItems | None = None,
         max_age: float = 0.0,
+        desk: Desk | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
@@ -72,6 +74,7 @@ class Pipeline:
         self.queue = queue
         self.retained = retained
         self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
+        self.desk = desk  # what the web desk reads, filed beside the retained items
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -92,7 +95,10 @@ class Pipeline:
         )
         matches = self.rules.match(doc)
         if self.retained is not None and placement.outcome is not Outcome.SEEN:
-            self.retained.append(item, article, url, placement)
+            entry = self.retained.append(item, article, url, placement)
+            if self.desk is not None:
+                self.desk.record(entry, item, article, url, placement,
+                                 [m.rule_id for m in matches], credited(article.text))  # fmt: skip
         alerts: list[tuple[str, str]] = []
         suppressed = ""
         if placement.outcome in ALERTING or (
@@ -192,6 +198,12 @@ class Pipeline:
         published now. Repeating it for the same item publishes nothing new."""
         published = []
         for match in matches:
+            if self.desk is not None and self.desk.muted(
+                match.rule_id, placement.story_id, item.source
+            ):
+                log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
+                         item=item.id, source=item.source)  # fmt: skip
+                continue
             claim = self.index.claim_alert(placement.story_id, match.rule_id, item.id, at=at)
             if claim is None:
                 continue

@@ -302,7 +302,8 @@ class RetainedItems:
         self.retention = retention
         self.maxlen = maxlen
 
-    def append(self, item: Item, article: Article, url: str, placement: Placement) -> None:
+    def append(self, item: Item, article: Article, url: str, placement: Placement) -> str:
+        """Keep the item; its entry id."""
         fields = {
             "item": item.to_json(),
             "text": article.text,
@@ -318,7 +319,16 @@ class RetainedItems:
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
         pipe.xtrim(self.key, minid=min_id, approximate=True)
-        pipe.execute()
+        return str(pipe.execute()[0])
+
+    def get(self, entry_ids: list[str]) -> list[Retained | None]:
+        """The retained items with these entry ids (None for those trimmed since)."""
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xrange(self.key, min=entry_id, max=entry_id)
+        return [
+            _retained(*found[0]) if found else None for found in pipe.execute()
+        ]  # fmt: skip
 
     def read(self, since: float, batch: int = 500) -> Iterator[Retained]:
         """Items processed at or after `since` (Unix seconds), oldest first."""

@@ -11,6 +11,7 @@ import structlog
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
+from monitor.desk import Desk
 from monitor.embedded import EmbeddedRedis
 from monitor.errors import RedisUnavailable
 from monitor.fetch import Fetcher
@@ -119,6 +120,7 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         queue=alert_queue(client, settings),
         retained=retained,
         max_age=settings.alerts.max_age,
+        desk=Desk(client, keys, retention=settings.retention_days * 86400),
     )
 
 
