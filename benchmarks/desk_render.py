@@ -5,35 +5,35 @@
 
 Fills a throwaway redis-server with `--items` processed reports (~600-word texts, 1 to 8
 reports per story, a tenth matching a rule) through the same RetainedItems + Desk calls the
-pipeline makes, serves the desk with uvicorn on loopback, and times real HTTP requests:
+pipeline makes, starts `monitor web` on loopback, and times real HTTP requests from here:
 median and p95 of each page, plus Redis memory per retained item.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import redis
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._support import ROOT, redis_server
-from monitor.config import Settings
 from monitor.desk import Desk
 from monitor.keys import Keys
 from monitor.model import Article, Item, Outcome, Placement
 from monitor.queue import RetainedItems
-from monitor.rules import load_rules
-from monitor.web import create_app
 
 SOURCES = [f"Outlet {n}" for n in range(60)]
 WORDS = "north korea missile launch summit treaty talks ceasefire election court ruling".split()
@@ -89,16 +89,21 @@ def main() -> None:
         before = int(client.info("memory")["used_memory"])
         fill(client, args.items, random.Random(7))
         used = int(client.info("memory")["used_memory"]) - before
-        settings = Settings(redis_url=url)
-        app = create_app(settings, client, load_rules(ROOT / "rules"))
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-        server = uvicorn.Server(config)
-        sock = config.bind_socket()
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        with httpx.Client(base_url=f"http://{host}:{port}", timeout=60) as web:
+        # The desk as users run it: `monitor web`, its own process.
+        log = Path(tempfile.mkdtemp(prefix="desk-bench-")) / "web.log"
+        env = {**os.environ, "MONITOR_REDIS_URL": url}
+        with log.open("w") as stderr:
+            web_process = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "web", "--listen", "127.0.0.1:0", "--rules",
+                 str(ROOT / "rules")], env=env, stderr=stderr, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+        while "web_listening" not in log.read_text():
+            time.sleep(0.05)
+        line = next(x for x in log.read_text().splitlines() if "web_listening" in x)
+        host, port = json.loads(line)["address"].rsplit(":", 1)
+        # TCP_NODELAY as browsers set it: without it a keep-alive request waits on delayed ACKs.
+        nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=60, transport=nodelay) as web:
             story = web.get("/").text.split('href="/story/', 1)[1].split('"', 1)[0]
             print(f"{args.items:,} retained items, {client.zcard('monitor:desk:stories'):,} "
                   f"stories; Redis {used / args.items / 1024:.1f} KB per retained item "
@@ -111,7 +116,8 @@ def main() -> None:
                 print(f"{path:<44} {median:>10.1f} {p95:>8.1f}")
             median, p95 = timed(web, "/search?q=missile+AND+treaty&days=7", 5)
             print(f"{'/search (2,000 newest items scanned)':<44} {median:>10.1f} {p95:>8.1f}")
-        server.should_exit = True
+        web_process.terminate()
+        web_process.wait(timeout=10)
 
 
 if __name__ == "__main__":
