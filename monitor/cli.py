@@ -314,9 +314,11 @@ def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.queue import ItemsQueue
+    from monitor.redisguard import eviction_settings
 
     keys = runtime.Keys(settings.prefix)
-    with runtime.redis_client(settings) as client:
+    with runtime.redis_client(settings, check=False) as client:  # status shows, not refuses
+        policy = eviction_settings(client)
         daemons = [json.loads(client.get(k) or "{}") for k in client.scan_iter(keys.daemon("*"))]
         lag, pending = ItemsQueue(client, keys, maxlen=1).lag()
         alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
@@ -339,6 +341,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
         )
     print(line)
+    print(f"Redis maxmemory-policy: {policy[0]}" if isinstance(policy, tuple) else policy)
     failing = sum(1 for r in rows if r["errors"])
     print(f"feeds: {len(rows)} configured, {failing} failing")
     if rows:

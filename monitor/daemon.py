@@ -58,6 +58,7 @@ from monitor.model import Item, stable_id
 from monitor.pipeline import Pipeline
 from monitor.poll import Poller, feed_id
 from monitor.queue import Entry, ItemsQueue
+from monitor.redisguard import EvictionWatch
 from monitor.registry import FeedRegistry, merged
 from monitor.rules import RuleSet, load_rules
 
@@ -101,6 +102,9 @@ class Metrics:
         self.pending = Gauge("monitor_items_pending", "Items read but not acked", registry=r)
         self.feeds = Gauge("monitor_feeds", "Configured feeds", registry=r)
         self.rules = Gauge("monitor_rules", "Loaded rules", registry=r)
+        self.evicted = Counter(
+            "monitor_redis_evicted_keys", "Keys Redis evicted while the daemon ran", registry=r
+        )
 
 
 class Daemon:
@@ -124,6 +128,7 @@ class Daemon:
             max_entries=settings.daemon.max_entries,
         )
         self.registry = FeedRegistry(client, self.keys)
+        self.evictions = EvictionWatch(client)
         self.feeds = merged(settings.feeds, self.registry)
         self.fetcher.trusted |= _hosts(self.feeds)
         self.rules, self._rules_mark = self._load_rules()
@@ -246,6 +251,7 @@ class Daemon:
             try:
                 if now >= next_beat:
                     self._heartbeat()
+                    self.metrics.evicted.inc(self.evictions.check())
                     next_beat = now + HEARTBEAT_EVERY
                 if self._reload.is_set() or now >= next_rules:
                     self._reload.clear()

@@ -43,11 +43,11 @@ def connect(url: str) -> redis.Redis:
     except ValueError as exc:
         raise RedisUnavailable(f"bad Redis URL {url!r}: {exc}") from exc
     except (redis.RedisError, OSError) as exc:
-        raise RedisUnavailable(f"cannot reach Redis at {_redact(url)}: {exc}") from exc
+        raise RedisUnavailable(f"cannot reach Redis at {redact(url)}: {exc}") from exc
     return client
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     if "@" not in url:
         return url

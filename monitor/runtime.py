@@ -16,7 +16,8 @@ from monitor.errors import RedisUnavailable
 from monitor.fetch import Fetcher
 from monitor.keys import Keys
 from monitor.pipeline import Pipeline
-from monitor.queue import AlertQueue, RetainedItems, connect
+from monitor.queue import AlertQueue, RetainedItems, connect, redact
+from monitor.redisguard import check_eviction
 from monitor.rules import RuleSet
 
 __all__ = ["Keys", "alert_queue", "clear", "dedup_index", "pipeline", "redis_client"]
@@ -27,14 +28,18 @@ log = structlog.get_logger(__name__)
 
 @contextmanager
 def redis_client(
-    settings: Settings, *, wait: threading.Event | None = None
+    settings: Settings, *, wait: threading.Event | None = None, check: bool = True
 ) -> Iterator[redis.Redis]:
     """The configured Redis, or the embedded one started for the duration. With `wait`, an
-    unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set."""
+    unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set.
+    With `check`, a Redis that may evict keys is refused (RedisEvicts) unless the settings
+    allow it (redisguard)."""
     with ExitStack() as stack:
         url = settings.redis_url or stack.enter_context(EmbeddedRedis(settings.data_dir))
         client = connect(url) if wait is None else _retrying(url, wait)
         stack.callback(client.close)
+        if check:
+            check_eviction(client, allow=settings.redis_allow_eviction, where=redact(url))
         yield client
 
 
