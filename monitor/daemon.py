@@ -58,7 +58,7 @@ from monitor.model import Item, stable_id
 from monitor.pipeline import Pipeline
 from monitor.poll import Poller, feed_id
 from monitor.queue import Entry, ItemsQueue
-from monitor.redisguard import EvictionWatch
+from monitor.redisguard import EvictionWatch, write_refusal
 from monitor.registry import FeedRegistry, merged
 from monitor.rules import RuleSet, load_rules
 
@@ -67,6 +67,8 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_EVERY = 10.0
 HEARTBEAT_TTL = 30
 STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
+FAILING_AFTER = 5  # /healthz fails while this many items in a row have failed
+WRITE_PROBE_EVERY = 1.0  # seconds between write attempts while Redis refuses writes
 
 
 class Metrics:
@@ -105,6 +107,26 @@ class Metrics:
         self.evicted = Counter(
             "monitor_redis_evicted_keys", "Keys Redis evicted while the daemon ran", registry=r
         )
+        self.refusals = Counter(
+            "monitor_redis_write_refusals",
+            "Times Redis began refusing writes (OOM, READONLY, MISCONF), by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.writable = Gauge(
+            "monitor_redis_writable", "1 while Redis accepts the daemon's writes", registry=r
+        )
+        self.failing = Gauge(
+            "monitor_items_failing_in_a_row", "Items that failed since the last success", registry=r
+        )
+        self.stalled = Gauge(
+            "monitor_loop_seconds_since_turn",
+            "Seconds since the processing loop turned",
+            registry=r,
+        )
+        self.healthy = Gauge(
+            "monitor_healthy", "1 while /healthz would answer 200 (Redis probe aside)", registry=r
+        )
 
 
 class Daemon:
@@ -116,6 +138,9 @@ class Daemon:
         self.metrics = Metrics()
         self.stop = threading.Event()
         self.last_tick = time.monotonic()
+        self.refused: str | None = None  # why Redis refuses writes, while it does
+        self.refused_at = 0.0
+        self.failures_in_a_row = 0
         self.fetcher = HttpFetcher(settings.http, trusted_hosts=_hosts(settings.feeds))
         self.items = ItemsQueue(client, self.keys, maxlen=settings.daemon.items_maxlen)
         self.poller = Poller(
@@ -143,6 +168,10 @@ class Daemon:
         self.metrics.feeds.set(len(self.feeds))
         self.metrics.lag.set_function(lambda: self.items.lag()[0])
         self.metrics.pending.set_function(lambda: self.items.lag()[1])
+        self.metrics.writable.set_function(lambda: 0 if self.refused else 1)
+        self.metrics.failing.set_function(lambda: self.failures_in_a_row)
+        self.metrics.stalled.set_function(lambda: time.monotonic() - self.last_tick)
+        self.metrics.healthy.set_function(lambda: 0 if self._problems() else 1)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -249,6 +278,12 @@ class Daemon:
         while not self.stop.is_set():
             self.last_tick = now = time.monotonic()
             try:
+                if self.refused is not None:  # nothing else until a write succeeds again
+                    self._heartbeat()
+                    self._writable_again()
+                    # Take back what this daemon held, at once and at full speed, then
+                    # what dead daemons left (not at the claim trickle).
+                    own, next_claim, next_beat = True, 0.0, now + HEARTBEAT_EVERY
                 if now >= next_beat:
                     self._heartbeat()
                     self.metrics.evicted.inc(self.evictions.check())
@@ -273,9 +308,32 @@ class Daemon:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.error("redis_unavailable", error=str(exc), retry_in=2)
                 self.stop.wait(2)
+                own = True  # back: first what this daemon held
             except Exception as exc:  # the loop boundary: nothing may end the daemon
+                if reason := write_refusal(exc):
+                    self._write_refused(reason, exc)
+                    self.stop.wait(WRITE_PROBE_EVERY)
+                    continue
                 log.exception("loop_error", error=str(exc))
                 self.stop.wait(2)
+
+    def _write_refused(self, reason: str, exc: BaseException) -> None:
+        """Redis answers but refuses writes: said once, counted, shown by /healthz; items in
+        hand stay pending with this daemon until writes succeed again."""
+        if self.refused is not None:
+            return
+        self.refused, self.refused_at = reason, time.monotonic()
+        self.metrics.refusals.labels(reason).inc()
+        log.error("redis_refuses_writes", reason=reason, error=str(exc).splitlines()[0],
+                  hint="free memory, raise maxmemory or fix the replica/disk; the daemon "
+                  "resumes by itself")  # fmt: skip
+
+    def _writable_again(self) -> None:
+        if self.refused is None:
+            return
+        log.info("redis_writable_again", reason=self.refused,
+                 after_s=round(time.monotonic() - self.refused_at, 1))  # fmt: skip
+        self.refused = None
 
     def _handle(self, batch: list[Entry[Item]]) -> None:
         if not batch:
@@ -301,6 +359,7 @@ class Daemon:
             if self.stop.is_set():
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
             assert queued.value is not None
+            self.last_tick = time.monotonic()
             started = time.perf_counter()
             try:
                 page = self._page(pages.get(queued.entry_id))
@@ -310,9 +369,13 @@ class Daemon:
             except (redis.ConnectionError, redis.TimeoutError):
                 raise  # not the item's fault: the loop waits for Redis
             except Exception as exc:  # a loop boundary: left pending, retried, then dead
+                if write_refusal(exc):
+                    raise  # not the item's fault either: the batch stays ours, pending
                 log.exception("item_failed", item=queued.value.id, error=str(exc))
                 self.metrics.failed.inc()
+                self.failures_in_a_row += 1
                 continue
+            self.failures_in_a_row = 0
             self.items.ack(queued.entry_id)
             self.metrics.latency.observe(time.perf_counter() - started)
             self.metrics.processed.labels(str(result.placement.outcome)).inc()
@@ -327,6 +390,7 @@ class Daemon:
         http = self.settings.http
         deadline = time.monotonic() + http.connect_timeout + 2 * http.read_timeout + 5
         while future is not None and not self.stop.is_set():
+            self.last_tick = time.monotonic()  # waiting on a page is the loop turning
             try:
                 return future.result(timeout=0.2)
             except FutureTimeout:
@@ -416,17 +480,40 @@ class Daemon:
 
     # --- HTTP --------------------------------------------------------------------------
 
-    def health(self) -> tuple[bool, dict]:
+    def _problems(self) -> list[str]:
+        """What is wrong, from the daemon's own state (no Redis call)."""
+        problems = []
+        if self.refused is not None:
+            problems.append(f"Redis refuses writes: {self.refused}")
+        if self.failures_in_a_row >= FAILING_AFTER:
+            problems.append(f"{self.failures_in_a_row} items failed in a row")
         stale = time.monotonic() - self.last_tick
+        if stale >= STALE_AFTER:
+            problems.append(f"processing loop has not turned for {stale:.0f} s")
+        if self.stop.is_set():
+            problems.append("stopping")
+        return problems
+
+    def health(self) -> tuple[bool, dict]:
+        """Healthy while Redis answers and accepts a write (the heartbeat), items do not
+        fail in a row and the loop turns; the reasons otherwise."""
+        redis_ok = True
         try:
-            redis_ok = bool(self.client.ping())
-        except redis.RedisError:
+            self.client.ping()
+            self._heartbeat()  # a write: an out-of-memory Redis still answers PING
+        except (redis.ConnectionError, redis.TimeoutError):
             redis_ok = False
-        ok = redis_ok and stale < STALE_AFTER and not self.stop.is_set()
-        return ok, {
-            "status": "ok" if ok else "unhealthy",
+        except redis.RedisError as exc:
+            if reason := write_refusal(exc):
+                self._write_refused(reason, exc)
+        problems = ([] if redis_ok else ["Redis unreachable"]) + self._problems()
+        return not problems, {
+            "status": "unhealthy" if problems else "ok",
+            "reason": "; ".join(problems) or None,
             "redis": redis_ok,
-            "loop_seconds_ago": round(stale, 1),
+            "redis_writable": redis_ok and self.refused is None,
+            "failures_in_a_row": self.failures_in_a_row,
+            "loop_seconds_ago": round(time.monotonic() - self.last_tick, 1),
             "instance": self.instance,
         }
 
