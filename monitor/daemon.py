@@ -60,6 +60,7 @@ from monitor.poll import Poller, feed_id
 from monitor.queue import Entry, ItemsQueue
 from monitor.redisguard import EvictionWatch, write_refusal
 from monitor.registry import FeedRegistry, merged
+from monitor.retention import GroupLag, stream_groups
 from monitor.rules import RuleSet, load_rules
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,7 @@ HEARTBEAT_EVERY = 10.0
 HEARTBEAT_TTL = 30
 STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
 FAILING_AFTER = 5  # /healthz fails while this many items in a row have failed
+RETENTION_WARN_EVERY = 300.0  # seconds between two warnings about one group's retention
 WRITE_PROBE_EVERY = 1.0  # seconds between write attempts while Redis refuses writes
 
 
@@ -124,6 +126,31 @@ class Metrics:
             "Seconds since the processing loop turned",
             registry=r,
         )
+        group = ["stream", "group"]
+        self.group_lag = Gauge(
+            "monitor_group_lag", "Entries not yet delivered to a consumer group", group, registry=r
+        )
+        self.group_pending = Gauge(
+            "monitor_group_pending", "Entries delivered to a group, not acked", group, registry=r
+        )
+        self.group_age = Gauge(
+            "monitor_group_oldest_seconds",
+            "Age of a group's oldest entry not handled yet (pending or not delivered)",
+            group,
+            registry=r,
+        )
+        self.group_used = Gauge(
+            "monitor_group_retention_used",
+            "Share of the stream's retention a group's oldest unhandled entry has used "
+            "(trimmed at 1; warned from 0.8)",
+            group,
+            registry=r,
+        )
+        self.items_trimmed = Counter(
+            "monitor_items_trimmed_before_delivery",
+            "Pending items found trimmed from the stream, dead-lettered",
+            registry=r,
+        )
         self.healthy = Gauge(
             "monitor_healthy", "1 while /healthz would answer 200 (Redis probe aside)", registry=r
         )
@@ -141,6 +168,7 @@ class Daemon:
         self.refused: str | None = None  # why Redis refuses writes, while it does
         self.refused_at = 0.0
         self.failures_in_a_row = 0
+        self._retention_warned: dict[tuple[str, str], float] = {}
         self.fetcher = HttpFetcher(settings.http, trusted_hosts=_hosts(settings.feeds))
         self.items = ItemsQueue(client, self.keys, maxlen=settings.daemon.items_maxlen)
         self.poller = Poller(
@@ -287,6 +315,7 @@ class Daemon:
                 if now >= next_beat:
                     self._heartbeat()
                     self.metrics.evicted.inc(self.evictions.check())
+                    self._check_retention()
                     next_beat = now + HEARTBEAT_EVERY
                 if self._reload.is_set() or now >= next_rules:
                     self._reload.clear()
@@ -316,6 +345,29 @@ class Daemon:
                     continue
                 log.exception("loop_error", error=str(exc))
                 self.stop.wait(2)
+
+    def _check_retention(self) -> list[GroupLag]:
+        """Lag of every group of the alerts and items streams, as metrics; a warning (at
+        most every RETENTION_WARN_EVERY per group) for those within 20% of the retention."""
+        found = stream_groups(self.client, self.settings)
+        m = self.metrics
+        for gauge in (m.group_lag, m.group_pending, m.group_age, m.group_used):
+            gauge.clear()  # groups deleted meanwhile go away
+        now = time.monotonic()
+        for g in found:
+            m.group_lag.labels(g.stream, g.group).set(g.lag)
+            m.group_pending.labels(g.stream, g.group).set(g.pending)
+            m.group_age.labels(g.stream, g.group).set(round(g.oldest_age, 1))
+            m.group_used.labels(g.stream, g.group).set(round(g.used, 3))
+            warned = self._retention_warned.get((g.stream, g.group), -RETENTION_WARN_EVERY)
+            if g.at_risk and now - warned >= RETENTION_WARN_EVERY:
+                self._retention_warned[(g.stream, g.group)] = now
+                log.warning("group_near_retention", stream=g.stream, group=g.group, lag=g.lag,
+                            pending=g.pending, behind=g.behind, oldest_s=round(g.oldest_age),
+                            used=round(g.used, 3), lost=g.lost or None)  # fmt: skip
+        trimmed, self.items.trimmed = self.items.trimmed, 0
+        m.items_trimmed.inc(trimmed)
+        return found
 
     def _write_refused(self, reason: str, exc: BaseException) -> None:
         """Redis answers but refuses writes: said once, counted, shown by /healthz; items in
