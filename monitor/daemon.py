@@ -65,6 +65,7 @@ from monitor.rules import RuleSet, load_rules
 
 log = structlog.get_logger(__name__)
 
+HOST = socket.gethostname()
 HEARTBEAT_EVERY = 10.0
 HEARTBEAT_TTL = 30
 STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
@@ -161,7 +162,7 @@ class Daemon:
         self.settings = settings
         self.client = client
         self.keys = Keys(settings.prefix)
-        self.instance = settings.daemon.consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.instance = settings.daemon.consumer or f"{HOST}-{os.getpid()}"
         self.metrics = Metrics()
         self.stop = threading.Event()
         self.last_tick = time.monotonic()
@@ -303,6 +304,7 @@ class Daemon:
         next_beat = 0.0
         next_rules = time.monotonic() + cfg.rules_check
         own = True  # first what this consumer name held when it last stopped, in order
+        orphans, next_orphans = True, 0.0  # then what dead daemons held, in order
         while not self.stop.is_set():
             self.last_tick = now = time.monotonic()
             try:
@@ -311,7 +313,8 @@ class Daemon:
                     self._writable_again()
                     # Take back what this daemon held, at once and at full speed, then
                     # what dead daemons left (not at the claim trickle).
-                    own, next_claim, next_beat = True, 0.0, now + HEARTBEAT_EVERY
+                    own, orphans, next_claim = True, True, 0.0
+                    next_beat = now + HEARTBEAT_EVERY
                 if now >= next_beat:
                     self._heartbeat()
                     self.metrics.evicted.inc(self.evictions.check())
@@ -326,6 +329,14 @@ class Daemon:
                 if own:
                     batch = self.items.take_own(self.instance, count=cfg.batch)
                     own = bool(batch)
+                if not batch and (orphans or now >= next_orphans):
+                    # Dead daemons' items before new ones, in stream order: after a crash
+                    # (and a Redis roll-back) the same reports found the same stories.
+                    batch = self.items.take_from(
+                        self.instance, self._dead_members(), count=cfg.batch
+                    )
+                    orphans = bool(batch)
+                    next_orphans = now + HEARTBEAT_EVERY
                 if not batch and now >= next_claim:
                     batch = self.items.claim_stale(
                         self.instance, min_idle_ms=int(cfg.claim_idle * 1000), count=cfg.batch
@@ -450,9 +461,22 @@ class Daemon:
                     return FetchError("page", "no answer within the fetch deadline")
         return None
 
+    def _dead_members(self) -> list[str]:
+        """Members of the items group that are gone: no heartbeat, or one from this host
+        whose process no longer exists (a daemon killed a moment ago, whose heartbeat has
+        not expired yet). Those holding nothing are removed from the group."""
+        members = {n: p for n, p in self.items.consumers().items() if n != self.instance}
+        if not members:
+            return []
+        beats = self.client.mget([self.keys.daemon(name) for name in members])
+        dead = [name for name, beat in zip(members, beats, strict=True) if not _alive(beat)]
+        self.items.forget(*(name for name in dead if not members[name]))
+        return [name for name in dead if members[name]]
+
     def _heartbeat(self) -> None:
         beat = {
             "instance": self.instance,
+            "host": HOST,
             "pid": os.getpid(),
             "at": time.time(),
             "feeds": len(self.settings.feeds),
@@ -604,6 +628,22 @@ class Daemon:
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         log.info("http_listening", address=f"{host}:{server.server_address[1]}")
         return server
+
+
+def _alive(beat: str | None) -> bool:
+    """Whether a heartbeat is that of a running daemon."""
+    if beat is None:
+        return False
+    try:
+        info = json.loads(beat)
+        if info.get("host") != HOST:
+            return True  # another host: its heartbeat's expiry tells
+        os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, TypeError, KeyError, PermissionError, AttributeError):
+        return True  # unreadable, or another user's process: assume alive
+    return True
 
 
 def _hosts(feeds: Iterable[FeedConfig]) -> set[str]:

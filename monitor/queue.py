@@ -285,8 +285,35 @@ class StreamGroup(Generic[T]):
         )
         return self._take(consumer, [p["message_id"] for p in pending])
 
-    def _take(self, consumer: str, ids: list[str]) -> list[Entry[T]]:
-        """Claim `ids` for `consumer` (trimmed ones are acked and dropped), with their
+    def consumers(self) -> dict[str, int]:
+        """The group's members and how many entries each holds pending."""
+        try:
+            found = self.client.xinfo_consumers(self.stream, self.group)
+        except redis.ResponseError:  # no stream or group yet
+            return {}
+        return {str(c["name"]): int(c["pending"]) for c in found}
+
+    def take_from(self, consumer: str, others: list[str], *, count: int) -> list[Entry[T]]:
+        """The entries `others` (members known to be dead) hold pending, oldest first
+        across them — the order they were read in — claimed for `consumer` at once. An entry
+        another member claimed in the last second is left to it."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in others:
+            pipe.xpending_range(
+                self.stream, self.group, min="-", max="+", count=count, consumername=name
+            )
+        ids = sorted((p["message_id"] for pending in pipe.execute() for p in pending), key=_order)[
+            :count
+        ]
+        return self._take(consumer, ids, min_idle_ms=1000)
+
+    def forget(self, *names: str) -> None:
+        """Remove members that hold nothing (dead daemons' names pile up otherwise)."""
+        for name in names:
+            self.client.xgroup_delconsumer(self.stream, self.group, name)
+
+    def _take(self, consumer: str, ids: list[str], *, min_idle_ms: int = 0) -> list[Entry[T]]:
+        """Claim `ids` for `consumer` (trimmed ones are dead-lettered), with their
         delivery counts."""
         if not ids:
             return []
@@ -303,7 +330,9 @@ class StreamGroup(Generic[T]):
         if not alive:
             return []
         # JUSTID does not count a delivery: XCLAIM does, and returns the entries.
-        claimed = self.client.xclaim(self.stream, self.group, consumer, 0, alive)
+        claimed = self.client.xclaim(self.stream, self.group, consumer, min_idle_ms, alive)
+        if not claimed:
+            return []
         pending = self.client.xpending_range(
             self.stream, self.group, min=alive[0], max=alive[-1],
             count=len(alive) * 4 + 100, consumername=consumer,
@@ -412,6 +441,12 @@ class ItemsQueue(StreamGroup[Item]):
             args=[self.maxlen, self.field, *(item.to_json() for item in items)],
         )
         return [str(entry) for entry in entries]
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _entries(reply) -> list:

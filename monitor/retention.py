@@ -67,8 +67,9 @@ def group_lags(
         lag = _after(client, stream, info, after, last_seq)
         oldest = after[0][0] if after else None
         lost = False
-        if pending:
-            oldest = client.xpending(stream, name)["min"]
+        first_pending = client.xpending(stream, name)["min"] if pending else None
+        if first_pending:  # (None: acked since XINFO answered)
+            oldest = first_pending
             lost = not client.xrange(stream, min=oldest, max=oldest)
         behind = _behind(client, stream, oldest, last_seq) if oldest else 0
         age = max(0.0, now - int(str(oldest).split("-")[0]) / 1000) if oldest else 0.0
