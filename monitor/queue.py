@@ -275,6 +275,15 @@ class StreamGroup(Generic[T]):
         self._trimmed(list(deleted), {})
         return self._take(consumer, ids)
 
+    def rewind(self) -> None:
+        """Start the next claim_stale at the beginning of the pending list."""
+        self._cursor = "0-0"
+
+    @property
+    def rewound(self) -> bool:
+        """Whether the last claim_stale reached the end of the pending list."""
+        return self._cursor == "0-0"
+
     def take_own(self, consumer: str, *, count: int) -> list[Entry[T]]:
         """This member's own pending entries, oldest first, at once: a daemon restarted under
         the same consumer name carries on with what it held, before anything new. Each take
