@@ -294,3 +294,22 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     ok, info = daemon.health()
     assert not ok and "processing loop has not turned for" in info["reason"]
     assert info["reason"].endswith("; stopping")
+
+
+def test_a_running_daemon_reports_keys_evicted_meanwhile(
+    redis_with: Callable[..., RedisProcess], running: Callable[[str], DaemonLoop]
+) -> None:
+    server = redis_with("--maxmemory-policy", "noeviction")
+    client = server.client()
+    with capture_logs() as logs:
+        daemon = running(server.url)  # accepted at start...
+        wait_for(lambda: client.exists("monitor:daemon:" + daemon.instance))
+        client.config_set("maxmemory-policy", "allkeys-random")  # ...then someone changes it
+        client.set("monitor:x", "y" * 100_000)
+        client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 50_000)
+        for n in range(20):
+            client.set(f"monitor:filler:{n}", "z" * 30_000)
+        wait_for(lambda: any(e["event"] == "redis_evicted_keys" for e in logs), 15)
+    (event,) = [e for e in logs if e["event"] == "redis_evicted_keys"]
+    assert event["log_level"] == "error" and event["evicted"] >= 1
+    assert daemon.metrics.evicted._value.get() == event["evicted"]
