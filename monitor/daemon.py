@@ -570,6 +570,17 @@ class Daemon:
             problems.append("stopping")
         return problems
 
+    def liveness(self) -> tuple[bool, dict]:
+        """Alive while the processing loop turns (it does while it waits for Redis)."""
+        stale = time.monotonic() - self.last_tick
+        ok = stale < STALE_AFTER
+        return ok, {
+            "status": "ok" if ok else "unhealthy",
+            "reason": None if ok else f"processing loop has not turned for {stale:.0f} s",
+            "loop_seconds_ago": round(stale, 1),
+            "instance": self.instance,
+        }
+
     def health(self) -> tuple[bool, dict]:
         """Healthy while Redis answers and accepts a write (the heartbeat), items do not
         fail in a row and the loop turns; the reasons otherwise."""
@@ -605,8 +616,10 @@ class Daemon:
                         CONTENT_TYPE_LATEST,
                         200,
                     )
-                elif self.path in ("/healthz", "/health"):
-                    ok, info = daemon.health()
+                elif self.path in ("/healthz", "/health", "/livez"):
+                    # /livez: only what a restart can fix (the loop stuck), for liveness
+                    # probes; while Redis refuses writes a restart helps nothing.
+                    ok, info = daemon.liveness() if self.path == "/livez" else daemon.health()
                     body, ctype, code = (
                         json.dumps(info).encode(),
                         "application/json",

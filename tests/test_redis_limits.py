@@ -206,6 +206,7 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     assert "monitor_redis_writable 0.0" in metrics
     assert 'monitor_redis_write_refusals_total{reason="out of memory' in metrics
     assert "monitor_healthy 0.0" in metrics
+    assert httpx.get(f"{base}/livez").status_code == 200  # alive: a restart would not help
     assert len(daemon.events("redis_refuses_writes")) == 1  # said once, not per item
     assert not daemon.events("item_failed")  # not the items' fault: none counted as failed
     assert 0 < len(done_then) < items
@@ -272,6 +273,7 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     client.replicaof("127.0.0.1", port)  # a failover made this node a replica
     ok, info = daemon.health()
     assert not ok and info["reason"] == "Redis refuses writes: read-only replica (READONLY)"
+    assert daemon.liveness()[0] is True  # waiting for Redis: a restart would not help
     assert info["redis"] is True and info["redis_writable"] is False
     client.replicaof("no", "one")
     wait_for(lambda: daemon.health()[0], 10)  # by itself, once a write succeeds again
@@ -289,7 +291,9 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     queue.append([_item(99)])  # one that goes through: healthy again
     wait_for(lambda: daemon.health()[0], 20)
 
+    assert daemon.liveness()[0] is True
     daemon.last_tick -= STALE_AFTER  # as if the loop had been stuck in one item for that long
+    assert daemon.liveness()[0] is False
     daemon.stop.set()
     ok, info = daemon.health()
     assert not ok and "processing loop has not turned for" in info["reason"]
