@@ -435,9 +435,13 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.queue import ItemsQueue
+    from monitor.redisguard import eviction_settings
+    from monitor.retention import stream_groups
 
     keys = runtime.Keys(settings.prefix)
-    with runtime.redis_client(settings) as client:
+    with runtime.redis_client(settings, check=False) as client:  # status shows, not refuses
+        policy = eviction_settings(client)
+        groups = stream_groups(client, settings)
         daemons = [json.loads(client.get(k) or "{}") for k in client.scan_iter(keys.daemon("*"))]
         lag, pending = ItemsQueue(client, keys, maxlen=1).lag()
         alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
@@ -470,6 +474,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
         )
     print(line)
+    print(f"Redis maxmemory-policy: {policy[0]}" if isinstance(policy, tuple) else policy)
+    for group in groups:
+        print(f"{group.stream.removeprefix(settings.prefix)} group {group.group}: "
+              f"{group.describe()}")  # fmt: skip
     failing = [r for r in rows if r["errors"]]
     imported = sum(1 for r in rows if not r["configured"])
     print(

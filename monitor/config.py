@@ -140,6 +140,7 @@ class FeedConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     redis_url: str = field(default="", repr=False)  # may hold a password; empty: embedded
+    redis_allow_eviction: bool = False  # UNSAFE: run on a Redis that may evict keys
     prefix: str = "monitor:"
     rules_dir: Path = Path("rules")  # relative in the file: to the file
     # The embedded Redis's socket, AOF and log. Default: `.monitor/` beside the --config

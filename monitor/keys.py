@@ -61,6 +61,11 @@ class Keys:
         """Heartbeat of a running daemon, with a TTL."""
         return f"{self.prefix}daemon:{instance}"
 
+    def counter(self, stream: str) -> str:
+        """How many entries were ever added to `stream`; each entry carries its number in
+        the field `seq`, so a group's lag is a subtraction (Redis < 7 has no `lag`)."""
+        return f"{stream}:seq"
+
     @property
     def alerts_dead(self) -> str:
         """Stream of alerts a consumer group could not handle, with the reason."""
