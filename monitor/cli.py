@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -399,7 +398,7 @@ def _poll_now(settings: Settings, client, feed, feeds: list, label: str) -> None
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from monitor.web import create_app
+    from monitor.web import bind, create_app
 
     listen = args.listen or settings.web.listen
     host, _, port = listen.rpartition(":")
@@ -410,16 +409,9 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(settings, client, rules)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         server = uvicorn.Server(config)
-        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Connections inherit it: a keep-alive reply's body is not held back waiting for the
-        # ACK of its headers (a delayed ACK costs 40 ms a page).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            sock.bind((host.strip("[]"), int(port)))
+            sock = bind(host.strip("[]"), int(port))
         except OSError as exc:
-            sock.close()
             raise MonitorError(
                 f"cannot listen on {listen} ({exc.strerror}): set web.listen or --listen"
             ) from None

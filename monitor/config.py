@@ -111,6 +111,8 @@ class WebSettings:
     # Write actions (pause a feed, poll it now, mute a story or a source for a rule) need it;
     # empty: the desk is read-only. Set it from the environment: MONITOR_WEB_TOKEN.
     token: str = field(default="", repr=False)
+    # Also serve the desk from `monitor run`, on daemon.listen beside /healthz and /metrics.
+    in_daemon: bool = False
 
     def __post_init__(self) -> None:
         host, _, port = self.listen.rpartition(":")

@@ -27,12 +27,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import redis
@@ -63,6 +64,9 @@ from monitor.redisguard import EvictionWatch, write_refusal
 from monitor.registry import FeedRegistry, merged
 from monitor.retention import GroupLag, stream_groups
 from monitor.rules import RuleSet, load_rules
+
+if TYPE_CHECKING:
+    from monitor.web import Served
 
 log = structlog.get_logger(__name__)
 
@@ -659,7 +663,7 @@ class Daemon:
             "instance": self.instance,
         }
 
-    def _serve(self) -> ThreadingHTTPServer:
+    def _serve(self) -> ThreadingHTTPServer | Served:
         host, _, port = self.settings.daemon.listen.rpartition(":")
         daemon = self
 
@@ -691,6 +695,8 @@ class Daemon:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # scrapes are not events
 
+        if self.settings.web.in_daemon:
+            return self._serve_desk(host, int(port))
         try:
             server = ThreadingHTTPServer((host, int(port)), Handler)
         except OSError as exc:
@@ -700,6 +706,33 @@ class Daemon:
         self.listening = f"{host}:{server.server_address[1]}"
         log.info("http_listening", address=self.listening)
         return server
+
+    def _serve_desk(self, host: str, port: int) -> Served:
+        """/healthz, /livez and /metrics with the desk beside them (web.in_daemon)."""
+        from monitor.web import Served, bind, create_app, with_desk
+
+        def health(check: Callable[[], tuple[bool, dict]]) -> Callable[[], tuple[int, str, bytes]]:
+            def answer() -> tuple[int, str, bytes]:
+                ok, info = check()
+                return 200 if ok else 503, "application/json", json.dumps(info).encode()
+
+            return answer
+
+        endpoints = {
+            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)),
+            "/healthz": health(self.health),
+            "/health": health(self.health),
+            "/livez": health(self.liveness),
+        }
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise ListenError(self.settings.daemon.listen, exc) from exc
+        app = with_desk(create_app(self.settings, self.client, lambda: self.rules), endpoints)
+        served = Served(app, sock)
+        self.listening = f"{host}:{sock.getsockname()[1]}"
+        log.info("http_listening", address=self.listening, desk=True)
+        return served
 
 
 def _alive(beat: str | None) -> bool:

@@ -245,3 +245,23 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path, redis_url: str, web_serv
     )  # fmt: skip
     assert out.returncode == 2
     assert f"cannot listen on {taken}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_monitor_run_serves_the_desk_beside_health_and_metrics(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    from .test_daemon import config, serve_sample
+
+    serve_sample(feed_server, count=5)
+    cfg = config(tmp_path, feed_server, listen="127.0.0.1:0")
+    cfg.write_text(cfg.read_text() + "[web]\nin_daemon = true\n")
+    daemon = daemons(cfg)
+    wait_for(lambda: len(daemon.events("item_processed")) == 5, timeout=60)
+    (listening,) = daemon.events("http_listening")
+    assert listening["desk"] is True
+    base = f"http://{listening['address']}"
+    assert httpx.get(f"{base}/healthz").json()["redis"] is True
+    assert "monitor_items_enqueued_total 5.0" in httpx.get(f"{base}/metrics").text
+    stories = httpx.get(f"{base}/").text
+    assert "5 reports" in stories and "The Korea Herald" in stories
+    assert daemon.stop() == 0

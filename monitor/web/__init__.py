@@ -5,6 +5,6 @@ Read-only unless `web.token` is set; write actions (pause, resume, poll a feed n
 story or a source for a rule) then need a session opened with the token, and each form
 carries a CSRF token derived from it. Everything from a feed is escaped when rendered."""
 
-from monitor.web.app import create_app
+from monitor.web.app import Served, bind, create_app, with_desk
 
-__all__ = ["create_app"]
+__all__ = ["Served", "bind", "create_app", "with_desk"]

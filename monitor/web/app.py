@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -46,21 +48,29 @@ class Desktop:
 
     settings: Settings
     client: redis.Redis
-    rules: RuleSet
+    rules_of: Callable[[], RuleSet]  # the rules in force (a daemon reloads them)
     keys: Keys
     desk: Desk
     retained: RetainedItems
+
+    @property
+    def rules(self) -> RuleSet:
+        return self.rules_of()
 
     @property
     def writable(self) -> bool:
         return bool(self.settings.web.token)
 
 
-def create_app(settings: Settings, client: redis.Redis, rules: RuleSet) -> Starlette:
+def create_app(
+    settings: Settings, client: redis.Redis, rules: RuleSet | Callable[[], RuleSet]
+) -> Starlette:
+    """The desk. `rules`: the rule set, or a function giving the one in force."""
     keys = Keys(settings.prefix)
     retention = settings.retention_days * 86400
     top = Desktop(
-        settings=settings, client=client, rules=rules, keys=keys,
+        settings=settings, client=client, keys=keys,
+        rules_of=rules if callable(rules) else lambda: rules,
         desk=Desk(client, keys, retention=retention),
         retained=RetainedItems(client, keys, retention=retention,
                                maxlen=settings.retention_max_items),
@@ -82,6 +92,53 @@ def create_app(settings: Settings, client: redis.Redis, rules: RuleSet) -> Starl
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
     return Starlette(routes=routes)
+
+
+def with_desk(
+    desk: Starlette, endpoints: dict[str, Callable[[], tuple[int, str, bytes]]]
+) -> Starlette:
+    """An app serving `endpoints` (path -> (status, content type, body): a daemon's
+    /healthz, /livez and /metrics) and the desk under every other path."""
+
+    def answer(request: Request) -> Response:
+        status, media, body = endpoints[request.url.path]()
+        return Response(body, status_code=status, media_type=media)
+
+    routes: list[Route | Mount] = [Route(path, answer) for path in endpoints]
+    return Starlette(routes=[*routes, Mount("/", desk)])
+
+
+class Served:
+    """An ASGI app served by uvicorn in a thread, on a socket bound by the caller."""
+
+    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
+        )
+        self.thread.start()
+
+    def shutdown(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. TCP_NODELAY is inherited by connections: a keep-alive
+    reply's body is not held back waiting for the ACK of its headers (40 ms a page)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _environment() -> jinja2.Environment:
@@ -475,4 +532,4 @@ def _days(text: str | None) -> float:
     return min(max(float(text or 7), 0.01), 365.0) if _number(text) else 7.0
 
 
-__all__ = ["StoryCard", "create_app"]
+__all__ = ["Served", "StoryCard", "bind", "create_app", "with_desk"]
