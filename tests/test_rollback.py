@@ -87,8 +87,8 @@ def aof_redis() -> Iterator[RedisProcess]:
 def _whole_commands(aof: bytes, limit: int) -> int:
     """The longest prefix of `aof`, at most `limit` bytes, that ends after a whole command
     outside MULTI/EXEC. (Cut anywhere, redis-server 6.2 loads the file but keeps a partial
-    transaction in it, and the next load fails on the nested MULTI: an OS crash leaves a
-    clean command boundary in practice, since the AOF is written one event loop at a time.)"""
+    transaction in it, and the next load fails on the nested MULTI; `redis-check-aof --fix`
+    would cut there too. The test restarts the same file several times.)"""
     at, boundary, depth = 0, 0, 0
     while at < limit:
         end = aof.index(b"\r\n", at)
