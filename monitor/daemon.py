@@ -281,6 +281,10 @@ class Daemon:
     def _poll_job(self, feed: FeedConfig) -> None:
         """One poll of one feed, unless another daemon has it or did it already."""
         fid = feed_id(feed)
+        if self.refused is not None:  # Redis refuses writes: nothing found could be kept
+            self.metrics.polls.labels("deferred").inc()
+            self._schedule(feed, time.time() + min(30.0, feed.interval or 30.0))
+            return
         try:
             now = time.time()
             state = self.poller.state(feed)

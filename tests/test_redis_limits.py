@@ -206,6 +206,7 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     assert "monitor_redis_writable 0.0" in metrics
     assert 'monitor_redis_write_refusals_total{reason="out of memory' in metrics
     assert "monitor_healthy 0.0" in metrics
+    assert 'monitor_polls_total{result="deferred"}' in metrics  # no poll while writes fail
     assert httpx.get(f"{base}/livez").status_code == 200  # alive: a restart would not help
     assert len(daemon.events("redis_refuses_writes")) == 1  # said once, not per item
     assert not daemon.events("item_failed")  # not the items' fault: none counted as failed
