@@ -71,6 +71,19 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HOST = socket.gethostname()
+
+
+def _pid_space() -> str:
+    """The host name and PID namespace: where a heartbeat's pid can be checked (containers
+    sharing a host name through host networking have PID namespaces of their own)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the host name alone
+        return HOST
+    return f"{HOST}/{namespace}"
+
+
+PID_SPACE = _pid_space()
 HEARTBEAT_EVERY = 10.0
 HEARTBEAT_TTL = 30
 STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
@@ -299,6 +312,10 @@ class Daemon:
     def _poll_job(self, feed: FeedConfig) -> None:
         """One poll of one feed, unless another daemon has it or did it already."""
         fid = feed_id(feed)
+        if self.refused is not None:  # Redis refuses writes: nothing found could be kept
+            self.metrics.polls.labels("deferred").inc()
+            self._schedule(feed, time.time() + min(30.0, feed.interval or 30.0))
+            return
         try:
             if self.registry.is_paused(fid):
                 self._paused.add(fid)  # paused since scheduled; `resume` schedules it again
@@ -517,7 +534,7 @@ class Daemon:
     def _heartbeat(self) -> None:
         beat = {
             "instance": self.instance,
-            "host": HOST,
+            "host": PID_SPACE,
             "pid": os.getpid(),
             "at": time.time(),
             "feeds": len(self.feeds),
@@ -741,8 +758,8 @@ def _alive(beat: str | None) -> bool:
         return False
     try:
         info = json.loads(beat)
-        if info.get("host") != HOST:
-            return True  # another host: its heartbeat's expiry tells
+        if info.get("host") != PID_SPACE:
+            return True  # another host or container: its heartbeat's expiry tells
         os.kill(int(info["pid"]), 0)
     except ProcessLookupError:
         return False

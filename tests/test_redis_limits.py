@@ -206,6 +206,7 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     assert "monitor_redis_writable 0.0" in metrics
     assert 'monitor_redis_write_refusals_total{reason="out of memory' in metrics
     assert "monitor_healthy 0.0" in metrics
+    assert 'monitor_polls_total{result="deferred"}' in metrics  # no poll while writes fail
     assert httpx.get(f"{base}/livez").status_code == 200  # alive: a restart would not help
     assert len(daemon.events("redis_refuses_writes")) == 1  # said once, not per item
     assert not daemon.events("item_failed")  # not the items' fault: none counted as failed
@@ -313,7 +314,11 @@ def test_a_running_daemon_reports_keys_evicted_meanwhile(
         client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 50_000)
         for n in range(20):
             client.set(f"monitor:filler:{n}", "z" * 30_000)
+        evicted_at = time.monotonic()
         wait_for(lambda: any(e["event"] == "redis_evicted_keys" for e in logs), 15)
+        said_after = time.monotonic() - evicted_at
     (event,) = [e for e in logs if e["event"] == "redis_evicted_keys"]
     assert event["log_level"] == "error" and event["evicted"] >= 1
     assert daemon.metrics.evicted._value.get() == event["evicted"]
+    print(f"policy changed to allkeys-random while running: {event['evicted']} keys evicted, "
+          f"redis_evicted_keys error {said_after:.1f} s later")  # fmt: skip

@@ -76,10 +76,35 @@ class AofSizes(threading.Thread):
 
 @pytest.fixture
 def aof_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess(Path(tempfile.mkdtemp(prefix="monitor-aof-")))
+    directory = Path(tempfile.mkdtemp(prefix="monitor-aof-"))
+    server = RedisProcess(directory, "--logfile", str(directory / "redis.log"))
     yield server
     server.stop()
+    print("--- redis.log", *(directory / "redis.log").read_text().splitlines()[-8:], sep="\n")
     shutil.rmtree(server.directory, ignore_errors=True)
+
+
+def _whole_commands(aof: bytes, limit: int) -> int:
+    """The longest prefix of `aof`, at most `limit` bytes, that ends after a whole command
+    outside MULTI/EXEC. (Cut anywhere, redis-server 6.2 loads the file but keeps a partial
+    transaction in it, and the next load fails on the nested MULTI; `redis-check-aof --fix`
+    would cut there too. The test restarts the same file several times.)"""
+    at, boundary, depth = 0, 0, 0
+    while at < limit:
+        end = aof.index(b"\r\n", at)
+        count = int(aof[at + 1 : end])
+        at, words = end + 2, []
+        for _ in range(count):
+            end = aof.index(b"\r\n", at)
+            size = int(aof[at + 1 : end])
+            words.append(aof[end + 2 : end + 2 + size])
+            at = end + 2 + size + 2
+        name = words[0].upper()
+        depth += name == b"MULTI"
+        depth -= name == b"EXEC"
+        if at <= limit and depth == 0:
+            boundary = at
+    return boundary
 
 
 def _events_of(alert: dict) -> set[int]:
@@ -104,6 +129,13 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
         (rules / f"w{n}.yaml").write_text(f"id: w{n}\nname: word {n}\nquery: {word}\n")
     cfg = config(tmp_path, feed_server, rules=rules, claim_idle=10)  # default consumer names
 
+    def _done() -> bool:  # every item processed already: the next crash is after the end
+        with aof_redis.client() as probe:
+            queue = ItemsQueue(probe, Keys("monitor:"), maxlen=10**6)
+            return probe.exists("monitor:items") and (
+                probe.xlen("monitor:items") >= 5 * stories and queue.lag() == (0, 0)
+            )
+
     aof_redis.start()
     desk = Desk(aof_redis.url)
     desk.start()
@@ -113,7 +145,7 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
     for _cycle in range(ROLLBACKS):
         daemon = daemons(cfg, aof_redis.url)
         # More than a second's worth, so that the run gets on despite the cuts.
-        wait_for(lambda d=daemon: len(d.events("item_processed")) >= PER_LIFE, 60)
+        wait_for(lambda d=daemon: len(d.events("item_processed")) >= PER_LIFE or _done(), 60)
         assert aof_redis.process is not None
         aof_redis.process.kill()  # the machine goes down: Redis and the daemon at once
         daemon.proc.kill()
@@ -123,8 +155,9 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
         path = aof.path
         keep = aof.size_before(killed - CUT_SECONDS)
         cut_bytes.append(path.stat().st_size - keep)
+        keep = _whole_commands(path.read_bytes(), keep)
         with path.open("r+b") as f:
-            f.truncate(keep)  # mid-command: Redis loads what is whole (aof-load-truncated)
+            f.truncate(keep)
         aof_redis.start()
 
     last = daemons(cfg, aof_redis.url)
