@@ -59,6 +59,7 @@ class Worker:
         self.evictions = EvictionWatch(client)
         self.page_pool = ThreadPoolExecutor(max(2, settings.daemon.batch), "page")
         self.due = False  # housekeeping asked for now (SIGHUP)
+        self.next_beat = 0.0
         self._retention_warned: dict[tuple[str, str], float] = {}
 
     def shutdown(self) -> None:
@@ -68,7 +69,6 @@ class Worker:
         cfg = self.settings.daemon
         health = self.health
         next_claim = 0.0
-        next_beat = 0.0
         next_rules = time.monotonic() + cfg.rules_check
         own = True  # first what this consumer name held when it last stopped, in order
         orphans, next_orphans = True, 0.0  # then what dead daemons held, in order
@@ -81,12 +81,11 @@ class Worker:
                     # Take back what this daemon held, at once and at full speed, then
                     # what dead daemons left (not at the claim trickle).
                     own, orphans, next_claim = True, True, 0.0
-                    next_beat = now + HEARTBEAT_EVERY
-                if now >= next_beat:
-                    self.heartbeat()
+                    self.next_beat = now + HEARTBEAT_EVERY
+                if now >= self.next_beat:
+                    self.beat()
                     self.metrics.evicted.inc(self.evictions.check())
                     self.check_retention()
-                    next_beat = now + HEARTBEAT_EVERY
                 if self.due or now >= next_rules:
                     self.due = False
                     self.housekeeping()
@@ -122,6 +121,17 @@ class Worker:
                     continue
                 log.exception("loop_error", error=str(exc))
                 health.stop.wait(2)
+
+    def beat(self) -> None:
+        """The heartbeat, now; the next in HEARTBEAT_EVERY."""
+        self.heartbeat()
+        self.next_beat = time.monotonic() + HEARTBEAT_EVERY
+
+    def _beat_if_due(self) -> None:
+        """A daemon busy with one slow item still beats: other daemons must not take it for
+        dead and claim its items."""
+        if time.monotonic() >= self.next_beat:
+            self.beat()
 
     def check_retention(self) -> list[GroupLag]:
         """Lag of every group of the alerts and items streams, as metrics; a warning (at
@@ -172,6 +182,7 @@ class Worker:
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
             assert queued.value is not None
             health.tick()
+            self._beat_if_due()
             started = time.perf_counter()
             try:
                 page = self._page(pages.get(queued.entry_id))
@@ -208,6 +219,7 @@ class Worker:
         deadline = time.monotonic() + http.connect_timeout + 2 * http.read_timeout + 5
         while future is not None and not self.health.stop.is_set():
             self.health.tick()  # waiting on a page is the loop turning
+            self._beat_if_due()
             try:
                 return future.result(timeout=0.2)
             except FutureTimeout:
