@@ -155,23 +155,34 @@ def _document(body: bytes, *, url: str, headers: dict[str, str] | None = None) -
 
 
 def _mark_shared_pages(document: FeedDocument) -> FeedDocument:
-    """Entries whose links lead to one page with different fragments (a day's page holding
-    one post per anchor, as Scripting News has) are posts of a shared page: the fragment is
-    part of each one's identity, and its text is the feed's, not the whole page's."""
+    """Entries whose links are anchors of one page (a day's page holding one post per
+    `#fragment`, as Scripting News has) are posts of a shared page: the fragment is part of
+    each one's identity, and its text is the feed's, not the whole page's. Told by the
+    document — several entries link to one page with different fragments — or by the entry
+    itself: its GUID is its link, fragment included (a permalink to the post), so the day's
+    first post is one from the start. A fragment with "=" is tracking (#xtor=RSS-3), never
+    a post's."""
     anchors: defaultdict[str, set[str]] = defaultdict(set)
     for item in document.items:
-        if item.url and "#" in item.url:
+        if _anchor(item.url):
             anchors[canonical_url(item.url)].add(urlsplit(item.url).fragment)
     shared = {page for page, fragments in anchors.items() if len(fragments) > 1}
-    if not shared:
+
+    def posted(item: Item) -> bool:
+        if not _anchor(item.url):
+            return False
+        return canonical_url(item.url) in shared or item.guid.strip() == item.url.strip()
+
+    if not any(posted(item) for item in document.items):
         return document
-    items = [
-        dataclasses.replace(item, shared_page=True)
-        if item.url and "#" in item.url and canonical_url(item.url) in shared
-        else item
-        for item in document.items
-    ]
+    items = [dataclasses.replace(i, shared_page=True) if posted(i) else i for i in document.items]
     return dataclasses.replace(document, items=items)
+
+
+def _anchor(url: str) -> bool:
+    """Whether a link ends in a fragment that can name a post."""
+    fragment = urlsplit(url).fragment if url and "#" in url else ""
+    return bool(fragment) and "=" not in fragment
 
 
 def _json_feed(body: bytes, *, url: str) -> FeedDocument:

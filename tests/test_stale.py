@@ -469,3 +469,22 @@ def test_a_replayed_file_is_as_of_its_build_date_unless_that_is_stale_or_ahead()
     ahead = FeedDocument(title="f", items=items, updated=NOW + timedelta(days=1))
     assert written(ahead, NOW) == new
     assert written(FeedDocument(title="f", items=[]), NOW) == NOW
+
+
+def test_the_days_first_post_is_a_post_of_its_page_from_the_start() -> None:
+    """Alone in the feed, a post whose permalink GUID is its #anchor link is already one
+    post of the day's page: its identity does not change when the second post appears."""
+    page = "http://daypage.example.org/2024/06/21.html"
+
+    def post(anchor: str, text: str) -> str:
+        link = f"{page}#{anchor}"
+        return (
+            f"<item><description>{text}</description><link>{link}</link><guid>{link}</guid></item>"
+        )
+
+    first, second = post("a0800", "Morning."), post("a1200", "Noon.")
+    (alone,) = parse_feed(rss([first]), url="http://daypage.example.org/rss.xml")
+    both = parse_feed(rss([second, first]), url="http://daypage.example.org/rss.xml")
+    assert alone.shared_page and item_url(alone) == item_url(both[1]) == f"{page}#a0800"
+    tracking = rss([rss_entry(1, None, link="http://x.example/a#xtor=RSS-3")])
+    assert not parse_feed(tracking, url="http://x.example/rss")[0].shared_page
