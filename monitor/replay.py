@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from monitor.errors import FeedError, MonitorError
 from monitor.feeds import FeedDocument, parse_document
 from monitor.model import Item, Outcome
-from monitor.pipeline import Processed
+
+if TYPE_CHECKING:
+    from monitor.pipeline import Processed
 
 log = structlog.get_logger(__name__)
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 import redis
 import structlog
 
 from monitor.config import Settings
-from monitor.dedup.index import DedupIndex
-from monitor.desk import Desk
 from monitor.embedded import EmbeddedRedis
 from monitor.errors import RedisUnavailable
-from monitor.fetch import Fetcher
 from monitor.keys import Keys
-from monitor.pipeline import Pipeline
 from monitor.queue import AlertQueue, RetainedItems, connect, redact
 from monitor.redisguard import check_eviction
-from monitor.rules import RuleSet
+
+if TYPE_CHECKING:  # the pipeline's parts are imported when one is built: `monitor --help`
+    # and the commands that need no pipeline start without trafilatura and numpy
+    from monitor.dedup.index import DedupIndex
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import Pipeline
+    from monitor.rules import RuleSet
 
 __all__ = [
     "Keys",
@@ -96,6 +99,8 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
 
 
 def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
+    from monitor.dedup.index import DedupIndex
+
     return DedupIndex(
         client,
         Keys(settings.prefix),
@@ -108,6 +113,9 @@ def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
 
 
 def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:
+    from monitor.desk import Desk
+    from monitor.pipeline import Pipeline
+
     keys = Keys(settings.prefix)
     index = dedup_index(client, settings)
     retained = RetainedItems(

@@ -1,0 +1,114 @@
+"""`monitor status` and `monitor redis-cli`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import redis
+
+from monitor import runtime
+from monitor.cli.feeds import feed_rows
+from monitor.cli.output import Command, counted, print_feeds
+from monitor.config import Settings
+from monitor.errors import MonitorError
+
+
+def register(commands: Any, command: Command) -> None:
+    p = command(commands, "status", "streams, daemons and feeds at a glance")
+    p.set_defaults(run=cmd_status)
+
+    p = command(commands, "redis-cli", "redis-cli against the configured (or embedded) Redis")
+    p.set_defaults(run=cmd_redis_cli)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.queue import ItemsQueue
+    from monitor.redisguard import eviction_settings
+    from monitor.retention import stream_groups
+
+    keys = runtime.Keys(settings.prefix)
+    with runtime.redis_client(settings, check=False) as client:  # status shows, not refuses
+        policy = eviction_settings(client)
+        groups = stream_groups(client, settings)
+        daemons = [json.loads(client.get(k) or "{}") for k in client.scan_iter(keys.daemon("*"))]
+        lag, pending = ItemsQueue(client, keys, maxlen=1).lag()
+        alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
+        dead = client.xlen(keys.items_dead) if client.exists(keys.items_dead) else 0
+        dead_alerts = client.xlen(keys.alerts_dead) if client.exists(keys.alerts_dead) else 0
+        rows = feed_rows(settings, client)
+        indexed = runtime.dedup_index(client, settings).originals()
+        try:
+            memory: int | None = client.info("memory")["used_memory"]
+        except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
+            memory = None
+    print(f"redis: {runtime.describe_redis(settings)}")
+    print(
+        f"daemons running: {len(daemons)}"
+        + "".join(
+            f"\n  {d.get('instance')} (pid {d.get('pid')}"
+            + (f", listening on {d['listen']}" if d.get("listen") else "")
+            + f", {counted(d['feeds'], 'feed') if 'feeds' in d else '? feeds'})"
+            for d in daemons
+        )
+    )
+    print(
+        f"items: {lag} waiting, {pending} in progress, {dead} dead-lettered; alerts: {alerts}"
+        + (f", {dead_alerts} dead-lettered (monitor consume --dead)" if dead_alerts else "")
+    )
+    line = f"dedup window ({settings.story_window_hours:g} h): {indexed} items indexed"
+    if memory is not None:
+        line += f"; Redis memory {memory / 2**20:.1f} MB"
+        line += (
+            f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
+        )
+    print(line)
+    print(f"Redis maxmemory-policy: {policy[0]}" if isinstance(policy, tuple) else policy)
+    for group in groups:
+        print(f"{group.stream.removeprefix(settings.prefix)} group {group.group}: "
+              f"{group.describe()}")  # fmt: skip
+    failing = [r for r in rows if r["errors"]]
+    imported = sum(1 for r in rows if not r["configured"])
+    print(
+        f"feeds: {len(rows)} ({len(rows) - imported} configured, {imported} imported), "
+        f"{sum(1 for r in rows if r['paused'])} paused, {len(failing)} failing"
+        + (" (all: monitor feeds list)" if rows else "")
+    )
+    if failing:
+        print()
+        print_feeds(failing)
+    return 0
+
+
+def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
+    """`redis-cli ARGS` against the Redis the other commands use (embedded: started for the
+    duration and stopped after, unless another command still uses it)."""
+    import subprocess
+    from urllib.parse import unquote, urlsplit
+
+    from monitor.embedded import find_redis_cli
+
+    binary = find_redis_cli()
+    with runtime.redis_url(settings) as url:
+        parts = urlsplit(url)
+        env = dict(os.environ)
+        if parts.password:  # in the environment, not on a command line others can read (ps)
+            env["REDISCLI_AUTH"] = unquote(parts.password)
+        if parts.scheme == "unix":
+            target = ["-s", parts.path]
+            db = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("db")
+        else:
+            target = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+            db = parts.path.strip("/")
+            target += ["--tls"] if parts.scheme == "rediss" else []
+        if parts.username:
+            target += ["--user", unquote(parts.username)]
+        target += ["-n", db] if db and db.isdigit() else []
+        try:
+            return subprocess.run(
+                [str(binary), *target, *args.passed], check=False, env=env
+            ).returncode
+        except OSError as exc:
+            raise MonitorError(f"cannot run {binary}: {exc}") from exc
