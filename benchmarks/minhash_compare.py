@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.dedup.fingerprint import NUM_PERM, jaccard, minhash, shingle_hashes  # noqa: E402
-from monitor.text import words  # noqa: E402
+from monitor.dedup.fingerprint import NUM_PERM, jaccard, minhash, shingle_hashes
+from monitor.text import words
 
 NEUS = Path(__file__).resolve().parent.parent.parent / "shared/data/stories-dev/neus/train.source"
 
