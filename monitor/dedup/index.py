@@ -18,6 +18,7 @@ from datetime import datetime
 import numpy as np
 import redis
 
+from monitor.config import Settings
 from monitor.dedup.fingerprint import (
     PRIOR_DOCUMENTS,
     VECTOR_TERMS,
@@ -282,6 +283,18 @@ class DedupIndex:
         self._near_candidates = client.register_script(_NEAR_CANDIDATES)
         self._same_story = client.register_script(_SAME_STORY)
         self._record_script = client.register_script(_RECORD)
+
+    @classmethod
+    def from_settings(cls, client: redis.Redis, keys: Keys, settings: Settings) -> DedupIndex:
+        return cls(
+            client,
+            keys,
+            window=settings.window_seconds,
+            near_threshold=settings.near_duplicate_threshold,
+            story_threshold=settings.story_threshold,
+            claim_ttl=int(settings.alert_id_ttl_days * 86400),
+            quiet=settings.update_quiet_minutes * 60,
+        )
 
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item."""
