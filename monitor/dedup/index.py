@@ -397,7 +397,7 @@ class DedupIndex:
             placement = self._place(item, article, now, checked=attempt < ATTEMPTS)
             if placement is not None:
                 return placement
-            log.debug("placement_retried", item=item.id, attempt=attempt)
+            log.info("placement_retried", item=item.id, attempt=attempt)
         raise AssertionError("unreachable: the last attempt records unchecked")
 
     def _place(
