@@ -29,6 +29,7 @@ from monitor.dedup.fingerprint import (
     features,
     jaccard,
     minhash,
+    prior_df,
     shingle_hashes,
 )
 from monitor.dedup.signals import (
@@ -36,6 +37,7 @@ from monitor.dedup.signals import (
     Report,
     StoryModel,
     figures,
+    name_terms,
     names,
     signals,
     title_overlap,
@@ -51,6 +53,7 @@ log = structlog.get_logger(__name__)
 
 _DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
 QUERY_TERMS = 20  # terms of a new item used to look up candidates
+QUERY_NAMES = 8  # and the terms of its most frequent names
 TERM_FANOUT = 50  # latest items kept and read per term: bounds lookups at any index size
 STORY_CANDIDATES = 20  # candidates scored in full
 ATTEMPTS = 5  # decisions of one item when other daemons keep recording rewrites of it
@@ -102,16 +105,19 @@ return found
 # since `horizon`, the best `limit` of them by the weight of the query terms they share; each
 # is scored by the dot product of the two vectors (stored as JSON), and each of their stories
 # by the dot product with its centroid. No time cut: times are signals, weighed in Python.
-# ARGV: counts ("term<TAB>count" lines), prior documents, keep, query, horizon, fanout, item
-# id, limit, min_shared, entry prefix, term prefix, story summary prefix. Returns the vector
+# ARGV: counts ("term<TAB>count<TAB>background frequency" lines: fingerprint.prior_df), prior
+# documents, keep, query, horizon, fanout, item id, limit, min_shared, entry prefix, term
+# prefix, story summary prefix, the terms of the item's names (newline-joined: looked up and
+# posted besides the `query` heaviest terms). Returns the vector
 # as stored (JSON, 4 decimals), the query terms (newline-joined), their document frequencies
 # (newline-joined, for the check-and-retry of _RECORD), the candidates (id, story, cosine,
 # title terms, wires; flat) and their stories (id, size, oldest, newest, centroid cosine,
 # names, figures; flat).
 _CANDIDATES = """
-local terms, counts, df = {}, {}, {}
-for term, count in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\n]+)") do
+local terms, counts, df, prior = {}, {}, {}, {}
+for term, count, p in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\t\\n]+)\\t([^\\n]+)") do
   terms[#terms + 1], counts[#counts + 1], df[#df + 1] = term, tonumber(count), 0
+  prior[#prior + 1] = tonumber(p)
 end
 local documents = 0
 for _, key in ipairs(KEYS) do
@@ -124,7 +130,7 @@ for _, key in ipairs(KEYS) do
 end
 local scale, weights, sorted, df_of = documents + tonumber(ARGV[2]), {}, {}, {}
 for i = 1, #terms do
-  weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + 1))
+  weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + prior[i] + 1))
   sorted[i] = weights[i]
   df_of[terms[i]] = df[i]
 end
@@ -157,12 +163,17 @@ local vector, stored, query, query_df = {}, {}, {}, {}
 for term, weight in pairs(top) do
   if weight > 0 then
     vector[term], stored[term] = weight / norm, tonumber(string.format('%.4f', weight / norm))
-    if query_terms[term] then query[#query + 1] = term end
   end
+end
+for term, weight in pairs(query_terms) do
+  if weight > 0 then query[#query + 1] = term end
+end
+for term in string.gmatch(ARGV[13], "[^\\n]+") do  -- the names' terms: looked up and posted too
+  if df_of[term] and not query_terms[term] then query[#query + 1] = term end
 end
 table.sort(query)
 for i, term in ipairs(query) do query_df[i] = df_of[term] end
-local encoded = #query > 0 and cjson.encode(stored) or '{}'
+local encoded = next(stored) and cjson.encode(stored) or '{}'
 
 local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
 local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -170,7 +181,7 @@ local entries, postings, summaries = ARGV[10], ARGV[11], ARGV[12]
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
 for _, term in ipairs(query) do
   local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
-  local step = 1 + vector[term] / 100
+  local step = 1 + (vector[term] or 0) / 100
   for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
 end
 shared[self_id] = nil
@@ -413,6 +424,7 @@ class DedupIndex:
         title = item.title or article.title
         counts = features(title, body)
         generations = self._generations(now)
+        report = self._report(item, article, now, title)
         # One round trip asks every question: known already? URL claimed? near-duplicate
         # candidates? the candidate stories (and the article's TF-IDF vector)?
         pipe = self.client.pipeline(transaction=False)
@@ -427,10 +439,11 @@ class DedupIndex:
         )  # fmt: skip
         self._candidates(
             keys=[self.keys.df(g) for g in generations],
-            args=["\n".join(f"{term}\t{count}" for term, count in counts.items()),
+            args=["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
                   PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
                   item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
-                  self.keys.term(""), self.keys.story_summary("")],
+                  self.keys.term(""), self.keys.story_summary(""),
+                  "\n".join(name_terms(report.top_names, counts))],
             client=pipe,
         )  # fmt: skip
         (story, original, outcome), *claimed, near, closest = pipe.execute()
@@ -452,7 +465,6 @@ class DedupIndex:
                 return placement
 
         vector, query, query_df, found, summaries = closest
-        report = self._report(item, article, now, title)
         copy = self._near_duplicate(signature, len(hashes), near)
         if copy:
             placement = copy
@@ -480,10 +492,12 @@ class DedupIndex:
     def _report(self, item: Item, article: Article, now: float, title: str) -> Report:
         when = item.time or article.published
         text = article.text or item.summary or ""
+        ranked = names(f"{title}. {text}")
         return Report(
             time=when.timestamp() if when else now,
             title=frozenset(title_terms(title)),
-            names=frozenset(names(f"{title}. {text}")),
+            names=frozenset(ranked),
+            top_names=tuple(ranked[:QUERY_NAMES]),
             figures=frozenset(figures(f"{title}. {text}")),
             wires=frozenset(credited(text)),
         )

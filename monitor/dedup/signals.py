@@ -17,7 +17,7 @@ from pathlib import Path
 
 import regex
 
-from monitor.dedup.fingerprint import STOPWORDS, features
+from monitor.dedup.fingerprint import STOPWORDS, features, stem
 from monitor.text import fold
 
 MAX_NAMES = 40  # names kept per report (most frequent first)
@@ -74,6 +74,19 @@ def figures(text: str) -> list[str]:
     return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FIGURES]]
 
 
+def name_terms(ranked: tuple[str, ...], counts: dict[str, float]) -> list[str]:
+    """The story-vector terms of the given names (those the article counts), in order,
+    without repeats: what a report is looked up and posted under besides its heaviest
+    terms, so rewrites that share the people and places but few other words meet."""
+    out: dict[str, None] = {}
+    for name in ranked:
+        for word in name.split():
+            term = stem(word)
+            if term in counts:
+                out.setdefault(term)
+    return list(out)
+
+
 def title_terms(title: str) -> list[str]:
     """The title's content terms, as the story vector counts them."""
     return sorted(features(title, ""))
@@ -88,6 +101,7 @@ class Report:
     names: frozenset[str]
     figures: frozenset[str]
     wires: frozenset[str]
+    top_names: tuple[str, ...] = ()  # its most frequent names, first first
 
 
 @dataclass(slots=True)
