@@ -57,9 +57,9 @@ QUERY_NAMES = 8  # and the terms of its most frequent names
 TERM_FANOUT = 50  # latest items kept and read per term: bounds lookups at any index size
 STORY_CANDIDATES = 20  # candidates scored in full
 ATTEMPTS = 5  # decisions of one item when other daemons keep recording rewrites of it
-CENTROID_TERMS = 100  # terms kept in a story's centroid
-STORY_NAMES = 150  # names and figures kept per story (its first reports' first)
-STORY_FIGURES = 100
+CENTROID_TERMS = 80  # terms kept in a story's centroid (of two reports or more)
+STORY_NAMES = 100  # names and figures kept per story (its first reports' first)
+STORY_FIGURES = 60
 MIN_SHARED_TERMS = 2
 CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
 CONTAINED_JACCARD = 0.3
@@ -221,8 +221,9 @@ for i = 1, math.min(#ranked, limit) do
         end
       end
       if length > 0 then dot = dot / math.sqrt(length) end
-      for _, value in ipairs({f[2], s[1] or '1', s[2] or '', s[3] or '',
-                              string.format('%.6f', dot), s[5] or '', s[6] or ''}) do
+      local centroid = s[4] and string.format('%.6f', dot) or ''  -- '': a single report
+      for _, value in ipairs({f[2], s[1] or '1', s[2] or '', s[3] or '', centroid,
+                              s[5] or '', s[6] or ''}) do
         stories[#stories + 1] = value
       end
     end
@@ -260,9 +261,22 @@ redis.call('ZADD', KEYS[2], now, id)
 redis.call('EXPIRE', KEYS[2], window)
 if ARGV[6] ~= '' then
   local when = tonumber(ARGV[7])
-  local s = redis.call('HMGET', KEYS[3], 'oldest', 'newest', 'centroid', 'names', 'figures')
+  local s = redis.call('HMGET', KEYS[3], 'oldest', 'newest', 'centroid', 'names', 'figures',
+                       'size')
   local oldest, newest = tonumber(s[1]) or when, tonumber(s[2]) or when
-  local centroid = s[3] and cjson.decode(s[3]) or {}
+  local centroid = s[3] and cjson.decode(s[3])
+  if not centroid and s[6] then
+    -- A story of one report keeps no centroid (its member's vector is one): start from it.
+    local entries = string.sub(KEYS[1], 1, #KEYS[1] - #id)
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, 1)) do
+      if member ~= id and not centroid then
+        local terms = redis.call('HGET', entries .. member, 'terms')
+        if terms then centroid = cjson.decode(terms) end
+      end
+    end
+  end
+  local single = not centroid
+  centroid = centroid or {}
   for term, weight in pairs(cjson.decode(ARGV[6])) do
     centroid[term] = (centroid[term] or 0) + weight
   end
@@ -286,8 +300,9 @@ if ARGV[6] ~= '' then
     return table.concat(out, '|')
   end
   redis.call('HSET', KEYS[3], 'oldest', math.min(oldest, when), 'newest', math.max(newest, when),
-             'centroid', cjson.encode(kept), 'names', union(s[4], ARGV[8], tonumber(ARGV[11])),
+             'names', union(s[4], ARGV[8], tonumber(ARGV[11])),
              'figures', union(s[5], ARGV[9], tonumber(ARGV[12])))
+  if not (single and not s[6]) then redis.call('HSET', KEYS[3], 'centroid', cjson.encode(kept)) end
   redis.call('HINCRBY', KEYS[3], 'size', 1)
   redis.call('EXPIRE', KEYS[3], window)
 end
@@ -408,7 +423,7 @@ class DedupIndex:
             placement = self._place(item, article, now, checked=attempt < ATTEMPTS)
             if placement is not None:
                 return placement
-            log.info("placement_retried", item=item.id, attempt=attempt)
+            log.debug("placement_retried", item=item.id, attempt=attempt)
         raise AssertionError("unreachable: the last attempt records unchecked")
 
     def _place(
@@ -648,7 +663,7 @@ def candidate_stories(report: Report, found: list, summaries: list) -> list[Cand
             size=int(size or 1),
             oldest=float(oldest or report.time),
             newest=float(newest or report.time),
-            centroid=float(centroid),
+            centroid=float(centroid) if centroid else -1.0,  # -1: its one member's cosine
             names=frozenset(known.split("|")) if known else frozenset(),
             figures=frozenset(numbers.split("|")) if numbers else frozenset(),
         )
@@ -659,6 +674,9 @@ def candidate_stories(report: Report, found: list, summaries: list) -> list[Cand
         overlap = title_overlap(report.title, frozenset(title.split()))
         candidate.title = max(candidate.title, overlap)
         candidate.wires.update(w for w in wires.split(",") if w)
+    for candidate in stories.values():
+        if candidate.centroid < 0:
+            candidate.centroid = candidate.best
     return list(stories.values())
 
 
