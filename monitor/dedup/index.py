@@ -53,9 +53,9 @@ log = structlog.get_logger(__name__)
 
 _DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
 QUERY_TERMS = 20  # terms of a new item used to look up candidates
-QUERY_NAMES = 8  # and the terms of its most frequent names
+QUERY_NAMES = 5  # and the terms of its most frequent names
 TERM_FANOUT = 50  # latest items kept and read per term: bounds lookups at any index size
-STORY_CANDIDATES = 20  # candidates scored in full
+STORY_CANDIDATES = 12  # candidates scored in full
 ATTEMPTS = 5  # decisions of one item when other daemons keep recording rewrites of it
 CENTROID_TERMS = 80  # terms kept in a story's centroid (of two reports or more)
 STORY_NAMES = 100  # names and figures kept per story (its first reports' first)
