@@ -147,6 +147,7 @@ def _background() -> tuple[dict[str, int], int]:
     return data["df"], data["documents"]
 
 
+@functools.lru_cache(maxsize=200_000)
 def prior_df(term: str) -> float:
     """How many of the PRIOR_DOCUMENTS have the term, by its share of the background
     documents (a term the background does not have: none). So a common word weighs little
