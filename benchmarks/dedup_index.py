@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import redis
 from _support import percentile, redis_server, report
 
+from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
 from monitor.keys import Keys
 from monitor.model import Article, Item
@@ -57,8 +58,7 @@ def load(url: str, start: int, stop: int) -> None:
 
 
 def make_index(client: redis.Redis) -> DedupIndex:
-    return DedupIndex(client, Keys(), window=72 * 3600, near_threshold=0.5,
-                      story_threshold=0.35, claim_ttl=86400)  # fmt: skip
+    return DedupIndex.from_settings(client, Keys(), Settings())  # the defaults
 
 
 def main() -> None:
@@ -85,8 +85,9 @@ def main() -> None:
 
         def timed_record(*a, **kw):  # the part of place() that writes, timed on its own
             t0 = time.perf_counter()
-            record(*a, **kw)
+            written = record(*a, **kw)
             recording.append(time.perf_counter() - t0)
+            return written
 
         index._record = timed_record  # type: ignore[method-assign]
         times, outcomes = [], Counter()

@@ -1,16 +1,20 @@
-"""Dedup quality on real news: the NeuS development set (../shared/data/stories-dev/neus).
+"""Dedup quality on real news: the story development sets (../shared/data/stories-dev).
 
-Each line of NeuS holds three reports of one story by different outlets (title + lead).
-Every report goes through the real DedupIndex (a throwaway Redis), in a shuffled order, and
-the stories it forms are compared with NeuS's: pairwise precision/recall/F1 and B-cubed F1.
-Then wire copies are generated from the reports (a new headline, a dateline, a few words
-changed, the last sentence cut, outlet boilerplate appended) and must come out as
+Every report goes through the real DedupIndex (a throwaway redis-server), one at a time, in
+the order a feed would give them (dated sets by report time, NeuS in a fixed shuffle), and
+the stories it forms are compared with the gold ones: pairwise precision/recall/F1 and
+B-cubed F1. The clock is simulated: `now` is each report's time (what a daemon sees on live
+news; the dated sets are from 2013-2018, and the index keeps its window by `now`).
+`--clock wall` uses the wall clock instead, as `monitor replay` of an archive does.
+
+Then (NeuS only) wire copies are generated from the reports (a new headline, a dateline, a
+few words changed, the last sentence cut, outlet boilerplate appended) and must come out as
 near-duplicates of their original, while the other outlets' rewrites must not.
 
-The data is read at run time and never copied into the repository (its licence: evaluation
+The data is read at run time and never copied into the repository (its licences: evaluation
 use only). Without it the script says so and exits 0.
 
-    python benchmarks/eval_dedup.py [--split val] [--limit N]
+    python benchmarks/eval_dedup.py [--corpus neus|gva-dev|giveme5w1h|all] [--split val]
 """
 
 from __future__ import annotations
@@ -19,19 +23,21 @@ import argparse
 import random
 import re
 import sys
+import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import redis
-from _support import ROOT, redis_server, report
+from _support import redis_server, report
+from corpora import CORPORA, Report, load, path
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
 from monitor.keys import Keys
-from monitor.model import Article, Item, Outcome
+from monitor.model import Article, Item, Outcome, Placement
 
-DATA = ROOT.parent / "shared" / "data" / "stories-dev" / "neus"
-_PART = re.compile(r"\s*TITLE=>\s*(.*?)\s*ARTICLE=>\s*(.*)", re.S)
 DATELINES = [
     "WASHINGTON (Reuters) - ",
     "NEW YORK (AP) — ",
@@ -42,17 +48,6 @@ BOILERPLATE = ["Reporting by staff; editing by the desk.", "Copyright 2024 The A
                "This story has been corrected.", "Sign up for our daily briefing."]  # fmt: skip
 SWAPS = {"said": "stated", "says": "states", "the": "a", "on": "upon", "after": "following",
          "new": "fresh", "big": "large", "told": "said to", "also": "as well"}  # fmt: skip
-
-
-def load(split: str, limit: int | None) -> list[tuple[int, str, str]]:
-    reports = []
-    lines = (DATA / f"{split}.source").read_text(encoding="utf-8").splitlines()
-    for story, line in enumerate(lines[:limit]):
-        for part in line.split(" [SEP] "):
-            m = _PART.match(part)
-            if m:
-                reports.append((story, m.group(1), m.group(2)))
-    return reports
 
 
 def wire_copy(title: str, text: str, rng: random.Random) -> tuple[str, str]:
@@ -68,33 +63,43 @@ def wire_copy(title: str, text: str, rng: random.Random) -> tuple[str, str]:
     return "UPDATE: " + title, body
 
 
-def placed(index: DedupIndex, n: int, title: str, text: str, source: str) -> tuple[str, object]:
-    item = Item(guid=f"urn:neus:{n}", url=f"https://{source}.example/{n}", title=title,
-                source=source, feed="eval", published=datetime.now(UTC))  # fmt: skip
-    return item.id, index.place(item, Article(text=text, title=title))
+def item_of(r: Report, *, guid: str = "", title: str = "", source: str = "",
+            seen: datetime | None = None) -> Item:  # fmt: skip
+    """The report as polling would give it: its date as published, first seen then (or at
+    `seen`, the wall clock)."""
+    return Item(guid=guid or f"urn:eval:{r.key}", url=f"https://{source or r.source}/{r.key}",
+                title=title or r.title, source=source or r.source, feed="eval",
+                published=r.time, first_seen=seen or r.time)  # fmt: skip
 
 
-def pairwise(gold: list[int], pred: list[str]) -> dict[str, float]:
-    tp = fp = fn = 0
-    for i in range(len(gold)):
-        for j in range(i + 1, len(gold)):
-            same, together = gold[i] == gold[j], pred[i] == pred[j]
-            tp += same and together
-            fp += together and not same
-            fn += same and not together
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    by_gold, by_pred = defaultdict(set), defaultdict(set)
+def now_of(r: Report, wall: bool) -> float | None:
+    """The simulated clock: the report's time (undated: the wall clock)."""
+    return None if wall or r.time is None else r.time.timestamp()
+
+
+@contextmanager
+def dedup_index(settings: Settings) -> Iterator[DedupIndex]:
+    with redis_server() as url:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        yield DedupIndex.from_settings(client, Keys(), settings)
+
+
+def pairwise(gold: list[str], pred: list[str]) -> dict[str, float]:
+    by_gold: dict[str, set[int]] = defaultdict(set)
+    by_pred: dict[str, set[int]] = defaultdict(set)
     for i, (g, c) in enumerate(zip(gold, pred, strict=True)):
         by_gold[g].add(i)
         by_pred[c].add(i)
-    bp = sum(
-        len(by_gold[g] & by_pred[c]) / len(by_pred[c]) for g, c in zip(gold, pred, strict=True)
-    )
-    br = sum(
-        len(by_gold[g] & by_pred[c]) / len(by_gold[g]) for g, c in zip(gold, pred, strict=True)
-    )
-    bp, br = bp / len(gold), br / len(gold)
+    cells: dict[tuple[str, str], int] = defaultdict(int)
+    for g, c in zip(gold, pred, strict=True):
+        cells[g, c] += 1
+    tp = sum(n * (n - 1) // 2 for n in cells.values())
+    together = sum(len(s) * (len(s) - 1) // 2 for s in by_pred.values())
+    same = sum(len(s) * (len(s) - 1) // 2 for s in by_gold.values())
+    p = tp / together if together else 0.0
+    r = tp / same if same else 0.0
+    bp = sum(cells[g, c] / len(by_pred[c]) for g, c in zip(gold, pred, strict=True)) / len(gold)
+    br = sum(cells[g, c] / len(by_gold[g]) for g, c in zip(gold, pred, strict=True)) / len(gold)
     return {
         "pairwise_precision": round(p, 3), "pairwise_recall": round(r, 3),
         "pairwise_f1": round(2 * p * r / (p + r), 3) if p + r else 0.0,
@@ -102,63 +107,74 @@ def pairwise(gold: list[int], pred: list[str]) -> dict[str, float]:
     }  # fmt: skip
 
 
+def stories(index: DedupIndex, reports: list[Report], wall: bool) -> tuple[dict, dict]:
+    """Places every report; returns the figures and each report's placement by key."""
+    placements: dict[str, Placement] = {}
+    started = time.perf_counter()
+    for r in reports:
+        seen = datetime.now(UTC) if wall or r.time is None else None
+        item = item_of(r, seen=seen)
+        placements[r.key] = index.place(item, Article(text=r.text, title=r.title), now_of(r, wall))
+    ms = (time.perf_counter() - started) * 1000 / max(len(reports), 1)
+    gold = [r.story for r in reports]
+    figures = pairwise(gold, [placements[r.key].story_id for r in reports])
+    figures |= {"reports": len(reports), "stories": len(set(gold)), "ms_per_report": round(ms, 2)}
+    return figures, placements
+
+
+def near_duplicates(index: DedupIndex, reports: list[Report], placements: dict,
+                    wall: bool) -> dict:  # fmt: skip
+    """Wire copies of every report must be found; rewrites must not be called copies."""
+    rng = random.Random(2024)
+    found = wrong = 0
+    for r in reports:
+        title, text = wire_copy(r.title, r.text, rng)
+        item = item_of(r, guid=f"urn:copy:{r.key}", title=title, source="wire")
+        if item.first_seen is None:
+            item = item_of(r, guid=f"urn:copy:{r.key}", title=title, source="wire",
+                           seen=datetime.now(UTC))  # fmt: skip
+        placement = index.place(item, Article(text=text, title=title), now_of(r, wall))
+        original = item_of(r).id
+        if placement.outcome is Outcome.NEAR_DUPLICATE and placement.duplicate_of == original:
+            found += 1
+        elif placement.outcome is Outcome.NEAR_DUPLICATE:
+            wrong += 1
+    flagged = sum(1 for p in placements.values() if p.outcome is Outcome.NEAR_DUPLICATE)
+    denominator = found + wrong + flagged
+    return {
+        "near_duplicate_recall": round(found / len(reports), 4),
+        "near_duplicate_precision": round(found / denominator, 4) if denominator else 1.0,
+        "rewrites_taken_for_copies": flagged,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--split", default="val", choices=("train", "val"))
+    parser.add_argument("--corpus", default="neus", choices=(*CORPORA, "all"))
+    parser.add_argument("--split", default="val", choices=("train", "val"), help="NeuS only")
     parser.add_argument("--limit", type=int, help="first N stories only")
+    parser.add_argument("--clock", default="report", choices=("report", "wall"))
+    parser.add_argument("--no-copies", action="store_true", help="skip the near-duplicate part")
     defaults = Settings()
     parser.add_argument("--story-threshold", type=float, default=defaults.story_threshold)
     parser.add_argument("--near-threshold", type=float, default=defaults.near_duplicate_threshold)
     args = parser.parse_args()
-    if not (DATA / f"{args.split}.source").exists():
-        print(f"NeuS data not found under {DATA}: nothing to evaluate.", file=sys.stderr)
-        return 0
-    reports = load(args.split, args.limit)
-    rng = random.Random(2024)
-    order = list(range(len(reports)))
-    rng.shuffle(order)
-    with redis_server() as url:
-        client = redis.Redis.from_url(url, decode_responses=True)
-        index = DedupIndex(client, Keys(), window=72 * 3600, near_threshold=args.near_threshold,
-                           story_threshold=args.story_threshold, claim_ttl=3600)  # fmt: skip
-        gold, pred, ids = [], [], {}
-        for n in order:
-            story, title, text = reports[n]
-            item_id, placement = placed(index, n, title, text, f"outlet{n % 3}")
-            ids[n] = item_id
-            gold.append(story)
-            pred.append(placement.story_id)
-        stories = pairwise(gold, pred)
-        # near-duplicates: copies of every report must be found; rewrites must not be called copies
-        found = wrong = 0
-        for n in order:
-            story, title, text = reports[n]
-            copy_title, copy_text = wire_copy(title, text, rng)
-            _, placement = placed(index, 100_000 + n, copy_title, copy_text, "wire")
-            if placement.outcome is Outcome.NEAR_DUPLICATE and placement.duplicate_of == ids[n]:
-                found += 1
-            elif placement.outcome is Outcome.NEAR_DUPLICATE:
-                wrong += 1
-        # the outlets' own reports are rewrites, never copies: any flagged is a false positive
-        rewrites_flagged = sum(
-            1
-            for n in order
-            if client.hget(Keys().entry(ids[n]), "outcome") == Outcome.NEAR_DUPLICATE
-        )
-    copies = len(order)
-    precision_den = found + wrong + rewrites_flagged
-    report(
-        "eval_dedup",
-        split=args.split,
-        reports=len(reports),
-        stories=len(set(gold)),
-        **stories,
-        near_duplicate_recall=round(found / copies, 4),
-        near_duplicate_precision=round(found / precision_den, 4) if precision_den else 1.0,
-        rewrites_taken_for_copies=rewrites_flagged,
-        story_threshold=args.story_threshold,
-        near_threshold=args.near_threshold,
+    settings = Settings(
+        story_threshold=args.story_threshold, near_duplicate_threshold=args.near_threshold
     )
+    wall = args.clock == "wall"
+    for corpus in CORPORA if args.corpus == "all" else (args.corpus,):
+        if not path(corpus, args.split).exists():
+            print(f"{corpus}: data not found at {path(corpus, args.split)}", file=sys.stderr)
+            continue
+        reports = load(corpus, args.split, args.limit)
+        with dedup_index(settings) as index:
+            figures, placements = stories(index, reports, wall)
+            if corpus == "neus" and not args.no_copies:
+                figures |= near_duplicates(index, reports, placements, wall)
+        split = {"split": args.split} if corpus == "neus" else {}
+        report("eval_dedup", corpus=corpus, **split, clock=args.clock, **figures,
+               story_threshold=args.story_threshold)  # fmt: skip
     return 0
 
 

@@ -1,4 +1,4 @@
-"""How well can any threshold on the project's TF-IDF cosine group NeuS stories?
+"""How well can any threshold on the project's TF-IDF cosine group the dev sets' stories?
 
 eval_dedup.py measures what the daemon does: one report at a time, joined to the closest
 earlier story. This script asks what the similarity itself allows, with every report in view
@@ -6,8 +6,10 @@ at once and the threshold chosen on the answers: the best pairwise F1 of "same s
 cosine >= t" over all pairs, the best recall at precision >= 0.90, how often a report's
 nearest neighbour is from its own story, and the best F1 of offline average-link clustering.
 If these stay below the target, no online clustering on this similarity can reach it.
+On the dated sets (gva-dev, giveme5w1h) the same figures are printed without time and with
+a hard window (pairs more than --window-hours apart never the same story), side by side.
 
-    python benchmarks/story_ceiling.py [--split val]
+    python benchmarks/story_ceiling.py [--corpus neus|gva-dev|giveme5w1h|all] [--split val]
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ import sys
 
 import numpy as np
 from _support import report
-from eval_dedup import DATA, load
+from corpora import CORPORA, Report, load, path
 
 from monitor.dedup.fingerprint import features, tfidf
 
 
-def similarities(reports: list[tuple[int, str, str]]) -> np.ndarray:
+def similarities(reports: list[Report]) -> np.ndarray:
     """Cosine of every pair of reports, document frequencies taken over all of them."""
-    counts = [features(title, text) for _, title, text in reports]
+    counts = [features(r.title, r.text) for r in reports]
     df: dict[str, int] = {}
     for c in counts:
         for term in c:
@@ -86,21 +88,13 @@ def pairwise_f1(gold: np.ndarray, label: np.ndarray) -> tuple[float, float, floa
     return (2 * p * r / (p + r) if p + r else 0.0), p, r
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--split", default="val", choices=("train", "val"))
-    args = parser.parse_args()
-    if not (DATA / f"{args.split}.source").exists():
-        print(f"NeuS data not found under {DATA}: nothing to measure.", file=sys.stderr)
-        return 0
-    reports = load(args.split, None)
-    gold = np.array([story for story, _, _ in reports])
-    sim = similarities(reports)
-    upper = np.triu_indices(len(reports), 1)
+def ceiling(gold: np.ndarray, sim: np.ndarray) -> dict[str, float]:
+    upper = np.triu_indices(len(gold), 1)
     figures = threshold_sweep(sim[upper], (gold[:, None] == gold[None, :])[upper])
+    sim = sim.copy()
     np.fill_diagonal(sim, -np.inf)
     figures["nearest_is_same_story"] = round(float((gold[sim.argmax(1)] == gold).mean()), 3)
-    if len(reports) <= 2000:  # O(n^3) at worst: val only
+    if len(gold) <= 3000:  # O(n^3) at worst: not NeuS train
         best = max(
             ((*pairwise_f1(gold, average_link(sim, t)), t) for t in np.arange(0.1, 0.45, 0.05)),
         )
@@ -110,7 +104,30 @@ def main() -> int:
             "average_link_recall": round(best[2], 3),
             "average_link_threshold": round(float(best[3]), 2),
         }
-    report("story_ceiling", split=args.split, reports=len(reports), **figures)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", default="neus", choices=(*CORPORA, "all"))
+    parser.add_argument("--split", default="val", choices=("train", "val"), help="NeuS only")
+    parser.add_argument("--window-hours", type=float, default=72.0)
+    args = parser.parse_args()
+    for corpus in CORPORA if args.corpus == "all" else (args.corpus,):
+        if not path(corpus, args.split).exists():
+            print(f"{corpus}: data not found at {path(corpus, args.split)}", file=sys.stderr)
+            continue
+        reports = load(corpus, args.split)
+        gold = np.array([r.story for r in reports])
+        sim = similarities(reports)
+        split = {"split": args.split} if corpus == "neus" else {}
+        figures = ceiling(gold, sim)
+        if reports[0].time is not None:
+            hours = np.array([r.time.timestamp() / 3600 for r in reports])
+            apart = np.abs(hours[:, None] - hours[None, :]) > args.window_hours
+            timed = ceiling(gold, np.where(apart, -1.0, sim))
+            figures = {"no_time": figures, f"window_{args.window_hours:g}h": timed}
+        report("story_ceiling", corpus=corpus, **split, reports=len(reports), **figures)
     return 0
 
 

@@ -148,9 +148,9 @@ class Settings:
     # The embedded Redis's socket, AOF and log. Default: `.monitor/` beside the --config
     # file (in the working directory without one); relative in the file: to the file.
     state_dir: Path = Path(".monitor")
-    story_window_hours: float = 72.0
+    story_window_hours: float = 168.0  # a story closes after this long without a report
     near_duplicate_threshold: float = 0.5  # estimated Jaccard of word 3-gram shingles
-    story_threshold: float = 0.3  # TF-IDF cosine with the closest item of a story
+    story_threshold: float = 0.5  # the story model's probability that a report joins a story
     alerts_maxlen: int = 100_000  # approximate MAXLEN of the alerts stream
     alerts_max_age_days: float = 0.0  # also drop alerts older than this; 0: no age limit
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat

@@ -108,6 +108,12 @@ class Keys:
         """Sorted set of the items of a story, scored by time."""
         return f"{self.prefix}story:{story_id}"
 
+    def story_summary(self, story_id: str) -> str:
+        """Hash of a story's summary for same-story decisions: size, oldest and newest report
+        time, centroid (JSON of summed term weights, its heaviest terms), names and figures
+        ("|"-joined). The dedup scripts build these names as story_summary("") .. id."""
+        return f"{self.prefix}summary:{story_id}"
+
     def story_alerts(self, story_id: str) -> str:
         """Hash `rule:kind` -> id of the item that claimed that alert for the story."""
         return f"{self.prefix}story:{story_id}:alerts"

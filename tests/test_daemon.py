@@ -187,7 +187,7 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     )  # fmt: skip
     assert "1 in progress" in status.stdout
     assert "feeds: 1 (1 configured, 0 imported), 0 paused, 0 failing" in status.stdout
-    assert "dedup window (72 h): 0 items indexed; Redis memory" in status.stdout
+    assert "dedup window (168 h): 0 items indexed; Redis memory" in status.stdout
 
 
 def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(

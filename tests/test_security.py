@@ -56,7 +56,7 @@ def test_an_acl_user_with_a_password_works_and_the_password_never_shows(
     consume = monitor("consume", "--from-start", "--json", cwd=ROOT, redis_url=url)
     assert consume.stdout.count('"kind": "new"') == 1
     status = monitor("status", cwd=ROOT, redis_url=url)  # INFO is not allowed: said without
-    assert "dedup window (72 h): 5 items indexed\n" in status.stdout, status.stderr
+    assert "dedup window (168 h): 5 items indexed\n" in status.stdout, status.stderr
 
     wrong = monitor(
         "status", cwd=ROOT, redis_url=f"unix://monitor:not-{PASSWORD}@{acl_redis.socket}"

@@ -8,10 +8,12 @@ import base64
 import functools
 import hashlib
 import heapq
+import json
 import math
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -110,7 +112,8 @@ class StoryTerms:
 
 TITLE_WEIGHT = 2.0  # a title word counts as much as two occurrences in the text
 VECTOR_TERMS = 60  # terms kept per article
-PRIOR_DOCUMENTS = 50  # IDF smoothing: as if 50 more documents had none of the terms
+PRIOR_DOCUMENTS = 50  # IDF smoothing: as if 50 more documents, like the background, were in
+BACKGROUND = Path(__file__).with_name("background.json")  # benchmarks/build_background.py
 MAX_FEATURES = 1000  # distinct terms counted per article (bounds Redis work per item)
 
 
@@ -138,13 +141,29 @@ def features(title: str, text: str | list[str]) -> dict[str, float]:
     return counts
 
 
+@functools.cache
+def _background() -> tuple[dict[str, int], int]:
+    data = json.loads(BACKGROUND.read_text(encoding="utf-8"))
+    return data["df"], data["documents"]
+
+
+@functools.lru_cache(maxsize=200_000)
+def prior_df(term: str) -> float:
+    """How many of the PRIOR_DOCUMENTS have the term, by its share of the background
+    documents (a term the background does not have: none). So a common word weighs little
+    from the first item on, when the window's own frequencies say nothing yet."""
+    df, documents = _background()
+    n = df.get(term)
+    return round(PRIOR_DOCUMENTS * n / documents, 4) if n else 0.0
+
+
 def tfidf(counts: dict[str, float], df: dict[str, int], documents: int) -> StoryTerms:
     """The article's vector, given how many of `documents` recent articles have each term.
-    The index computes it on the server (dedup/index.py, _SAME_STORY); this is the reference
+    The index computes it on the server (dedup/index.py, _CANDIDATES); this is the reference
     its tests hold it to."""
     scale = documents + PRIOR_DOCUMENTS
     weights = {
-        term: (1 + math.log(count)) * math.log(scale / (df.get(term, 0) + 1))
+        term: (1 + math.log(count)) * math.log(scale / (df.get(term, 0) + prior_df(term) + 1))
         for term, count in counts.items()
     }
     top = heapq.nsmallest(VECTOR_TERMS, weights.items(), key=lambda kv: (-kv[1], kv[0]))

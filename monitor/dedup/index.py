@@ -17,7 +17,9 @@ from datetime import datetime
 
 import numpy as np
 import redis
+import structlog
 
+from monitor.config import Settings
 from monitor.dedup.fingerprint import (
     PRIOR_DOCUMENTS,
     VECTOR_TERMS,
@@ -27,7 +29,19 @@ from monitor.dedup.fingerprint import (
     features,
     jaccard,
     minhash,
+    prior_df,
     shingle_hashes,
+)
+from monitor.dedup.signals import (
+    Candidate,
+    Report,
+    StoryModel,
+    figures,
+    name_terms,
+    names,
+    signals,
+    title_overlap,
+    title_terms,
 )
 from monitor.dedup.wires import credited
 from monitor.feeds import article_url
@@ -35,10 +49,17 @@ from monitor.keys import LSH_GROUP, Keys
 from monitor.model import Article, Item, Outcome, Placement, stable_id
 from monitor.text import words
 
+log = structlog.get_logger(__name__)
+
 _DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
 QUERY_TERMS = 20  # terms of a new item used to look up candidates
+QUERY_NAMES = 5  # and the terms of its most frequent names
 TERM_FANOUT = 50  # latest items kept and read per term: bounds lookups at any index size
-STORY_CANDIDATES = 10  # candidates scored in full
+STORY_CANDIDATES = 12  # candidates scored in full
+ATTEMPTS = 5  # decisions of one item when other daemons keep recording rewrites of it
+CENTROID_TERMS = 80  # terms kept in a story's centroid (of two reports or more)
+STORY_NAMES = 100  # names and figures kept per story (its first reports' first)
+STORY_FIGURES = 60
 MIN_SHARED_TERMS = 2
 CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
 CONTAINED_JACCARD = 0.3
@@ -76,21 +97,27 @@ end
 return found
 """
 
-# Same story, decided on the server in one call. First the article's TF-IDF vector, as
-# fingerprint.tfidf computes it (that function is the reference; tests hold them equal):
-# document frequencies summed over the window's generations (KEYS; '#documents' is
+# Same-story candidates, gathered on the server in one call. First the article's TF-IDF
+# vector, as fingerprint.tfidf computes it (that function is the reference; tests hold them
+# equal): document frequencies summed over the window's generations (KEYS; '#documents' is
 # _DOCUMENTS), the `keep` heaviest terms, unit length. Then candidates: the items sharing at
 # least `min_shared` of the `query` heaviest terms among each term's `fanout` latest postings
 # since `horizon`, the best `limit` of them by the weight of the query terms they share; each
-# is scored by the dot product of the two vectors (stored as JSON) and skipped when published
-# more than a window apart. ARGV: counts ("term<TAB>count" lines), prior documents, keep,
-# query, horizon, fanout, item id, limit, min_shared, entry prefix, term prefix, published
-# (or ""), window, threshold. Returns {story, score} of the best reaching the threshold (or
-# false, false), the vector as stored (JSON, 4 decimals) and the query terms (newline-joined).
-_SAME_STORY = """
-local terms, counts, df = {}, {}, {}
-for term, count in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\n]+)") do
+# is scored by the dot product of the two vectors (stored as JSON), and each of their stories
+# by the dot product with its centroid. No time cut: times are signals, weighed in Python.
+# ARGV: counts ("term<TAB>count<TAB>background frequency" lines: fingerprint.prior_df), prior
+# documents, keep, query, horizon, fanout, item id, limit, min_shared, entry prefix, term
+# prefix, story summary prefix, the terms of the item's names (newline-joined: looked up and
+# posted besides the `query` heaviest terms). Returns the vector
+# as stored (JSON, 4 decimals), the query terms (newline-joined), their document frequencies
+# (newline-joined, for the check-and-retry of _RECORD), the candidates (id, story, cosine,
+# title terms, wires; flat) and their stories (id, size, oldest, newest, centroid cosine,
+# names, figures; flat).
+_CANDIDATES = """
+local terms, counts, df, prior = {}, {}, {}, {}
+for term, count, p in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\t\\n]+)\\t([^\\n]+)") do
   terms[#terms + 1], counts[#counts + 1], df[#df + 1] = term, tonumber(count), 0
+  prior[#prior + 1] = tonumber(p)
 end
 local documents = 0
 for _, key in ipairs(KEYS) do
@@ -101,10 +128,11 @@ for _, key in ipairs(KEYS) do
     if n then df[i] = df[i] + tonumber(n) end
   end
 end
-local scale, weights, sorted = documents + tonumber(ARGV[2]), {}, {}
+local scale, weights, sorted, df_of = documents + tonumber(ARGV[2]), {}, {}, {}
 for i = 1, #terms do
-  weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + 1))
+  weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + prior[i] + 1))
   sorted[i] = weights[i]
+  df_of[terms[i]] = df[i]
 end
 table.sort(sorted)  -- numbers only: no Lua comparator, C speed
 -- The n heaviest terms, ties at the cut broken by the term, as a set.
@@ -131,25 +159,29 @@ local norm = 0
 for _, weight in pairs(top) do norm = norm + weight * weight end
 norm = math.sqrt(norm)
 if norm == 0 then norm = 1 end
-local vector, stored, query = {}, {}, {}
+local vector, stored, query, query_df = {}, {}, {}, {}
 for term, weight in pairs(top) do
   if weight > 0 then
     vector[term], stored[term] = weight / norm, tonumber(string.format('%.4f', weight / norm))
-    if query_terms[term] then query[#query + 1] = term end
   end
 end
+for term, weight in pairs(query_terms) do
+  if weight > 0 then query[#query + 1] = term end
+end
+for term in string.gmatch(ARGV[13], "[^\\n]+") do  -- the names' terms: looked up and posted too
+  if df_of[term] and not query_terms[term] then query[#query + 1] = term end
+end
 table.sort(query)
-local encoded = #query > 0 and cjson.encode(stored) or '{}'
-local result = {false, false, encoded, table.concat(query, '\\n')}
+for i, term in ipairs(query) do query_df[i] = df_of[term] end
+local encoded = next(stored) and cjson.encode(stored) or '{}'
 
 local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
 local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
-local entries, postings = ARGV[10], ARGV[11]
-local published, window, threshold = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local entries, postings, summaries = ARGV[10], ARGV[11], ARGV[12]
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
 for _, term in ipairs(query) do
   local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
-  local step = 1 + vector[term] / 100
+  local step = 1 + (vector[term] or 0) / 100
   for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
 end
 shared[self_id] = nil
@@ -161,50 +193,133 @@ table.sort(ranked, function(a, b)
   if a[2] ~= b[2] then return a[2] > b[2] end
   return a[1] < b[1]
 end)
-local best = -1
+local found, stories, seen = {}, {}, {}
 for i = 1, math.min(#ranked, limit) do
-  local f = redis.call('HMGET', entries .. ranked[i][1], 'terms', 'story', 'published_ts')
-  local when = tonumber(f[3])
-  if f[1] and f[2] and not (published and when and math.abs(published - when) > window) then
+  local id = ranked[i][1]
+  local f = redis.call('HMGET', entries .. id, 'terms', 'story', 'title_terms', 'wires')
+  if f[1] and f[2] then
     local score = 0
     for term, weight in pairs(cjson.decode(f[1])) do
       local mine = vector[term]
       if mine then score = score + mine * weight end
     end
-    if score >= threshold and score > best then
-      best, result[1], result[2] = score, f[2], string.format('%.6f', score)
+    found[#found + 1] = id
+    found[#found + 1] = f[2]
+    found[#found + 1] = string.format('%.6f', score)
+    found[#found + 1] = f[3] or ''
+    found[#found + 1] = f[4] or ''
+    if not seen[f[2]] then
+      seen[f[2]] = true
+      local s = redis.call('HMGET', summaries .. f[2], 'size', 'oldest', 'newest', 'centroid',
+                           'names', 'figures')
+      local dot, length = 0, 0
+      if s[4] then
+        for term, weight in pairs(cjson.decode(s[4])) do
+          length = length + weight * weight
+          local mine = vector[term]
+          if mine then dot = dot + mine * weight end
+        end
+      end
+      if length > 0 then dot = dot / math.sqrt(length) end
+      local centroid = s[4] and string.format('%.6f', dot) or ''  -- '': a single report
+      for _, value in ipairs({f[2], s[1] or '1', s[2] or '', s[3] or '', centroid,
+                              s[5] or '', s[6] or ''}) do
+        stories[#stories + 1] = value
+      end
     end
   end
 end
-return result
+return {encoded, table.concat(query, '\\n'), table.concat(query_df, '\\n'), found, stories}
 """
 
 # Everything an item leaves behind, in one atomic step. KEYS: its entry hash, its story's
-# sorted set. ARGV: id, now, window; then, for originals only (else empty strings): the
-# generation's frequency hash, its ttl, the counted terms (newline-joined), the generation's
-# LSH prefix, its ttl, the buckets (comma-joined), the term key prefix, the query terms
-# (newline-joined), the postings kept per term, the bucket group width; from ARGV[14] on,
-# the entry's fields and values.
+# sorted set, its story's summary hash. ARGV: id, now, window; the check (for originals:
+# the generations' frequency hashes read, comma-joined, and "term<TAB>frequency" lines of
+# the query terms as the decision saw them: if another original carrying one of those terms
+# was recorded meanwhile, nothing is written and -1 returned, and the caller decides again:
+# so two daemons deciding rewrites of one story at the same moment give one story); the
+# story summary update (the vector JSON or "", the report's time, names and figures
+# "|"-joined, the centroid's size, names and figures kept); then, for originals only (else
+# empty strings): the generation's frequency hash, its ttl, the counted terms
+# (newline-joined), the generation's LSH prefix, its ttl, the buckets (comma-joined), the
+# term key prefix, the query terms (newline-joined), the postings kept per term, the bucket
+# group width; from ARGV[23] on, the entry's fields and values.
 _RECORD = """
 local id, now, window = ARGV[1], ARGV[2], ARGV[3]
-redis.call('HSET', KEYS[1], unpack(ARGV, 14))
+if ARGV[4] ~= '' then
+  local keys = {}
+  for key in string.gmatch(ARGV[4], "[^,]+") do keys[#keys + 1] = key end
+  for term, expected in string.gmatch(ARGV[5], "([^\\t\\n]+)\\t([^\\n]+)") do
+    local n = 0
+    for _, key in ipairs(keys) do n = n + (tonumber(redis.call('HGET', key, term)) or 0) end
+    if n ~= tonumber(expected) then return -1 end
+  end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 23))
 redis.call('EXPIRE', KEYS[1], window)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('EXPIRE', KEYS[2], window)
-if ARGV[4] == '' then return 0 end
-for term in string.gmatch(ARGV[6], "[^\\n]+") do redis.call('HINCRBY', ARGV[4], term, 1) end
-redis.call('EXPIRE', ARGV[4], ARGV[5])
-local group, band = tonumber(ARGV[13]), 0
-for bucket in string.gmatch(ARGV[9], "[^,]+") do
-  local key, field = ARGV[7] .. band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
+if ARGV[6] ~= '' then
+  local when = tonumber(ARGV[7])
+  local s = redis.call('HMGET', KEYS[3], 'oldest', 'newest', 'centroid', 'names', 'figures',
+                       'size')
+  local oldest, newest = tonumber(s[1]) or when, tonumber(s[2]) or when
+  local centroid = s[3] and cjson.decode(s[3])
+  if not centroid and s[6] then
+    -- A story of one report keeps no centroid (its member's vector is one): start from it.
+    local entries = string.sub(KEYS[1], 1, #KEYS[1] - #id)
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, 1)) do
+      if member ~= id and not centroid then
+        local terms = redis.call('HGET', entries .. member, 'terms')
+        if terms then centroid = cjson.decode(terms) end
+      end
+    end
+  end
+  local single = not centroid
+  centroid = centroid or {}
+  for term, weight in pairs(cjson.decode(ARGV[6])) do
+    centroid[term] = (centroid[term] or 0) + weight
+  end
+  local ranked = {}
+  for term, weight in pairs(centroid) do ranked[#ranked + 1] = {term, weight} end
+  table.sort(ranked, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[1] < b[1]
+  end)
+  local kept = {}
+  for i = 1, math.min(#ranked, tonumber(ARGV[10])) do
+    kept[ranked[i][1]] = tonumber(string.format('%.4f', ranked[i][2]))
+  end
+  local function union(old, new, cap)
+    local out, have = {}, {}
+    for _, list in ipairs({old or '', new}) do
+      for value in string.gmatch(list, "[^|]+") do
+        if not have[value] and #out < cap then have[value] = true; out[#out + 1] = value end
+      end
+    end
+    return table.concat(out, '|')
+  end
+  redis.call('HSET', KEYS[3], 'oldest', math.min(oldest, when), 'newest', math.max(newest, when),
+             'names', union(s[4], ARGV[8], tonumber(ARGV[11])),
+             'figures', union(s[5], ARGV[9], tonumber(ARGV[12])))
+  if not (single and not s[6]) then redis.call('HSET', KEYS[3], 'centroid', cjson.encode(kept)) end
+  redis.call('HINCRBY', KEYS[3], 'size', 1)
+  redis.call('EXPIRE', KEYS[3], window)
+end
+if ARGV[13] == '' then return 0 end
+for term in string.gmatch(ARGV[15], "[^\\n]+") do redis.call('HINCRBY', ARGV[13], term, 1) end
+redis.call('EXPIRE', ARGV[13], ARGV[14])
+local group, band = tonumber(ARGV[22]), 0
+for bucket in string.gmatch(ARGV[18], "[^,]+") do
+  local key, field = ARGV[16] .. band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
   local ids = redis.call('HGET', key, field)
   redis.call('HSET', key, field, ids and (ids .. ',' .. id) or id)
-  redis.call('EXPIRE', key, ARGV[8])
+  redis.call('EXPIRE', key, ARGV[17])
   band = band + 1
 end
-local keep = tonumber(ARGV[12])
-for term in string.gmatch(ARGV[11], "[^\\n]+") do
-  local key = ARGV[10] .. term
+local keep = tonumber(ARGV[21])
+for term in string.gmatch(ARGV[20], "[^\\n]+") do
+  local key = ARGV[19] .. term
   redis.call('ZADD', key, now, id)
   redis.call('ZREMRANGEBYRANK', key, 0, -keep - 1)  -- older ones: skipped by score on reading
   redis.call('EXPIRE', key, window)
@@ -248,6 +363,7 @@ class DedupIndex:
         story_threshold: float,
         claim_ttl: int,  # kept here for the alert claims (AlertQueue.claim_and_publish)
         quiet: float = 3600.0,
+        model: StoryModel | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -257,12 +373,39 @@ class DedupIndex:
         self.claim_ttl = claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
         self._near_candidates = client.register_script(_NEAR_CANDIDATES)
-        self._same_story = client.register_script(_SAME_STORY)
+        self._candidates = client.register_script(_CANDIDATES)
+        self.model = model or StoryModel.load()
         self._record_script = client.register_script(_RECORD)
 
+    @classmethod
+    def from_settings(cls, client: redis.Redis, keys: Keys, settings: Settings) -> DedupIndex:
+        return cls(
+            client,
+            keys,
+            window=settings.window_seconds,
+            near_threshold=settings.near_duplicate_threshold,
+            story_threshold=settings.story_threshold,
+            claim_ttl=int(settings.alert_id_ttl_days * 86400),
+            quiet=settings.update_quiet_minutes * 60,
+        )
+
     def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
-        """Decide where the item belongs and record it. Idempotent for the same item."""
+        """Decide where the item belongs and record it. Idempotent for the same item.
+
+        Deciding and recording are one atomic step: the recording checks that no other
+        original sharing the item's query terms was recorded since the decision read the
+        index, and if one was, the item is decided again (at most ATTEMPTS times)."""
         now = time.time() if now is None else now
+        for attempt in range(1, ATTEMPTS + 1):
+            placement = self._place(item, article, now, checked=attempt < ATTEMPTS)
+            if placement is not None:
+                return placement
+            log.debug("placement_retried", item=item.id, attempt=attempt)
+        raise AssertionError("unreachable: the last attempt records unchecked")
+
+    def _place(
+        self, item: Item, article: Article, now: float, *, checked: bool
+    ) -> Placement | None:
         item_id = item.id
         url = article_url(item, article)
         url_key = self.keys.canonical(stable_id("url", url))
@@ -270,11 +413,12 @@ class DedupIndex:
         hashes = shingle_hashes(body or item.title)
         signature = minhash(hashes)
         buckets = band_buckets(signature)
-        counts = features(item.title or article.title, body)
-        published = _timestamp(item.time or article.published)  # the report's time
+        title = item.title or article.title
+        counts = features(title, body)
         generations = self._generations(now)
+        report = self._report(item, article, now, title)
         # One round trip asks every question: known already? URL claimed? near-duplicate
-        # candidates? the closest story (and the article's TF-IDF vector)?
+        # candidates? the candidate stories (and the article's TF-IDF vector)?
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
         if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
@@ -285,13 +429,13 @@ class DedupIndex:
                   ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP],
             client=pipe,
         )  # fmt: skip
-        self._same_story(
+        self._candidates(
             keys=[self.keys.df(g) for g in generations],
-            args=["\n".join(f"{term}\t{count}" for term, count in counts.items()),
+            args=["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
                   PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
                   item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
-                  self.keys.term(""), "" if published is None else published, self.window,
-                  self.story_threshold],
+                  self.keys.term(""), self.keys.story_summary(""),
+                  "\n".join(name_terms(report.top_names, counts))],
             client=pipe,
         )  # fmt: skip
         (story, original, outcome), *claimed, near, closest = pipe.execute()
@@ -312,19 +456,55 @@ class DedupIndex:
                 self._record(item, article, placement, now)
                 return placement
 
-        same_story, score, vector, query = closest
+        vector, query, query_df, found, summaries = closest
         copy = self._near_duplicate(signature, len(hashes), near)
         if copy:
             placement = copy
-        elif same_story:
+        elif best := self._closest_story(report, found, summaries):
             placement = Placement(
-                outcome=Outcome.SAME_STORY, story_id=same_story, similarity=float(score)
+                outcome=Outcome.SAME_STORY, story_id=best[1], similarity=round(best[0], 6)
             )
         else:
             placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
         fingerprint = Fingerprint(signature, len(hashes), buckets, counts, vector, query)
-        self._record(item, article, placement, now, fingerprint)
-        return placement
+        check = ""
+        if checked and placement.outcome is not Outcome.NEAR_DUPLICATE:
+            check = "\n".join(
+                f"{t}\t{n}"
+                for t, n in zip(query.split("\n"), query_df.split("\n"), strict=True)
+                if t
+            )
+        generations_read = ",".join(self.keys.df(g) for g in generations) if check else ""
+        recorded = self._record(
+            item, article, placement, now, fingerprint, report=report,
+            check=(generations_read, check),
+        )  # fmt: skip
+        return placement if recorded else None
+
+    def _report(self, item: Item, article: Article, now: float, title: str) -> Report:
+        when = item.time or article.published
+        text = article.text or item.summary or ""
+        ranked = names(f"{title}. {text}")
+        return Report(
+            time=when.timestamp() if when else now,
+            title=frozenset(title_terms(title)),
+            names=frozenset(ranked),
+            top_names=tuple(ranked[:QUERY_NAMES]),
+            figures=frozenset(figures(f"{title}. {text}")),
+            wires=frozenset(credited(text)),
+        )
+
+    def _closest_story(
+        self, report: Report, found: list, summaries: list
+    ) -> tuple[float, str] | None:
+        """The candidate story the model finds likeliest, with its probability, if that
+        reaches the threshold."""
+        best: tuple[float, str] | None = None
+        for candidate in candidate_stories(report, found, summaries):
+            p = self.model.probability(signals(report, candidate))
+            if p >= self.story_threshold and (best is None or (p, candidate.story) > best):
+                best = (p, candidate.story)
+        return best
 
     def _generations(self, now: float) -> list[int]:
         """The generations (a window long each) of document frequencies and LSH buckets
@@ -358,25 +538,33 @@ class DedupIndex:
 
     def _record(
         self, item: Item, article: Article, placement: Placement, now: float,
-        fingerprint: Fingerprint | None = None,
-    ) -> None:  # fmt: skip
+        fingerprint: Fingerprint | None = None, *, report: Report | None = None,
+        check: tuple[str, str] = ("", ""),
+    ) -> bool:  # fmt: skip
+        """Writes the item's entry, its story's summary and (originals) its postings; False
+        when the check failed (another original with the same query terms came meanwhile)."""
         entry = {
             "story": placement.story_id,
             "outcome": str(placement.outcome),
             "duplicate_of": placement.duplicate_of or "",
             "source": item.source,
-            "wires": ",".join(credited(article.text)),
+            "wires": ",".join(sorted(report.wires)) if report else ",".join(credited(article.text)),
             "url": article_url(item, article),
             "title": item.title or article.title,
             "published": _iso(item.published or article.published),
-            "published_ts": _timestamp(item.time or article.published) or "",
+            "time": report.time if report else now,
             "seen_at": now,
         }
         index: list[str | int] = [""] * 10
-        if fingerprint is not None:
+        summary: list[str | float | int] = ["", "", "", "", CENTROID_TERMS, STORY_NAMES,
+                                            STORY_FIGURES]  # fmt: skip
+        if fingerprint is not None and report is not None:
             entry["minhash"] = encode_signature(fingerprint.signature)
             entry["shingles"] = fingerprint.shingles
             entry["terms"] = fingerprint.vector
+            entry["title_terms"] = " ".join(sorted(report.title))
+            summary[:4] = [fingerprint.vector, report.time, "|".join(sorted(report.names)),
+                           "|".join(sorted(report.figures))]  # fmt: skip
         # Only originals are indexed: a copy of a copy is found through the original.
         if fingerprint and placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
             current = int(now // self.window)
@@ -386,10 +574,13 @@ class DedupIndex:
                 self.keys.lsh(current), ttl, ",".join(fingerprint.buckets),
                 self.keys.term(""), fingerprint.query, TERM_FANOUT, LSH_GROUP,
             ]  # fmt: skip
-        self._record_script(
-            keys=[self.keys.entry(item.id), self.keys.story(placement.story_id)],
-            args=[item.id, now, self.window, *index, *(x for kv in entry.items() for x in kv)],
-        )
+        story = placement.story_id
+        written = self._record_script(
+            keys=[self.keys.entry(item.id), self.keys.story(story), self.keys.story_summary(story)],
+            args=[item.id, now, self.window, *check, *summary, *index,
+                  *(x for kv in entry.items() for x in kv)],
+        )  # fmt: skip
+        return written != -1
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
         """The story's members, oldest first (at most `limit`)."""
@@ -422,6 +613,34 @@ class DedupIndex:
         return int(self.client.zcard(self.keys.story(story_id)))
 
 
+def candidate_stories(report: Report, found: list, summaries: list) -> list[Candidate]:
+    """The candidate stories of a report, from what _CANDIDATES returned: each story's
+    summary, and its best member cosine, title overlap and wires over its candidates."""
+    stories: dict[str, Candidate] = {}
+    for i in range(0, len(summaries), 7):
+        story, size, oldest, newest, centroid, known, numbers = summaries[i : i + 7]
+        stories[story] = Candidate(
+            story=story,
+            size=int(size or 1),
+            oldest=float(oldest or report.time),
+            newest=float(newest or report.time),
+            centroid=float(centroid) if centroid else -1.0,  # -1: its one member's cosine
+            names=frozenset(known.split("|")) if known else frozenset(),
+            figures=frozenset(numbers.split("|")) if numbers else frozenset(),
+        )
+    for i in range(0, len(found), 5):
+        _, story, score, title, wires = found[i : i + 5]
+        candidate = stories[story]
+        candidate.best = max(candidate.best, float(score))
+        overlap = title_overlap(report.title, frozenset(title.split()))
+        candidate.title = max(candidate.title, overlap)
+        candidate.wires.update(w for w in wires.split(",") if w)
+    for candidate in stories.values():
+        if candidate.centroid < 0:
+            candidate.centroid = candidate.best
+    return list(stories.values())
+
+
 def _contained(jaccard: float, shingles: int, other: str | None) -> bool:
     """Whether the smaller of two shingle sets lies mostly inside the other, from their
     Jaccard estimate and sizes: |A∩B| = J(|A|+|B|)/(1+J)."""
@@ -430,10 +649,6 @@ def _contained(jaccard: float, shingles: int, other: str | None) -> bool:
     sizes = (shingles, int(other))
     shared = jaccard * sum(sizes) / (1 + jaccard)
     return shared / min(sizes) >= CONTAINMENT
-
-
-def _timestamp(when: datetime | None) -> float | None:
-    return when.timestamp() if when else None
 
 
 def _iso(when: datetime | None) -> str:

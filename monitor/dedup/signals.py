@@ -1,0 +1,189 @@
+"""Same-story signals: what a report shares with a candidate story besides its words, and
+the fitted decision that weighs them (DESIGN §4.5). Pure functions over strings and numbers.
+
+A report is compared with a story as a whole (its centroid, its closest members, the names
+and figures all its members carry, the times of its oldest and newest report), and one
+logistic model, fitted on the development sets (`benchmarks/fit_story_model.py`) and
+shipped as data (`story_model.json`), turns the signals into a probability.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import regex
+
+from monitor.dedup.fingerprint import STOPWORDS, features, stem
+from monitor.text import fold
+
+MAX_NAMES = 40  # names kept per report (most frequent first)
+MAX_FIGURES = 30  # figures kept per report
+HOUR = 3600.0
+
+# A run of capitalised words ("Johnson County", "Kim Jong Un", "Müller"), possibly joined by
+# "of"/"de" ("Bank of England"). A sentence's first word is capitalised too: single words
+# that are stopwords ("The", "Police") are dropped below, the rest is noise the model weighs.
+_NAME = regex.compile(
+    r"\b\p{Lu}[\p{L}\p{M}'\u2019\-]+(?:\s+(?:(?:of|de|la|van|von|al|bin)\s+)?\p{Lu}[\p{L}\p{M}'\u2019\-]+)*"
+)
+# Figures: 21, 10:30, 3.5, 1,200 (thousands separators dropped); not years (too common).
+_FIGURE = regex.compile(r"(?<![\p{L}\p{N}])\d+(?:[.,:]\d+)*")
+_POSSESSIVE = regex.compile(r"['\u2019]s?$")
+# Capitalised words that are news furniture, not names.
+_NOT_NAMES = STOPWORDS | frozenset(
+    """police authorities sheriff officers officer man woman men women people victim
+    suspect home house street road avenue city county state president minister government
+    breaking video photo watch share comment comments click continue copyright email
+    facebook twitter subscribe advertisement getty images related""".split()
+)
+
+
+def names(text: str) -> list[str]:
+    """Capitalised spans of the text, folded, most frequent first (at most MAX_NAMES): the
+    people, places and organisations a report is about. A multi-word name also counts its
+    last word ("Andy Parish" -> "parish"), as later reports say "Parish"."""
+    counts: Counter[str] = Counter()
+    for m in _NAME.finditer(text):
+        parts = [_POSSESSIVE.sub("", fold(w)) for w in m.group().split()]
+        parts = [p for p in parts if p]
+        while parts and parts[0] in _NOT_NAMES:
+            parts = parts[1:]  # "The Franklin police" -> "franklin police"
+        if not parts:
+            continue
+        if len(parts) == 1 and (len(parts[0]) < 3 or parts[0] in _NOT_NAMES):
+            continue
+        counts[" ".join(parts)] += 1
+        if len(parts) > 1 and parts[-1] not in _NOT_NAMES and len(parts[-1]) > 2:
+            counts[parts[-1]] += 1
+    return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_NAMES]]
+
+
+def figures(text: str) -> list[str]:
+    """The numbers a report gives (ages, times, counts, amounts), normalised, most frequent
+    first (at most MAX_FIGURES); single digits and years left out."""
+    counts: Counter[str] = Counter()
+    for m in _FIGURE.finditer(text):
+        value = m.group().replace(",", "")
+        if len(value) < 2 or (len(value) == 4 and value[:2] in ("19", "20")):
+            continue
+        counts[value] += 1
+    return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FIGURES]]
+
+
+def name_terms(ranked: tuple[str, ...], counts: dict[str, float]) -> list[str]:
+    """The story-vector terms of the given names (those the article counts), in order,
+    without repeats: what a report is looked up and posted under besides its heaviest
+    terms, so rewrites that share the people and places but few other words meet."""
+    out: dict[str, None] = {}
+    for name in ranked:
+        for word in name.split():
+            term = stem(word)
+            if term in counts:
+                out.setdefault(term)
+    return list(out)
+
+
+def title_terms(title: str) -> list[str]:
+    """The title's content terms, as the story vector counts them."""
+    return sorted(features(title, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What the decision knows of the report being placed."""
+
+    time: float  # seconds since the epoch
+    title: frozenset[str]
+    names: frozenset[str]
+    figures: frozenset[str]
+    wires: frozenset[str]
+    top_names: tuple[str, ...] = ()  # its most frequent names, first first
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A story found for the report: its members among the candidates and its summary."""
+
+    story: str
+    size: int = 0
+    oldest: float = 0.0
+    newest: float = 0.0
+    centroid: float = 0.0  # cosine of the report with the story's centroid
+    best: float = 0.0  # best cosine with a member
+    title: float = 0.0  # best title overlap with a member
+    names: frozenset[str] = frozenset()  # of all its members
+    figures: frozenset[str] = frozenset()
+    wires: set[str] = field(default_factory=set)  # of its candidate members
+
+
+def _overlap(mine: frozenset[str], theirs: frozenset[str]) -> float:
+    """Share of the report's items the story has too."""
+    return len(mine & theirs) / len(mine) if mine else 0.0
+
+
+def title_overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
+
+
+SIGNALS = (
+    "best_cosine",  # TF-IDF cosine with the closest member
+    "centroid_cosine",  # ... with the story's centroid
+    "title",  # title-term overlap with the closest-titled member
+    "names",  # share of the report's names the story carries
+    "shared_names",  # log(1 + how many)
+    "figures",  # share of the report's figures the story carries
+    "wire",  # a news agency credited by both
+    "hours_newest",  # log(1 + hours between the report and the story's newest report)
+    "hours_oldest",  # log(1 + hours between the report and the story's oldest report)
+    "recent_cosine",  # best cosine, decayed by a day's half-life from the newest report
+    "size",  # log(1 + reports in the story)
+)
+
+
+def signals(report: Report, story: Candidate) -> list[float]:
+    newest = abs(report.time - story.newest) / HOUR
+    oldest = abs(report.time - story.oldest) / HOUR
+    return [
+        story.best,
+        story.centroid,
+        story.title,
+        _overlap(report.names, story.names),
+        math.log1p(len(report.names & story.names)),
+        _overlap(report.figures, story.figures),
+        1.0 if report.wires & story.wires else 0.0,
+        math.log1p(newest),
+        math.log1p(oldest),
+        story.best * 0.5 ** (newest / 24),
+        math.log1p(story.size),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryModel:
+    """Logistic regression over SIGNALS: P(same story) = 1 / (1 + exp(-(w·x + b)))."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float = 0.5  # join the best story when its probability reaches this
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(SIGNALS):
+            raise ValueError(f"story model: {len(self.weights)} weights for {len(SIGNALS)} signals")
+
+    def probability(self, x: list[float]) -> float:
+        z = self.bias + sum(w * v for w, v in zip(self.weights, x, strict=True))
+        return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> StoryModel:
+        data = json.loads((path or MODEL).read_text())
+        if data.get("signals") != list(SIGNALS):
+            raise ValueError(f"story model {path or MODEL}: fitted for other signals")
+        return cls(tuple(data["weights"]), data["bias"], data.get("threshold", 0.5))
+
+
+MODEL = Path(__file__).with_name("story_model.json")
