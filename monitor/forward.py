@@ -1,20 +1,22 @@
 """Forwarding alerts to a webhook: POST each alert's JSON, signed, acked only after a 2xx.
 
-Signature (documented in docs/consumers.md): with a secret, the request carries
-`X-Monitor-Timestamp: <unix seconds>` and `X-Monitor-Signature: sha256=<hex>` where hex is
-HMAC-SHA256(secret, "<timestamp>." + body). Retries: network errors, 408, 429 and 5xx are
-retried with exponential backoff (honouring Retry-After) up to `attempts` times, then left
-pending for a later delivery; any other status is final and the alert goes to the dead
-letters — but only while the endpoint is otherwise accepting alerts (the previous delivery
-succeeded). An endpoint that fails `trip_after` deliveries in a row is the problem, not the
-alerts: a circuit breaker pauses it (`pause` seconds, doubling up to 15 minutes, then one
-alert probes it), so a mistyped URL answering 410 leaves the backlog pending instead of
-dead-lettering all of it.
+Signatures (documented in docs/consumers.md, made in monitor/sinks/webhook.py): with a
+secret, the Standard Webhooks set (`webhook-id`, `webhook-timestamp`, `webhook-signature`)
+and the earlier `X-Monitor-Timestamp: <unix seconds>` with `X-Monitor-Signature:
+sha256=<hex>`, hex = HMAC-SHA256(secret, "<timestamp>." + body). The sinks of
+`[[sinks]]` (monitor/sinks/) deliver the same way, with routing and digests.
+
+Retries: network errors, 408, 429 and 5xx are retried with exponential backoff (honouring
+Retry-After) up to `attempts` times, then left pending for a later delivery; any other
+status is final and the alert goes to the dead letters — but only while the endpoint is
+otherwise accepting alerts (the previous delivery succeeded). An endpoint that fails
+`trip_after` deliveries in a row is the problem, not the alerts: a circuit breaker pauses it
+(`pause` seconds, doubling up to 15 minutes, then one alert probes it), so a mistyped URL
+answering 410 leaves the backlog pending instead of dead-lettering all of it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import threading
@@ -27,6 +29,7 @@ import structlog
 from monitor.consumer import AlertConsumer, Delivery
 from monitor.errors import MonitorError
 from monitor.schedule import retry_after
+from monitor.sinks.webhook import headers, legacy_signature
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +37,7 @@ RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
+    return legacy_signature(secret, timestamp, body)
 
 
 def verify(
@@ -160,17 +162,8 @@ class Forwarder:
         return Outcome(False, False, detail)
 
     def _headers(self, delivery: Delivery, body: bytes) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "news-monitor-forwarder",
-            "X-Monitor-Alert-Id": str((delivery.value or {}).get("id", "")),
-            "X-Monitor-Delivery": str(delivery.deliveries),
-        }
-        if self.secret:
-            timestamp = str(int(time.time()))
-            headers["X-Monitor-Timestamp"] = timestamp
-            headers["X-Monitor-Signature"] = sign(self.secret, timestamp, body)
-        return headers
+        alert_id = str((delivery.value or {}).get("id", ""))
+        return headers(alert_id, delivery.deliveries, body, self.secret)
 
     def run(self, *, follow: bool, count: int | None = None) -> int:
         """Forward alerts; returns how many were delivered."""

@@ -107,6 +107,22 @@ class Keys:
         """Hash `rule:kind` -> id of the item that claimed that alert for the story."""
         return f"{self.prefix}story:{story_id}:alerts"
 
+    def digest_window(self, sink: str, start: int) -> str:
+        """Hash of the alerts of one digest window of a sink: alert id -> alert JSON."""
+        return f"{self.prefix}digest:{sink}:w:{start}"
+
+    def digest_windows(self, sink: str) -> str:
+        """Sorted set of a sink's digest windows holding alerts, not yet sent (by start)."""
+        return f"{self.prefix}digest:{sink}:waiting"
+
+    def digest_sent(self, sink: str) -> str:
+        """Hash of a sink's digest windows sent: start -> JSON {sent_at, alerts, stories}."""
+        return f"{self.prefix}digest:{sink}:sent"
+
+    def digest_lock(self, sink: str) -> str:
+        """Held by the forwarder sending a sink's digests (expires)."""
+        return f"{self.prefix}digest:{sink}:lock"
+
     @property
     def pattern(self) -> str:
         """Matches every key of this prefix (for --fresh)."""

@@ -1,0 +1,342 @@
+"""Delivering to sinks: one loop per sink, each in its own consumer group and thread, so a
+sink that is slow or failing holds up only itself.
+
+For each alert: a filter that does not take it -> acked, counted as filtered; a digest sink
+-> kept in its window (monitor/sinks/digest.py), acked; otherwise sent, paced by the
+sink's rate limit, tried `attempts` times with backoff (at least what Retry-After asks, up to
+60 s), then acked (delivered), dead-lettered (a refusal that retrying will not change, while
+the endpoint accepts other alerts) or left pending (handed out again after claim_idle, and
+dead-lettered after max_deliveries). A sink that fails `trip_after` deliveries in a row is
+paused (forward.Breaker); without --follow it stops, its alerts waiting for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.exceptions import LockError
+
+from monitor.consumer import AlertConsumer, Delivery
+from monitor.forward import Breaker
+from monitor.keys import Keys
+from monitor.sinks.base import Attempt, Sink
+from monitor.sinks.digest import DigestStore
+
+log = structlog.get_logger(__name__)
+
+LAG_EVERY = 5.0  # seconds between lag measurements
+
+
+class SinkMetrics:
+    """Prometheus metrics of every sink of a process, labelled by sink."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.delivered = Counter("monitor_sink_delivered", "Messages delivered", ["sink", "what"],
+                                 registry=r)  # fmt: skip
+        self.failed = Counter("monitor_sink_failed", "Delivery attempts that failed", ["sink"],
+                              registry=r)  # fmt: skip
+        self.filtered = Counter("monitor_sink_filtered", "Alerts the sink's filter left out",
+                                ["sink"], registry=r)  # fmt: skip
+        self.dead = Counter("monitor_sink_dead", "Alerts dead-lettered", ["sink"], registry=r)
+        self.latency = Histogram("monitor_sink_latency_seconds", "Time of one delivery attempt",
+                                 ["sink"], registry=r)  # fmt: skip
+        self.lag = Gauge("monitor_sink_lag", "Alerts not yet read by the sink's group", ["sink"],
+                         registry=r)  # fmt: skip
+        self.pending = Gauge("monitor_sink_pending", "Alerts read but not yet acked", ["sink"],
+                             registry=r)  # fmt: skip
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    failed: int = 0  # deliveries left pending or dead-lettered
+    filtered: int = 0
+    dead: int = 0
+    kept: int = 0  # alerts kept for a digest
+    digests: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [f"{self.delivered} delivered"]
+        for name in ("failed", "dead", "filtered", "kept", "digests"):
+            if value := getattr(self, name):
+                parts.append(f"{value} {'kept for a digest' if name == 'kept' else name}")
+        if self.latencies:
+            ordered = sorted(self.latencies)
+            parts.append(f"median latency {ordered[len(ordered) // 2] * 1000:.0f} ms")
+        return ", ".join(parts)
+
+
+class SinkStopped(Exception):
+    """A sink stopped without --follow: its endpoint kept failing (the alerts wait)."""
+
+
+class SinkRunner:
+    def __init__(
+        self,
+        sink: Sink,
+        client: redis.Redis,
+        *,
+        prefix: str = "monitor:",
+        consumer: str = "",
+        stop: threading.Event | None = None,
+        metrics: SinkMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sink = sink
+        self.config = config = sink.config
+        self.name = config.name
+        self.client = client
+        self.prefix = prefix
+        self.consumer_name = consumer
+        self.store = (
+            DigestStore(client, Keys(prefix), config.name, config.digest) if config.digest else None
+        )
+        self.stop = stop or threading.Event()
+        self.metrics = metrics or SinkMetrics()
+        self.clock = clock
+        self.breaker = Breaker(config.trip_after, config.pause)
+        self.stats = Stats()
+        self.error = ""  # why the sink stopped, without --follow
+        self._accepted = False  # the previous delivery succeeded
+        self._next_send = 0.0
+        self._next_lag = 0.0
+
+    @functools.cached_property
+    def consumer(self) -> AlertConsumer:
+        """The sink's member of its group (made on first use: --dry-run makes no group)."""
+        return AlertConsumer(
+            self.client, group=self.config.consumer_group, consumer=self.consumer_name,
+            prefix=self.prefix, claim_idle=self.config.claim_idle,
+            max_deliveries=self.config.max_deliveries,
+        )  # fmt: skip
+
+    # --- one alert ---------------------------------------------------------------------
+
+    def handle(self, delivery: Delivery) -> Attempt | None:
+        """Route, keep or send one alert; None when nothing was sent."""
+        alert = delivery.value or {}
+        if not self.config.filter.matches(alert):
+            self.consumer.ack(delivery)
+            self.stats.filtered += 1
+            self.metrics.filtered.labels(self.name).inc()
+            return None
+        if self.store is not None:
+            window = self.store.add(alert, self.clock())
+            self.consumer.ack(delivery)  # kept in Redis first: at least once
+            self.stats.kept += 1
+            log.info("alert_kept", sink=self.name, alert=alert.get("id"), window=window)
+            return None
+        attempt = self._deliver(lambda: self.sink.send_alert(alert, delivery.deliveries))
+        if attempt.delivered:
+            self.consumer.ack(delivery)
+            self.stats.delivered += 1
+            self.metrics.delivered.labels(self.name, "alert").inc()
+        elif attempt.final and self._accepted:
+            self.consumer.dead_letter(delivery, f"sink {self.name}: {attempt.detail}")
+            self.stats.dead += 1
+            self.metrics.dead.labels(self.name).inc()
+        else:
+            self.stats.failed += 1
+            self.consumer.retry(delivery, f"sink {self.name}: {attempt.detail}")
+        self._accepted = attempt.delivered
+        log.info("alert_sent" if attempt.delivered else "alert_not_sent", sink=self.name,
+                 alert=alert.get("id"), detail=attempt.detail)  # fmt: skip
+        return attempt
+
+    def _deliver(self, send: Callable[[], Attempt]) -> Attempt:
+        attempt = Attempt(False, False, "stopped")
+        wait = self.config.backoff
+        for n in range(self.config.attempts):
+            if n and self.stop.wait(wait):
+                break
+            if not self._pace():
+                break
+            started = time.monotonic()
+            attempt = send()
+            elapsed = time.monotonic() - started
+            self.metrics.latency.labels(self.name).observe(elapsed)
+            self.stats.latencies.append(elapsed)
+            if attempt.delivered or attempt.final:
+                return attempt
+            self.metrics.failed.labels(self.name).inc()
+            wait = self.config.backoff * 2**n
+            if attempt.retry_after is not None:
+                wait = max(wait, min(attempt.retry_after, 60.0))
+        return attempt
+
+    def _pace(self) -> bool:
+        """Wait for the rate limit (evenly spaced sends); False if stopped meanwhile."""
+        if not self.config.rate_per_minute:
+            return True
+        now = time.monotonic()
+        if self._next_send > now and self.stop.wait(self._next_send - now):
+            return False
+        self._next_send = max(now, self._next_send) + 60.0 / self.config.rate_per_minute
+        return True
+
+    # --- digests -----------------------------------------------------------------------
+
+    def send_due(self) -> Attempt | None:
+        """Send every digest window that has ended; the last failure, if any."""
+        if self.store is None:
+            return None
+        now = self.clock()
+        due = self.store.due(now)
+        if not due:
+            return None
+        lock = self.store.lock()
+        if not lock.acquire():
+            return None  # another forwarder of this sink is sending them
+        try:
+            for start in due:
+                if not self.store.still_waiting(start):
+                    continue  # sent meanwhile by another forwarder
+                window = self.store.window(start)
+                attempt = self._deliver(lambda w=window: self.sink.send_digest(w))  # type: ignore[misc]
+                if not attempt.delivered:
+                    self.stats.failed += 1
+                    log.warning("digest_not_sent", sink=self.name, window=start,
+                                detail=attempt.detail)  # fmt: skip
+                    return attempt
+                self.store.mark_sent(window, self.clock())
+                self.breaker.success()
+                self.stats.digests += 1
+                self.metrics.delivered.labels(self.name, "digest").inc()
+                log.info("digest_sent", sink=self.name, window=start, alerts=len(window.alerts))
+        finally:
+            with contextlib.suppress(LockError):  # it expired during a long send
+                lock.release()
+        return None
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self, *, follow: bool, count: int | None = None) -> Stats:
+        """Deliver until stopped (--follow) or until nothing is left; the figures."""
+        try:
+            while not self.stop.is_set():
+                batch = self.consumer.poll(block_ms=1000 if follow else None)
+                for delivery in batch:
+                    if self.stop.is_set():
+                        break  # read but not sent: pending, delivered later
+                    attempt = self.handle(delivery)
+                    if (
+                        attempt is not None
+                        and not attempt.delivered
+                        and not self._paused(attempt, follow)
+                    ):
+                        return self.stats
+                    if count is not None and self.stats.delivered >= count:
+                        return self.stats
+                if not batch:
+                    failed = self.send_due()
+                    if failed is not None and not self._paused(failed, follow):
+                        return self.stats
+                    if not follow:
+                        break
+                self._measure_lag()
+        finally:
+            self._measure_lag(force=True)
+        return self.stats
+
+    def _paused(self, attempt: Attempt, follow: bool) -> bool:
+        """After a failure: go on (True) or stop this sink (False, without --follow)."""
+        pause = self.breaker.failure()
+        if pause is None:
+            return True
+        if not follow:
+            self.error = (
+                f"{self.breaker.failures} deliveries in a row failed (last: {attempt.detail}); "
+                "stopped, the alerts stay pending for the next run"
+            )
+            return False
+        log.warning("sink_paused", sink=self.name, failures=self.breaker.failures,
+                    detail=attempt.detail, seconds=pause)  # fmt: skip
+        return not self.stop.wait(pause)
+
+    def _measure_lag(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now >= self._next_lag:
+            self._next_lag = now + LAG_EVERY
+            lag, pending = self.consumer.lag()
+            self.metrics.lag.labels(self.name).set(lag)
+            self.metrics.pending.labels(self.name).set(pending)
+
+
+def serve(runners: Sequence[SinkRunner], *, follow: bool, count: int | None = None) -> None:
+    """Run every sink in a thread of its own until all are done (or stopped)."""
+
+    def one(runner: SinkRunner) -> None:
+        while True:
+            try:
+                runner.run(follow=follow, count=count)
+                return
+            except redis.RedisError as exc:  # the loop boundary: log, and go on if following
+                log.error("sink_error", sink=runner.name, error=str(exc))
+                if not follow or runner.stop.wait(5.0):
+                    runner.error = runner.error or f"Redis: {exc}"
+                    return
+
+    threads = [
+        threading.Thread(target=one, args=(r,), name=f"sink-{r.name}", daemon=True) for r in runners
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)
+
+
+def preview(
+    runner: SinkRunner, client: redis.Redis, prefix: str = "monitor:", limit: int = 20
+) -> list[str]:
+    """What the sink would send now, without sending, acking or creating anything: the
+    alerts after its group's position that its filter takes (up to `limit`), or for a digest
+    sink the windows with what they would hold."""
+    keys = Keys(prefix)
+    start = "-"
+    try:
+        for group in client.xinfo_groups(keys.alerts):
+            if group["name"] == runner.config.consumer_group:
+                start = "(" + group["last-delivered-id"]
+    except redis.ResponseError:
+        return []  # no alerts stream yet
+
+    alerts: list[dict[str, Any]] = []
+    for _, fields in client.xrange(keys.alerts, min=start, count=10_000):
+        try:
+            alert = json.loads(fields.get("alert", ""))
+        except ValueError:
+            continue
+        if isinstance(alert, dict) and runner.config.filter.matches(alert):
+            alerts.append(alert)
+    if runner.store is None:
+        return [runner.sink.preview_alert(a) for a in alerts[:limit]]
+    from monitor.sinks.digest import Window, created
+
+    now = runner.clock()
+    windows: dict[int, list[dict[str, Any]]] = {
+        s: list(runner.store.window(s).alerts) for s in runner.store.waiting()
+    }
+    for alert in alerts:
+        windows.setdefault(runner.store.schedule.window(created(alert) or now)[0], []).append(alert)
+    shown = []
+    for begin, held in sorted(windows.items()):
+        end = runner.store.schedule.window(begin)[1]
+        when = (
+            "due now" if end <= now else time.strftime("at %Y-%m-%d %H:%M:%S UTC", time.gmtime(end))
+        )
+        window = Window(runner.name, begin, end, tuple(held))
+        shown.append(f"(digest {when}) " + runner.sink.preview_digest(window))
+    return shown
