@@ -267,7 +267,7 @@ def test_the_message_is_made_for_people() -> None:
     body = message.body
     assert "Yonhap · " in body and "UTC" in body  # source and the article's date
     assert "Also reported by 2 sources (wires: AP, Reuters): NK News, TASS" in body
-    assert "> Putin and **North Korean** leader Kim Jong Un signed" in body  # matched words marked
+    assert "“Putin and **«North Korean»** leader Kim Jong Un signed”" in body  # words marked
     assert "https://en.yna.co.kr/7" in body
     update = alert_message(make_alert(8, kind="update", item={"source": "TASS"}, story={"size": 4}))
     assert update.title.startswith("[HIGH] DPRK–Russia treaty — update: ")
@@ -297,7 +297,7 @@ def test_the_email_sink_through_a_real_smtp_server(
     assert "Also reported by 2 sources (wires: AP, Reuters): NK News, TASS" in text
     assert "https://en.yna.co.kr/1" in text
     html = first.get_body(preferencelist=("html",))
-    assert html is not None and "<strong>North Korean</strong>" in str(html.get_content())
+    assert html is not None and "<strong>«North Korean»</strong>" in str(html.get_content())
     assert box.messages[1]["Subject"].startswith("[CRITICAL] ")
     assert runner(client, config).run(follow=False).delivered == 0  # acked: not sent again
 
@@ -580,3 +580,39 @@ def test_sink_metrics_count_deliveries_latency_and_lag(
     r._measure_lag(force=True)
     assert registry.get_sample_value("monitor_sink_lag", {"sink": "m"}) == 1
     assert preview(r, client)  # the one it would send now
+
+
+def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
+    client: redis.Redis, redis_url: str, tmp_path: Path, smtp: tuple[Mailbox, int]
+) -> None:
+    import shutil
+
+    import jsonschema
+
+    box, port = smtp
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    treaty = rules / "dprk-russia-treaty.yaml"
+    treaty.write_text(treaty.read_text() + "\ntags: [asia, korea]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["MONITOR_REDIS_URL"] = redis_url
+    replayed = subprocess.run(
+        [sys.executable, "-m", "monitor", "replay", "--fresh", "--rules", str(rules),
+         str(ROOT / "sample_feeds")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    (entry,) = client.xrange("monitor:alerts")
+    alert = json.loads(entry[1]["alert"])
+    assert alert["rule"]["tags"] == ["asia", "korea"]
+    jsonschema.validate(alert, json.loads((ROOT / "docs" / "alert.schema.json").read_text()))
+    europe = runner(client, sink("europe", "apprise", mail_url(port), tags=["europe"]))
+    korea = runner(client, sink("korea", "apprise", mail_url(port, to="korea@example.org"),
+                                tags=["korea"]))  # fmt: skip
+    assert europe.run(follow=False).filtered == 1 and korea.run(follow=False).delivered == 1
+    (message,) = box.messages
+    assert message["To"] == "korea@example.org"
+    assert message["Subject"] == f"[HIGH] DPRK–Russia treaty: {alert['item']['title']}"
+    text = text_of(message)
+    assert alert["item"]["url"] in text and alert["item"]["source"] in text
+    assert "**" not in text and "«" in text  # plain text: no Markdown, the hits still marked

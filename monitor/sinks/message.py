@@ -33,8 +33,9 @@ def _when(stamp: str | None) -> str:
 
 
 def marked(snippet: str) -> str:
-    """The matcher's «hit» marks as Markdown bold."""
-    return " ".join(snippet.split()).replace("«", "**").replace("»", "**")
+    """The matcher's «hit» marks, also in bold: the marks stay where Markdown is flattened
+    to plain text (the text part of an e-mail, SMS-like targets)."""
+    return " ".join(snippet.split()).replace("«", "**«").replace("»", "»**")
 
 
 def other_sources(alert: dict[str, Any]) -> list[str]:
@@ -74,26 +75,26 @@ def alert_message(alert: dict[str, Any]) -> Message:
     kind = alert_kind(alert)
     headline = item.get("title") or item.get("url") or "(no title)"
     title = f"{_label(rule)}{' — update' if kind == 'update' else ''}: {headline}"
-    lines = [
+    paragraphs = [
         f"**{rule.get('name') or rule.get('id')}** · severity {rule.get('severity')} · "
         + {"new": "new story", "update": "update", "backfill": "from a backfill"}.get(kind, kind)
     ]
     if kind == "update":
-        lines.append(
+        paragraphs.append(
             f"What changed: {item.get('source') or 'a new source'} reported it too; the story "
             f"now has {story.get('size', '?')} reports from {len(other_sources(alert)) + 1} "
             "sources."
         )
-    lines += ["", f"**{headline}**", f"{item.get('source', '')} · {_when(item.get('published'))}"]
+    paragraphs += [f"**{headline}**", f"{item.get('source', '')} · {_when(item.get('published'))}"]
     if also := also_reported(alert):
-        lines.append(also)
-    for snippet in _snippets(alert):
-        lines += ["", f"> {snippet}"]
+        paragraphs.append(also)
+    paragraphs += [f"“{snippet}”" for snippet in _snippets(alert)]
     if item.get("url"):
-        lines += ["", str(item["url"])]
+        paragraphs.append(str(item["url"]))
     story_id = str(story.get("id", ""))[:12]
-    lines += ["", f"Rule {rule.get('id')} · story {story_id} · alert {alert.get('id')}"]
-    return Message(title, "\n".join(lines))
+    paragraphs.append(f"Rule {rule.get('id')} · story {story_id} · alert {alert.get('id')}")
+    # one paragraph each: Markdown would join consecutive lines into one
+    return Message(title, "\n\n".join(paragraphs))
 
 
 def digest_message(sink: str, start: int, end: int, alerts: Sequence[dict[str, Any]]) -> Message:
@@ -132,14 +133,12 @@ def digest_message(sink: str, start: int, end: int, alerts: Sequence[dict[str, A
             updates = sum(1 for a in story_alerts if a.get("kind") == "update")
             extra = f" · +{updates} update{'s' if updates != 1 else ''}" if updates else ""
             also = also_reported(last)
-            lines.append(
+            entry = [
                 f"- **{item.get('title') or item.get('url')}** — {item.get('source', '')}, "
                 f"{_when(item.get('published'))}{extra}"
-            )
-            if also:
-                lines.append(f"  {also}")
-            if item.get("url"):
-                lines.append(f"  {item['url']}")
+            ]
+            entry += [f"  {text}" for text in (also, item.get("url")) if text]
+            lines.append("  \n".join(entry))  # Markdown hard breaks: one story, several lines
         lines.append("")
     return Message(title, "\n".join(lines).rstrip() + "\n")
 
