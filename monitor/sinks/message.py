@@ -90,7 +90,7 @@ def alert_message(alert: dict[str, Any]) -> Message:
         paragraphs.append(also)
     paragraphs += [f"“{snippet}”" for snippet in _snippets(alert)]
     if item.get("url"):
-        paragraphs.append(str(item["url"]))
+        paragraphs.append(f"<{item['url']}>")  # an autolink: clickable in HTML and chat
     story_id = str(story.get("id", ""))[:12]
     paragraphs.append(f"Rule {rule.get('id')} · story {story_id} · alert {alert.get('id')}")
     # one paragraph each: Markdown would join consecutive lines into one
@@ -137,7 +137,8 @@ def digest_message(sink: str, start: int, end: int, alerts: Sequence[dict[str, A
                 f"- **{item.get('title') or item.get('url')}** — {item.get('source', '')}, "
                 f"{_when(item.get('published'))}{extra}"
             ]
-            entry += [f"  {text}" for text in (also, item.get("url")) if text]
+            link = f"<{item['url']}>" if item.get("url") else ""
+            entry += [f"  {text}" for text in (also, link) if text]
             lines.append("  \n".join(entry))  # Markdown hard breaks: one story, several lines
         lines.append("")
     return Message(title, "\n".join(lines).rstrip() + "\n")
