@@ -67,11 +67,13 @@ class SinkConfig:
             raise ConfigError("url: required (or MONITOR_SINKS_<NAME>_URL)")
         if self.type == "webhook" and not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url: a webhook needs an http(s) URL, got {redact(self.url)!r}")
-        for name in ("timeout", "attempts", "trip_after", "pause", "claim_idle"):
+        for name in ("timeout", "attempts", "trip_after", "pause"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
-        if self.rate_per_minute < 0 or self.backoff < 0 or self.max_deliveries < 1:
-            raise ConfigError("rate_per_minute and backoff must be 0 or more, max_deliveries ≥ 1")
+        if min(self.rate_per_minute, self.backoff, self.claim_idle) < 0 or self.max_deliveries < 1:
+            raise ConfigError(
+                "rate_per_minute, backoff and claim_idle must be 0 or more, max_deliveries ≥ 1"
+            )
 
     @property
     def consumer_group(self) -> str:

@@ -27,7 +27,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import LockError
 
 from monitor.consumer import AlertConsumer, Delivery
-from monitor.forward import Breaker
 from monitor.keys import Keys
 from monitor.sinks.base import Attempt, Sink
 from monitor.sinks.digest import DigestStore
@@ -35,6 +34,30 @@ from monitor.sinks.digest import DigestStore
 log = structlog.get_logger(__name__)
 
 LAG_EVERY = 5.0  # seconds between lag measurements
+MAX_PAUSE = 900.0  # the longest pause of a failing endpoint
+
+
+class Breaker:
+    """Counts failed deliveries in a row; from `trip_after` on, each failure asks for a
+    pause, doubling from `pause` up to MAX_PAUSE. A success closes it."""
+
+    def __init__(self, trip_after: int, pause: float) -> None:
+        self.trip_after = max(1, trip_after)
+        self.first_pause = pause
+        self.next_pause = pause
+        self.failures = 0
+
+    def success(self) -> None:
+        self.failures = 0
+        self.next_pause = self.first_pause
+
+    def failure(self) -> float | None:
+        """The pause to make now, or None."""
+        self.failures += 1
+        if self.failures < self.trip_after:
+            return None
+        pause, self.next_pause = self.next_pause, min(MAX_PAUSE, self.next_pause * 2)
+        return pause
 
 
 class SinkMetrics:
@@ -90,6 +113,7 @@ class SinkRunner:
         *,
         prefix: str = "monitor:",
         consumer: str = "",
+        members: AlertConsumer | None = None,  # a group member to use instead of a new one
         stop: threading.Event | None = None,
         metrics: SinkMetrics | None = None,
         clock: Callable[[], float] = time.time,
@@ -100,6 +124,8 @@ class SinkRunner:
         self.client = client
         self.prefix = prefix
         self.consumer_name = consumer
+        if members is not None:
+            self.consumer = members  # (sets the cached property)
         self.store = (
             DigestStore(client, Keys(prefix), config.name, config.digest) if config.digest else None
         )
@@ -141,10 +167,11 @@ class SinkRunner:
         attempt = self._deliver(lambda: self.sink.send_alert(alert, delivery.deliveries))
         if attempt.delivered:
             self.consumer.ack(delivery)
+            self.breaker.success()
             self.stats.delivered += 1
             self.metrics.delivered.labels(self.name, "alert").inc()
         elif attempt.final and self._accepted:
-            self.consumer.dead_letter(delivery, f"sink {self.name}: {attempt.detail}")
+            self.consumer.dead_letter(delivery, attempt.detail)  # the group names the sink
             self.stats.dead += 1
             self.metrics.dead.labels(self.name).inc()
         else:
@@ -261,9 +288,16 @@ class SinkRunner:
                 "stopped, the alerts stay pending for the next run"
             )
             return False
-        log.warning("sink_paused", sink=self.name, failures=self.breaker.failures,
-                    detail=attempt.detail, seconds=pause)  # fmt: skip
-        return not self.stop.wait(pause)
+        log.warning(
+            "endpoint_paused", sink=self.name, url=self.config.shown_url,
+            failures=self.breaker.failures, detail=attempt.detail, seconds=pause,
+        )  # fmt: skip
+        if self.stop.wait(pause):
+            return False
+        log.info(
+            "endpoint_probed", sink=self.name, url=self.config.shown_url
+        )  # the next one tries it
+        return True
 
     def _measure_lag(self, force: bool = False) -> None:
         now = time.monotonic()
