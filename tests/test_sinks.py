@@ -616,3 +616,23 @@ def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
     text = text_of(message)
     assert alert["item"]["url"] in text and alert["item"]["source"] in text
     assert "**" not in text and "«" in text  # plain text: no Markdown, the hits still marked
+
+
+def test_the_documented_sink_tables_load(tmp_path: Path) -> None:
+    """The TOML of docs/consumers.md, and deploy/monitor.toml's commented examples
+    uncommented, are valid sinks (Apprise knows every URL)."""
+    text = (ROOT / "docs" / "consumers.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    blocks += re.findall(r"<<'TOML'\n(.*?)TOML\n", text, flags=re.S)
+    deploy = (ROOT / "deploy" / "monitor.toml").read_text()
+    examples = deploy[deploy.index("# [[sinks]]") :]
+    blocks.append("\n".join(line.removeprefix("# ") for line in examples.splitlines()))
+    names = []
+    for n, block in enumerate(blocks):
+        cfg = tmp_path / f"sinks{n}.toml"
+        cfg.write_text(block)
+        for config in load(cfg, env={}).sinks:
+            build(config).close()
+            names.append(config.name)
+    assert names == ["oncall", "asia-desk", "tickets", "editor", "chat", "oncall", "asia-desk",
+                     "tickets"]  # fmt: skip
