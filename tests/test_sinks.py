@@ -636,3 +636,27 @@ def test_the_documented_sink_tables_load(tmp_path: Path) -> None:
             names.append(config.name)
     assert names == ["oncall", "asia-desk", "tickets", "editor", "chat", "oncall", "asia-desk",
                      "tickets"]  # fmt: skip
+
+
+def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
+    client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
+) -> None:
+    feed_server.routes["/chat"] = lambda h: Reply(200)
+    publish(client, {"id": "bare"})  # written by some other tool: no rule, no item
+    host = feed_server.url("/").split("://", 1)[1].rstrip("/")
+    stats = runner(client, sink("chat", "apprise", f"json://{host}/chat")).run(follow=False)
+    assert stats.delivered == 1
+    assert json.loads(feed_server.bodies[0])["title"] == "[ALERT] unnamed rule: (no title)"
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(f'[[sinks]]\nname = "chat"\ntype = "apprise"\nurl = "json://{host}/chat"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["MONITOR_REDIS_URL"] = redis_url
+    for args, error in [
+        (["--config", str(cfg), "--sink", "pager"], "no sink pager (sinks: chat)"),
+        ([], "no sinks: add [[sinks]] to monitor.toml"),
+    ]:
+        run = subprocess.run(
+            [sys.executable, "-m", "monitor", "forward", *args],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 2 and error in run.stderr, run.stderr

@@ -65,8 +65,12 @@ def _snippets(alert: dict[str, Any]) -> list[str]:
     return list(seen)
 
 
+def _name(rule: dict[str, Any]) -> str:
+    return str(rule.get("name") or rule.get("id") or "unnamed rule")
+
+
 def _label(rule: dict[str, Any]) -> str:
-    return f"[{str(rule.get('severity', '')).upper()}] {rule.get('name') or rule.get('id')}"
+    return f"[{str(rule.get('severity') or 'alert').upper()}] {_name(rule)}"
 
 
 def alert_message(alert: dict[str, Any]) -> Message:
@@ -76,7 +80,7 @@ def alert_message(alert: dict[str, Any]) -> Message:
     headline = item.get("title") or item.get("url") or "(no title)"
     title = f"{_label(rule)}{' — update' if kind == 'update' else ''}: {headline}"
     paragraphs = [
-        f"**{rule.get('name') or rule.get('id')}** · severity {rule.get('severity')} · "
+        f"**{_name(rule)}** · severity {rule.get('severity') or 'unknown'} · "
         + {"new": "new story", "update": "update", "backfill": "from a backfill"}.get(kind, kind)
     ]
     if kind == "update":

@@ -138,6 +138,7 @@ class SinkRunner:
         self._accepted = False  # the previous delivery succeeded
         self._next_send = 0.0
         self._next_lag = 0.0
+        self._next_due = 0.0
 
     @functools.cached_property
     def consumer(self) -> AlertConsumer:
@@ -191,7 +192,11 @@ class SinkRunner:
             if not self._pace():
                 break
             started = time.monotonic()
-            attempt = send()
+            try:
+                attempt = send()
+            except Exception as exc:  # a sink's library failing is one failed attempt
+                log.exception("sink_send_failed", sink=self.name)
+                attempt = Attempt(False, False, f"{type(exc).__name__}: {exc}")
             elapsed = time.monotonic() - started
             self.metrics.latency.labels(self.name).observe(elapsed)
             self.stats.latencies.append(elapsed)
@@ -266,12 +271,13 @@ class SinkRunner:
                         return self.stats
                     if count is not None and self.stats.delivered >= count:
                         return self.stats
-                if not batch:
+                if not batch or time.monotonic() >= self._next_due:
+                    self._next_due = time.monotonic() + 1.0  # (also while alerts keep coming)
                     failed = self.send_due()
                     if failed is not None and not self._paused(failed, follow):
                         return self.stats
-                    if not follow:
-                        break
+                if not batch and not follow:
+                    break
                 self._measure_lag()
         finally:
             self._measure_lag(force=True)
@@ -316,10 +322,10 @@ def serve(runners: Sequence[SinkRunner], *, follow: bool, count: int | None = No
             try:
                 runner.run(follow=follow, count=count)
                 return
-            except redis.RedisError as exc:  # the loop boundary: log, and go on if following
-                log.error("sink_error", sink=runner.name, error=str(exc))
+            except Exception as exc:  # the loop boundary: log, and go on if following
+                log.exception("sink_error", sink=runner.name)
                 if not follow or runner.stop.wait(5.0):
-                    runner.error = runner.error or f"Redis: {exc}"
+                    runner.error = runner.error or f"{type(exc).__name__}: {exc}"
                     return
 
     threads = [
