@@ -559,6 +559,15 @@ def test_forward_serves_every_sink_from_the_command_line_with_metrics(
     assert len(box.messages) == 1 and len(feed_server.bodies) == 2
     lines = run.stderr.splitlines()
     assert any("median latency" in line for line in lines)
+    status = subprocess.run(
+        [sys.executable, "-m", "monitor", "status", "--config", str(cfg)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert "sinks: 2" in status.stdout
+    assert (
+        f"editor (apprise mailto://127.0.0.1:{port}/…): 0 waiting, 0 in progress" in status.stdout
+    )
 
 
 def test_sink_metrics_count_deliveries_latency_and_lag(

@@ -28,7 +28,9 @@ from redis.exceptions import LockError
 
 from monitor.consumer import AlertConsumer, Delivery
 from monitor.keys import Keys
+from monitor.queue import StreamGroup
 from monitor.sinks.base import Attempt, Sink
+from monitor.sinks.config import SinkConfig
 from monitor.sinks.digest import DigestStore
 
 log = structlog.get_logger(__name__)
@@ -380,3 +382,34 @@ def preview(
         window = Window(runner.name, begin, end, tuple(held))
         shown.append(f"(digest {when}) " + runner.sink.preview_digest(window))
     return shown
+
+
+def status(client: redis.Redis, config: SinkConfig, prefix: str = "monitor:") -> str:
+    """One line for `monitor status`: the sink's group backlog, and its digest windows."""
+    keys = Keys(prefix)
+    line = f"{config.name} ({config.type} {config.shown_url}"
+    line += f", digest {config.digest.describe()})" if config.digest else ")"
+    groups = {}
+    with contextlib.suppress(redis.ResponseError):  # no alerts stream yet
+        groups = {g["name"]: g for g in client.xinfo_groups(keys.alerts)}
+    group = groups.get(config.consumer_group)
+    if group is None:
+        return line + ": not started (monitor forward)"
+    lag, pending = StreamGroup[Any](
+        client,
+        keys.alerts,
+        config.consumer_group,
+        field="alert",
+        decode=json.loads,
+        dead_stream=keys.alerts_dead,
+    ).lag()  # (counts what follows the group's position where Redis < 7 has no lag field)
+    line += f": {lag} waiting, {pending} in progress"
+    if config.digest:
+        store = DigestStore(client, keys, config.name, config.digest)
+        waiting = store.waiting()
+        held = sum(client.hlen(keys.digest_window(config.name, s)) for s in waiting)
+        sent = store.sent()
+        line += f"; {held} alerts in {len(waiting)} digest window(s) to send"
+        if sent:
+            line += f", last sent {sent[max(sent)]['sent_at']}"
+    return line
