@@ -25,6 +25,7 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook, WebhookVerificationError
+from structlog.testing import capture_logs
 
 from monitor.config import load
 from monitor.consumer import dead_letters, requeue
@@ -669,3 +670,17 @@ def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert run.returncode == 2 and error in run.stderr, run.stderr
+
+
+def test_an_smtp_server_that_is_down_leaves_the_alert_pending_with_the_reason(
+    client: redis.Redis,
+) -> None:
+    publish(client, make_alert(1))
+    config = sink("editor", "apprise", mail_url(free_port()), attempts=2, backoff=0.01)
+    with capture_logs() as logs:
+        stats = runner(client, config).run(follow=False)
+    assert (stats.delivered, stats.failed, stats.dead) == (0, 1, 0)
+    (retry,) = [e for e in logs if e["event"] == "alert_retry"]
+    assert retry["reason"].startswith("Connection error while submitting email")
+    assert retry["group"] == "sink:editor"
+    assert client.xpending("monitor:alerts", "sink:editor")["pending"] == 1  # for a later try

@@ -44,7 +44,7 @@ class AppriseSink:
         return self._notify(message, apprise.NotifyType.INFO)
 
     def _notify(self, message: Message, kind: Any) -> Attempt:
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = self.apprise.notify(
                 body=message.body, title=message.title, notify_type=kind,
                 body_format=apprise.NotifyFormat.MARKDOWN,
@@ -52,7 +52,9 @@ class AppriseSink:
             logged = captured.getvalue().strip().splitlines()
         if ok:
             return Attempt(True, False, "sent")
-        return Attempt(False, False, (logged[-1] if logged else "Apprise: not sent")[:300])
+        return Attempt(
+            False, False, (logged[-1] if logged else "not sent (Apprise gave no reason)")[:300]
+        )
 
     def preview_alert(self, alert: dict[str, Any]) -> str:
         return _shown(self.config, alert_message(alert))

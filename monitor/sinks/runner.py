@@ -179,7 +179,7 @@ class SinkRunner:
             self.metrics.dead.labels(self.name).inc()
         else:
             self.stats.failed += 1
-            self.consumer.retry(delivery, f"sink {self.name}: {attempt.detail}")
+            self.consumer.retry(delivery, attempt.detail)
         self._accepted = attempt.delivered
         log.info("alert_sent" if attempt.delivered else "alert_not_sent", sink=self.name,
                  alert=alert.get("id"), detail=attempt.detail)  # fmt: skip
