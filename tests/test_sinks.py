@@ -38,7 +38,7 @@ from monitor.sinks.config import SinkConfig, parse_sinks
 from monitor.sinks.digest import DigestStore, Schedule, parse_schedule
 from monitor.sinks.message import alert_message, digest_message
 from monitor.sinks.routing import Filter
-from monitor.sinks.runner import SinkRunner, preview, serve
+from monitor.sinks.runner import SinkRunner, preview, serve, status
 
 from .feedserver import FeedServer, Reply
 
@@ -468,6 +468,7 @@ def test_a_digest_over_a_window_is_sent_once_across_forwarder_restarts(
     assert (first.kept, first.filtered, first.digests) == (3, 1, 0) and not box.messages
     store = DigestStore(client, Keys(), "digest", schedule)
     (start,) = store.waiting()
+    assert status(client, config).endswith("3 alerts in 1 digest window to send")
     assert start == int(schedule.window(created.timestamp())[0])
     time.sleep(max(0.0, start + period - time.time()) + 0.05)
     second = runner(client, config).run(follow=False)  # a new forwarder: sends the window
@@ -475,6 +476,7 @@ def test_a_digest_over_a_window_is_sent_once_across_forwarder_restarts(
     third = runner(client, config).run(follow=False)  # and another: nothing twice
     assert third.digests == 0 and len(box.messages) == 1
     assert list(store.sent()) == [start] and store.sent()[start]["alerts"] == 3
+    assert "0 alerts in 0 digest windows to send, last sent 20" in status(client, config)
     assert store.waiting() == []
     (message,) = box.messages
     assert message["Subject"].startswith("Digest ") and "2 stories, 2 rules" in message["Subject"]

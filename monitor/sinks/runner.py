@@ -409,7 +409,8 @@ def status(client: redis.Redis, config: SinkConfig, prefix: str = "monitor:") ->
         waiting = store.waiting()
         held = sum(client.hlen(keys.digest_window(config.name, s)) for s in waiting)
         sent = store.sent()
-        line += f"; {held} alerts in {len(waiting)} digest window(s) to send"
+        line += f"; {held} alert{'s' if held != 1 else ''} in {len(waiting)} digest "
+        line += f"window{'s' if len(waiting) != 1 else ''} to send"
         if sent:
             line += f", last sent {sent[max(sent)]['sent_at']}"
     return line
