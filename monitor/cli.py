@@ -826,7 +826,7 @@ def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
             ]
             if args.dry_run:
                 for runner in runners:
-                    _print_preview(runner, preview(runner, client, settings.prefix))
+                    _print_preview(runner, *preview(runner, client, settings.prefix))
                 return 0
             serve(runners, follow=args.follow, count=args.count)
     finally:
@@ -842,12 +842,13 @@ def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
     return 2 if failed else 0
 
 
-def _print_preview(runner: Any, shown: list[str]) -> None:
+def _print_preview(runner: Any, count: int, shown: list[str]) -> None:
     config = runner.config
     mode = f", digest {config.digest.describe()}" if config.digest else ""
     print(
         f"== sink {config.name} ({config.type} {config.shown_url}{mode}; takes "
-        f"{config.filter.describe()}): {_n(len(shown), 'message')} would be sent"
+        f"{config.filter.describe()}): {_n(count, 'message')} would be sent"
+        + (f" (the first {len(shown)} below)" if count > len(shown) else "")
     )
     for text in shown:
         print(text)

@@ -591,7 +591,11 @@ def test_sink_metrics_count_deliveries_latency_and_lag(
     publish(client, make_alert(3))
     r._measure_lag(force=True)
     assert registry.get_sample_value("monitor_sink_lag", {"sink": "m"}) == 1
-    assert preview(r, client)  # the one it would send now
+    count, (shown,) = preview(r, client)  # the one it would send now
+    assert count == 1 and "webhook-id: 00000000000000000003" in shown
+    publish(client, *(make_alert(n) for n in range(10, 30)))
+    count, shown_all = preview(r, client, limit=5)
+    assert count == 21 and len(shown_all) == 5
 
 
 def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(

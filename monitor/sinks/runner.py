@@ -31,7 +31,7 @@ from monitor.keys import Keys
 from monitor.queue import StreamGroup
 from monitor.sinks.base import Attempt, Sink
 from monitor.sinks.config import SinkConfig
-from monitor.sinks.digest import DigestStore
+from monitor.sinks.digest import DigestStore, Window, created
 
 log = structlog.get_logger(__name__)
 
@@ -101,10 +101,6 @@ class Stats:
             ordered = sorted(self.latencies)
             parts.append(f"median latency {ordered[len(ordered) // 2] * 1000:.0f} ms")
         return ", ".join(parts)
-
-
-class SinkStopped(Exception):
-    """A sink stopped without --follow: its endpoint kept failing (the alerts wait)."""
 
 
 class SinkRunner:
@@ -238,7 +234,7 @@ class SinkRunner:
                 if not self.store.still_waiting(start):
                     continue  # sent meanwhile by another forwarder
                 window = self.store.window(start)
-                attempt = self._deliver(lambda w=window: self.sink.send_digest(w))  # type: ignore[misc]
+                attempt = self._deliver(functools.partial(self.sink.send_digest, window))
                 if not attempt.delivered:
                     self.stats.failed += 1
                     log.warning("digest_not_sent", sink=self.name, window=start,
@@ -302,9 +298,7 @@ class SinkRunner:
         )  # fmt: skip
         if self.stop.wait(pause):
             return False
-        log.info(
-            "endpoint_probed", sink=self.name, url=self.config.shown_url
-        )  # the next one tries it
+        log.info("endpoint_probed", sink=self.name, url=self.config.shown_url)  # the next alert
         return True
 
     def _measure_lag(self, force: bool = False) -> None:
@@ -342,10 +336,11 @@ def serve(runners: Sequence[SinkRunner], *, follow: bool, count: int | None = No
 
 def preview(
     runner: SinkRunner, client: redis.Redis, prefix: str = "monitor:", limit: int = 20
-) -> list[str]:
-    """What the sink would send now, without sending, acking or creating anything: the
-    alerts after its group's position that its filter takes (up to `limit`), or for a digest
-    sink the windows with what they would hold."""
+) -> tuple[int, list[str]]:
+    """What the sink would send now, without sending, acking or creating anything: how many
+    messages, and the first `limit` of them — one per alert after its group's position
+    that its filter takes, or for a digest sink one per window with what it would hold.
+    (Alerts its group holds pending, to be tried again, are not shown.)"""
     keys = Keys(prefix)
     start = "-"
     try:
@@ -353,7 +348,7 @@ def preview(
             if group["name"] == runner.config.consumer_group:
                 start = "(" + group["last-delivered-id"]
     except redis.ResponseError:
-        return []  # no alerts stream yet
+        return 0, []  # no alerts stream yet
 
     alerts: list[dict[str, Any]] = []
     for _, fields in client.xrange(keys.alerts, min=start, count=10_000):
@@ -364,9 +359,7 @@ def preview(
         if isinstance(alert, dict) and runner.config.filter.matches(alert):
             alerts.append(alert)
     if runner.store is None:
-        return [runner.sink.preview_alert(a) for a in alerts[:limit]]
-    from monitor.sinks.digest import Window, created
-
+        return len(alerts), [runner.sink.preview_alert(a) for a in alerts[:limit]]
     now = runner.clock()
     windows: dict[int, list[dict[str, Any]]] = {
         s: list(runner.store.window(s).alerts) for s in runner.store.waiting()
@@ -381,7 +374,7 @@ def preview(
         )
         window = Window(runner.name, begin, end, tuple(held))
         shown.append(f"(digest {when}) " + runner.sink.preview_digest(window))
-    return shown
+    return len(shown), shown[:limit]
 
 
 def status(client: redis.Redis, config: SinkConfig, prefix: str = "monitor:") -> str:
