@@ -17,7 +17,7 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,31 +255,38 @@ class SinkRunner:
     def run(self, *, follow: bool, count: int | None = None) -> Stats:
         """Deliver until stopped (--follow) or until nothing is left; the figures."""
         try:
+            if not follow:  # what is there now (AlertConsumer.drain), then the digests due
+                if self._handle_all(self.consumer.drain(), follow, count):
+                    self._send_digests(follow)
+                return self.stats
             while not self.stop.is_set():
-                batch = self.consumer.poll(block_ms=1000 if follow else None)
-                for delivery in batch:
-                    if self.stop.is_set():
-                        break  # read but not sent: pending, delivered later
-                    attempt = self.handle(delivery)
-                    if (
-                        attempt is not None
-                        and not attempt.delivered
-                        and not self._paused(attempt, follow)
-                    ):
-                        return self.stats
-                    if count is not None and self.stats.delivered >= count:
-                        return self.stats
+                batch = self.consumer.poll(block_ms=1000)
+                if not self._handle_all(batch, follow, count):
+                    break
                 if not batch or time.monotonic() >= self._next_due:
                     self._next_due = time.monotonic() + 1.0  # (also while alerts keep coming)
-                    failed = self.send_due()
-                    if failed is not None and not self._paused(failed, follow):
-                        return self.stats
-                if not batch and not follow:
-                    break
+                    if not self._send_digests(follow):
+                        break
                 self._measure_lag()
         finally:
             self._measure_lag(force=True)
         return self.stats
+
+    def _handle_all(self, deliveries: Iterable[Delivery], follow: bool, count: int | None) -> bool:
+        """Handle each; False when this sink is to stop (stopped, count reached, tripped)."""
+        for delivery in deliveries:
+            if self.stop.is_set():
+                return False  # read but not sent: pending, delivered later
+            attempt = self.handle(delivery)
+            if attempt is not None and not attempt.delivered and not self._paused(attempt, follow):
+                return False
+            if count is not None and self.stats.delivered >= count:
+                return False
+        return True
+
+    def _send_digests(self, follow: bool) -> bool:
+        failed = self.send_due()
+        return failed is None or self._paused(failed, follow)
 
     def _paused(self, attempt: Attempt, follow: bool) -> bool:
         """After a failure: go on (True) or stop this sink (False, without --follow)."""
