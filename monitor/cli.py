@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import structlog
 
 from monitor import __version__, log, runtime
 from monitor.config import Settings, load
@@ -123,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command(commands, "status", "streams, daemons and feeds at a glance")
     p.set_defaults(run=cmd_status)
+
+    p = command(commands, "web", "the desk: a web page over stories, alerts, feeds and rules")
+    p.add_argument("--listen", metavar="HOST:PORT", help="default web.listen (127.0.0.1:8080)")
+    p.add_argument("--rules", type=Path, help="rules directory (default rules/)")
+    p.set_defaults(run=cmd_web, default_log_level="info")
 
     p = command(commands, "replay", "process local feed files once (default sample_feeds/)")
     p.add_argument("paths", nargs="*", type=Path, default=[Path("sample_feeds")], metavar="PATH")
@@ -272,35 +278,9 @@ def _feeds(settings: Settings, client) -> list:
 
 
 def _feed_rows(settings: Settings, client) -> list[dict[str, Any]]:
-    from monitor.poll import FeedState, feed_id
-    from monitor.registry import FeedRegistry
+    from monitor.registry import feed_rows
 
-    paused = FeedRegistry(client, runtime.Keys(settings.prefix)).paused()
-    rows = []
-    for feed in _feeds(settings, client):
-        state = FeedState.from_hash(
-            client.hgetall(runtime.Keys(settings.prefix).feed(feed_id(feed)))
-        )
-        rows.append(
-            {
-                "id": feed_id(feed),
-                "name": feed.name,
-                "url": state.url or feed.url,
-                "tags": list(feed.tags),
-                "last_poll": _when(state.last_poll),
-                "status": state.last_status or None,
-                "new": state.last_new,
-                "errors": state.errors,
-                "last_error": state.last_error or None,
-                "next_poll": _when(state.next_poll),
-                "interval": round(state.interval) or None,
-                "polls": state.polls,
-                "items": state.total_items,
-                "paused": feed_id(feed) in paused,
-                "configured": feed in settings.feeds,
-            }
-        )
-    return rows
+    return feed_rows(settings, client)
 
 
 def _when(ts: float) -> str | None:
@@ -413,34 +393,11 @@ def cmd_feeds_manage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _poll_now(settings: Settings, client, feed, feeds: list, label: str) -> None:
-    """Poll the feed from this process; new entries go to the items stream, where a
-    running daemon (or the next one started) processes them. An old lease left by the
-    previous poll is taken over: it guards nothing any more."""
-    from urllib.parse import urlsplit
-
-    from monitor.fetch import HttpFetcher
-    from monitor.poll import Poller, feed_id
-    from monitor.queue import ItemsQueue
+    """Poll the feed from this process (see `registry.poll_now`) and say what came of it."""
+    from monitor.registry import poll_now
 
     keys = runtime.Keys(settings.prefix)
-    hosts = {(urlsplit(f.url).hostname or "").lower() for f in feeds}
-    fetcher = HttpFetcher(settings.http, trusted_hosts=hosts)
-    try:
-        poller = Poller(
-            client, keys, fetcher, ItemsQueue(client, keys, maxlen=settings.daemon.items_maxlen),
-            settings.schedule, seen_per_feed=settings.daemon.seen_per_feed,
-            max_entries=settings.daemon.max_entries,
-        )  # fmt: skip
-        fid = feed_id(feed)
-        state = poller.state(feed)
-        interval = state.interval or feed.interval or settings.schedule.interval
-        mine = f"cli-{os.getpid()}"
-        client.set(keys.lease(fid), mine, px=max(1000, int(0.5 * interval * 1000)))
-        report = poller.poll(feed, time.time(), state)
-        if client.get(keys.lease(fid)) == mine:
-            client.delete(keys.lease(fid))
-    finally:
-        fetcher.close()
+    report = poll_now(settings, client, feed, feeds)
     daemons = any(True for _ in client.scan_iter(keys.daemon("*")))
     outcome = f"error: {report.error}" if report.error else f"{len(report.new)} new"
     waiting = "a running daemon processes them" if daemons else "they wait for `monitor run`"
@@ -451,11 +408,45 @@ def _poll_now(settings: Settings, client, feed, feeds: list, label: str) -> None
     )
 
 
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from monitor.web import bind, create_app
+
+    listen = args.listen or settings.web.listen
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise MonitorError(f"--listen: expected HOST:PORT, got {listen!r}")
+    rules = load_rules(settings.rules_dir)
+    with runtime.redis_client(settings) as client:
+        app = create_app(settings, client, rules)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        try:
+            sock = bind(host.strip("[]"), int(port))
+        except OSError as exc:
+            raise MonitorError(
+                f"cannot listen on {listen} ({exc.strerror}): set web.listen or --listen"
+            ) from None
+        sockets = [sock]
+        where = sockets[0].getsockname()
+        structlog.get_logger(__name__).info(
+            "web_listening", address=f"{where[0]}:{where[1]}", writable=bool(settings.web.token)
+        )
+        print(f"the desk: http://{where[0]}:{where[1]}/", file=sys.stderr, flush=True)
+        server.run(sockets=sockets)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.queue import ItemsQueue
+    from monitor.redisguard import eviction_settings
+    from monitor.retention import stream_groups
 
     keys = runtime.Keys(settings.prefix)
-    with runtime.redis_client(settings) as client:
+    with runtime.redis_client(settings, check=False) as client:  # status shows, not refuses
+        policy = eviction_settings(client)
+        groups = stream_groups(client, settings)
         daemons = [json.loads(client.get(k) or "{}") for k in client.scan_iter(keys.daemon("*"))]
         lag, pending = ItemsQueue(client, keys, maxlen=1).lag()
         alerts = client.xlen(keys.alerts) if client.exists(keys.alerts) else 0
@@ -468,18 +459,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             memory: int | None = client.info("memory")["used_memory"]
         except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
             memory = None
-    if settings.redis_url:
-        from monitor.queue import _redact
-
-        print(f"redis: {_redact(settings.redis_url)}")
-    else:
-        print(f"redis: embedded, state in {settings.state_dir.resolve()}")
+    print(f"redis: {runtime.describe_redis(settings)}")
     print(
         f"daemons running: {len(daemons)}"
         + "".join(
             f"\n  {d.get('instance')} (pid {d.get('pid')}"
             + (f", listening on {d['listen']}" if d.get("listen") else "")
-            + f", {d.get('feeds', '?')} feeds)"
+            + f", {_n(d['feeds'], 'feed') if 'feeds' in d else '? feeds'})"
             for d in daemons
         )
     )
@@ -496,6 +482,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
         )
     print(line)
+    print(f"Redis maxmemory-policy: {policy[0]}" if isinstance(policy, tuple) else policy)
+    for group in groups:
+        print(f"{group.stream.removeprefix(settings.prefix)} group {group.group}: "
+              f"{group.describe()}")  # fmt: skip
     failing = [r for r in rows if r["errors"]]
     imported = sum(1 for r in rows if not r["configured"])
     print(

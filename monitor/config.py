@@ -3,7 +3,7 @@
 One frozen object, validated once at start and passed in; nothing below reads the
 environment itself. Relative paths in the file (rules_dir, state_dir) are relative to the
 file; the embedded Redis's state defaults to `.monitor/` beside it. Sections of the file
-([http], [schedule], [daemon], [alerts]) are overridden by MONITOR_<SECTION>_<KEY>, top-level
+([http], [schedule], [daemon], [alerts], [web]) are overridden by MONITOR_<SECTION>_<KEY>, top-level
 keys by MONITOR_<KEY>.
 """
 
@@ -109,6 +109,21 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WebSettings:
+    listen: str = "127.0.0.1:8080"  # `monitor web`
+    # Write actions (pause a feed, poll it now, mute a story or a source for a rule) need it;
+    # empty: the desk is read-only. Set it from the environment: MONITOR_WEB_TOKEN.
+    token: str = field(default="", repr=False)
+    # Also serve the desk from `monitor run`, on daemon.listen beside /healthz and /metrics.
+    in_daemon: bool = False
+
+    def __post_init__(self) -> None:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedConfig:
     url: str
     name: str = ""
@@ -130,6 +145,7 @@ class FeedConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     redis_url: str = field(default="", repr=False)  # may hold a password; empty: embedded
+    redis_allow_eviction: bool = False  # UNSAFE: run on a Redis that may evict keys
     prefix: str = "monitor:"
     rules_dir: Path = Path("rules")  # relative in the file: to the file
     # The embedded Redis's socket, AOF and log. Default: `.monitor/` beside the --config
@@ -150,6 +166,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     feeds: tuple[FeedConfig, ...] = ()
     sinks: tuple[SinkConfig, ...] = ()  # [[sinks]]: where `monitor forward` delivers
 
@@ -209,6 +226,7 @@ _SECTIONS = {
     "schedule": ScheduleSettings,
     "daemon": DaemonSettings,
     "alerts": AlertSettings,
+    "web": WebSettings,
 }
 _RENAMED = {"data_dir": "state_dir"}  # old top-level names still accepted
 STATE_DIR = ".monitor"

@@ -97,8 +97,11 @@ class AlertConsumer:
     def drain(self) -> Iterator[Delivery]:
         """Alerts available now — every pending one due for another delivery, then every
         new one — and then stop."""
-        while batch := self._claim():
-            yield from self._ready(batch)
+        self.group.rewind()
+        while True:  # one pass over the pending list: what this drain re-claimed stays out
+            yield from self._ready(self._claim())
+            if self.group.rewound:
+                break
         while batch := self._read_requeued() or self.group.read(self.name, count=self.batch):
             yield from self._ready(batch)
 

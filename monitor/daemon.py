@@ -27,12 +27,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import redis
@@ -59,14 +60,36 @@ from monitor.model import Item, stable_id
 from monitor.pipeline import Pipeline
 from monitor.poll import Poller, feed_id
 from monitor.queue import Entry, ItemsQueue
+from monitor.redisguard import EvictionWatch, write_refusal
 from monitor.registry import FeedRegistry, merged
+from monitor.retention import GroupLag, stream_groups
 from monitor.rules import RuleSet, load_rules
+
+if TYPE_CHECKING:
+    from monitor.web import Served
 
 log = structlog.get_logger(__name__)
 
+HOST = socket.gethostname()
+
+
+def _pid_space() -> str:
+    """The host name and PID namespace: where a heartbeat's pid can be checked (containers
+    sharing a host name through host networking have PID namespaces of their own)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the host name alone
+        return HOST
+    return f"{HOST}/{namespace}"
+
+
+PID_SPACE = _pid_space()
 HEARTBEAT_EVERY = 10.0
 HEARTBEAT_TTL = 30
 STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
+FAILING_AFTER = 5  # /healthz fails while this many items in a row have failed
+RETENTION_WARN_EVERY = 300.0  # seconds between two warnings about one group's retention
+WRITE_PROBE_EVERY = 1.0  # seconds between write attempts while Redis refuses writes
 
 
 class Metrics:
@@ -118,6 +141,54 @@ class Metrics:
         self.pending = Gauge("monitor_items_pending", "Items read but not acked", registry=r)
         self.feeds = Gauge("monitor_feeds", "Configured feeds", registry=r)
         self.rules = Gauge("monitor_rules", "Loaded rules", registry=r)
+        self.evicted = Counter(
+            "monitor_redis_evicted_keys", "Keys Redis evicted while the daemon ran", registry=r
+        )
+        self.refusals = Counter(
+            "monitor_redis_write_refusals",
+            "Times Redis began refusing writes (OOM, READONLY, MISCONF), by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.writable = Gauge(
+            "monitor_redis_writable", "1 while Redis accepts the daemon's writes", registry=r
+        )
+        self.failing = Gauge(
+            "monitor_items_failing_in_a_row", "Items that failed since the last success", registry=r
+        )
+        self.stalled = Gauge(
+            "monitor_loop_seconds_since_turn",
+            "Seconds since the processing loop turned",
+            registry=r,
+        )
+        group = ["stream", "group"]
+        self.group_lag = Gauge(
+            "monitor_group_lag", "Entries not yet delivered to a consumer group", group, registry=r
+        )
+        self.group_pending = Gauge(
+            "monitor_group_pending", "Entries delivered to a group, not acked", group, registry=r
+        )
+        self.group_age = Gauge(
+            "monitor_group_oldest_seconds",
+            "Age of a group's oldest entry not handled yet (pending or not delivered)",
+            group,
+            registry=r,
+        )
+        self.group_used = Gauge(
+            "monitor_group_retention_used",
+            "Share of the stream's retention a group's oldest unhandled entry has used "
+            "(trimmed at 1; warned from 0.8)",
+            group,
+            registry=r,
+        )
+        self.items_trimmed = Counter(
+            "monitor_items_trimmed_before_delivery",
+            "Pending items found trimmed from the stream, dead-lettered",
+            registry=r,
+        )
+        self.healthy = Gauge(
+            "monitor_healthy", "1 while /healthz would answer 200 (Redis probe aside)", registry=r
+        )
 
 
 class Daemon:
@@ -125,10 +196,14 @@ class Daemon:
         self.settings = settings
         self.client = client
         self.keys = Keys(settings.prefix)
-        self.instance = settings.daemon.consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.instance = settings.daemon.consumer or f"{HOST}-{os.getpid()}"
         self.metrics = Metrics()
         self.stop = threading.Event()
         self.last_tick = time.monotonic()
+        self.refused: str | None = None  # why Redis refuses writes, while it does
+        self.refused_at = 0.0
+        self.failures_in_a_row = 0
+        self._retention_warned: dict[tuple[str, str], float] = {}
         self.fetcher = HttpFetcher(settings.http, trusted_hosts=_hosts(settings.feeds))
         self.items = ItemsQueue(client, self.keys, maxlen=settings.daemon.items_maxlen)
         self.poller = Poller(
@@ -141,6 +216,7 @@ class Daemon:
             max_entries=settings.daemon.max_entries,
         )
         self.registry = FeedRegistry(client, self.keys)
+        self.evictions = EvictionWatch(client)
         self.feeds = merged(settings.feeds, self.registry)
         self._paused = self.registry.paused()  # `monitor feeds pause`: not scheduled
         self.listening = ""  # the address /metrics got (daemon.listen may ask for port 0)
@@ -157,6 +233,10 @@ class Daemon:
         self.metrics.feeds.set(len(self.feeds))
         self.metrics.lag.set_function(lambda: self.items.lag()[0])
         self.metrics.pending.set_function(lambda: self.items.lag()[1])
+        self.metrics.writable.set_function(lambda: 0 if self.refused else 1)
+        self.metrics.failing.set_function(lambda: self.failures_in_a_row)
+        self.metrics.stalled.set_function(lambda: time.monotonic() - self.last_tick)
+        self.metrics.healthy.set_function(lambda: 0 if self._problems() else 1)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -174,6 +254,7 @@ class Daemon:
             paused=len(self._paused),
             rules=len(self.rules.rules),
             listen=self.listening or None,
+            redis=runtime.describe_redis(self.settings),
         )
         try:
             self._process_loop()
@@ -231,6 +312,10 @@ class Daemon:
     def _poll_job(self, feed: FeedConfig) -> None:
         """One poll of one feed, unless another daemon has it or did it already."""
         fid = feed_id(feed)
+        if self.refused is not None:  # Redis refuses writes: nothing found could be kept
+            self.metrics.polls.labels("deferred").inc()
+            self._schedule(feed, time.time() + min(30.0, feed.interval or 30.0))
+            return
         try:
             if self.registry.is_paused(fid):
                 self._paused.add(fid)  # paused since scheduled; `resume` schedules it again
@@ -272,11 +357,21 @@ class Daemon:
         next_beat = 0.0
         next_rules = time.monotonic() + cfg.rules_check
         own = True  # first what this consumer name held when it last stopped, in order
+        orphans, next_orphans = True, 0.0  # then what dead daemons held, in order
         while not self.stop.is_set():
             self.last_tick = now = time.monotonic()
             try:
+                if self.refused is not None:  # nothing else until a write succeeds again
+                    self._heartbeat()
+                    self._writable_again()
+                    # Take back what this daemon held, at once and at full speed, then
+                    # what dead daemons left (not at the claim trickle).
+                    own, orphans, next_claim = True, True, 0.0
+                    next_beat = now + HEARTBEAT_EVERY
                 if now >= next_beat:
                     self._heartbeat()
+                    self.metrics.evicted.inc(self.evictions.check())
+                    self._check_retention()
                     next_beat = now + HEARTBEAT_EVERY
                 if self._reload.is_set() or now >= next_rules:
                     self._reload.clear()
@@ -287,6 +382,14 @@ class Daemon:
                 if own:
                     batch = self.items.take_own(self.instance, count=cfg.batch)
                     own = bool(batch)
+                if not batch and (orphans or now >= next_orphans):
+                    # Dead daemons' items before new ones, in stream order: after a crash
+                    # (and a Redis roll-back) the same reports found the same stories.
+                    batch = self.items.take_from(
+                        self.instance, self._dead_members(), count=cfg.batch
+                    )
+                    orphans = bool(batch)
+                    next_orphans = now + HEARTBEAT_EVERY
                 if not batch and now >= next_claim:
                     batch = self.items.claim_stale(
                         self.instance, min_idle_ms=int(cfg.claim_idle * 1000), count=cfg.batch
@@ -298,9 +401,55 @@ class Daemon:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.error("redis_unavailable", error=str(exc), retry_in=2)
                 self.stop.wait(2)
+                own = True  # back: first what this daemon held
             except Exception as exc:  # the loop boundary: nothing may end the daemon
+                if reason := write_refusal(exc):
+                    self._write_refused(reason, exc)
+                    self.stop.wait(WRITE_PROBE_EVERY)
+                    continue
                 log.exception("loop_error", error=str(exc))
                 self.stop.wait(2)
+
+    def _check_retention(self) -> list[GroupLag]:
+        """Lag of every group of the alerts and items streams, as metrics; a warning (at
+        most every RETENTION_WARN_EVERY per group) for those within 20% of the retention."""
+        found = stream_groups(self.client, self.settings)
+        m = self.metrics
+        for gauge in (m.group_lag, m.group_pending, m.group_age, m.group_used):
+            gauge.clear()  # groups deleted meanwhile go away
+        now = time.monotonic()
+        for g in found:
+            m.group_lag.labels(g.stream, g.group).set(g.lag)
+            m.group_pending.labels(g.stream, g.group).set(g.pending)
+            m.group_age.labels(g.stream, g.group).set(round(g.oldest_age, 1))
+            m.group_used.labels(g.stream, g.group).set(round(g.used, 3))
+            warned = self._retention_warned.get((g.stream, g.group), -RETENTION_WARN_EVERY)
+            if g.at_risk and now - warned >= RETENTION_WARN_EVERY:
+                self._retention_warned[(g.stream, g.group)] = now
+                log.warning("group_near_retention", stream=g.stream, group=g.group, lag=g.lag,
+                            pending=g.pending, behind=g.behind, oldest_s=round(g.oldest_age),
+                            used=round(g.used, 3), lost=g.lost or None)  # fmt: skip
+        trimmed, self.items.trimmed = self.items.trimmed, 0
+        m.items_trimmed.inc(trimmed)
+        return found
+
+    def _write_refused(self, reason: str, exc: BaseException) -> None:
+        """Redis answers but refuses writes: said once, counted, shown by /healthz; items in
+        hand stay pending with this daemon until writes succeed again."""
+        if self.refused is not None:
+            return
+        self.refused, self.refused_at = reason, time.monotonic()
+        self.metrics.refusals.labels(reason).inc()
+        log.error("redis_refuses_writes", reason=reason, error=str(exc).splitlines()[0],
+                  hint="free memory, raise maxmemory or fix the replica/disk; the daemon "
+                  "resumes by itself")  # fmt: skip
+
+    def _writable_again(self) -> None:
+        if self.refused is None:
+            return
+        log.info("redis_writable_again", reason=self.refused,
+                 after_s=round(time.monotonic() - self.refused_at, 1))  # fmt: skip
+        self.refused = None
 
     def _handle(self, batch: list[Entry[Item]]) -> None:
         if not batch:
@@ -326,6 +475,7 @@ class Daemon:
             if self.stop.is_set():
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
             assert queued.value is not None
+            self.last_tick = time.monotonic()
             started = time.perf_counter()
             try:
                 page = self._page(pages.get(queued.entry_id))
@@ -335,9 +485,13 @@ class Daemon:
             except (redis.ConnectionError, redis.TimeoutError):
                 raise  # not the item's fault: the loop waits for Redis
             except Exception as exc:  # a loop boundary: left pending, retried, then dead
+                if write_refusal(exc):
+                    raise  # not the item's fault either: the batch stays ours, pending
                 log.exception("item_failed", item=queued.value.id, error=str(exc))
                 self.metrics.failed.inc()
+                self.failures_in_a_row += 1
                 continue
+            self.failures_in_a_row = 0
             self.items.ack(queued.entry_id)
             self.metrics.latency.observe(time.perf_counter() - started)
             self.metrics.processed.labels(str(result.placement.outcome)).inc()
@@ -357,6 +511,7 @@ class Daemon:
         http = self.settings.http
         deadline = time.monotonic() + http.connect_timeout + 2 * http.read_timeout + 5
         while future is not None and not self.stop.is_set():
+            self.last_tick = time.monotonic()  # waiting on a page is the loop turning
             try:
                 return future.result(timeout=0.2)
             except FutureTimeout:
@@ -364,9 +519,22 @@ class Daemon:
                     return FetchError("page", "no answer within the fetch deadline")
         return None
 
+    def _dead_members(self) -> list[str]:
+        """Members of the items group that are gone: no heartbeat, or one from this host
+        whose process no longer exists (a daemon killed a moment ago, whose heartbeat has
+        not expired yet). Those holding nothing are removed from the group."""
+        members = {n: p for n, p in self.items.consumers().items() if n != self.instance}
+        if not members:
+            return []
+        beats = self.client.mget([self.keys.daemon(name) for name in members])
+        dead = [name for name, beat in zip(members, beats, strict=True) if not _alive(beat)]
+        self.items.forget(*(name for name in dead if not members[name]))
+        return [name for name in dead if members[name]]
+
     def _heartbeat(self) -> None:
         beat = {
             "instance": self.instance,
+            "host": PID_SPACE,
             "pid": os.getpid(),
             "at": time.time(),
             "feeds": len(self.feeds),
@@ -464,21 +632,55 @@ class Daemon:
 
     # --- HTTP --------------------------------------------------------------------------
 
-    def health(self) -> tuple[bool, dict]:
+    def _problems(self) -> list[str]:
+        """What is wrong, from the daemon's own state (no Redis call)."""
+        problems = []
+        if self.refused is not None:
+            problems.append(f"Redis refuses writes: {self.refused}")
+        if self.failures_in_a_row >= FAILING_AFTER:
+            problems.append(f"{self.failures_in_a_row} items failed in a row")
         stale = time.monotonic() - self.last_tick
-        try:
-            redis_ok = bool(self.client.ping())
-        except redis.RedisError:
-            redis_ok = False
-        ok = redis_ok and stale < STALE_AFTER and not self.stop.is_set()
+        if stale >= STALE_AFTER:
+            problems.append(f"processing loop has not turned for {stale:.0f} s")
+        if self.stop.is_set():
+            problems.append("stopping")
+        return problems
+
+    def liveness(self) -> tuple[bool, dict]:
+        """Alive while the processing loop turns (it does while it waits for Redis)."""
+        stale = time.monotonic() - self.last_tick
+        ok = stale < STALE_AFTER
         return ok, {
             "status": "ok" if ok else "unhealthy",
-            "redis": redis_ok,
+            "reason": None if ok else f"processing loop has not turned for {stale:.0f} s",
             "loop_seconds_ago": round(stale, 1),
             "instance": self.instance,
         }
 
-    def _serve(self) -> ThreadingHTTPServer:
+    def health(self) -> tuple[bool, dict]:
+        """Healthy while Redis answers and accepts a write (the heartbeat), items do not
+        fail in a row and the loop turns; the reasons otherwise."""
+        redis_ok = True
+        try:
+            self.client.ping()
+            self._heartbeat()  # a write: an out-of-memory Redis still answers PING
+        except (redis.ConnectionError, redis.TimeoutError):
+            redis_ok = False
+        except redis.RedisError as exc:
+            if reason := write_refusal(exc):
+                self._write_refused(reason, exc)
+        problems = ([] if redis_ok else ["Redis unreachable"]) + self._problems()
+        return not problems, {
+            "status": "unhealthy" if problems else "ok",
+            "reason": "; ".join(problems) or None,
+            "redis": redis_ok,
+            "redis_writable": redis_ok and self.refused is None,
+            "failures_in_a_row": self.failures_in_a_row,
+            "loop_seconds_ago": round(time.monotonic() - self.last_tick, 1),
+            "instance": self.instance,
+        }
+
+    def _serve(self) -> ThreadingHTTPServer | Served:
         host, _, port = self.settings.daemon.listen.rpartition(":")
         daemon = self
 
@@ -490,8 +692,10 @@ class Daemon:
                         CONTENT_TYPE_LATEST,
                         200,
                     )
-                elif self.path in ("/healthz", "/health"):
-                    ok, info = daemon.health()
+                elif self.path in ("/healthz", "/health", "/livez"):
+                    # /livez: only what a restart can fix (the loop stuck), for liveness
+                    # probes; while Redis refuses writes a restart helps nothing.
+                    ok, info = daemon.liveness() if self.path == "/livez" else daemon.health()
                     body, ctype, code = (
                         json.dumps(info).encode(),
                         "application/json",
@@ -508,6 +712,8 @@ class Daemon:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # scrapes are not events
 
+        if self.settings.web.in_daemon:
+            return self._serve_desk(host, int(port))
         try:
             server = ThreadingHTTPServer((host, int(port)), Handler)
         except OSError as exc:
@@ -517,6 +723,49 @@ class Daemon:
         self.listening = f"{host}:{server.server_address[1]}"
         log.info("http_listening", address=self.listening)
         return server
+
+    def _serve_desk(self, host: str, port: int) -> Served:
+        """/healthz, /livez and /metrics with the desk beside them (web.in_daemon)."""
+        from monitor.web import Served, bind, create_app, with_desk
+
+        def health(check: Callable[[], tuple[bool, dict]]) -> Callable[[], tuple[int, str, bytes]]:
+            def answer() -> tuple[int, str, bytes]:
+                ok, info = check()
+                return 200 if ok else 503, "application/json", json.dumps(info).encode()
+
+            return answer
+
+        endpoints = {
+            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)),
+            "/healthz": health(self.health),
+            "/health": health(self.health),
+            "/livez": health(self.liveness),
+        }
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise ListenError(self.settings.daemon.listen, exc) from exc
+        app = with_desk(create_app(self.settings, self.client, lambda: self.rules), endpoints)
+        served = Served(app, sock)
+        self.listening = f"{host}:{sock.getsockname()[1]}"
+        log.info("http_listening", address=self.listening, desk=True)
+        return served
+
+
+def _alive(beat: str | None) -> bool:
+    """Whether a heartbeat is that of a running daemon."""
+    if beat is None:
+        return False
+    try:
+        info = json.loads(beat)
+        if info.get("host") != PID_SPACE:
+            return True  # another host or container: its heartbeat's expiry tells
+        os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, TypeError, KeyError, PermissionError, AttributeError):
+        return True  # unreadable, or another user's process: assume alive
+    return True
 
 
 def _hosts(feeds: Iterable[FeedConfig]) -> set[str]:

@@ -110,7 +110,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.data_dir / "start.lock"):  # two commands starting at once: one server
             if self.socket.exists() and _ping(self.socket):
-                log.info("embedded_redis_reused", state_dir=str(self.data_dir))
+                log.debug("embedded_redis_reused", state_dir=str(self.data_dir))
                 return self._ready()
             self.socket.unlink(missing_ok=True)
             return self._launch()
@@ -147,7 +147,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.socket.exists() and _ping(self.socket):
-                log.info("embedded_redis_started", state_dir=str(self.data_dir))
+                log.debug("embedded_redis_started", state_dir=str(self.data_dir))
                 return self._ready()
             time.sleep(0.01)
         raise RedisUnavailable(

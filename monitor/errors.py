@@ -75,3 +75,17 @@ class ListenError(MonitorError):
 
 class RedisUnavailable(MonitorError):
     """Redis could not be reached or the embedded server could not start."""
+
+
+class RedisEvicts(MonitorError):
+    """Redis may evict keys under memory pressure: the monitor refuses to run on it."""
+
+    def __init__(self, where: str, policy: str, maxmemory: int) -> None:
+        self.policy = policy
+        limit = f"maxmemory {maxmemory} bytes" if maxmemory else "no maxmemory yet"
+        super().__init__(
+            f"Redis at {where} may evict keys (maxmemory-policy {policy}, {limit}): feed "
+            "state, alert markers and stream entries would vanish silently, doubling and "
+            "losing alerts. Set `maxmemory-policy noeviction` (CONFIG SET and redis.conf), "
+            "or accept that risk with redis_allow_eviction = true"
+        )

@@ -61,6 +61,11 @@ class Keys:
         """Heartbeat of a running daemon, with a TTL."""
         return f"{self.prefix}daemon:{instance}"
 
+    def counter(self, stream: str) -> str:
+        """How many entries were ever added to `stream`; each entry carries its number in
+        the field `seq`, so a group's lag is a subtraction (Redis < 7 has no `lag`)."""
+        return f"{stream}:seq"
+
     @property
     def alerts_dead(self) -> str:
         """Stream of alerts a consumer group could not handle, with the reason."""
@@ -122,6 +127,19 @@ class Keys:
     def digest_lock(self, sink: str) -> str:
         """Held by the forwarder sending a sink's digests (expires)."""
         return f"{self.prefix}digest:{sink}:lock"
+
+    @property
+    def desk_stories(self) -> str:
+        """Sorted set of the stories of retained reports, by their latest report (the desk)."""
+        return f"{self.prefix}desk:stories"
+
+    def desk_story(self, story_id: str) -> str:
+        """List of a story's retained reports: "<retained entry id>\t<JSON>" (the desk)."""
+        return f"{self.prefix}desk:story:{story_id}"
+
+    def mutes(self, rule_id: str) -> str:
+        """Set of "story:<id>" / "source:<name>" for which a rule raises no alert (the desk)."""
+        return f"{self.prefix}mutes:{rule_id}"
 
     @property
     def pattern(self) -> str:

@@ -23,13 +23,14 @@ import structlog
 from monitor.alerts import build_alert
 from monitor.dedup.index import DedupIndex, Source
 from monitor.dedup.wires import credited
+from monitor.desk import Desk
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import article_url
 from monitor.fetch import Fetcher, Page
-from monitor.model import Article, Item, Outcome, Placement, RuleMatch, report_time
+from monitor.model import AlertKind, Article, Item, Outcome, Placement, RuleMatch, report_time
 from monitor.queue import AlertQueue, RetainedItems
-from monitor.rules import Document, RuleSet
+from monitor.rules import Document, Rule, RuleSet
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,7 @@ class Pipeline:
         queue: AlertQueue,
         retained: RetainedItems | None = None,
         max_age: float = 0.0,
+        desk: Desk | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
@@ -72,6 +74,7 @@ class Pipeline:
         self.queue = queue
         self.retained = retained
         self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
+        self.desk = desk  # what the web desk reads, filed beside the retained items
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -92,7 +95,10 @@ class Pipeline:
         )
         matches = self.rules.match(doc)
         if self.retained is not None and placement.outcome is not Outcome.SEEN:
-            self.retained.append(item, article, url, placement)
+            entry = self.retained.append(item, article, url, placement)
+            if self.desk is not None:
+                self.desk.record(entry, item, article, url, placement,
+                                 [m.rule_id for m in matches], credited(article.text))  # fmt: skip
         alerts: list[tuple[str, str]] = []
         suppressed = ""
         if placement.outcome in ALERTING or (
@@ -192,47 +198,59 @@ class Pipeline:
         published now. Repeating it for the same item publishes nothing new."""
         published = []
         for match in matches:
-            claim = self.index.claim_alert(placement.story_id, match.rule_id, item.id, at=at)
-            if claim is None:
+            if self.desk is not None and self.desk.muted(
+                match.rule_id, placement.story_id, item.source
+            ):
+                log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
+                         item=item.id, source=item.source)  # fmt: skip
                 continue
-            kind, update = claim
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
-            size = self.index.story_size(placement.story_id)
-            sources = self.index.story_sources(placement.story_id)
-            if not size:  # the story left the dedup window (a late backfill): the item alone
-                when = item.published or article.published
-                itself = Source(
-                    item.id, item.source, url, item.title or article.title,
-                    when.isoformat() if when else "", credited(article.text),
-                )  # fmt: skip
-                size, sources = 1, [itself]
-            alert = build_alert(
-                kind=kind,
-                rule=rule,
-                match=match,
-                story_id=placement.story_id,
-                story_size=size,
-                sources=sources,
-                item=item,
-                article=article,
-                url=url,
-                now=datetime.now(UTC),
-                backfill=backfill,
-                update=update,
-                wires=credited(article.text),
-            )
-            if self.queue.publish(alert):
-                published.append((alert["id"], rule.id))
-                log.info(
-                    "alert_published",
-                    alert=alert["id"],
-                    kind=str(kind),
-                    rule=rule.id,
-                    story=placement.story_id,
-                    item=item.id,
-                    backfill=backfill or None,
+
+            def build(kind: AlertKind, update: int, rule: Rule = rule, match: RuleMatch = match):
+                size = self.index.story_size(placement.story_id)
+                sources = self.index.story_sources(placement.story_id)
+                if not size:  # the story left the dedup window (a late backfill): the item alone
+                    when = item.published or article.published
+                    itself = Source(
+                        item.id, item.source, url, item.title or article.title,
+                        when.isoformat() if when else "", credited(article.text),
+                    )  # fmt: skip
+                    size, sources = 1, [itself]
+                return build_alert(
+                    kind=kind,
+                    rule=rule,
+                    match=match,
+                    story_id=placement.story_id,
+                    story_size=size,
+                    sources=sources,
+                    item=item,
+                    article=article,
+                    url=url,
+                    now=datetime.now(UTC),
+                    backfill=backfill,
+                    update=update,
+                    wires=credited(article.text),
                 )
+
+            # The claim and the publication are one step (one script): no crash between them.
+            done = self.queue.claim_and_publish(
+                placement.story_id, rule.id, item.id, build,
+                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl,
+            )  # fmt: skip
+            if done is None or done[1] is None:
+                continue  # nothing to raise, or raised before
+            alert = done[0]
+            published.append((alert["id"], rule.id))
+            log.info(
+                "alert_published",
+                alert=alert["id"],
+                kind=alert["kind"],
+                rule=rule.id,
+                story=placement.story_id,
+                item=item.id,
+                backfill=backfill or None,
+            )
         return published
 
 

@@ -2,7 +2,8 @@
 
 Publishing is idempotent: an alert id is published at most once while its marker key
 lives (`alert_id_ttl_days`), so a re-delivered item or a second replay adds nothing.
-The marker and the XADD happen in one Lua script: a crash cannot leave one without the other.
+An alert's claim (which item raises `new` or update n for a story and rule), its marker and
+its XADD happen in one Lua script: no crash can leave a claim without its alert.
 """
 
 from __future__ import annotations
@@ -14,25 +15,70 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import redis
+import structlog
 
-from monitor.errors import RedisUnavailable
+from monitor.errors import MonitorError, RedisUnavailable
 from monitor.keys import Keys
-from monitor.model import Article, Item, Outcome, Placement
+from monitor.model import AlertKind, Article, Item, Outcome, Placement
+from monitor.retention import group_lags
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
-_PUBLISH = """
+# Claims per (story, rule), in the story's alerts hash:
+#   rule:new            the item that raised `new`
+#   rule:item:<id>      the update number an item raised (so a re-delivery gets the same)
+#   rule:updates        how many updates were raised; rule:last: when the last one was
+# KEYS: the alert's marker, the alerts stream, its entry counter, the story's alerts hash
+# (absent: publish without a claim). ARGV: the alert (JSON), marker ttl, maxlen, alert id,
+# min id ('0': no age limit); with a claim: rule, item, claim ttl, now, quiet, and the claim
+# the alert was built for (0: new, n: update n; -2: only say what the claim would be).
+# Returns {claim, entry id or false}; claim -1: nothing to raise. When the claim is not the
+# one the alert was built for, nothing is written: the caller builds that one and asks again.
+_CLAIM_PUBLISH = """
+local claim, record = 0, nil
+if KEYS[4] then
+  local rule, item, now, quiet = ARGV[6], ARGV[7], tonumber(ARGV[9]), tonumber(ARGV[10])
+  local owner = redis.call('HGET', KEYS[4], rule .. ':new')
+  if not owner then
+    record = 'new'
+  elseif owner ~= item then
+    local mine = redis.call('HGET', KEYS[4], rule .. ':item:' .. item)
+    if mine then
+      claim = tonumber(mine)
+    else
+      local last = tonumber(redis.call('HGET', KEYS[4], rule .. ':last') or '0')
+      if now - last < quiet then return {-1, false} end
+      claim = tonumber(redis.call('HGET', KEYS[4], rule .. ':updates') or '0') + 1
+      record = 'update'
+    end
+  end
+  if claim ~= tonumber(ARGV[11]) then return {claim, false} end
+  if record == 'new' then
+    redis.call('HSET', KEYS[4], rule .. ':new', item, rule .. ':last', now)
+    redis.call('EXPIRE', KEYS[4], ARGV[8])
+  elseif record == 'update' then
+    redis.call('HSET', KEYS[4], rule .. ':updates', claim, rule .. ':last', now,
+               rule .. ':item:' .. item, claim)
+  end
+end
 if redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[2]) then
+  local seq = redis.call('INCR', KEYS[3])
   local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-                           'id', ARGV[4], 'alert', ARGV[1])
+                           'id', ARGV[4], 'alert', ARGV[1], 'seq', seq)
   redis.call('SET', KEYS[1], entry, 'KEEPTTL')
   if ARGV[5] ~= '0' then
     redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[5])
   end
-  return entry
+  return {claim, entry}
 end
-return false
+return {claim, false}
 """
+ASK = -2  # the claim argument that only asks
+
+
+class ClaimRace(MonitorError):
+    """The claim kept changing under concurrent daemons (it should settle in one retry)."""
 
 
 def connect(url: str) -> redis.Redis:
@@ -43,11 +89,11 @@ def connect(url: str) -> redis.Redis:
     except ValueError as exc:
         raise RedisUnavailable(f"bad Redis URL {url!r}: {exc}") from exc
     except (redis.RedisError, OSError) as exc:
-        raise RedisUnavailable(f"cannot reach Redis at {_redact(url)}: {exc}") from exc
+        raise RedisUnavailable(f"cannot reach Redis at {redact(url)}: {exc}") from exc
     return client
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     if "@" not in url:
         return url
@@ -73,17 +119,61 @@ class AlertQueue:
         self.maxlen = maxlen
         self.id_ttl = id_ttl
         self.max_age = max_age
-        self._publish = client.register_script(_PUBLISH)
+        self._script = client.register_script(_CLAIM_PUBLISH)
 
     def publish(self, alert: dict[str, Any]) -> str | None:
         """Append the alert unless its id was published before; the entry id, or None."""
+        _, entry = self._script(keys=self._keys(alert["id"]), args=self._args(alert))
+        return str(entry) if entry else None
+
+    def claim_and_publish(
+        self,
+        story_id: str,
+        rule_id: str,
+        item_id: str,
+        build: Callable[[AlertKind, int], dict[str, Any]],
+        *,
+        at: float | None = None,
+        quiet: float,
+        claim_ttl: int,
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """Claim the alert this item raises for (story, rule), if any, and publish it, in
+        one step: the first matching item of a story claims `new`; a later one claims update
+        number n when the story's last alert for the rule is at least `quiet` seconds older
+        than `at`; others nothing (None). The same item always gets the same claim, so a
+        re-delivered item re-publishes the same alert id (a no-op once published). Returns
+        the alert built by `build(kind, update)` and its entry id (None: already there)."""
+        now = time.time() if at is None else at
+        claim_args = [rule_id, item_id, claim_ttl, now, quiet]
+        keys = [self.keys.story_alerts(story_id)]
+        claim, _ = self._script(
+            keys=[*self._keys(""), *keys], args=["", 0, 0, "", "0", *claim_args, ASK]
+        )
+        for _attempt in range(5):
+            if claim < 0:
+                return None
+            kind = AlertKind.NEW if claim == 0 else AlertKind.UPDATE
+            alert = build(kind, int(claim))
+            actual, entry = self._script(
+                keys=[*self._keys(alert["id"]), *keys],
+                args=[*self._args(alert), *claim_args, claim],
+            )
+            if actual == claim:
+                return alert, (str(entry) if entry else None)
+            claim = actual  # another daemon claimed meanwhile: build what is left, again
+        raise ClaimRace(f"story {story_id}, rule {rule_id}: the claim kept changing")
+
+    def _keys(self, alert_id: str) -> list[str]:
+        return [
+            self.keys.alert_seen(alert_id),
+            self.keys.alerts,
+            self.keys.counter(self.keys.alerts),
+        ]
+
+    def _args(self, alert: dict[str, Any]) -> list[Any]:
         body = json.dumps(alert, ensure_ascii=False, separators=(",", ":"))
         min_id = f"{int((time.time() - self.max_age) * 1000)}-0" if self.max_age else "0"
-        entry = self._publish(
-            keys=[self.keys.alert_seen(alert["id"]), self.keys.alerts],
-            args=[body, self.id_ttl, self.maxlen, alert["id"], min_id],
-        )
-        return str(entry) if entry else None
+        return [body, self.id_ttl, self.maxlen, alert["id"], min_id]
 
     def is_published(self, alert_id: str) -> bool:
         return bool(self.client.exists(self.keys.alert_seen(alert_id)))
@@ -115,8 +205,9 @@ class AlertQueue:
 _AUTOCLAIM = """
 local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
                          'COUNT', ARGV[5], 'JUSTID')
-return {reply[1], reply[2]}
+return {reply[1], reply[2], reply[3] or {}}
 """
+TRIMMED = "trimmed before delivery"  # the dead-letter reason of a pending entry trimmed away
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +245,7 @@ class StreamGroup(Generic[T]):
         self.dead_maxlen = dead_maxlen
         self._cursor = "0-0"
         self._autoclaim = client.register_script(_AUTOCLAIM)
+        self.trimmed = 0  # pending entries found trimmed (and dead-lettered) by this object
 
     def ensure_group(self) -> None:
         """Create the group at the start of the retained stream, so it misses nothing."""
@@ -171,14 +263,26 @@ class StreamGroup(Generic[T]):
 
     def claim_stale(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Entry[T]]:
         """Take over entries left pending (by any member, this one too) for `min_idle_ms`,
-        with their delivery counts. Entries trimmed from the stream while pending are acked
-        and dropped. Successive calls walk the whole pending list (a cursor is kept)."""
-        # Through Lua: redis-py drops the cursor of a JUSTID reply.
-        cursor, ids = self._autoclaim(
+        with their delivery counts. Entries trimmed from the stream while pending are
+        dead-lettered ("trimmed before delivery"). Successive calls walk the whole pending
+        list (a cursor is kept)."""
+        # Through Lua: redis-py drops the cursor of a JUSTID reply. Redis 7 removes trimmed
+        # entries from the pending list itself and names them in a third element.
+        cursor, ids, deleted = self._autoclaim(
             keys=[self.stream], args=[self.group, consumer, min_idle_ms, self._cursor, count]
         )
         self._cursor = cursor or "0-0"
+        self._trimmed(list(deleted), {})
         return self._take(consumer, ids)
+
+    def rewind(self) -> None:
+        """Start the next claim_stale at the beginning of the pending list."""
+        self._cursor = "0-0"
+
+    @property
+    def rewound(self) -> bool:
+        """Whether the last claim_stale reached the end of the pending list."""
+        return self._cursor == "0-0"
 
     def take_own(self, consumer: str, *, count: int) -> list[Entry[T]]:
         """This member's own pending entries, oldest first, at once: a daemon restarted under
@@ -190,8 +294,35 @@ class StreamGroup(Generic[T]):
         )
         return self._take(consumer, [p["message_id"] for p in pending])
 
-    def _take(self, consumer: str, ids: list[str]) -> list[Entry[T]]:
-        """Claim `ids` for `consumer` (trimmed ones are acked and dropped), with their
+    def consumers(self) -> dict[str, int]:
+        """The group's members and how many entries each holds pending."""
+        try:
+            found = self.client.xinfo_consumers(self.stream, self.group)
+        except redis.ResponseError:  # no stream or group yet
+            return {}
+        return {str(c["name"]): int(c["pending"]) for c in found}
+
+    def take_from(self, consumer: str, others: list[str], *, count: int) -> list[Entry[T]]:
+        """The entries `others` (members known to be dead) hold pending, oldest first
+        across them — the order they were read in — claimed for `consumer` at once. An entry
+        another member claimed in the last second is left to it."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in others:
+            pipe.xpending_range(
+                self.stream, self.group, min="-", max="+", count=count, consumername=name
+            )
+        ids = sorted((p["message_id"] for pending in pipe.execute() for p in pending), key=_order)[
+            :count
+        ]
+        return self._take(consumer, ids, min_idle_ms=1000)
+
+    def forget(self, *names: str) -> None:
+        """Remove members that hold nothing (dead daemons' names pile up otherwise)."""
+        for name in names:
+            self.client.xgroup_delconsumer(self.stream, self.group, name)
+
+    def _take(self, consumer: str, ids: list[str], *, min_idle_ms: int = 0) -> list[Entry[T]]:
+        """Claim `ids` for `consumer` (trimmed ones are dead-lettered), with their
         delivery counts."""
         if not ids:
             return []
@@ -200,12 +331,17 @@ class StreamGroup(Generic[T]):
             pipe.xrange(self.stream, min=entry_id, max=entry_id)
         alive = [entry_id for entry_id, found in zip(ids, pipe.execute(), strict=True) if found]
         gone = sorted(set(ids) - set(alive))
-        if gone:  # trimmed while pending: nothing left to deliver
-            self.ack(*gone)
+        if gone:  # trimmed while pending: nothing left to deliver, but said and kept aside
+            pending = self.client.xpending_range(
+                self.stream, self.group, min=gone[0], max=gone[-1], count=len(ids) * 4 + 100
+            )
+            self._trimmed(gone, {p["message_id"]: p["times_delivered"] for p in pending})
         if not alive:
             return []
         # JUSTID does not count a delivery: XCLAIM does, and returns the entries.
-        claimed = self.client.xclaim(self.stream, self.group, consumer, 0, alive)
+        claimed = self.client.xclaim(self.stream, self.group, consumer, min_idle_ms, alive)
+        if not claimed:
+            return []
         pending = self.client.xpending_range(
             self.stream, self.group, min=alive[0], max=alive[-1],
             count=len(alive) * 4 + 100, consumername=consumer,
@@ -216,6 +352,18 @@ class StreamGroup(Generic[T]):
     def ack(self, *entry_ids: str) -> None:
         if entry_ids:
             self.client.xack(self.stream, self.group, *entry_ids)
+
+    def _trimmed(self, entry_ids: list[str], deliveries: dict[str, int]) -> None:
+        """Pending entries the stream's retention trimmed away: dead letters with the reason
+        (their content is gone, their ids and counts are not), never silently acked."""
+        if not entry_ids:
+            return
+        log.error("entries_trimmed_before_delivery", stream=self.stream, group=self.group,
+                  entries=len(entry_ids), first=entry_ids[0],
+                  hint="the group fell behind the stream's retention")  # fmt: skip
+        for entry_id in entry_ids:
+            self.dead_letter(Entry(entry_id, None, {}, deliveries.get(entry_id, 0)), TRIMMED)
+        self.trimmed += len(entry_ids)
 
     def dead_letter(self, entry: Entry[T], reason: str, **context: str) -> None:
         """Move an entry that cannot be handled aside, with the reason, and ack it."""
@@ -228,17 +376,9 @@ class StreamGroup(Generic[T]):
 
     def lag(self) -> tuple[int, int]:
         """(entries not yet delivered to the group, entries delivered but not acked)."""
-        try:
-            groups = self.client.xinfo_groups(self.stream)
-        except redis.ResponseError:
-            return 0, 0
-        for group in groups:
-            if group["name"] == self.group:
-                lag = group.get("lag")
-                if lag is None:  # Redis < 7: count what follows the last delivered id (capped)
-                    after = f"({group['last-delivered-id']}"
-                    lag = len(self.client.xrange(self.stream, min=after, count=10_000))
-                return int(lag), int(group["pending"])
+        for found in group_lags(self.client, self.stream, maxlen=1):
+            if found.group == self.group:
+                return found.lag, found.pending
         return 0, 0
 
     def _entry(self, entry_id: str, fields: dict[str, str], deliveries: int = 1) -> Entry[T]:
@@ -247,6 +387,43 @@ class StreamGroup(Generic[T]):
         except Exception:  # any undecodable entry is dead-lettered, never fatal
             value = None
         return Entry(entry_id, value, fields, deliveries)
+
+
+# Append to a stream read by consumer groups, then trim it to about `maxlen` entries — but
+# only entries every group is done with: below each group's oldest pending entry and not
+# after its last delivered one. A group far behind holds the stream longer (the lag metrics
+# show it); nothing it still has to handle is trimmed. KEYS: the stream, its entry counter.
+# ARGV: maxlen, the field, then the values. Returns the entry ids.
+_APPEND_TRIMMED = """
+local function before(a, b)  -- stream ids "ms-seq": a < b
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local ids = {}
+for i = 3, #ARGV do
+  local seq = redis.call('INCR', KEYS[2])
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i], 'seq', seq)
+end
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if excess <= 0 then return ids end
+local floor = nil
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  local needed = info['last-delivered-id']
+  if tonumber(info['pending']) > 0 then
+    needed = redis.call('XPENDING', KEYS[1], info['name'])[2]
+  end
+  if floor == nil or before(needed, floor) then floor = needed end
+end
+local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.min(excess, 1000) + 1)
+local cut = oldest[#oldest][1]
+if floor ~= nil and before(floor, cut) then cut = floor end
+redis.call('XTRIM', KEYS[1], 'MINID', cut)
+return ids
+"""
 
 
 class ItemsQueue(StreamGroup[Item]):
@@ -261,12 +438,24 @@ class ItemsQueue(StreamGroup[Item]):
             dead_stream=keys.items_dead, dead_maxlen=maxlen,
         )  # fmt: skip
         self.maxlen = maxlen
+        self._append = client.register_script(_APPEND_TRIMMED)
+        self._counter = keys.counter(keys.items)
 
     def append(self, items: list[Item]) -> list[str]:
-        pipe = self.client.pipeline(transaction=False)
-        for item in items:
-            pipe.xadd(self.stream, {"item": item.to_json()}, maxlen=self.maxlen, approximate=True)
-        return [str(entry) for entry in pipe.execute()]
+        """Append the items; trim only what every group has acked (never a pending item)."""
+        if not items:
+            return []
+        entries = self._append(
+            keys=[self.stream, self._counter],
+            args=[self.maxlen, self.field, *(item.to_json() for item in items)],
+        )
+        return [str(entry) for entry in entries]
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _entries(reply) -> list:
@@ -302,7 +491,8 @@ class RetainedItems:
         self.retention = retention
         self.maxlen = maxlen
 
-    def append(self, item: Item, article: Article, url: str, placement: Placement) -> None:
+    def append(self, item: Item, article: Article, url: str, placement: Placement) -> str:
+        """Keep the item; its entry id."""
         fields = {
             "item": item.to_json(),
             "text": article.text,
@@ -318,7 +508,16 @@ class RetainedItems:
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
         pipe.xtrim(self.key, minid=min_id, approximate=True)
-        pipe.execute()
+        return str(pipe.execute()[0])
+
+    def get(self, entry_ids: list[str]) -> list[Retained | None]:
+        """The retained items with these entry ids (None for those trimmed since)."""
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xrange(self.key, min=entry_id, max=entry_id)
+        return [
+            _retained(*found[0]) if found else None for found in pipe.execute()
+        ]  # fmt: skip
 
     def read(self, since: float, batch: int = 500) -> Iterator[Retained]:
         """Items processed at or after `since` (Unix seconds), oldest first."""

@@ -4,14 +4,20 @@ monitor.toml, so that every daemon on the same Redis polls them."""
 from __future__ import annotations
 
 import json
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import structlog
 
-from monitor.config import FeedConfig
+from monitor.config import FeedConfig, Settings
 from monitor.errors import ConfigError, MonitorError
 from monitor.feeds import canonical_url
 from monitor.keys import Keys
+from monitor.poll import FeedState, Poller, PollReport
 from monitor.poll import feed_id as _feed_id
 
 log = structlog.get_logger(__name__)
@@ -122,3 +128,69 @@ def _decode(url: str, data: str) -> FeedConfig:
     fields = json.loads(data)
     return FeedConfig(url=url, name=fields.get("name", ""), interval=fields.get("interval"),
                       tags=tuple(fields.get("tags", ())))  # fmt: skip
+
+
+def feed_rows(settings: Settings, client: redis.Redis) -> list[dict[str, Any]]:
+    """Every feed (monitor.toml's, then the imported ones) with its polling state."""
+    keys = Keys(settings.prefix)
+    registry = FeedRegistry(client, keys)
+    paused = registry.paused()
+    rows = []
+    for feed in merged(settings.feeds, registry):
+        fid = _feed_id(feed)
+        state = FeedState.from_hash(client.hgetall(keys.feed(fid)))
+        rows.append(
+            {
+                "id": fid,
+                "name": feed.name,
+                "url": state.url or feed.url,
+                "tags": list(feed.tags),
+                "last_poll": _iso(state.last_poll),
+                "status": state.last_status or None,
+                "new": state.last_new,
+                "errors": state.errors,
+                "last_error": state.last_error or None,
+                "next_poll": _iso(state.next_poll),
+                "interval": round(state.interval) or None,
+                "polls": state.polls,
+                "items": state.total_items,
+                "paused": fid in paused,
+                "configured": feed in settings.feeds,
+            }
+        )
+    return rows
+
+
+def poll_now(
+    settings: Settings, client: redis.Redis, feed: FeedConfig, feeds: list[FeedConfig]
+) -> PollReport:
+    """Poll the feed from this process; new entries go to the items stream, where a
+    running daemon (or the next one started) processes them. An old lease left by the
+    previous poll is taken over: it guards nothing any more."""
+    from monitor.fetch import HttpFetcher
+    from monitor.queue import ItemsQueue
+
+    keys = Keys(settings.prefix)
+    hosts = {(urlsplit(f.url).hostname or "").lower() for f in feeds}
+    fetcher = HttpFetcher(settings.http, trusted_hosts=hosts)
+    try:
+        poller = Poller(
+            client, keys, fetcher, ItemsQueue(client, keys, maxlen=settings.daemon.items_maxlen),
+            settings.schedule, seen_per_feed=settings.daemon.seen_per_feed,
+            max_entries=settings.daemon.max_entries,
+        )  # fmt: skip
+        fid = _feed_id(feed)
+        state = poller.state(feed)
+        interval = state.interval or feed.interval or settings.schedule.interval
+        mine = f"poll-now-{os.getpid()}"
+        client.set(keys.lease(fid), mine, px=max(1000, int(0.5 * interval * 1000)))
+        report = poller.poll(feed, time.time(), state)
+        if client.get(keys.lease(fid)) == mine:
+            client.delete(keys.lease(fid))
+    finally:
+        fetcher.close()
+    return report
+
+
+def _iso(ts: float) -> str | None:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds") if ts else None

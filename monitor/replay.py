@@ -47,8 +47,8 @@ def feed_files(paths: Iterable[Path]) -> list[Path]:
 
 def _feedlike(path: Path) -> bool:
     """Whether a file found in a directory is a feed: any XML file; a .json file only when
-    it names a JSON Feed version (other JSON beside feeds, such as a manifest, is skipped
-    with a warning)."""
+    it looks like a JSON Feed (a version or items near its start). Other JSON beside feeds,
+    such as sample_feeds/manifest.json, is skipped (logged at info level)."""
     if path.suffix.lower() != ".json":
         return True
     try:
@@ -56,9 +56,9 @@ def _feedlike(path: Path) -> bool:
             head = f.read(4096)
     except OSError:
         return True  # reading it fails later, with the reason
-    if b"jsonfeed.org/version" in head:
-        return True
-    log.warning("file_skipped", path=str(path), reason="not a JSON feed")
+    if b"jsonfeed.org/version" in head or b'"items"' in head:
+        return True  # a JSON Feed, or a broken one (reading it says what is wrong)
+    log.info("file_skipped", path=str(path), reason="not a JSON feed")
     return False
 
 

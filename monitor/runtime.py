@@ -11,15 +11,26 @@ import structlog
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
+from monitor.desk import Desk
 from monitor.embedded import EmbeddedRedis
 from monitor.errors import RedisUnavailable
 from monitor.fetch import Fetcher
 from monitor.keys import Keys
 from monitor.pipeline import Pipeline
-from monitor.queue import AlertQueue, RetainedItems, connect
+from monitor.queue import AlertQueue, RetainedItems, connect, redact
+from monitor.redisguard import check_eviction
 from monitor.rules import RuleSet
 
-__all__ = ["Keys", "alert_queue", "clear", "dedup_index", "pipeline", "redis_client", "redis_url"]
+__all__ = [
+    "Keys",
+    "alert_queue",
+    "clear",
+    "dedup_index",
+    "describe_redis",
+    "pipeline",
+    "redis_client",
+    "redis_url",
+]
 
 
 log = structlog.get_logger(__name__)
@@ -37,15 +48,27 @@ def redis_url(settings: Settings) -> Iterator[str]:
 
 @contextmanager
 def redis_client(
-    settings: Settings, *, wait: threading.Event | None = None
+    settings: Settings, *, wait: threading.Event | None = None, check: bool = True
 ) -> Iterator[redis.Redis]:
     """The configured Redis, or the embedded one started for the duration. With `wait`, an
-    unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set."""
+    unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set.
+    With `check`, a Redis that may evict keys is refused (RedisEvicts) unless the settings
+    allow it (redisguard)."""
     with ExitStack() as stack:
         url = stack.enter_context(redis_url(settings))
         client = connect(url) if wait is None else _retrying(url, wait)
         stack.callback(client.close)
+        if check:
+            check_eviction(client, allow=settings.redis_allow_eviction, where=redact(url))
         yield client
+
+
+def describe_redis(settings: Settings) -> str:
+    """Where the data is, for people: the URL without its password, or the embedded
+    server's state directory."""
+    if settings.redis_url:
+        return redact(settings.redis_url)
+    return f"embedded, state in {settings.state_dir.resolve()}"
 
 
 def _retrying(url: str, stop: threading.Event) -> redis.Redis:
@@ -100,6 +123,7 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         queue=alert_queue(client, settings),
         retained=retained,
         max_age=settings.alerts.max_age,
+        desk=Desk(client, keys, retention=settings.retention_days * 86400),
     )
 
 

@@ -8,18 +8,22 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+import uvicorn
 
+from monitor.config import Settings
 from monitor.embedded import find_redis_server
 
 from .feedserver import FeedServer
-from .processes import Daemon
+from .processes import Daemon, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_FEEDS = ROOT / "sample_feeds"
@@ -115,3 +119,32 @@ def daemons(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
             daemon.proc.wait()
         # Shown by pytest when the test failed.
         print(f"--- {daemon.log.name}", *daemon.log.read_text().splitlines()[-15:], sep="\n")
+
+
+@pytest.fixture
+def desk() -> Iterator:
+    """Serves the desk app on a free loopback port (uvicorn, in a thread): desk(settings,
+    client) gives an httpx client for it, which keeps its cookies."""
+    servers: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def start(settings: Settings, client: redis.Redis) -> httpx.Client:
+        from monitor.rules import load_rules
+        from monitor.web import create_app
+
+        app = create_app(settings, client, load_rules(RULES))
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+        server = uvicorn.Server(config)
+        sock = config.bind_socket()
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        wait_for(lambda: server.started)
+        host, port = sock.getsockname()[:2]
+        web = httpx.Client(base_url=f"http://{host}:{port}", timeout=30)
+        servers.append((server, thread, web))
+        return web
+
+    yield start
+    for server, thread, web in servers:
+        web.close()
+        server.should_exit = True
+        thread.join(timeout=10)

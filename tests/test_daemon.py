@@ -185,7 +185,8 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
         [sys.executable, "-m", "monitor", "--config", str(cfg), "status"],
         env={**env, "MONITOR_REDIS_URL": redis_url}, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "1 in progress" in status.stdout and "1 configured, 0 failing" in status.stdout
+    assert "1 in progress" in status.stdout
+    assert "feeds: 1 (1 configured, 0 imported), 0 paused, 0 failing" in status.stdout
     assert "dedup window (72 h): 0 items indexed; Redis memory" in status.stdout
 
 

@@ -175,8 +175,9 @@ def test_kubernetes_manifests_fit_together_and_fit_the_code(tmp_path: Path) -> N
     (container,) = pod["containers"]
     assert deployment["spec"]["replicas"] >= 2  # scaling out is the point
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/healthz"
         assert container[probe]["httpGet"]["port"] in ports
     assert container["resources"]["limits"]["memory"]
     secret = docs[("Secret", "news-monitor")]

@@ -29,8 +29,9 @@ class RedisProcess:
     """A redis-server on a fixed unix socket with an append-only file, so that it can be
     stopped and started again with its data."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         self.directory = directory
+        self.options = list(options)  # more redis-server options, e.g. --maxmemory 10mb
         self.socket = directory / "redis.sock"
         self.url = f"unix://{self.socket}"
         self.process: subprocess.Popen | None = None
@@ -39,7 +40,7 @@ class RedisProcess:
         self.process = subprocess.Popen(
             [str(find_redis_server()), "--port", "0", "--unixsocket", str(self.socket),
              "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--dir", str(self.directory)],
+             "--dir", str(self.directory), *self.options],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for(self.answers, 10)
@@ -49,6 +50,8 @@ class RedisProcess:
         try:
             with redis.Redis(unix_socket_path=str(self.socket)) as client:
                 return bool(client.ping())
+        except redis.AuthenticationError:  # the default user is off: it answers all the same
+            return True
         except (redis.ConnectionError, FileNotFoundError):
             return False
 

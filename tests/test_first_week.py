@@ -141,6 +141,7 @@ def test_port_0_and_the_real_feed_count_are_logged(
     assert started["feeds"] == 3  # one configured, two imported
     host, port = listening["address"].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0 and started["listen"] == listening["address"]
+    assert started["redis"] == redis_url  # where the data is (embedded: its state directory)
     wait_for(lambda: bool(client.keys("monitor:daemon:*")))
     status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url)
     assert f"listening on {listening['address']}, 3 feeds" in status.stdout

@@ -14,7 +14,7 @@ from monitor import runtime
 from monitor.config import Settings
 from monitor.feeds import canonical_url
 from monitor.fetch import LocalFetcher
-from monitor.model import AlertKind, Item, Outcome
+from monitor.model import AlertKind, Item, Outcome, alert_id
 from monitor.pipeline import Pipeline
 from monitor.replay import read_feeds
 from monitor.rules import load_rules
@@ -149,22 +149,49 @@ def test_tracking_parameters_make_the_same_item(redis_url: str, client: redis.Re
 def test_an_item_redelivered_after_a_crash_still_alerts_once(
     redis_url: str, client: redis.Redis
 ) -> None:
-    """A crash after the story claim but before XADD: the retry publishes the alert."""
+    """A crash after placing the item, before its alerts: the retry publishes the alert."""
     pipeline = make_pipeline(redis_url, client)
     items = read_feeds([SAMPLE_FEEDS])
     korea_herald = next(i for i in items if "koreaherald" in i.guid)
     for item in items[: items.index(korea_herald)]:
         pipeline.process(item)
     article, _ = pipeline._article(korea_herald)
-    placement = pipeline.index.place(korea_herald, article)  # ...then the process dies
-    claim = pipeline.index.claim_alert(placement.story_id, "dprk-russia-treaty", korea_herald.id)
-    assert claim == (AlertKind.NEW, 0)
+    pipeline.index.place(korea_herald, article)  # ...then the process dies
     assert client.xlen("monitor:alerts") == 0
 
     result = pipeline.process(korea_herald)  # re-delivered
     assert result.placement.outcome is Outcome.SEEN
     assert len(result.alerts) == 1
     assert pipeline.process(korea_herald).alerts == []  # and only once
+    assert [a["kind"] for a in alerts_in_stream(client)] == ["new"]
+
+
+def test_no_crash_leaves_a_claim_without_its_alert(redis_url: str, client: redis.Redis) -> None:
+    """The claim and the XADD are one script: when the process dies before it (here: while
+    building the alert), nothing is claimed, so if that item goes dead the next report of the
+    story that matches raises the `new` (the claim used to be written first: it was lost)."""
+    pipeline = make_pipeline(redis_url, client)
+    items = read_feeds([SAMPLE_FEEDS])
+    matching = [r for r in map(pipeline.process, items) if r.matches]
+    assert len(matching) == 3 and len(matching[0].alerts) == 1
+    client.flushall()
+
+    def dies(kind: AlertKind, update: int) -> dict:
+        raise SystemExit("killed while building the alert")
+
+    first, second = matching[0], matching[1]
+    with pytest.raises(SystemExit):
+        pipeline.queue.claim_and_publish(first.placement.story_id, "dprk-russia-treaty",
+                                         first.item.id, dies, quiet=3600, claim_ttl=60)  # fmt: skip
+    assert client.exists(f"monitor:story:{first.placement.story_id}:alerts") == 0  # no claim
+    # `first` went dead; `second` (same story) is processed: the story's `new` is not lost.
+    story = first.placement.story_id
+    built = pipeline.queue.claim_and_publish(
+        story, "dprk-russia-treaty", second.item.id,
+        lambda kind, n: {"id": alert_id("dprk-russia-treaty", story, kind, n), "kind": str(kind)},
+        quiet=3600, claim_ttl=60,
+    )  # fmt: skip
+    assert built is not None and built[0]["kind"] == "new" and built[1] is not None
     assert [a["kind"] for a in alerts_in_stream(client)] == ["new"]
 
 
@@ -197,24 +224,30 @@ def test_replay_fetches_nothing_outside_its_feeds(url: str, redis_url: str, clie
 
 
 def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redis.Redis) -> None:
-    from monitor.dedup.index import DedupIndex
     from monitor.keys import Keys
+    from monitor.queue import AlertQueue
 
-    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
-                       claim_ttl=3600, quiet=600)  # fmt: skip
+    queue = AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600)
+
+    def claim(item: str, at: float) -> tuple[AlertKind, int] | None:
+        def build(kind: AlertKind, n: int) -> dict:
+            return {"id": alert_id("r", "s1", kind, n), "kind": str(kind), "n": n}
+
+        done = queue.claim_and_publish("s1", "r", item, build, at=at, quiet=600, claim_ttl=3600)
+        return None if done is None else (AlertKind(done[0]["kind"]), done[0]["n"])
+
     claims = [
-        index.claim_alert("s1", "r", "a", at=1000),  # new
-        index.claim_alert("s1", "r", "b", at=1100),  # within the quiet period after the new
-        index.claim_alert("s1", "r", "c", at=1700),  # update 1
-        index.claim_alert("s1", "r", "d", at=1900),  # quiet again
-        index.claim_alert("s1", "r", "e", at=2400),  # update 2
-        index.claim_alert("s1", "r", "c", at=9999),  # a re-delivered item: the same answer
-        index.claim_alert("s1", "r", "a", at=9999),
+        claim("a", at=1000),  # new
+        claim("b", at=1100),  # within the quiet period after the new
+        claim("c", at=1700),  # update 1
+        claim("d", at=1900),  # quiet again
+        claim("e", at=2400),  # update 2
+        claim("c", at=9999),  # a re-delivered item: the same answer
+        claim("a", at=9999),
     ]
     assert claims == [(AlertKind.NEW, 0), None, (AlertKind.UPDATE, 1), None,
                       (AlertKind.UPDATE, 2), (AlertKind.UPDATE, 1), (AlertKind.NEW, 0)]  # fmt: skip
-    from monitor.model import alert_id
-
+    assert [a["n"] for a in alerts_in_stream(client)] == [0, 1, 2]  # each published once
     ids = {alert_id("r", "s1", AlertKind.NEW), alert_id("r", "s1", AlertKind.UPDATE, 1),
            alert_id("r", "s1", AlertKind.UPDATE, 2)}  # fmt: skip
     assert len(ids) == 3  # each update its own stable id

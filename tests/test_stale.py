@@ -271,8 +271,8 @@ def test_replay_reads_json_feeds_and_names_the_broken_one(tmp_path: Path, redis_
     for name in ("jsonfeed-1.0.json", "jsonfeed-1.1.json", "fragments.xml"):
         (folder / name).write_bytes((FEEDS / name).read_bytes())
     (folder / "manifest.json").write_text('{"not": "a feed"}')  # skipped, with a warning
-    out = monitor("replay", "--json", "--rules", str(RULES), str(folder), cwd=tmp_path,
-                  redis_url=redis_url)  # fmt: skip
+    out = monitor("replay", "--json", "--log-level", "info", "--rules", str(RULES), str(folder),
+                  cwd=tmp_path, redis_url=redis_url)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json_lines(out.stdout)[-1]["summary"]["items"] == 3 + 2 + 5
     assert "manifest.json" in out.stderr and "not a JSON feed" in out.stderr

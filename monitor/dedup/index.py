@@ -1,5 +1,5 @@
 """The dedup index in Redis: places each item as seen / same item / near-duplicate /
-same story / new story (DESIGN §4.4), and records which item claimed each alert.
+same story / new story (DESIGN §4.4). (Alert claims live with publishing: monitor.queue.)
 
 Bounded in time and size: an item's own keys expire one window after it was placed; LSH
 buckets and document frequencies are kept per generation (a window long) and expire a
@@ -32,7 +32,7 @@ from monitor.dedup.fingerprint import (
 from monitor.dedup.wires import credited
 from monitor.feeds import article_url
 from monitor.keys import LSH_GROUP, Keys
-from monitor.model import AlertKind, Article, Item, Outcome, Placement, stable_id
+from monitor.model import Article, Item, Outcome, Placement, stable_id
 from monitor.text import words
 
 _DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
@@ -212,28 +212,6 @@ end
 return 1
 """
 
-# Claims per (story, rule), in the story's alerts hash:
-#   rule:new            the item that raised `new`
-#   rule:item:<id>      the update number an item raised (so a re-delivery gets the same)
-#   rule:updates        how many updates were raised; rule:last: when the last one was
-_CLAIM = """
-local rule, item, ttl, now, quiet = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local owner = redis.call('HGET', KEYS[1], rule .. ':new')
-if not owner then
-  redis.call('HSET', KEYS[1], rule .. ':new', item, rule .. ':last', now)
-  redis.call('EXPIRE', KEYS[1], ttl)
-  return 0
-end
-if owner == item then return 0 end
-local mine = redis.call('HGET', KEYS[1], rule .. ':item:' .. item)
-if mine then return tonumber(mine) end
-local last = tonumber(redis.call('HGET', KEYS[1], rule .. ':last') or '0')
-if now - last < quiet then return -1 end
-local n = redis.call('HINCRBY', KEYS[1], rule .. ':updates', 1)
-redis.call('HSET', KEYS[1], rule .. ':last', now, rule .. ':item:' .. item, n)
-return n
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
@@ -268,7 +246,7 @@ class DedupIndex:
         window: int,
         near_threshold: float,
         story_threshold: float,
-        claim_ttl: int,
+        claim_ttl: int,  # kept here for the alert claims (AlertQueue.claim_and_publish)
         quiet: float = 3600.0,
     ) -> None:
         self.client = client
@@ -278,7 +256,6 @@ class DedupIndex:
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
-        self._claim = client.register_script(_CLAIM)
         self._near_candidates = client.register_script(_NEAR_CANDIDATES)
         self._same_story = client.register_script(_SAME_STORY)
         self._record_script = client.register_script(_RECORD)
@@ -443,22 +420,6 @@ class DedupIndex:
 
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
-
-    def claim_alert(
-        self, story_id: str, rule_id: str, item_id: str, *, at: float | None = None
-    ) -> tuple[AlertKind, int] | None:
-        """Which alert this item raises for (story, rule), if any: the first matching item of
-        a story claims `new`; a later one claims update number n when the story's last
-        alert for the rule is at least `quiet` seconds older than `at`; others nothing. The
-        same item always gets the same answer, so a re-delivered item re-publishes the
-        same (idempotent) alert."""
-        n = self._claim(
-            keys=[self.keys.story_alerts(story_id)],
-            args=[rule_id, item_id, self.claim_ttl, time.time() if at is None else at, self.quiet],
-        )
-        if n < 0:
-            return None
-        return (AlertKind.NEW, 0) if n == 0 else (AlertKind.UPDATE, int(n))
 
 
 def _contained(jaccard: float, shingles: int, other: str | None) -> bool:

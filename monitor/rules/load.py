@@ -358,6 +358,15 @@ def _parse_query(
     return tree
 
 
+def ad_hoc_rule(query: str, aliases: dict[str, tuple[Term, ...]], rule_id: str = "query") -> Rule:
+    """A rule made of a query typed by hand (the desk's tester and search): the rule
+    language with the rules' aliases. A bad query is a RuleError naming the column."""
+    mark = yaml.Mark("query", 0, 0, 0, query, 0)
+    node = yaml.ScalarNode("tag:yaml.org,2002:str", query, start_mark=mark, end_mark=mark)
+    tree = _parse_query(Path("query"), node, query, aliases)
+    return Rule(id=rule_id, name=query, query=query, node=tree)
+
+
 def _positive(node: Node) -> bool:
     """Whether a match of the node can carry a term that hit."""
     match node:

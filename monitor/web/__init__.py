@@ -1,0 +1,10 @@
+"""The desk: a small server-rendered web page over stories, alerts, feeds and rules
+(`monitor web`). Starlette + Jinja2, every asset in the package, nothing fetched at run time.
+
+Read-only unless `web.token` is set; write actions (pause, resume, poll a feed now; mute a
+story or a source for a rule) then need a session opened with the token, and each form
+carries a CSRF token derived from it. Everything from a feed is escaped when rendered."""
+
+from monitor.web.app import Served, bind, create_app, with_desk
+
+__all__ = ["Served", "bind", "create_app", "with_desk"]

@@ -1,0 +1,267 @@
+"""The desk (`monitor web`): every page and action over HTTP, against a real Redis filled by
+the real pipeline; hostile feed text stays text; write actions need the token and a CSRF
+field; the live alerts feed is a real server's server-sent events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from monitor import runtime
+from monitor.config import FeedConfig, Settings, WebSettings
+from monitor.fetch import LocalFetcher
+from monitor.model import stable_id
+from monitor.replay import read_feeds
+from monitor.rules import load_rules
+
+from .conftest import ROOT, RULES, SAMPLE_FEEDS
+from .feedserver import FeedServer
+from .processes import wait_for
+
+TOKEN = "s3cret-desk-token"
+
+
+def replayed(redis_url: str, client: redis.Redis, **settings) -> Settings:
+    """The seed feed through the real pipeline, as `monitor replay` does."""
+    config = Settings(redis_url=redis_url, **settings)
+    pipeline = runtime.pipeline(client, config, load_rules(RULES), LocalFetcher(ROOT))
+    for item in read_feeds([SAMPLE_FEEDS]):
+        pipeline.process(item)
+    return config
+
+
+def story_link(html: str) -> str:
+    (link,) = set(re.findall(r'href="(/story/[0-9a-f]+)"', html))
+    return link
+
+
+def test_the_stories_page_shows_the_seed_story_with_its_five_sources(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    web = desk(replayed(redis_url, client), client)
+    page = web.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    html = page.text
+    assert "5 reports" in html and html.count('class="story"') == 1
+    for source in ("Fakti.bg", "Al Mayadeen English", "The Korea Herald", "Newser", "RT"):
+        assert source in html
+    assert "dprk-russia-treaty" in html and "Reuters" in html
+    # Filters: by rule, source, language, time.
+    assert 'class="story"' in web.get("/", params={"rule": "dprk-russia-treaty"}).text
+    assert 'class="story"' not in web.get("/", params={"rule": "taiwan-strait-drills"}).text
+    assert 'class="story"' in web.get("/", params={"source": "korea herald"}).text
+    assert 'class="story"' not in web.get("/", params={"lang": "fr"}).text
+    assert 'class="story"' in web.get("/", params={"since": "1h"}).text
+    assert web.get("/", params={"since": "soon"}).status_code == 400
+
+
+def test_the_story_page_lists_reports_alerts_and_marks_the_matched_words(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    web = desk(replayed(redis_url, client), client)
+    html = web.get(story_link(web.get("/").text)).text
+    assert html.count('class="report"') == 5
+    assert "<mark>North Korea</mark>" in html or "<mark>Pyongyang</mark>" in html
+    assert "DPRK\u2013Russia treaty \u2014 new" in html  # the alert raised for it
+    assert web.get("/story/0000").status_code == 404
+
+
+def test_near_duplicates_fold_under_their_original(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    settings = replayed(redis_url, client)
+    pipeline = runtime.pipeline(client, settings, load_rules(RULES), LocalFetcher(ROOT))
+    herald = next(i for i in read_feeds([SAMPLE_FEEDS]) if "koreaherald" in i.guid)
+    article, _ = pipeline.article_of(herald, pipeline.fetcher)
+    copy = dataclasses.replace(
+        herald, guid="urn:copy:1", url="https://copies.example/herald", source="Copy Wire",
+        content="".join(f"<p>{p}</p>" for p in article.text.split("\n")),
+    )  # fmt: skip
+    assert str(pipeline.process(copy).placement.outcome) == "near_duplicate"
+    web = desk(settings, client)
+    html = web.get(story_link(web.get("/").text)).text
+    assert "1 near-duplicate copy" in html and "Copy Wire" in html
+    assert html.count('class="report"') == 5  # the copy is folded, not listed
+
+
+def test_feed_text_is_never_rendered_as_markup(redis_url: str, client: redis.Redis, desk) -> None:
+    settings = Settings(redis_url=redis_url)
+    pipeline = runtime.pipeline(client, settings, load_rules(RULES), LocalFetcher(ROOT))
+    (item, *_) = read_feeds([SAMPLE_FEEDS])
+    hostile = dataclasses.replace(
+        item, title='<script>alert("x")</script> Pyongyang <img src=x onerror=alert(1)>',
+        source="<b>Evil</b>", guid="urn:hostile",
+    )  # fmt: skip
+    pipeline.process(hostile)
+    web = desk(settings, client)
+    for page in ("/", story_link(web.get("/").text), "/search?q=pyongyang&days=9999"):
+        html = web.get(page).text
+        assert "<script>alert" not in html and "<img src=x" not in html and "<b>Evil" not in html
+        assert "&lt;script&gt;" in html
+
+
+def test_alerts_page_filters_by_rule_and_severity(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    web = desk(replayed(redis_url, client), client)
+    assert "Kim promises Putin" in web.get("/alerts").text
+    assert "Kim promises Putin" in web.get("/alerts", params={"severity": "high"}).text
+    assert "Kim promises Putin" not in web.get("/alerts", params={"severity": "critical"}).text
+    assert (
+        "Kim promises Putin" not in web.get("/alerts", params={"rule": "taiwan-strait-drills"}).text
+    )
+
+
+def test_rules_tester_and_search_explain_what_matches(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    web = desk(replayed(redis_url, client), client)
+    rules = web.get("/rules").text
+    assert "DPRK\u2013Russia treaty" in rules and "\u21b3" in rules  # its recent matches
+    tested = web.get("/rules", params={"rule": "dprk-russia-treaty", "days": "9999"}).text
+    assert "3 matches among 5 retained items" in tested
+    assert "alerted already" in tested and "✓" in tested
+    typed = web.get("/rules", params={"q": '"full support" AND Ukraine', "days": "9999"}).text
+    assert "would raise 1 new alert" in typed and "<mark>" in typed
+    found = web.get("/search", params={"q": "title:(Putin AND Kim)", "days": "9999"}).text
+    assert "2 matches" in found
+    bad = web.get("/search", params={"q": "Putin AND (Kim", "days": "1"}).text
+    assert "expected &#39;)&#39;" in bad or "expected ')'" in bad
+
+
+def test_write_actions_need_the_token_and_the_csrf_field(
+    redis_url: str, client: redis.Redis, feed_server: FeedServer, desk
+) -> None:
+    feed_server.static("/feed.xml", (SAMPLE_FEEDS / "feed.xml").read_bytes())
+    feed = FeedConfig(url=feed_server.url("/feed.xml"), name="sample")
+    read_only = replayed(redis_url, client, feeds=(feed,))
+    web = desk(read_only, client)
+    page = web.get("/feeds").text
+    assert "sample" in page and "<button>pause</button>" not in page
+    fid = re.search(r"/feeds/([0-9a-f]+)/", page) or re.search(r'id="([0-9a-f]{16})"', page)
+    from monitor.poll import feed_id
+
+    action = f"/feeds/{feed_id(feed)}/pause"
+    assert web.post(action, data={"csrf": "x"}).status_code == 403  # read-only desk
+
+    writable = dataclasses.replace(read_only, web=WebSettings(token=TOKEN))
+    web = desk(writable, client)
+    assert web.post(action).status_code == 403  # not signed in
+    assert web.post("/login", data={"token": "wrong"}).status_code == 403
+    assert web.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+    assert web.post(action, data={"csrf": "forged"}).status_code == 403  # a cross-site form
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', web.get("/feeds").text)
+    assert csrf
+    assert web.post(action, data={"csrf": csrf[1]}, follow_redirects=False).status_code == 303
+    assert "paused" in web.get("/feeds").text
+    poll = f"/feeds/{feed_id(feed)}/poll-now"
+    assert web.post(poll, data={"csrf": csrf[1]}, follow_redirects=False).status_code == 303
+    assert feed_server.hits("/feed.xml") == 1  # polled from the desk, at once
+    assert client.xlen("monitor:items") == 5
+    del fid
+
+
+def test_muted_stories_and_sources_raise_no_alert_for_that_rule(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    settings = Settings(redis_url=redis_url, web=WebSettings(token=TOKEN))
+    web = desk(settings, client)
+    web.post("/login", data={"token": TOKEN})
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', web.get("/").text)
+    assert csrf
+    (first, *_) = read_feeds([SAMPLE_FEEDS])
+    story = stable_id("story", first.key)  # the seed story's id, known before it exists
+    form = {"csrf": csrf[1], "rule": "dprk-russia-treaty", "scope": "story"}
+    assert web.post(f"/story/{story}/mute", data=form, follow_redirects=False).status_code == 303
+    replayed(redis_url, client)
+    assert client.xlen("monitor:alerts") == 0  # three reports match; the story is muted
+    assert "muted for this story" in web.get(f"/story/{story}").text
+
+    client.flushall()
+    web.post("/login", data={"token": TOKEN})
+    source = {**form, "scope": "source", "source": "The Korea Herald"}
+    assert web.post(f"/story/{story}/mute", data=source, follow_redirects=False).status_code == 303
+    replayed(redis_url, client)
+    alerts = [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+    assert [a["item"]["source"] for a in alerts if a["kind"] == "new"] == ["Newser"]
+    assert "muted: The Korea Herald" in web.get(f"/story/{story}").text
+
+
+@pytest.fixture
+def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
+    """`monitor web` as a process on a free port; yields its base URL."""
+    env = {"MONITOR_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    log = tmp_path / "web.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "web", "--listen", "127.0.0.1:0", "--rules",
+             str(RULES)], env=env, stderr=stderr, stdout=subprocess.DEVNULL, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "web_listening" in log.read_text())
+        address = json.loads(
+            next(line for line in log.read_text().splitlines() if "web_listening" in line)
+        )["address"]
+        yield f"http://{address}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_live_alerts_arrive_as_server_sent_events(
+    web_server: str, redis_url: str, client: redis.Redis
+) -> None:
+    received: list[dict] = []
+    with httpx.stream("GET", f"{web_server}/alerts/stream", timeout=20) as events:
+        lines = events.iter_lines()
+        assert next(lines) == ": connected"
+        replayed(redis_url, client)  # the seed replay publishes the treaty alert meanwhile
+        deadline = time.monotonic() + 15
+        for line in lines:
+            if line.startswith("data: "):
+                received.append(json.loads(line[6:]))
+                break
+            assert time.monotonic() < deadline
+    assert received[0]["rule"] == "DPRK\u2013Russia treaty" and received[0]["kind"] == "new"
+
+
+def test_a_taken_port_is_one_clear_line(tmp_path: Path, redis_url: str, web_server: str) -> None:
+    taken = web_server.rsplit("//", 1)[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor", "web", "--listen", taken, "--rules", str(RULES)],
+        env={"MONITOR_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert f"cannot listen on {taken}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_monitor_run_serves_the_desk_beside_health_and_metrics(
+    feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
+) -> None:
+    from .test_daemon import config, serve_sample
+
+    serve_sample(feed_server, count=5)
+    cfg = config(tmp_path, feed_server, listen="127.0.0.1:0")
+    cfg.write_text(cfg.read_text() + "[web]\nin_daemon = true\n")
+    daemon = daemons(cfg)
+    wait_for(lambda: len(daemon.events("item_processed")) == 5, timeout=60)
+    (listening,) = daemon.events("http_listening")
+    assert listening["desk"] is True
+    base = f"http://{listening['address']}"
+    assert httpx.get(f"{base}/healthz").json()["redis"] is True
+    assert "monitor_items_enqueued_total 5.0" in httpx.get(f"{base}/metrics").text
+    stories = httpx.get(f"{base}/").text
+    assert "5 reports" in stories and "The Korea Herald" in stories
+    assert daemon.stop() == 0
