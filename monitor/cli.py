@@ -194,8 +194,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--webhook", metavar="URL",
-        help="instead of the sinks: POST each alert to this URL (group webhook)",
+        help="instead of the sinks: POST each alert to this URL (group webhook); the options "
+        "below are for it",
     )  # fmt: skip
+    # The delivery options below are for --webhook; a sink has its own in monitor.toml.
     p.add_argument("--secret", help="HMAC-SHA256 key (default: MONITOR_WEBHOOK_SECRET)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     p.add_argument("--attempts", type=int, default=4, help="tries per delivery (default 4)")
@@ -752,6 +754,8 @@ def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> int:
 def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
     if not args.webhook:
         return _forward_sinks(args, settings)
+    if args.dry_run or args.sink or args.listen:
+        raise MonitorError("--dry-run, --sink and --listen go with the sinks, not --webhook")
     from monitor.forward import Forwarder
 
     args.group = args.group or "webhook"
@@ -780,6 +784,12 @@ def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.group:
         raise MonitorError("--group goes with --webhook: each sink has its group (sink:NAME)")
+    given = [f"--{n.replace('_', '-')}" for n, default in _WEBHOOK_ONLY.items()
+             if getattr(args, n) != default]  # fmt: skip
+    if given:
+        raise MonitorError(
+            f"{', '.join(given)}: with --webhook only; a sink sets its own in monitor.toml"
+        )
     chosen = [s for s in settings.sinks if not args.sink or s.name in args.sink]
     missing = sorted(set(args.sink or ()) - {s.name for s in settings.sinks})
     if missing or not chosen:
@@ -830,6 +840,10 @@ def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
             line += f"; {runner.error}"
         print(line, file=sys.stderr)
     return 2 if failed else 0
+
+
+_WEBHOOK_ONLY = {"secret": None, "timeout": 10.0, "attempts": 4, "trip_after": 5, "pause": 30.0,
+                 "claim_idle": 60.0, "max_deliveries": 5}  # fmt: skip
 
 
 def _print_preview(runner: Any, count: int, shown: list[str]) -> None:

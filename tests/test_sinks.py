@@ -671,6 +671,8 @@ def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
     for args, error in [
         (["--config", str(cfg), "--sink", "pager"], "no sink pager (sinks: chat)"),
         ([], "no sinks: add [[sinks]] to monitor.toml"),
+        (["--config", str(cfg), "--attempts", "9"], "--attempts: with --webhook only"),
+        (["--webhook", "http://127.0.0.1:9/", "--dry-run"], "go with the sinks, not --webhook"),
     ]:
         run = subprocess.run(
             [sys.executable, "-m", "monitor", "forward", *args],
