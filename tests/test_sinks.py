@@ -119,6 +119,9 @@ def publish(client: redis.Redis, *alerts: dict[str, Any]) -> None:
 
 
 def sink(name: str, type: str, url: str, **options: Any) -> SinkConfig:
+    """A sink that takes the alerts a test published before it (`start`'s default, "now",
+    has a test of its own)."""
+    options.setdefault("start", "retained")
     (config,) = parse_sinks([{"name": name, "type": type, "url": url, **options}], "test")
     return config
 
@@ -518,8 +521,9 @@ def test_dry_run_prints_what_each_sink_would_send_and_sends_nothing(
     cfg = tmp_path / "monitor.toml"
     cfg.write_text(
         f'[[sinks]]\nname = "editor"\ntype = "apprise"\nurl = "{mail_url(port)}"\n'
-        'min_severity = "high"\n\n[[sinks]]\nname = "daily"\ntype = "webhook"\n'
-        'url = "https://hooks.example.org/secret-token"\ndigest = "08:00"\n'
+        'min_severity = "high"\nstart = "retained"\n\n[[sinks]]\nname = "daily"\n'
+        'type = "webhook"\nurl = "https://hooks.example.org/secret-token"\ndigest = "08:00"\n'
+        'start = "retained"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
@@ -548,8 +552,8 @@ def test_forward_serves_every_sink_from_the_command_line_with_metrics(
     cfg = tmp_path / "monitor.toml"
     cfg.write_text(
         f'[[sinks]]\nname = "editor"\ntype = "apprise"\nurl = "{mail_url(port)}"\n'
-        f'min_severity = "high"\n\n[[sinks]]\nname = "chat"\ntype = "apprise"\n'
-        f'url = "json://{host}/chat"\n'
+        f'min_severity = "high"\nstart = "retained"\n\n[[sinks]]\nname = "chat"\n'
+        f'type = "apprise"\nurl = "json://{host}/chat"\nstart = "retained"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
@@ -693,3 +697,21 @@ def test_an_smtp_server_that_is_down_leaves_the_alert_pending_with_the_reason(
     assert retry["reason"].startswith("Connection error while submitting email")
     assert retry["group"] == "sink:editor"
     assert client.xpending("monitor:alerts", "sink:editor")["pending"] == 1  # for a later try
+
+
+def test_a_new_sink_starts_with_the_alerts_published_from_then_on(
+    client: redis.Redis, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/chat"] = lambda h: Reply(200)
+    publish(client, make_alert(1))  # the retained backlog: not for a channel added today
+    host = feed_server.url("/").split("://", 1)[1].rstrip("/")
+    config = sink("chat", "apprise", f"json://{host}/chat", start="now")
+    assert preview(runner(client, config), client) == (0, [])
+    assert runner(client, config).run(follow=False).delivered == 0
+    publish(client, make_alert(2))
+    assert preview(runner(client, config), client)[0] == 1
+    assert runner(client, config).run(follow=False).delivered == 1
+    (body,) = feed_server.bodies
+    assert "(2)" in json.loads(body)["title"]
+    with pytest.raises(ConfigError, match="start: expected now or retained"):
+        sink("x", "webhook", "http://h/", start="yesterday")

@@ -36,7 +36,8 @@ _NUMBERS = {
     "claim_idle": 60.0,  # seconds before an unacked alert is handed out again
     "max_deliveries": 5,  # then it goes to the dead letters
 }
-_STRINGS = ("name", "type", "url", "secret", "min_severity", "digest", "group")
+_STRINGS = ("name", "type", "url", "secret", "min_severity", "digest", "group", "start")
+STARTS = ("now", "retained")
 KEYS = frozenset((*_STRINGS, *_LISTS, *_NUMBERS))
 
 
@@ -49,6 +50,10 @@ class SinkConfig:
     filter: Filter = field(default_factory=Filter)
     digest: Schedule | None = None
     group: str = ""  # default sink:<name>
+    # Where a new sink's group starts: "now" (alerts published from its first run on; a
+    # Slack channel added to a running deployment is not sent the retained backlog) or
+    # "retained" (every alert still in the stream).
+    start: str = "now"
     rate_per_minute: float = 0.0
     timeout: float = 10.0
     attempts: int = 4
@@ -61,6 +66,8 @@ class SinkConfig:
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ConfigError(f"bad sink name {self.name!r}: use a-z, 0-9, '-' and '_'")
+        if self.start not in STARTS:
+            raise ConfigError(f"start: expected now or retained, got {self.start!r}")
         if self.type not in TYPES:
             raise ConfigError(f"type: expected webhook or apprise, got {self.type!r}")
         if not self.url:

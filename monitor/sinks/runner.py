@@ -140,7 +140,14 @@ class SinkRunner:
 
     @functools.cached_property
     def consumer(self) -> AlertConsumer:
-        """The sink's member of its group (made on first use: --dry-run makes no group)."""
+        """The sink's member of its group (made on first use: --dry-run makes no group). A
+        new group starts at the end of the stream, or with `start = "retained"` at its
+        start."""
+        if self.config.start == "now":
+            with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists, as it is
+                self.client.xgroup_create(
+                    Keys(self.prefix).alerts, self.config.consumer_group, id="$", mkstream=True
+                )
         return AlertConsumer(
             self.client, group=self.config.consumer_group, consumer=self.consumer_name,
             prefix=self.prefix, claim_idle=self.config.claim_idle,
@@ -349,7 +356,7 @@ def preview(
     that its filter takes, or for a digest sink one per window with what it would hold.
     (Alerts its group holds pending, to be tried again, are not shown.)"""
     keys = Keys(prefix)
-    start = "-"
+    start = "-" if runner.config.start == "retained" else "+"  # where a new group would start
     try:
         for group in client.xinfo_groups(keys.alerts):
             if group["name"] == runner.config.consumer_group:
@@ -358,7 +365,7 @@ def preview(
         return 0, []  # no alerts stream yet
 
     alerts: list[dict[str, Any]] = []
-    for _, fields in client.xrange(keys.alerts, min=start, count=10_000):
+    for _, fields in [] if start == "+" else client.xrange(keys.alerts, min=start, count=10_000):
         try:
             alert = json.loads(fields.get("alert", ""))
         except ValueError:
