@@ -112,6 +112,11 @@ class Keys:
         """Hash `rule:kind` -> id of the item that claimed that alert for the story."""
         return f"{self.prefix}story:{story_id}:alerts"
 
+    def sink_told(self, sink: str, story_id: str) -> str:
+        """Set of the report URLs of a story a sink has sent people, so that its next
+        message (an update) says what is new to them; expires."""
+        return f"{self.prefix}sink:{sink}:told:{story_id}"
+
     def digest_window(self, sink: str, start: int) -> str:
         """Hash of the alerts of one digest window of a sink: alert id -> alert JSON."""
         return f"{self.prefix}digest:{sink}:w:{start}"

@@ -715,3 +715,26 @@ def test_a_new_sink_starts_with_the_alerts_published_from_then_on(
     assert "(2)" in json.loads(body)["title"]
     with pytest.raises(ConfigError, match="start: expected now or retained"):
         sink("x", "webhook", "http://h/", start="yesterday")
+
+
+def test_an_update_says_which_sources_are_new_to_the_sinks_readers(
+    client: redis.Redis, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/chat"] = lambda h: Reply(200)
+    first = make_alert(1)
+    first["story"]["sources"] = first["story"]["sources"][:2]  # Yonhap, NK News
+    update = make_alert(2, kind="update", story={"id": first["story"]["id"], "size": 4},
+                        item={"source": "TASS", "url": "https://tass.com/1"})  # fmt: skip
+    update["story"]["sources"] = [
+        *first["story"]["sources"],
+        {"source": "TASS", "url": "https://tass.com/1", "title": "t", "published": None},
+        {"source": "KCNA", "url": "https://kcna.kp/1", "title": "t", "published": None},
+    ]
+    host = feed_server.url("/").split("://", 1)[1].rstrip("/")
+    chat = sink("chat", "apprise", f"json://{host}/chat")
+    publish(client, first)
+    assert runner(client, chat).run(follow=False).delivered == 1
+    publish(client, update)
+    assert runner(client, chat).run(follow=False).delivered == 1
+    message = json.loads(feed_server.bodies[1])["message"]
+    assert "What changed: new since the last message: TASS, KCNA; the story now has 4" in message

@@ -20,7 +20,11 @@ class Attempt:
 class Sink(Protocol):
     config: SinkConfig
 
-    def send_alert(self, alert: dict[str, Any], delivery: int) -> Attempt: ...
+    def send_alert(
+        self, alert: dict[str, Any], delivery: int, told: frozenset[str] = frozenset()
+    ) -> Attempt:
+        """`told`: the URLs of the story's reports this sink has already sent people."""
+        ...
 
     def send_digest(self, window: Window) -> Attempt: ...
 

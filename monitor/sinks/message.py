@@ -73,7 +73,15 @@ def _label(rule: dict[str, Any]) -> str:
     return f"[{str(rule.get('severity') or 'alert').upper()}] {_name(rule)}"
 
 
-def alert_message(alert: dict[str, Any]) -> Message:
+def new_sources(alert: dict[str, Any], told: frozenset[str]) -> list[str]:
+    """Names of the story's sources with a report not among `told` (URLs), each once."""
+    reports = (alert.get("story") or {}).get("sources", [])
+    return list(dict.fromkeys(s.get("source", "") for s in reports if s.get("url") not in told))
+
+
+def alert_message(alert: dict[str, Any], told: frozenset[str] = frozenset()) -> Message:
+    """`told`: URLs of the story's reports already sent to these readers (for an update,
+    what changed is what they were not told)."""
     rule, item = alert.get("rule") or {}, alert.get("item") or {}
     story = alert.get("story") or {}
     kind = alert_kind(alert)
@@ -84,10 +92,14 @@ def alert_message(alert: dict[str, Any]) -> Message:
         + {"new": "new story", "update": "update", "backfill": "from a backfill"}.get(kind, kind)
     ]
     if kind == "update":
+        fresh = [n for n in new_sources(alert, told) if n] if told else []
+        changed = (
+            f"new since the last message: {', '.join(fresh)}" if fresh
+            else f"{item.get('source') or 'a new source'} reported it too"
+        )  # fmt: skip
         paragraphs.append(
-            f"What changed: {item.get('source') or 'a new source'} reported it too; the story "
-            f"now has {story.get('size', '?')} reports from {len(other_sources(alert)) + 1} "
-            "sources."
+            f"What changed: {changed}; the story now has {story.get('size', '?')} reports from "
+            f"{len(other_sources(alert)) + 1} sources."
         )
     paragraphs += [f"**{headline}**", f"{item.get('source', '')} · {_when(item.get('published'))}"]
     if also := also_reported(alert):

@@ -34,10 +34,12 @@ class AppriseSink:
     def close(self) -> None:
         pass
 
-    def send_alert(self, alert: dict[str, Any], delivery: int) -> Attempt:
+    def send_alert(
+        self, alert: dict[str, Any], delivery: int, told: frozenset[str] = frozenset()
+    ) -> Attempt:
         severity = str((alert.get("rule") or {}).get("severity", ""))
         kind = apprise.NotifyType.WARNING if severity in ("high", "critical") else None
-        return self._notify(alert_message(alert), kind or apprise.NotifyType.INFO)
+        return self._notify(alert_message(alert, told), kind or apprise.NotifyType.INFO)
 
     def send_digest(self, window: Window) -> Attempt:
         message = digest_message(window.sink, window.start, window.end, window.alerts)

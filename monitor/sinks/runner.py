@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 LAG_EVERY = 5.0  # seconds between lag measurements
 MAX_PAUSE = 900.0  # the longest pause of a failing endpoint
+TOLD_TTL = 14 * 86400  # seconds a sink remembers the reports of a story it has sent
 
 
 class Breaker:
@@ -170,8 +171,14 @@ class SinkRunner:
             self.stats.kept += 1
             log.info("alert_kept", sink=self.name, alert=alert.get("id"), window=window)
             return None
-        attempt = self._deliver(lambda: self.sink.send_alert(alert, delivery.deliveries))
+        # (only a message for people says what changed: a webhook sends the document)
+        story = (
+            str((alert.get("story") or {}).get("id", "")) if self.config.type == "apprise" else ""
+        )
+        told = self._told(story) if alert.get("kind") == "update" and story else frozenset()
+        attempt = self._deliver(lambda: self.sink.send_alert(alert, delivery.deliveries, told))
         if attempt.delivered:
+            self._tell(story, alert)
             self.consumer.ack(delivery)
             self.breaker.success()
             self.stats.delivered += 1
@@ -187,6 +194,19 @@ class SinkRunner:
         log.info("alert_sent" if attempt.delivered else "alert_not_sent", sink=self.name,
                  alert=alert.get("id"), detail=attempt.detail)  # fmt: skip
         return attempt
+
+    def _told(self, story: str) -> frozenset[str]:
+        return frozenset(self.client.smembers(Keys(self.prefix).sink_told(self.name, story)))
+
+    def _tell(self, story: str, alert: dict[str, Any]) -> None:
+        """Remember which of the story's reports this sink has sent people (for updates)."""
+        urls = [s["url"] for s in (alert.get("story") or {}).get("sources", []) if s.get("url")]
+        if story and urls:
+            key = Keys(self.prefix).sink_told(self.name, story)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.sadd(key, *urls)
+            pipe.expire(key, TOLD_TTL)
+            pipe.execute()
 
     def _deliver(self, send: Callable[[], Attempt]) -> Attempt:
         attempt = Attempt(False, False, "stopped")

@@ -96,7 +96,9 @@ class WebhookSink:
     def close(self) -> None:
         self.client.close()
 
-    def send_alert(self, alert: dict[str, Any], delivery: int) -> Attempt:
+    def send_alert(
+        self, alert: dict[str, Any], delivery: int, told: frozenset[str] = frozenset()
+    ) -> Attempt:
         return self.post(str(alert.get("id", "")), encode(alert), delivery)
 
     def send_digest(self, window: Window) -> Attempt:
