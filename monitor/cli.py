@@ -30,12 +30,29 @@ from monitor.rules.match import evaluate, explain
 from monitor.rules.query import And
 
 
+def _command_position(argv: list[str]) -> int | None:
+    """Where the command's name is: the first argument that is neither a global option
+    nor the value of one."""
+    valued = {"--config", "--redis", "--state-dir", "--log-level"}
+    n = 0
+    while n < len(argv):
+        arg = argv[n]
+        if arg in valued:
+            n += 2
+        elif arg.startswith("-"):
+            n += 1
+        else:
+            return n
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     passed: list[str] = []
-    if "redis-cli" in argv:  # everything after it belongs to redis-cli, options included
-        cut = argv.index("redis-cli") + 1
-        argv, passed = argv[:cut], argv[cut:]
+    command = _command_position(argv)
+    if command is not None and argv[command] == "redis-cli":
+        # everything after it belongs to redis-cli, options included
+        argv, passed = argv[: command + 1], argv[command + 1 :]
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -1095,20 +1112,29 @@ def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
     """`redis-cli ARGS` against the Redis the other commands use (embedded: started for the
     duration and stopped after, unless another command still uses it)."""
     import subprocess
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
     from monitor.embedded import find_redis_cli
 
     binary = find_redis_cli()
     with runtime.redis_url(settings) as url:
         parts = urlsplit(url)
+        env = dict(os.environ)
+        if parts.password:  # in the environment, not on a command line others can read (ps)
+            env["REDISCLI_AUTH"] = unquote(parts.password)
         if parts.scheme == "unix":
             target = ["-s", parts.path]
             db = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("db")
-            target += ["-n", db] if db else []
         else:
-            target = ["-u", url] + (["--tls"] if parts.scheme == "rediss" else [])
+            target = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+            db = parts.path.strip("/")
+            target += ["--tls"] if parts.scheme == "rediss" else []
+        if parts.username:
+            target += ["--user", unquote(parts.username)]
+        target += ["-n", db] if db and db.isdigit() else []
         try:
-            return subprocess.run([str(binary), *target, *args.passed], check=False).returncode
+            return subprocess.run(
+                [str(binary), *target, *args.passed], check=False, env=env
+            ).returncode
         except OSError as exc:
             raise MonitorError(f"cannot run {binary}: {exc}") from exc

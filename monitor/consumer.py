@@ -97,23 +97,26 @@ class AlertConsumer:
     def drain(self) -> Iterator[Delivery]:
         """Alerts available now — every pending one due for another delivery, then every
         new one — and then stop."""
-        self.group.rewind()
-        while True:  # one pass over the pending list: what this drain re-claimed stays out
-            yield from self._ready(self._claim())
-            if self.group.rewound:
-                break
+        for group in (self.requeued, self.group):
+            group.rewind()
+            while True:  # one pass over each pending list: what it re-claimed stays out
+                yield from self._ready(self._claim_from(group))
+                if group.rewound:
+                    break
         while batch := self._read_requeued() or self.group.read(self.name, count=self.batch):
             yield from self._ready(batch)
 
     def _claim(self) -> list[Delivery]:
+        return self._claim_from(self.requeued) or self._claim_from(self.group)
+
+    def _claim_from(self, group: StreamGroup[dict[str, Any]]) -> list[Delivery]:
         idle = int(self.claim_idle * 1000)
         try:
-            batch = self.requeued.claim_stale(self.name, min_idle_ms=idle, count=self.batch)
+            return group.claim_stale(self.name, min_idle_ms=idle, count=self.batch)
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if group is not self.requeued or "NOGROUP" not in str(exc):
                 raise
-            batch = []  # nothing was ever requeued for this group
-        return batch or self.group.claim_stale(self.name, min_idle_ms=idle, count=self.batch)
+            return []  # nothing was ever requeued for this group
 
     def _read_requeued(self) -> list[Delivery]:
         try:

@@ -83,6 +83,7 @@ class FeedDocument:
 
 
 JSON_TYPES = ("application/feed+json", "application/json")
+LINK_SCHEMES = ("http", "https", "file")  # file: a local feed replayed, its pages beside it
 
 
 def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> list[Item]:
@@ -91,6 +92,18 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
 
 
 def parse_document(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> FeedDocument:
+    """A feed document (see `_document`). Whatever hostile bytes do to a parser ends as a
+    FeedError, recorded against the feed like any other."""
+    try:
+        return _document(body, url=url, headers=headers)
+    except (FeedError, TypeError):
+        raise
+    except Exception as exc:
+        log.exception("feed_parser_failed", feed=url)
+        raise FeedError(url, f"not a readable feed ({type(exc).__name__}: {exc})") from exc
+
+
+def _document(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> FeedDocument:
     """A feed document: RSS, Atom, RDF or JSON Feed (told apart by the media type, else by
     the first character). `url` is where it came from: relative links resolve against it. A
     document with no entries that is ill-formed is a FeedError; an ill-formed XML one whose
@@ -142,23 +155,34 @@ def parse_document(body: bytes, *, url: str, headers: dict[str, str] | None = No
 
 
 def _mark_shared_pages(document: FeedDocument) -> FeedDocument:
-    """Entries whose links lead to one page with different fragments (a day's page holding
-    one post per anchor, as Scripting News has) are posts of a shared page: the fragment is
-    part of each one's identity, and its text is the feed's, not the whole page's."""
+    """Entries whose links are anchors of one page (a day's page holding one post per
+    `#fragment`, as Scripting News has) are posts of a shared page: the fragment is part of
+    each one's identity, and its text is the feed's, not the whole page's. Told by the
+    document — several entries link to one page with different fragments — or by the entry
+    itself: its GUID is its link, fragment included (a permalink to the post), so the day's
+    first post is one from the start. A fragment with "=" is tracking (#xtor=RSS-3), never
+    a post's."""
     anchors: defaultdict[str, set[str]] = defaultdict(set)
     for item in document.items:
-        if item.url and "#" in item.url:
+        if _anchor(item.url):
             anchors[canonical_url(item.url)].add(urlsplit(item.url).fragment)
     shared = {page for page, fragments in anchors.items() if len(fragments) > 1}
-    if not shared:
+
+    def posted(item: Item) -> bool:
+        if not _anchor(item.url):
+            return False
+        return canonical_url(item.url) in shared or item.guid.strip() == item.url.strip()
+
+    if not any(posted(item) for item in document.items):
         return document
-    items = [
-        dataclasses.replace(item, shared_page=True)
-        if item.url and "#" in item.url and canonical_url(item.url) in shared
-        else item
-        for item in document.items
-    ]
+    items = [dataclasses.replace(i, shared_page=True) if posted(i) else i for i in document.items]
     return dataclasses.replace(document, items=items)
+
+
+def _anchor(url: str) -> bool:
+    """Whether a link ends in a fragment that can name a post."""
+    fragment = urlsplit(url).fragment if url and "#" in url else ""
+    return bool(fragment) and "=" not in fragment
 
 
 def _json_feed(body: bytes, *, url: str) -> FeedDocument:
@@ -176,6 +200,8 @@ def _json_feed(body: bytes, *, url: str) -> FeedDocument:
         raise FeedError(url, f"not a readable JSON feed ({where}: {reason})") from None
     except RecursionError:
         raise FeedError(url, "not a readable JSON feed (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise FeedError(url, f"not a readable JSON feed ({exc})") from None
     if not isinstance(data, dict) or not str(data.get("version", "")).startswith(
         ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
     ):
@@ -258,7 +284,10 @@ def _json_date(value: object) -> datetime | None:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):  # year 1 or 9999 shifted out of range
+        return None
 
 
 # feedparser's bozo notes that say nothing is wrong with the XML: the server's media type or
@@ -332,6 +361,11 @@ def _item(entry: feedparser.FeedParserDict, *, feed: str, channel: str) -> Item 
 def _entry_item(**fields) -> Item | None:
     """The Item of an entry. One with neither GUID nor link (RSS 0.9x items may have none)
     is identified by its text, the same on every poll; one with no text either is None."""
+    scheme = urlsplit(fields["url"]).scheme.lower() if fields["url"] else ""
+    if fields["url"] and scheme not in LINK_SCHEMES:
+        # javascript:, data:, mailto: … are not articles, and would be links for people
+        log.warning("entry_link_dropped", feed=fields["feed"], scheme=scheme or None)
+        fields["url"] = ""
     if not (fields["guid"] or fields["url"]):
         text = (fields["title"], fields["summary"], fields["content"])
         if not any(text):

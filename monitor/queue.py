@@ -21,59 +21,12 @@ from monitor.errors import MonitorError, RedisUnavailable
 from monitor.keys import Keys
 from monitor.model import AlertKind, Article, Item, Outcome, Placement
 from monitor.retention import group_lags
+from monitor.scripts import script
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-# Claims per (story, rule), in the story's alerts hash:
-#   rule:new            the item that raised `new`
-#   rule:item:<id>      the update number an item raised (so a re-delivery gets the same)
-#   rule:updates        how many updates were raised; rule:last: when the last one was
-# KEYS: the alert's marker, the alerts stream, its entry counter, the story's alerts hash
-# (absent: publish without a claim). ARGV: the alert (JSON), marker ttl, maxlen, alert id,
-# min id ('0': no age limit); with a claim: rule, item, claim ttl, now, quiet, and the claim
-# the alert was built for (0: new, n: update n; -2: only say what the claim would be).
-# Returns {claim, entry id or false}; claim -1: nothing to raise. When the claim is not the
-# one the alert was built for, nothing is written: the caller builds that one and asks again.
-_CLAIM_PUBLISH = """
-local claim, record = 0, nil
-if KEYS[4] then
-  local rule, item, now, quiet = ARGV[6], ARGV[7], tonumber(ARGV[9]), tonumber(ARGV[10])
-  local owner = redis.call('HGET', KEYS[4], rule .. ':new')
-  if not owner then
-    record = 'new'
-  elseif owner ~= item then
-    local mine = redis.call('HGET', KEYS[4], rule .. ':item:' .. item)
-    if mine then
-      claim = tonumber(mine)
-    else
-      local last = tonumber(redis.call('HGET', KEYS[4], rule .. ':last') or '0')
-      if now - last < quiet then return {-1, false} end
-      claim = tonumber(redis.call('HGET', KEYS[4], rule .. ':updates') or '0') + 1
-      record = 'update'
-    end
-  end
-  if claim ~= tonumber(ARGV[11]) then return {claim, false} end
-  if record == 'new' then
-    redis.call('HSET', KEYS[4], rule .. ':new', item, rule .. ':last', now)
-    redis.call('EXPIRE', KEYS[4], ARGV[8])
-  elseif record == 'update' then
-    redis.call('HSET', KEYS[4], rule .. ':updates', claim, rule .. ':last', now,
-               rule .. ':item:' .. item, claim)
-  end
-end
-if redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[2]) then
-  local seq = redis.call('INCR', KEYS[3])
-  local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-                           'id', ARGV[4], 'alert', ARGV[1], 'seq', seq)
-  redis.call('SET', KEYS[1], entry, 'KEEPTTL')
-  if ARGV[5] ~= '0' then
-    redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[5])
-  end
-  return {claim, entry}
-end
-return {claim, false}
-"""
+_CLAIM_PUBLISH = script("claim_publish")
 ASK = -2  # the claim argument that only asks
 
 
@@ -202,11 +155,7 @@ class AlertQueue:
         return info["last-generated-id"] if info else "0-0"
 
 
-_AUTOCLAIM = """
-local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
-                         'COUNT', ARGV[5], 'JUSTID')
-return {reply[1], reply[2], reply[3] or {}}
-"""
+_AUTOCLAIM = script("autoclaim")
 TRIMMED = "trimmed before delivery"  # the dead-letter reason of a pending entry trimmed away
 
 
@@ -389,41 +338,7 @@ class StreamGroup(Generic[T]):
         return Entry(entry_id, value, fields, deliveries)
 
 
-# Append to a stream read by consumer groups, then trim it to about `maxlen` entries — but
-# only entries every group is done with: below each group's oldest pending entry and not
-# after its last delivered one. A group far behind holds the stream longer (the lag metrics
-# show it); nothing it still has to handle is trimmed. KEYS: the stream, its entry counter.
-# ARGV: maxlen, the field, then the values. Returns the entry ids.
-_APPEND_TRIMMED = """
-local function before(a, b)  -- stream ids "ms-seq": a < b
-  local am, as = string.match(a, '(%d+)-(%d+)')
-  local bm, bs = string.match(b, '(%d+)-(%d+)')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
-local ids = {}
-for i = 3, #ARGV do
-  local seq = redis.call('INCR', KEYS[2])
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i], 'seq', seq)
-end
-local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
-if excess <= 0 then return ids end
-local floor = nil
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
-  local needed = info['last-delivered-id']
-  if tonumber(info['pending']) > 0 then
-    needed = redis.call('XPENDING', KEYS[1], info['name'])[2]
-  end
-  if floor == nil or before(needed, floor) then floor = needed end
-end
-local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.min(excess, 1000) + 1)
-local cut = oldest[#oldest][1]
-if floor ~= nil and before(floor, cut) then cut = floor end
-redis.call('XTRIM', KEYS[1], 'MINID', cut)
-return ids
-"""
+_APPEND_TRIMMED = script("append_trimmed")
 
 
 class ItemsQueue(StreamGroup[Item]):

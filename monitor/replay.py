@@ -86,12 +86,16 @@ def read_feeds(paths: Iterable[Path], *, as_of: datetime | None = None) -> list[
 
 
 def written(document: FeedDocument, now: datetime | None = None) -> datetime:
-    """When a feed document was fetched, as far as it tells: its build date, else its
-    newest entry's date — ignoring dates in the future — else now."""
+    """When a feed document was fetched, as far as it tells: its build date when that is
+    in the past and not older than its newest entry (many feeds never update it), else its
+    newest entry's date — dates in the future ignored — else now."""
     now = now or datetime.now(UTC)
-    dates = [document.updated] if document.updated else [i.published for i in document.items]
-    past = [d for d in dates if d is not None and d <= now]
-    return max(past) if past else now
+    entries = [i.published for i in document.items if i.published and i.published <= now]
+    newest = max(entries) if entries else None
+    built = document.updated if document.updated and document.updated <= now else None
+    if built and (newest is None or built >= newest):
+        return built
+    return newest or now
 
 
 @dataclass(slots=True)

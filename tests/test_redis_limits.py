@@ -246,7 +246,7 @@ def running(tmp_path: Path) -> Iterator[Callable[[str], DaemonLoop]]:
         settings = Settings(redis_url=url, rules_dir=RULES, daemon=DaemonSettings(listen=""))
         daemon = DaemonLoop(settings, connect(url))
         daemon.items.ensure_group()
-        thread = threading.Thread(target=daemon._process_loop, daemon=True)
+        thread = threading.Thread(target=daemon.worker.loop, daemon=True)
         thread.start()
         loops.append((daemon, thread))
         return daemon
@@ -286,14 +286,14 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     for item in broken:
         client.set(keys.entry(item.id), "not a hash")
     queue.append(broken)
-    wait_for(lambda: daemon.failures_in_a_row >= FAILING_AFTER, 20)
+    wait_for(lambda: daemon.state.failures_in_a_row >= FAILING_AFTER, 20)
     ok, info = daemon.health()
     assert not ok and info["reason"] == f"{FAILING_AFTER} items failed in a row"
     queue.append([_item(99)])  # one that goes through: healthy again
     wait_for(lambda: daemon.health()[0], 20)
 
     assert daemon.liveness()[0] is True
-    daemon.last_tick -= STALE_AFTER  # as if the loop had been stuck in one item for that long
+    daemon.state.last_tick -= STALE_AFTER  # as if the loop had been stuck in one item for that long
     assert daemon.liveness()[0] is False
     daemon.stop.set()
     ok, info = daemon.health()

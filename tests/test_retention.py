@@ -81,7 +81,7 @@ def test_a_lagging_group_is_warned_then_its_trimmed_pending_alerts_are_dead_lett
     for n in range(100, 250):  # slow: 250 behind of 300 (83%): within 20% of retention
         queue.publish({"id": f"a{n}", "kind": "new"})
     with capture_logs() as logs:
-        lags = {g.group: g for g in daemon._check_retention()}
+        lags = {g.group: g for g in daemon.worker.check_retention()}
     assert lags["slow"].at_risk and not lags["fast"].at_risk
     assert (lags["slow"].pending, lags["slow"].lag, lags["slow"].behind) == (10, 240, 250)
     (warning,) = [e for e in logs if e["event"] == "group_near_retention"]

@@ -425,3 +425,66 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
     assert [str(r.placement.outcome) for r in results[1:]] == ["near_duplicate"] * 3
     kinds = [json.loads(f["alert"])["kind"] for _, f in client.xrange("monitor:alerts")]
     assert kinds == ["new"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1", "title": "t",'
+        b' "date_published": "0001-01-01T00:00:00+01:00"}]}',
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": ' + b"9" * 5000 + b"}]}",
+    ],
+    ids=["date-out-of-range", "huge-integer"],
+)
+def test_hostile_json_feeds_give_an_item_or_a_feed_error_never_a_crash(body: bytes) -> None:
+    try:
+        items = parse_feed(body, url="https://h.example/feed.json")
+    except FeedError as exc:
+        assert "not a readable JSON feed" in str(exc)
+    else:
+        assert items[0].published is None
+
+
+def test_links_that_are_not_articles_are_dropped() -> None:
+    body = rss([rss_entry(1, None, link="javascript:alert(document.cookie)")])
+    (item,) = parse_feed(body, url="http://x.example/feed.xml")
+    assert item.url == "" and item.guid == "urn:e:1"
+    json_body = (
+        b'{"version": "https://jsonfeed.org/version/1", "items": '
+        b'[{"url": "data:text/html,<script>alert(1)</script>", "title": "x"}]}'
+    )
+    (item,) = parse_feed(json_body, url="https://h.example/feed.json")
+    assert item.url == "" and item.guid.startswith("urn:monitor:entry:")
+
+
+def test_a_replayed_file_is_as_of_its_build_date_unless_that_is_stale_or_ahead() -> None:
+    from monitor.feeds import FeedDocument
+    from monitor.replay import written
+
+    old, new = NOW - timedelta(days=3), NOW - timedelta(hours=1)
+    items = [entry(1, old), entry(2, new), entry(3, datetime(2030, 1, 1, tzinfo=UTC))]
+    assert written(FeedDocument(title="f", items=items, updated=NOW), NOW) == NOW
+    stale = FeedDocument(title="f", items=items, updated=old - timedelta(days=1))
+    assert written(stale, NOW) == new  # a build date never updated: the newest entry wins
+    ahead = FeedDocument(title="f", items=items, updated=NOW + timedelta(days=1))
+    assert written(ahead, NOW) == new
+    assert written(FeedDocument(title="f", items=[]), NOW) == NOW
+
+
+def test_the_days_first_post_is_a_post_of_its_page_from_the_start() -> None:
+    """Alone in the feed, a post whose permalink GUID is its #anchor link is already one
+    post of the day's page: its identity does not change when the second post appears."""
+    page = "http://daypage.example.org/2024/06/21.html"
+
+    def post(anchor: str, text: str) -> str:
+        link = f"{page}#{anchor}"
+        return (
+            f"<item><description>{text}</description><link>{link}</link><guid>{link}</guid></item>"
+        )
+
+    first, second = post("a0800", "Morning."), post("a1200", "Noon.")
+    (alone,) = parse_feed(rss([first]), url="http://daypage.example.org/rss.xml")
+    both = parse_feed(rss([second, first]), url="http://daypage.example.org/rss.xml")
+    assert alone.shared_page and item_url(alone) == item_url(both[1]) == f"{page}#a0800"
+    tracking = rss([rss_entry(1, None, link="http://x.example/a#xtor=RSS-3")])
+    assert not parse_feed(tracking, url="http://x.example/rss")[0].shared_page

@@ -99,7 +99,7 @@ def _from_any(doc: Document, sources: tuple[str, ...]) -> bool:
 class RuleSet:
     rules: tuple[Rule, ...]
     aliases: dict[str, tuple[Term, ...]]
-    prefilter: Prefilter = field(init=False, repr=False, compare=False)
+    prefilter: Prefilter[Rule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefilter", Prefilter(self.rules))

@@ -14,12 +14,20 @@ automaton since matching is on whole tokens.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from monitor.rules.query import Alias, And, Field, Near, Node, Not, Or, Term
 
-if TYPE_CHECKING:
-    from monitor.rules.load import Rule
+
+class Queried(Protocol):
+    """What the presearcher needs of a rule: its parsed query (plain data, so this module
+    does not depend on the rule loader)."""
+
+    @property
+    def node(self) -> Node: ...
+
+
+Rule = TypeVar("Rule", bound=Queried)
 
 Key = tuple[str, bool]  # (word, is a prefix)
 
@@ -61,7 +69,7 @@ def _smallest(parts: Iterable[frozenset[Key] | None]) -> frozenset[Key] | None:
     return min(known, key=lambda p: (len(p), -min(len(w) for w, _ in p)))
 
 
-class Prefilter:
+class Prefilter(Generic[Rule]):
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.words: dict[str, list[int]] = {}
         self.prefixes: dict[str, list[int]] = {}

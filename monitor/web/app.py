@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 import socket
 import threading
 import time
@@ -40,6 +42,8 @@ SESSION = "desk_session"
 SEVERITIES = ("low", "medium", "high", "critical")
 SCAN_ITEMS = 2000  # retained items a search or a rule test looks through, newest first
 SHOWN = 200  # matches listed (with their explanations); all are counted
+LIVE_STREAMS = 16  # live alert views open at once
+_STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
 @dataclass
@@ -148,6 +152,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["marked"] = marked
+    env.filters["safe_href"] = safe_href
     env.filters["when"] = _when
     env.filters["ago"] = _ago
     return env
@@ -159,6 +164,11 @@ def marked(snippet: str) -> Markup:
     for n, piece in enumerate(str(snippet).replace("»", "«").split("«")):
         out.append(f"<mark>{escape(piece)}</mark>" if n % 2 else str(escape(piece)))
     return Markup("".join(out))
+
+
+def safe_href(url: str) -> str:
+    """A link for people: http(s) only (a feed's `javascript:` link is not one)."""
+    return url if url.lower().startswith(("https://", "http://")) else "#"
 
 
 def _when(value: datetime | float | str | None) -> str:
@@ -188,6 +198,8 @@ class _Pages:
         token = top.settings.web.token.encode()
         self.session = hmac.new(token, b"desk-session", hashlib.sha256).hexdigest()
         self.csrf = hmac.new(token, b"desk-csrf", hashlib.sha256).hexdigest()
+        self.live = 0  # open live alert views
+        self.limiter = anyio.CapacityLimiter(LIVE_STREAMS)  # their blocking reads' threads
 
     # --- helpers -------------------------------------------------------------------
 
@@ -202,7 +214,7 @@ class _Pages:
 
     def signed_in(self, request: Request) -> bool:
         cookie = request.cookies.get(SESSION, "")
-        return self.top.writable and hmac.compare_digest(cookie, self.session)
+        return self.top.writable and _same(cookie, self.session)
 
     async def _writer(self, request: Request) -> dict[str, str] | Response:
         """The form of a write action, or the refusal: a session and its CSRF token."""
@@ -293,25 +305,40 @@ class _Pages:
         return self.render(request, "alerts.html", alerts=shown[:100], stream=stream)
 
     async def alert_stream(self, request: Request) -> Response:
-        """Server-sent events: each new alert passing the filters, as JSON."""
+        """Server-sent events: each new alert passing the filters, as JSON. A reconnecting
+        browser resumes after the last event it got (Last-Event-ID). The blocking reads run
+        on threads of their own limiter, and at most LIVE_STREAMS are open at once, so open
+        tabs never starve the other pages (nor /healthz when the desk runs in the daemon)."""
         q = request.query_params
         rule, severity = q.get("rule", ""), q.get("severity", "")
-        after = q.get("after", "$")
+        after = request.headers.get("last-event-id") or q.get("after", "$")
+        if after != "$" and not _STREAM_ID.match(after):
+            return Response("bad stream position", 400)
+        if self.live >= LIVE_STREAMS:
+            return Response("too many live views open", 503, headers={"Retry-After": "30"})
         client, key = self.top.client, self.top.keys.alerts
 
         async def events() -> AsyncIterator[str]:
             nonlocal after
-            if after == "$":
-                last = await anyio.to_thread.run_sync(lambda: client.xrevrange(key, count=1))
-                after = last[0][0] if last else "0-0"
-            yield ": connected\n\n"
-            while not await request.is_disconnected():
-                reply = await anyio.to_thread.run_sync(_read_after, client, key, after)
-                for entry_id, fields in _stream_entries(reply):
-                    after = entry_id
-                    alert = json.loads(fields["alert"])
-                    if _alert_passes(alert, rule, severity):
-                        yield f"id: {entry_id}\ndata: {json.dumps(_alert_row(alert))}\n\n"
+            self.live += 1
+            try:
+                if after == "$":
+                    last = await anyio.to_thread.run_sync(
+                        lambda: client.xrevrange(key, count=1), limiter=self.limiter
+                    )
+                    after = last[0][0] if last else "0-0"
+                yield ": connected\n\n"
+                while not await request.is_disconnected():
+                    reply = await anyio.to_thread.run_sync(
+                        _read_after, client, key, after, limiter=self.limiter
+                    )
+                    for entry_id, fields in _stream_entries(reply):
+                        after = entry_id
+                        alert = json.loads(fields["alert"])
+                        if _alert_passes(alert, rule, severity):
+                            yield f"id: {entry_id}\ndata: {json.dumps(_alert_row(alert))}\n\n"
+            finally:
+                self.live -= 1
 
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -344,9 +371,9 @@ class _Pages:
         if feed is None:
             return Response("no such feed", 404)
         if action == "pause":
-            registry.pause(feed)
+            await anyio.to_thread.run_sync(registry.pause, feed)
         elif action == "resume":
-            registry.resume(feed)
+            await anyio.to_thread.run_sync(registry.resume, feed)
         else:
             await anyio.to_thread.run_sync(lambda: poll_now(settings, client, feed, feeds))
         return RedirectResponse("/feeds", 303)
@@ -431,23 +458,27 @@ class _Pages:
             return self.render(request, "login.html", failed=False)
         form = await request.form()
         given = str(form.get("token", ""))
-        if not self.top.writable or not hmac.compare_digest(given, self.top.settings.web.token):
+        if not self.top.writable or not _same(given, self.top.settings.web.token):
             return self.render(request, "login.html", 403, failed=True)
         response = RedirectResponse("/", 303)
         response.set_cookie(SESSION, self.session, httponly=True, samesite="strict",
-                            max_age=7 * 86400)  # fmt: skip
+                            max_age=7 * 86400, secure=request.url.scheme == "https")  # fmt: skip
         return response
 
     async def logout(self, request: Request) -> Response:
+        form = await self._writer(request)
+        if isinstance(form, Response):
+            return form
         response = RedirectResponse("/", 303)
         response.delete_cookie(SESSION)
         return response
 
 
 _SECURITY_HEADERS = {
-    # Everything the pages need is ours; inline scripts carry no data from feeds.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-    "style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    # Everything the pages need is ours: no inline script, no other origin.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -520,12 +551,16 @@ def _stream_entries(reply: Any) -> list:
     return reply[0][1]
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of whatever was sent (any characters) with a secret."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
 def _number(text: str | None) -> bool:
     try:
-        float(text or "")
+        return math.isfinite(float(text or ""))
     except ValueError:
         return False
-    return True
 
 
 def _days(text: str | None) -> float:

@@ -1,0 +1,106 @@
+"""What the daemon knows of its own health: whether it is stopping, when its processing
+loop last turned, whether Redis refuses writes, how many items failed in a row — and the
+answers of /healthz (all of it) and /livez (only what a restart can fix)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+import structlog
+
+from monitor.daemon.metrics import Metrics
+from monitor.redisguard import write_refusal
+
+log = structlog.get_logger("monitor.daemon")
+
+STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
+FAILING_AFTER = 5  # /healthz fails while this many items in a row have failed
+
+
+class Health:
+    def __init__(self, metrics: Metrics, instance: str) -> None:
+        self.metrics = metrics
+        self.instance = instance
+        self.stop = threading.Event()
+        self.last_tick = time.monotonic()
+        self.refused: str | None = None  # why Redis refuses writes, while it does
+        self.refused_at = 0.0
+        self.failures_in_a_row = 0
+        metrics.writable.set_function(lambda: 0 if self.refused else 1)
+        metrics.failing.set_function(lambda: self.failures_in_a_row)
+        metrics.stalled.set_function(lambda: time.monotonic() - self.last_tick)
+        metrics.healthy.set_function(lambda: 0 if self.problems() else 1)
+
+    def tick(self) -> float:
+        """The loop turned (or waits on something that is not stuck); the time."""
+        self.last_tick = now = time.monotonic()
+        return now
+
+    def write_refused(self, reason: str, exc: BaseException) -> None:
+        """Redis answers but refuses writes: said once, counted, shown by /healthz; items in
+        hand stay pending with this daemon until writes succeed again."""
+        if self.refused is not None:
+            return
+        self.refused, self.refused_at = reason, time.monotonic()
+        self.metrics.refusals.labels(reason).inc()
+        log.error("redis_refuses_writes", reason=reason, error=str(exc).splitlines()[0],
+                  hint="free memory, raise maxmemory or fix the replica/disk; the daemon "
+                  "resumes by itself")  # fmt: skip
+
+    def writable_again(self) -> None:
+        if self.refused is None:
+            return
+        log.info("redis_writable_again", reason=self.refused,
+                 after_s=round(time.monotonic() - self.refused_at, 1))  # fmt: skip
+        self.refused = None
+
+    def problems(self) -> list[str]:
+        """What is wrong, from the daemon's own state (no Redis call)."""
+        problems = []
+        if self.refused is not None:
+            problems.append(f"Redis refuses writes: {self.refused}")
+        if self.failures_in_a_row >= FAILING_AFTER:
+            problems.append(f"{self.failures_in_a_row} items failed in a row")
+        stale = time.monotonic() - self.last_tick
+        if stale >= STALE_AFTER:
+            problems.append(f"processing loop has not turned for {stale:.0f} s")
+        if self.stop.is_set():
+            problems.append("stopping")
+        return problems
+
+    def liveness(self) -> tuple[bool, dict]:
+        """Alive while the processing loop turns (it does while it waits for Redis)."""
+        stale = time.monotonic() - self.last_tick
+        ok = stale < STALE_AFTER
+        return ok, {
+            "status": "ok" if ok else "unhealthy",
+            "reason": None if ok else f"processing loop has not turned for {stale:.0f} s",
+            "loop_seconds_ago": round(stale, 1),
+            "instance": self.instance,
+        }
+
+    def health(self, client: redis.Redis, heartbeat: Callable[[], None]) -> tuple[bool, dict]:
+        """Healthy while Redis answers and accepts a write (the heartbeat), items do not
+        fail in a row and the loop turns; the reasons otherwise."""
+        redis_ok = True
+        try:
+            client.ping()
+            heartbeat()  # a write: an out-of-memory Redis still answers PING
+        except (redis.ConnectionError, redis.TimeoutError):
+            redis_ok = False
+        except redis.RedisError as exc:
+            if reason := write_refusal(exc):
+                self.write_refused(reason, exc)
+        problems = ([] if redis_ok else ["Redis unreachable"]) + self.problems()
+        return not problems, {
+            "status": "unhealthy" if problems else "ok",
+            "reason": "; ".join(problems) or None,
+            "redis": redis_ok,
+            "redis_writable": redis_ok and self.refused is None,
+            "failures_in_a_row": self.failures_in_a_row,
+            "loop_seconds_ago": round(time.monotonic() - self.last_tick, 1),
+            "instance": self.instance,
+        }
