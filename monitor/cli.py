@@ -519,7 +519,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sink_status(client, sink, prefix: str) -> str:
-    from monitor.sinks.runner import status
+    from monitor.sinks.overview import status
 
     return status(client, sink, prefix)
 
@@ -797,7 +797,8 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
 
 def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.sinks.base import build
-    from monitor.sinks.runner import SinkMetrics, SinkRunner, preview, serve
+    from monitor.sinks.overview import preview
+    from monitor.sinks.runner import SinkMetrics, SinkRunner, serve
 
     if args.group:
         raise MonitorError("--group goes with --webhook: each sink has its group (sink:NAME)")
