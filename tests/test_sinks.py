@@ -36,8 +36,8 @@ from monitor.queue import AlertQueue
 from monitor.sinks.base import build
 from monitor.sinks.config import SinkConfig, parse_sinks
 from monitor.sinks.digest import DigestStore, Schedule, parse_schedule
-from monitor.sinks.overview import preview, status
 from monitor.sinks.message import alert_message, digest_message
+from monitor.sinks.overview import preview, status
 from monitor.sinks.routing import Filter
 from monitor.sinks.runner import SinkRunner, serve
 
