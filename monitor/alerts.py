@@ -48,7 +48,12 @@ def build_alert(
         "id": alert_id(rule.id, story_id, kind, update),
         "kind": str(kind),
         "created_at": rfc3339(now),
-        "rule": {"id": rule.id, "name": rule.name, "severity": rule.severity},
+        "rule": {
+            "id": rule.id,
+            "name": rule.name,
+            "severity": rule.severity,
+            **({"tags": list(rule.tags)} if rule.tags else {}),
+        },
         "story": {
             "id": story_id,
             "size": story_size,

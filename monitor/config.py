@@ -16,10 +16,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from monitor.sinks.config import SinkConfig
 
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -165,6 +168,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     web: WebSettings = field(default_factory=WebSettings)
     feeds: tuple[FeedConfig, ...] = ()
+    sinks: tuple[SinkConfig, ...] = ()  # [[sinks]]: where `monitor forward` delivers
 
     def __post_init__(self) -> None:
         if not self.prefix or any(c.isspace() or c in "*?[]" for c in self.prefix):
@@ -267,7 +271,7 @@ def _section(cls: type, table: Any, origin: str, section: str = "") -> dict[str,
         raise ConfigError(f"{where}: expected a table")
     values = {}
     for key, value in table.items():
-        if key not in _known(cls) or (not section and key in (*_SECTIONS, "feeds")):
+        if key not in _known(cls) or (not section and key in (*_SECTIONS, "feeds", "sinks")):
             prefix = f"{section}." if section else ""
             raise ConfigError(f"{where}: unknown setting {prefix}{key!r}")
         values[key] = _coerce(cls, key, value, where)
@@ -315,9 +319,14 @@ def load(
     **overrides: Any,
 ) -> Settings:
     """Build the settings. Unknown keys are errors, named with where they came from."""
+    from monitor.sinks.config import parse_sinks  # (the sinks' modules import this one)
+
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     feeds: tuple[FeedConfig, ...] = ()
+    sink_tables: Any = []
+    sink_origin = "MONITOR_SINKS_*"
+    sink_env: list[tuple[str, str, str]] = []
     if path is not None:
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -328,6 +337,7 @@ def load(
         for name, cls in _SECTIONS.items():
             sections[name] = _section(cls, table.pop(name, {}), str(path), name)
         feeds = _feeds(table.pop("feeds", []), str(path))
+        sink_tables, sink_origin = table.pop("sinks", []), str(path)
         for old, new in _RENAMED.items():
             if old in table:
                 if new in table:
@@ -343,11 +353,14 @@ def load(
             continue
         key = var.removeprefix("MONITOR_").lower()
         key = _RENAMED.get(key, key)
+        if key.startswith("sinks_"):  # MONITOR_SINKS_<NAME>_<KEY>: secrets of a [[sinks]]
+            sink_env.append((var, key.removeprefix("sinks_"), value))
+            continue
         section = next((s for s in _SECTIONS if key.startswith(s + "_")), None)
         if section and key.removeprefix(section + "_") in _known(_SECTIONS[section]):
             name = key.removeprefix(section + "_")
             sections[section][name] = _coerce(_SECTIONS[section], name, value, var)
-        elif key in _known(Settings) and key not in (*_SECTIONS, "feeds"):
+        elif key in _known(Settings) and key not in (*_SECTIONS, "feeds", "sinks"):
             top[key] = _coerce(Settings, key, value, var)
         else:
             raise ConfigError(f"{var}: no such setting")
@@ -360,4 +373,5 @@ def load(
             built[name] = cls(**sections[name])
         except ConfigError as exc:
             raise ConfigError(f"{name}.{exc}") from None
-    return Settings(**top, **built, feeds=feeds)
+    sinks = parse_sinks(sink_tables, sink_origin, sink_env)
+    return Settings(**top, **built, feeds=feeds, sinks=sinks)

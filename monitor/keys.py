@@ -118,6 +118,27 @@ class Keys:
         """Hash `rule:kind` -> id of the item that claimed that alert for the story."""
         return f"{self.prefix}story:{story_id}:alerts"
 
+    def sink_told(self, sink: str, story_id: str) -> str:
+        """Set of the report URLs of a story a sink has sent people, so that its next
+        message (an update) says what is new to them; expires."""
+        return f"{self.prefix}sink:{sink}:told:{story_id}"
+
+    def digest_window(self, sink: str, start: int) -> str:
+        """Hash of the alerts of one digest window of a sink: alert id -> alert JSON."""
+        return f"{self.prefix}digest:{sink}:w:{start}"
+
+    def digest_windows(self, sink: str) -> str:
+        """Sorted set of a sink's digest windows holding alerts, not yet sent (by start)."""
+        return f"{self.prefix}digest:{sink}:waiting"
+
+    def digest_sent(self, sink: str) -> str:
+        """Hash of a sink's digest windows sent: start -> JSON {sent_at, alerts, stories}."""
+        return f"{self.prefix}digest:{sink}:sent"
+
+    def digest_lock(self, sink: str) -> str:
+        """Held by the forwarder sending a sink's digests (expires)."""
+        return f"{self.prefix}digest:{sink}:lock"
+
     @property
     def desk_stories(self) -> str:
         """Sorted set of the stories of retained reports, by their latest report (the desk)."""

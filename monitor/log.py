@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-_QUIET = ("httpx", "httpcore", "charset_normalizer", "apscheduler")
+_QUIET = ("httpx", "httpcore", "charset_normalizer", "apscheduler", "apprise")
 # Their ERRORs are about one page ("empty HTML tree"): the pipeline reports that page itself
 # (`article_unavailable`, a warning), so only their critical messages pass.
 _SILENT = ("trafilatura", "htmldate", "courlan", "justext")

@@ -122,6 +122,12 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     copy.write_text(unit.replace("/opt/monitor/bin/monitor", str(BIN / "monitor")))
     run = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+    forward = (DEPLOY / "systemd" / "monitor-forward.service").read_text()
+    assert "monitor --config /etc/monitor/monitor.toml forward --follow" in forward
+    copy = tmp_path / "monitor-forward.service"
+    copy.write_text(forward.replace("/opt/monitor/bin/monitor", str(BIN / "monitor")))
+    run = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
     for option in (
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",

@@ -55,8 +55,23 @@ def register(commands: Any, command: Command) -> None:
     p.add_argument("--all", action="store_true", help="with --requeue: every dead letter")
     p.set_defaults(run=cmd_consume)
 
-    p = command(commands, "forward", "POST alerts to a webhook, signed; ack after 2xx")
-    p.add_argument("--webhook", required=True, metavar="URL", help="where to POST each alert")
+    p = command(
+        commands, "forward", "deliver alerts to the [[sinks]] of monitor.toml (or a webhook)"
+    )
+    p.add_argument("--sink", action="append", metavar="NAME",
+                   help="only this sink (repeatable; default: every configured sink)")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what each sink would send now; send and ack nothing")  # fmt: skip
+    p.add_argument(
+        "--listen", metavar="HOST:PORT",
+        help="serve the sinks' Prometheus metrics at http://HOST:PORT/metrics",
+    )  # fmt: skip
+    p.add_argument(
+        "--webhook", metavar="URL",
+        help="instead of the sinks: POST each alert to this URL (group webhook); the options "
+        "below are for it",
+    )  # fmt: skip
+    # The delivery options below are for --webhook; a sink has its own in monitor.toml.
     p.add_argument("--secret", help="HMAC-SHA256 key (default: MONITOR_WEBHOOK_SECRET)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     p.add_argument("--attempts", type=int, default=4, help="tries per delivery (default 4)")
@@ -68,7 +83,7 @@ def register(commands: Any, command: Command) -> None:
         "--pause", type=float, default=30.0, metavar="SECONDS",
         help="first pause of a failing endpoint; doubles up to 15 min (default 30)",
     )  # fmt: skip
-    group_options(p, "webhook")
+    group_options(p, None)
     p.set_defaults(run=cmd_forward)
 
 
@@ -163,8 +178,13 @@ def _consume_plain(args: argparse.Namespace, settings: Settings, client) -> int:
 
 
 def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.webhook:
+        return _forward_sinks(args, settings)
+    if args.dry_run or args.sink or args.listen:
+        raise MonitorError("--dry-run, --sink and --listen go with the sinks, not --webhook")
     from monitor.forward import Forwarder
 
+    args.group = args.group or "webhook"
     secret = args.secret or settings.webhook_secret
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -182,6 +202,88 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
     dead = f", {forwarder.dead} dead-lettered" if forwarder.dead else ""
     print(f"{delivered} alerts delivered to {args.webhook}{dead}", file=sys.stderr)
     return 0
+
+
+def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.sinks.base import build
+    from monitor.sinks.overview import preview
+    from monitor.sinks.runner import SinkMetrics, SinkRunner, serve
+
+    if args.group:
+        raise MonitorError("--group goes with --webhook: each sink has its group (sink:NAME)")
+    given = [f"--{n.replace('_', '-')}" for n, default in _WEBHOOK_ONLY.items()
+             if getattr(args, n) != default]  # fmt: skip
+    if given:
+        raise MonitorError(
+            f"{', '.join(given)}: with --webhook only; a sink sets its own in monitor.toml"
+        )
+    chosen = [s for s in settings.sinks if not args.sink or s.name in args.sink]
+    missing = sorted(set(args.sink or ()) - {s.name for s in settings.sinks})
+    if missing or not chosen:
+        known = ", ".join(s.name for s in settings.sinks) or "none configured"
+        if missing:
+            raise MonitorError(f"no sink {', '.join(missing)} (sinks: {known})")
+        raise MonitorError(
+            "no sinks: add [[sinks]] to monitor.toml (docs/consumers.md) or give --webhook URL"
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    sinks = [build(config) for config in chosen]
+    metrics = SinkMetrics()
+    if args.listen:
+        from prometheus_client import start_http_server
+
+        host, _, port = args.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise MonitorError(f"--listen: expected HOST:PORT, got {args.listen!r}")
+        start_http_server(int(port), host, registry=metrics.registry)
+    try:
+        with runtime.redis_client(settings) as client:
+            runners = [
+                SinkRunner(
+                    sink,
+                    client,
+                    prefix=settings.prefix,
+                    consumer=args.consumer or "",
+                    stop=stop,
+                    metrics=metrics,
+                )
+                for sink in sinks
+            ]
+            if args.dry_run:
+                for runner in runners:
+                    _print_preview(runner, *preview(runner, client, settings.prefix))
+                return 0
+            serve(runners, follow=args.follow, count=args.count)
+    finally:
+        for sink in sinks:
+            sink.close()
+    failed = 0
+    for runner in runners:
+        line = f"{runner.name}: {runner.stats.line()}"
+        if runner.error:
+            failed += 1
+            line += f"; {runner.error}"
+        print(line, file=sys.stderr)
+    return 2 if failed else 0
+
+
+_WEBHOOK_ONLY = {"secret": None, "timeout": 10.0, "attempts": 4, "trip_after": 5, "pause": 30.0,
+                 "claim_idle": 60.0, "max_deliveries": 5}  # fmt: skip
+
+
+def _print_preview(runner: Any, count: int, shown: list[str]) -> None:
+    config = runner.config
+    mode = f", digest {config.digest.describe()}" if config.digest else ""
+    print(
+        f"== sink {config.name} ({config.type} {config.shown_url}{mode}; takes "
+        f"{config.filter.describe()}): {counted(count, 'message')} would be sent"
+        + (f" (the first {len(shown)} below)" if count > len(shown) else "")
+    )
+    for text in shown:
+        print(text)
+        print()
 
 
 def _interrupt(signum: int, frame: object) -> None:

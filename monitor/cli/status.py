@@ -40,6 +40,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         dead_alerts = client.xlen(keys.alerts_dead) if client.exists(keys.alerts_dead) else 0
         rows = feed_rows(settings, client)
         indexed = runtime.dedup_index(client, settings).originals()
+        sinks = [_sink_status(client, sink, settings.prefix) for sink in settings.sinks]
         try:
             memory: int | None = client.info("memory")["used_memory"]
         except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
@@ -58,6 +59,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         f"items: {lag} waiting, {pending} in progress, {dead} dead-lettered; alerts: {alerts}"
         + (f", {dead_alerts} dead-lettered (monitor consume --dead)" if dead_alerts else "")
     )
+    if sinks:
+        print(f"sinks: {len(sinks)}" + "".join(f"\n  {line}" for line in sinks))
     line = f"dedup window ({settings.story_window_hours:g} h): {indexed} items indexed"
     if memory is not None:
         line += f"; Redis memory {memory / 2**20:.1f} MB"
@@ -80,6 +83,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print()
         print_feeds(failing)
     return 0
+
+
+def _sink_status(client, sink, prefix: str) -> str:
+    from monitor.sinks.overview import status
+
+    return status(client, sink, prefix)
 
 
 def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:

@@ -40,6 +40,7 @@ _KEYS = {
     "examples",
     "sources",
     "backfill",
+    "tags",
 }
 
 
@@ -58,6 +59,7 @@ class Rule:
     sources_include: tuple[str, ...] = ()  # source names or domains; empty: any source
     sources_exclude: tuple[str, ...] = ()
     backfill: float | None = None  # seconds: the daemon runs a new version over that past
+    tags: tuple[str, ...] = ()  # free labels for routing alerts to sinks ("asia", "desk-x")
     path: str = ""
     warnings: tuple[RuleError, ...] = field(
         default=(), compare=False
@@ -310,6 +312,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
             backfill = parse_duration(scalar("backfill", str, ""))
         except ValueError as exc:
             raise _fail(path, fields["backfill"][1], f"backfill: {exc}") from exc
+    tags = _strings(path, fields["tags"][1], "tags") if "tags" in fields else ()
     return Rule(
         id=rule_id,
         name=scalar("name", str, ""),
@@ -324,6 +327,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
         sources_include=include,
         sources_exclude=exclude,
         backfill=backfill,
+        tags=tuple(dict.fromkeys(tags)),
         path=str(path),
         warnings=warnings,
     )
