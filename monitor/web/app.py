@@ -6,22 +6,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
 import anyio
-import jinja2
 import redis
-from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -34,12 +28,27 @@ from monitor.errors import MonitorError
 from monitor.keys import Keys
 from monitor.model import AlertKind, alert_id
 from monitor.queue import Retained, RetainedItems, _retained
-from monitor.rules import Document, Rule, RuleSet, ad_hoc_rule
+from monitor.rules import Rule, RuleSet, ad_hoc_rule
 from monitor.rules.match import evaluate, explain
 from monitor.rules.prefilter import keys
+from monitor.web.reading import (
+    SEVERITIES,
+    alert_passes,
+    alert_row,
+    clauses_of,
+    days_param,
+    document_of,
+    is_number,
+    may_contain,
+    newest_retained,
+    read_after,
+    same_secret,
+    stream_entries,
+)
+from monitor.web.render import SECURITY_HEADERS, environment
+from monitor.web.serve import Served, bind, with_desk
 
 SESSION = "desk_session"
-SEVERITIES = ("low", "medium", "high", "critical")
 SCAN_ITEMS = 2000  # retained items a search or a rule test looks through, newest first
 SHOWN = 200  # matches listed (with their explanations); all are counted
 LIVE_STREAMS = 16  # live alert views open at once
@@ -98,103 +107,10 @@ def create_app(
     return Starlette(routes=routes)
 
 
-def with_desk(
-    desk: Starlette, endpoints: dict[str, Callable[[], tuple[int, str, bytes]]]
-) -> Starlette:
-    """An app serving `endpoints` (path -> (status, content type, body): a daemon's
-    /healthz, /livez and /metrics) and the desk under every other path."""
-
-    def answer(request: Request) -> Response:
-        status, media, body = endpoints[request.url.path]()
-        return Response(body, status_code=status, media_type=media)
-
-    routes: list[Route | Mount] = [Route(path, answer) for path in endpoints]
-    return Starlette(routes=[*routes, Mount("/", desk)])
-
-
-class Served:
-    """An ASGI app served by uvicorn in a thread, on a socket bound by the caller."""
-
-    def __init__(self, app: Starlette, sock: socket.socket) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
-        )
-        self.thread.start()
-
-    def shutdown(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket. TCP_NODELAY is inherited by connections: a keep-alive
-    reply's body is not held back waiting for the ACK of its headers (40 ms a page)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("monitor.web", "templates"),
-        autoescape=True,  # a feed is hostile input: everything is escaped unless marked
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["marked"] = marked
-    env.filters["safe_href"] = safe_href
-    env.filters["when"] = _when
-    env.filters["ago"] = _ago
-    return env
-
-
-def marked(snippet: str) -> Markup:
-    """A snippet with its «hits» as <mark>, everything else escaped."""
-    out = []
-    for n, piece in enumerate(str(snippet).replace("»", "«").split("«")):
-        out.append(f"<mark>{escape(piece)}</mark>" if n % 2 else str(escape(piece)))
-    return Markup("".join(out))
-
-
-def safe_href(url: str) -> str:
-    """A link for people: http(s) only (a feed's `javascript:` link is not one)."""
-    return url if url.lower().startswith(("https://", "http://")) else "#"
-
-
-def _when(value: datetime | float | str | None) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value, UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _ago(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    seconds = max(0.0, time.time() - value.timestamp())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"
-
-
 class _Pages:
     def __init__(self, top: Desktop) -> None:
         self.top = top
-        self.env = _environment()
+        self.env = environment()
         token = top.settings.web.token.encode()
         self.session = hmac.new(token, b"desk-session", hashlib.sha256).hexdigest()
         self.csrf = hmac.new(token, b"desk-csrf", hashlib.sha256).hexdigest()
@@ -210,11 +126,11 @@ class _Pages:
             severities=SEVERITIES, query=dict(request.query_params),
         )  # fmt: skip
         body = self.env.get_template(name).render(**context)
-        return HTMLResponse(body, status_code=status, headers=_SECURITY_HEADERS)
+        return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
     def signed_in(self, request: Request) -> bool:
         cookie = request.cookies.get(SESSION, "")
-        return self.top.writable and _same(cookie, self.session)
+        return self.top.writable and same_secret(cookie, self.session)
 
     async def _writer(self, request: Request) -> dict[str, str] | Response:
         """The form of a write action, or the refusal: a session and its CSRF token."""
@@ -237,7 +153,7 @@ class _Pages:
                 return self.render(request, "error.html", 400, message=str(exc))
         filters = Filters(rule=q.get("rule", ""), source=q.get("source", ""),
                           language=q.get("lang", ""), since=since)  # fmt: skip
-        before = float(q["before"]) if _number(q.get("before")) else None
+        before = float(q["before"]) if is_number(q.get("before")) else None
         started = time.perf_counter()
         cards = self.top.desk.stories(limit=50, before=before, filters=filters)
         more = ""
@@ -276,7 +192,7 @@ class _Pages:
 
     def _hits(self, kept: Retained) -> list[tuple[str, list]]:
         """Per matching rule, the first hit of each of its terms (an alias counts once)."""
-        doc = _document(kept)
+        doc = document_of(kept)
         shown = []
         for match in self.top.rules.match(doc):
             first: dict[str, Any] = {}
@@ -293,7 +209,7 @@ class _Pages:
         for entry_id, fields in entries:
             alert = json.loads(fields["alert"])
             alert["_entry"] = entry_id
-            if _alert_passes(alert, rule, severity):
+            if alert_passes(alert, rule, severity):
                 shown.append(alert)
         return shown
 
@@ -330,13 +246,13 @@ class _Pages:
                 yield ": connected\n\n"
                 while not await request.is_disconnected():
                     reply = await anyio.to_thread.run_sync(
-                        _read_after, client, key, after, limiter=self.limiter
+                        read_after, client, key, after, limiter=self.limiter
                     )
-                    for entry_id, fields in _stream_entries(reply):
+                    for entry_id, fields in stream_entries(reply):
                         after = entry_id
                         alert = json.loads(fields["alert"])
-                        if _alert_passes(alert, rule, severity):
-                            yield f"id: {entry_id}\ndata: {json.dumps(_alert_row(alert))}\n\n"
+                        if alert_passes(alert, rule, severity):
+                            yield f"id: {entry_id}\ndata: {json.dumps(alert_row(alert))}\n\n"
             finally:
                 self.live -= 1
 
@@ -382,7 +298,7 @@ class _Pages:
 
     def rules_page(self, request: Request) -> Response:
         q = request.query_params
-        days = _days(q.get("days"))
+        days = days_param(q.get("days"))
         chosen = self.top.rules.get(q.get("rule", ""))
         text = q.get("q", "") or (chosen.query if chosen else "")
         tested = None
@@ -402,7 +318,7 @@ class _Pages:
 
     def search(self, request: Request) -> Response:
         q = request.query_params
-        days = _days(q.get("days"))
+        days = days_param(q.get("days"))
         text = q.get("q", "")
         found, error = None, ""
         if text:
@@ -420,20 +336,20 @@ class _Pages:
         stories: dict[str, str] = {}
         scanned = 0
         needs = keys(rule.node)  # a match has one of these words (None: no such word)
-        for entry_id, fields in _newest_retained(self.top.client, self.top.keys.retained,
+        for entry_id, fields in newest_retained(self.top.client, self.top.keys.retained,
                                                  since=time.time() - days * 86400):  # fmt: skip
             scanned += 1
             if scanned > SCAN_ITEMS:
                 break
-            if needs is not None and not _may_contain(fields, needs):
+            if needs is not None and not may_contain(fields, needs):
                 continue
             kept = _retained(entry_id, fields)
-            doc = _document(kept)
+            doc = document_of(kept)
             match = rule.match(doc)
             if match is None:
                 continue
             clauses = []
-            for clause in _clauses(rule) if len(matches) < SHOWN else ():
+            for clause in clauses_of(rule) if len(matches) < SHOWN else ():
                 spans = evaluate(clause, doc)
                 clauses.append((str(clause), spans is not None, explain(spans or [], doc)[:4]))
             story = kept.placement.story_id
@@ -458,7 +374,7 @@ class _Pages:
             return self.render(request, "login.html", failed=False)
         form = await request.form()
         given = str(form.get("token", ""))
-        if not self.top.writable or not _same(given, self.top.settings.web.token):
+        if not self.top.writable or not same_secret(given, self.top.settings.web.token):
             return self.render(request, "login.html", 403, failed=True)
         response = RedirectResponse("/", 303)
         response.set_cookie(SESSION, self.session, httponly=True, samesite="strict",
@@ -472,99 +388,6 @@ class _Pages:
         response = RedirectResponse("/", 303)
         response.delete_cookie(SESSION)
         return response
-
-
-_SECURITY_HEADERS = {
-    # Everything the pages need is ours: no inline script, no other origin.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-    "base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def _document(kept: Retained) -> Document:
-    return Document(
-        title=kept.item.title or kept.article.title, text=kept.article.text,
-        source=kept.item.source, lang=kept.article.language, url=kept.url,
-    )  # fmt: skip
-
-
-def _clauses(rule: Rule) -> tuple:
-    from monitor.rules.query import And
-
-    return rule.node.nodes if isinstance(rule.node, And) else (rule.node,)
-
-
-def _newest_retained(client: redis.Redis, key: str, since: float) -> Iterator[tuple[str, dict]]:
-    """Retained entries (id, fields), newest first, back to `since`."""
-    high, low = "+", f"{int(since * 1000)}-0"
-    while True:
-        entries = client.xrevrange(key, max=high, min=low, count=500)
-        yield from entries
-        if len(entries) < 500:
-            return
-        high = "(" + entries[-1][0]
-
-
-def _may_contain(fields: dict[str, str], needs: frozenset[tuple[str, bool]]) -> bool:
-    """Whether a retained item may hold one of the (folded) words a match needs: a cheap
-    look at its raw text before it is parsed and tokenised. Exact for ASCII text (a word
-    or prefix that is not a substring of the lower-cased text cannot be one of its
-    tokens); other text is always looked at properly."""
-    text = "\n".join(fields.values())  # text, title, the item (source, summary), language
-    if not text.isascii():
-        return True
-    lower = text.lower()
-    return any(word in lower for word, _ in needs)
-
-
-def _read_after(client: redis.Redis, key: str, after: str) -> Any:
-    return client.xread({key: after}, count=50, block=1000)
-
-
-def _alert_passes(alert: dict, rule: str, severity: str) -> bool:
-    if rule and alert["rule"]["id"] != rule:
-        return False
-    if severity in SEVERITIES:
-        return SEVERITIES.index(alert["rule"]["severity"]) >= SEVERITIES.index(severity)
-    return True
-
-
-def _alert_row(alert: dict) -> dict[str, Any]:
-    """What the live alerts page shows of an alert (rendered as text by the page)."""
-    return {
-        "created": _when(alert["created_at"]), "kind": alert["kind"],
-        "severity": alert["rule"]["severity"], "rule": alert["rule"]["name"],
-        "title": alert["item"]["title"], "source": alert["item"]["source"],
-        "url": alert["item"]["url"], "story": alert["story"]["id"],
-        "size": alert["story"]["size"],
-    }  # fmt: skip
-
-
-def _stream_entries(reply: Any) -> list:
-    if not reply:
-        return []
-    if isinstance(reply, dict):  # RESP3
-        return next(iter(reply.values()))[0]
-    return reply[0][1]
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison of whatever was sent (any characters) with a secret."""
-    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
-
-
-def _number(text: str | None) -> bool:
-    try:
-        return math.isfinite(float(text or ""))
-    except ValueError:
-        return False
-
-
-def _days(text: str | None) -> float:
-    return min(max(float(text or 7), 0.01), 365.0) if _number(text) else 7.0
 
 
 __all__ = ["Served", "StoryCard", "bind", "create_app", "with_desk"]
