@@ -54,6 +54,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # listening before anyone is told the address: no refused connection
     except OSError:
         sock.close()
         raise
