@@ -49,7 +49,7 @@ from monitor import log, runtime
 from monitor.config import Settings
 from monitor.fetch import Page
 from monitor.model import Item
-from monitor.rules.load import Rule, RuleSet
+from monitor.rules.model import Rule, RuleSet
 from monitor.rules.query import parse
 
 NEUS = ROOT.parent / "shared" / "data" / "stories-dev" / "neus"

@@ -29,7 +29,8 @@ from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.feeds import article_url
 from monitor.fetch import Fetcher, Page
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, RuleMatch, report_time
-from monitor.queue import AlertQueue, RetainedItems
+from monitor.queue import AlertQueue
+from monitor.retained import RetainedItems
 from monitor.rules import Document, Rule, RuleSet
 
 log = structlog.get_logger(__name__)

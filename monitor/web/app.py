@@ -27,7 +27,7 @@ from monitor.desk import Desk, Filters, StoryCard
 from monitor.errors import MonitorError
 from monitor.keys import Keys
 from monitor.model import AlertKind, alert_id
-from monitor.queue import Retained, RetainedItems, _retained
+from monitor.retained import Retained, RetainedItems, retained_entry
 from monitor.rules import Rule, RuleSet, ad_hoc_rule
 from monitor.rules.match import evaluate, explain
 from monitor.rules.prefilter import keys
@@ -343,7 +343,7 @@ class _Pages:
                 break
             if needs is not None and not may_contain(fields, needs):
                 continue
-            kept = _retained(entry_id, fields)
+            kept = retained_entry(entry_id, fields)
             doc = document_of(kept)
             match = rule.match(doc)
             if match is None:
