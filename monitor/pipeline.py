@@ -1,6 +1,7 @@
 """process(item): the one place where the stages are composed.
 
     article  <- the feed's full text, else the page fetched and extracted (trafilatura)
+    analysis <- the text read once: tokens, words, shingles, term counts, names, wires, URL
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
@@ -21,12 +22,12 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from monitor.alerts import build_alert
+from monitor.analysis import analyse
 from monitor.dedup.index import DedupIndex, Source
 from monitor.dedup.wires import credited
 from monitor.desk import Desk
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
-from monitor.feeds import article_url
 from monitor.fetch import Fetcher, Page
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, RuleMatch, report_time
 from monitor.queue import AlertQueue
@@ -85,21 +86,23 @@ class Pipeline:
         if item.published is None and article.published is not None:
             # The page's own date is the report's date when the feed gave none.
             item = dataclasses.replace(item, published=article.published)
-        placement = self.index.place(item, article)
-        url = article_url(item, article)
+        analysis = analyse(item, article)  # the text read once, for every stage below
+        placement = self.index.place(item, article, analysis=analysis)
+        url = analysis.url
         doc = Document(
-            title=item.title or article.title,
+            title=analysis.title,
             text=article.text,
             source=item.source,
             lang=article.language,
             url=url,
+            tokens={"title": analysis.title_tokens, "text": analysis.text_tokens},
         )
         matches = self.rules.match(doc)
         if self.retained is not None and placement.outcome is not Outcome.SEEN:
             entry = self.retained.append(item, article, url, placement)
             if self.desk is not None:
                 self.desk.record(entry, item, article, url, placement,
-                                 [m.rule_id for m in matches], credited(article.text))  # fmt: skip
+                                 [m.rule_id for m in matches], analysis.wires)  # fmt: skip
         alerts: list[tuple[str, str]] = []
         suppressed = ""
         if placement.outcome in ALERTING or (
@@ -107,7 +110,7 @@ class Pipeline:
         ):
             suppressed = self.suppression(item)
             if not suppressed:
-                alerts = self.alert(item, article, url, placement, matches)
+                alerts = self.alert(item, article, url, placement, matches, wires=analysis.wires)
         log.info(
             "item_processed",
             item=item.id,
@@ -127,7 +130,7 @@ class Pipeline:
             matches=matches,
             alerts=[a for a, _ in alerts],
             alert_rules=[r for _, r in alerts],
-            wires=credited(article.text),
+            wires=analysis.wires,
             warnings=warnings,
             alert_suppressed=suppressed,
         )
@@ -192,11 +195,14 @@ class Pipeline:
         placement: Placement,
         matches: list[RuleMatch],
         *,
+        wires: tuple[str, ...] | None = None,
         backfill: bool = False,
         at: float | None = None,
     ) -> list[tuple[str, str]]:
         """Claim and publish the alerts of an original item: (alert id, rule id) of those
-        published now. Repeating it for the same item publishes nothing new."""
+        published now (`wires`: the agencies its text credits, if known already). Repeating
+        it for the same item publishes nothing new."""
+        wires = credited(article.text) if wires is None else wires
         published = []
         for match in matches:
             if self.desk is not None and self.desk.muted(
@@ -215,7 +221,7 @@ class Pipeline:
                     when = item.published or article.published
                     itself = Source(
                         item.id, item.source, url, item.title or article.title,
-                        when.isoformat() if when else "", credited(article.text),
+                        when.isoformat() if when else "", wires,
                     )  # fmt: skip
                     size, sources = 1, [itself]
                 return build_alert(
@@ -231,7 +237,7 @@ class Pipeline:
                     now=datetime.now(UTC),
                     backfill=backfill,
                     update=update,
-                    wires=credited(article.text),
+                    wires=wires,
                 )
 
             # The claim and the publication are one step (one script): no crash between them.

@@ -19,6 +19,7 @@ import numpy as np
 import redis
 import structlog
 
+from monitor.analysis import Analysis, analyse
 from monitor.config import Settings
 from monitor.dedup.decide import closest_story, near_duplicate
 from monitor.dedup.fingerprint import (
@@ -26,25 +27,18 @@ from monitor.dedup.fingerprint import (
     VECTOR_TERMS,
     band_buckets,
     encode_signature,
-    features,
     minhash,
     prior_df,
-    shingle_hashes,
 )
 from monitor.dedup.signals import (
     Report,
     StoryModel,
-    figures,
     name_terms,
-    names,
     title_terms,
 )
-from monitor.dedup.wires import credited
-from monitor.feeds import article_url
 from monitor.keys import LSH_GROUP, Keys
 from monitor.model import Article, Item, Outcome, Placement, stable_id
 from monitor.scripts import script
-from monitor.text import words
 
 log = structlog.get_logger(__name__)
 
@@ -129,34 +123,39 @@ class DedupIndex:
             quiet=settings.update_quiet_minutes * 60,
         )
 
-    def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
+    def place(
+        self, item: Item, article: Article, now: float | None = None,
+        analysis: Analysis | None = None,
+    ) -> Placement:  # fmt: skip
         """Decide where the item belongs and record it. Idempotent for the same item.
+        `analysis`: the article's, when the caller has it (else it is made here).
 
         Deciding and recording are one atomic step: the recording checks that no other
         original sharing the item's query terms was recorded since the decision read the
         index, and if one was, the item is decided again (at most ATTEMPTS times)."""
         now = time.time() if now is None else now
+        analysis = analysis or analyse(item, article)
+        signature = minhash(analysis.shingles)
+        report = self._report(analysis, now, item.time or article.published)
         for attempt in range(1, ATTEMPTS + 1):
-            placement = self._place(item, article, now, checked=attempt < ATTEMPTS)
+            placement = self._place(
+                item, article, analysis, signature, report, now, checked=attempt < ATTEMPTS
+            )
             if placement is not None:
                 return placement
             log.debug("placement_retried", item=item.id, attempt=attempt)
         raise AssertionError("unreachable: the last attempt records unchecked")
 
     def _place(
-        self, item: Item, article: Article, now: float, *, checked: bool
-    ) -> Placement | None:
+        self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
+        report: Report, now: float, *, checked: bool,
+    ) -> Placement | None:  # fmt: skip
         item_id = item.id
-        url = article_url(item, article)
+        url = analysis.url
         url_key = self.keys.canonical(stable_id("url", url))
-        body = words(article.text or item.summary or "")
-        hashes = shingle_hashes(body or item.title)
-        signature = minhash(hashes)
         buckets = band_buckets(signature)
-        title = item.title or article.title
-        counts = features(title, body)
+        counts = analysis.counts
         generations = self._generations(now)
-        report = self._report(item, article, now, title)
         # One round trip asks every question: known already? URL claimed? near-duplicate
         # candidates? the candidate stories (and the article's TF-IDF vector)?
         pipe = self.client.pipeline(transaction=False)
@@ -193,11 +192,12 @@ class DedupIndex:
                 placement = Placement(
                     outcome=Outcome.SAME_ITEM, story_id=story, duplicate_of=first, similarity=1.0
                 )
-                self._record(item, article, placement, now)
+                self._record(item, article, analysis, placement, now)
                 return placement
 
         vector, query, query_df, found, summaries = closest
-        copy = near_duplicate(signature, len(hashes), near, self.near_threshold)
+        shingles = len(analysis.shingles)
+        copy = near_duplicate(signature, shingles, near, self.near_threshold)
         if copy:
             placement = copy
         elif best := closest_story(self.model, self.story_threshold, report, found, summaries):
@@ -206,7 +206,7 @@ class DedupIndex:
             )
         else:
             placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
-        fingerprint = Fingerprint(signature, len(hashes), buckets, counts, vector, query)
+        fingerprint = Fingerprint(signature, shingles, buckets, counts, vector, query)
         check = ""
         if checked and placement.outcome is not Outcome.NEAR_DUPLICATE:
             check = "\n".join(
@@ -216,22 +216,20 @@ class DedupIndex:
             )
         generations_read = ",".join(self.keys.df(g) for g in generations) if check else ""
         recorded = self._record(
-            item, article, placement, now, fingerprint, report=report,
+            item, article, analysis, placement, now, fingerprint, report=report,
             check=(generations_read, check),
         )  # fmt: skip
         return placement if recorded else None
 
-    def _report(self, item: Item, article: Article, now: float, title: str) -> Report:
-        when = item.time or article.published
-        text = article.text or item.summary or ""
-        ranked = names(f"{title}. {text}")
+    @staticmethod
+    def _report(analysis: Analysis, now: float, when: datetime | None) -> Report:
         return Report(
             time=when.timestamp() if when else now,
-            title=frozenset(title_terms(title)),
-            names=frozenset(ranked),
-            top_names=tuple(ranked[:QUERY_NAMES]),
-            figures=frozenset(figures(f"{title}. {text}")),
-            wires=frozenset(credited(text)),
+            title=frozenset(title_terms(analysis.title_words)),
+            names=frozenset(analysis.names),
+            top_names=tuple(analysis.names[:QUERY_NAMES]),
+            figures=frozenset(analysis.figures),
+            wires=frozenset(analysis.wires),
         )
 
     def _generations(self, now: float) -> list[int]:
@@ -244,7 +242,7 @@ class DedupIndex:
         return [current - 1, current]
 
     def _record(
-        self, item: Item, article: Article, placement: Placement, now: float,
+        self, item: Item, article: Article, analysis: Analysis, placement: Placement, now: float,
         fingerprint: Fingerprint | None = None, *, report: Report | None = None,
         check: tuple[str, str] = ("", ""),
     ) -> bool:  # fmt: skip
@@ -255,9 +253,9 @@ class DedupIndex:
             "outcome": str(placement.outcome),
             "duplicate_of": placement.duplicate_of or "",
             "source": item.source,
-            "wires": ",".join(sorted(report.wires)) if report else ",".join(credited(article.text)),
-            "url": article_url(item, article),
-            "title": item.title or article.title,
+            "wires": ",".join(sorted(analysis.wires)),
+            "url": analysis.url,
+            "title": analysis.title,
             "published": _iso(item.published or article.published),
             "time": report.time if report else now,
             "seen_at": now,
