@@ -97,4 +97,4 @@ def is_number(text: str | None) -> bool:
 
 
 def days_param(text: str | None) -> float:
-    return min(max(float(text or 7), 0.01), 365.0) if is_number(text) else 7.0
+    return min(max(float(text), 0.01), 365.0) if text and is_number(text) else 7.0
