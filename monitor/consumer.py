@@ -31,9 +31,10 @@ from typing import Any
 import redis
 import structlog
 
+from monitor.connection import connect
 from monitor.errors import MonitorError
 from monitor.keys import Keys
-from monitor.queue import Entry, StreamGroup, connect
+from monitor.queue import Entry, StreamGroup
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,34 @@
-"""Every Redis key name the monitor uses, in one place, under a configurable prefix."""
+"""Every Redis key name the monitor uses, in one place, under a configurable prefix.
+
+Laid out for Redis Cluster, and the same on one server. A cluster puts each key in one of
+16,384 slots by a hash of its name — of the part between the first `{` and the next `}`
+(its hash tag) if it has one — and spreads the slots over its masters. A script or a
+MULTI may only touch keys of one slot. So keys that one script or transaction touches
+share a tag, and every other key has none and lands wherever its name hashes:
+
+| unit of work (one slot)            | keys                                                   |
+|------------------------------------|--------------------------------------------------------|
+| publishing an alert: claim, marker,| `alerts` (the stream, untagged: its name is public),   |
+| XADD, counter (claim_publish.lua); | and `{<prefix>alerts}:` seq, alert:<id>, claims:<story>,|
+| dead-lettering, requeueing         | dead, requeued:<group> — tagged with the stream's name |
+| appending items, dead-lettering    | `items`; `{<prefix>items}:` seq, dead                  |
+| a story's summary update           | `story:{<id>}`, `summary:{<id>}`                       |
+| placing an original on a cluster   | `{df}:` g<generation> (document frequencies), log,     |
+| (the commit: dedup/commit.lua)     | flight — the placement log of dedup/spread.py          |
+| a sink's digest windows            | `digest:{<sink>}:` w:<start>, waiting, sent, lock      |
+
+Everything else is one key per operation and untagged, so it spreads by its own name: feed
+state, seen entries and leases per feed (`feed:<id>`, `feed:<id>:seen`, `lease:<id>`: no
+command needs two of them at once), items (`item:<id>`), canonical URLs, LSH bucket
+groups, term postings, desk keys, mutes, heartbeats.
+
+Hot keys (one key, so one master, whatever the cluster's size): the `items` stream (every
+new entry and every processing read and ack), the `alerts` slot (every claim asked by a
+matching item, every alert published and read), `retained` and `desk:stories` (one write
+per processed item) and, on a cluster, the `{df}` slot (every item reads its terms'
+frequencies; every original counts them and commits there). Each costs a few commands
+per item: the dedup index, which is most of the memory and work, spreads.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +40,11 @@ LSH_GROUP = 3  # leading hex digits of a bucket that name its hash (4,096 per ba
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "monitor:"
+
+    def beside(self, stream: str, name: str) -> str:
+        """A key in the slot of `stream` (a stream whose name has no tag hashes whole: a
+        key tagged with that name shares its slot), still under the prefix."""
+        return f"{self.prefix}{{{stream}}}:{name}"
 
     @property
     def alerts(self) -> str:
@@ -23,8 +58,9 @@ class Keys:
 
     @property
     def items_dead(self) -> str:
-        """Stream of entries that failed processing too often, with the reason."""
-        return f"{self.prefix}items:dead"
+        """Stream of entries that failed processing too often, with the reason (in the
+        items stream's slot: dead-lettering acks there in the same transaction)."""
+        return self.beside(self.items, "dead")
 
     @property
     def feeds(self) -> str:
@@ -64,21 +100,22 @@ class Keys:
     def counter(self, stream: str) -> str:
         """How many entries were ever added to `stream`; each entry carries its number in
         the field `seq`, so a group's lag is a subtraction (Redis < 7 has no `lag`)."""
-        return f"{stream}:seq"
+        return self.beside(stream, "seq")
 
     @property
     def alerts_dead(self) -> str:
         """Stream of alerts a consumer group could not handle, with the reason."""
-        return f"{self.prefix}alerts:dead"
+        return self.beside(self.alerts, "dead")
 
     def alerts_requeued(self, group: str) -> str:
         """Stream of dead letters put back for one consumer group (`consume --requeue`),
         read by that group before the alerts stream."""
-        return f"{self.prefix}alerts:requeued:{group}"
+        return self.beside(self.alerts, f"requeued:{group}")
 
     def alert_seen(self, alert_id: str) -> str:
-        """Marks an alert id as published, so a repeat publishes nothing."""
-        return f"{self.prefix}alert:{alert_id}"
+        """Marks an alert id as published, so a repeat publishes nothing (in the alerts
+        stream's slot: marker and XADD are one script)."""
+        return self.beside(self.alerts, f"alert:{alert_id}")
 
     def entry(self, item_id: str) -> str:
         """Hash of a processed item: story, outcome, fingerprint, source metadata."""
@@ -97,7 +134,18 @@ class Keys:
 
     def df(self, generation: int) -> str:
         """Hash of one generation's document frequencies: term -> originals that had it."""
-        return f"{self.prefix}df:g{generation}"
+        return f"{self.prefix}{{df}}:g{generation}"
+
+    @property
+    def placements(self) -> str:
+        """Stream of the originals placed on a cluster (id, query terms), read by the commit
+        of dedup/spread.py to find placements that raced its decision; short-lived."""
+        return f"{self.prefix}{{df}}:log"
+
+    @property
+    def placing(self) -> str:
+        """Hash of the placements committed but not yet written: log entry id -> expiry."""
+        return f"{self.prefix}{{df}}:flight"
 
     def term(self, term: str) -> str:
         """Sorted set of the latest item ids carrying a salient term, scored by time (the
@@ -106,17 +154,24 @@ class Keys:
 
     def story(self, story_id: str) -> str:
         """Sorted set of the items of a story, scored by time."""
-        return f"{self.prefix}story:{story_id}"
+        return f"{self.prefix}story:{{{story_id}}}"
 
     def story_summary(self, story_id: str) -> str:
         """Hash of a story's summary for same-story decisions: size, oldest and newest report
         time, centroid (JSON of summed term weights, its heaviest terms), names and figures
-        ("|"-joined). The dedup scripts build these names as story_summary("") .. id."""
-        return f"{self.prefix}summary:{story_id}"
+        ("|"-joined). story_candidates.lua builds these names from SUMMARY_AFFIXES."""
+        return f"{self.prefix}summary:{{{story_id}}}"
+
+    @property
+    def summary_affixes(self) -> tuple[str, str]:
+        """What comes before and after a story id in its summary's name."""
+        before, _, after = self.story_summary("\0").partition("\0")
+        return before, after
 
     def story_alerts(self, story_id: str) -> str:
-        """Hash `rule:kind` -> id of the item that claimed that alert for the story."""
-        return f"{self.prefix}story:{story_id}:alerts"
+        """Hash of a story's alert claims: `rule:new` -> the item that raised `new`, ... (in
+        the alerts stream's slot: claim and publish are one script)."""
+        return self.beside(self.alerts, f"claims:{story_id}")
 
     def sink_told(self, sink: str, story_id: str) -> str:
         """Set of the report URLs of a story a sink has sent people, so that its next
@@ -125,19 +180,19 @@ class Keys:
 
     def digest_window(self, sink: str, start: int) -> str:
         """Hash of the alerts of one digest window of a sink: alert id -> alert JSON."""
-        return f"{self.prefix}digest:{sink}:w:{start}"
+        return f"{self.prefix}digest:{{{sink}}}:w:{start}"
 
     def digest_windows(self, sink: str) -> str:
         """Sorted set of a sink's digest windows holding alerts, not yet sent (by start)."""
-        return f"{self.prefix}digest:{sink}:waiting"
+        return f"{self.prefix}digest:{{{sink}}}:waiting"
 
     def digest_sent(self, sink: str) -> str:
         """Hash of a sink's digest windows sent: start -> JSON {sent_at, alerts, stories}."""
-        return f"{self.prefix}digest:{sink}:sent"
+        return f"{self.prefix}digest:{{{sink}}}:sent"
 
     def digest_lock(self, sink: str) -> str:
         """Held by the forwarder sending a sink's digests (expires)."""
-        return f"{self.prefix}digest:{sink}:lock"
+        return f"{self.prefix}digest:{{{sink}}}:lock"
 
     @property
     def desk_stories(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import redis
 import structlog
 
-from monitor.errors import MonitorError, RedisUnavailable
+from monitor.errors import MonitorError
 from monitor.keys import Keys
 from monitor.model import AlertKind, Item
 from monitor.retention import group_lags
@@ -32,26 +32,6 @@ ASK = -2  # the claim argument that only asks
 
 class ClaimRace(MonitorError):
     """The claim kept changing under concurrent daemons (it should settle in one retry)."""
-
-
-def connect(url: str) -> redis.Redis:
-    """A client for `url`, checked with a PING so a bad URL fails here, clearly."""
-    try:
-        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
-        client.ping()
-    except ValueError as exc:
-        raise RedisUnavailable(f"bad Redis URL {url!r}: {exc}") from exc
-    except (redis.RedisError, OSError) as exc:
-        raise RedisUnavailable(f"cannot reach Redis at {redact(url)}: {exc}") from exc
-    return client
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 @dataclass(frozen=True, slots=True)

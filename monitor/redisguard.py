@@ -15,6 +15,7 @@ from __future__ import annotations
 import redis
 import structlog
 
+from monitor.connection import primaries
 from monitor.errors import RedisEvicts
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,14 @@ def write_refusal(exc: BaseException) -> str | None:
 
 def eviction_settings(client: redis.Redis) -> tuple[str, int] | str:
     """(maxmemory-policy, maxmemory) from CONFIG GET, else from INFO memory; or, when
-    neither is allowed, a sentence saying what could not be checked and why."""
+    neither is allowed, a sentence saying what could not be checked and why. On a cluster,
+    every master is asked, and the first that may evict (else the first) answers."""
+    found = [_eviction_settings(node) for node in primaries(client)]
+    unsafe = [f for f in found if isinstance(f, tuple) and f[0] != SAFE_POLICY]
+    return (unsafe or found)[0]
+
+
+def _eviction_settings(client: redis.Redis) -> tuple[str, int] | str:
     refused = []
     try:
         config = client.config_get("maxmemory*")
@@ -98,8 +106,8 @@ class EvictionWatch:
         self.blind = False  # INFO refused: said once
 
     def check(self) -> int:
-        try:
-            total = int(self.client.info("stats")["evicted_keys"])
+        try:  # summed over the masters of a cluster (a failover restarts a count: see below)
+            total = sum(int(node.info("stats")["evicted_keys"]) for node in primaries(self.client))
         except (redis.ResponseError, KeyError, ValueError) as exc:
             if not self.blind:
                 self.blind = True

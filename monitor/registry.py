@@ -60,11 +60,11 @@ class FeedRegistry:
         """Forget an imported feed with its polling state and seen entries. False if it
         was not imported (a feed of monitor.toml is removed from that file)."""
         fid = _feed_id(feed)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hdel(self.key, feed.url)
-        pipe.delete(self.keys.feed(fid), self.keys.feed_seen(fid), self.keys.lease(fid))
-        pipe.srem(self.keys.feeds_paused, fid)
-        removed, *_ = pipe.execute()
+        # One after the other (they live in different slots of a cluster): first out of the
+        # list, so no daemon picks it up again; then its state.
+        removed = self.client.hdel(self.key, feed.url)
+        self.client.delete(self.keys.feed(fid), self.keys.feed_seen(fid), self.keys.lease(fid))
+        self.client.srem(self.keys.feeds_paused, fid)
         return bool(removed)
 
     def pause(self, feed: FeedConfig) -> bool:

@@ -11,10 +11,12 @@ import redis
 import structlog
 
 from monitor.config import Settings
+from monitor.connection import connect, is_cluster, redact
 from monitor.embedded import EmbeddedRedis
 from monitor.errors import RedisUnavailable
 from monitor.keys import Keys
-from monitor.queue import AlertQueue, connect, redact
+from monitor.layout import migrate
+from monitor.queue import AlertQueue
 from monitor.redisguard import check_eviction
 from monitor.retained import RetainedItems
 
@@ -57,13 +59,14 @@ def redis_client(
     """The configured Redis, or the embedded one started for the duration. With `wait`, an
     unreachable Redis is retried (1 s, doubling to 30 s) until it answers or `wait` is set.
     With `check`, a Redis that may evict keys is refused (RedisEvicts) unless the settings
-    allow it (redisguard)."""
+    allow it (redisguard). Keys of an older layout are renamed (monitor/layout.py)."""
     with ExitStack() as stack:
         url = stack.enter_context(redis_url(settings))
         client = connect(url) if wait is None else _retrying(url, wait)
         stack.callback(client.close)
         if check:
             check_eviction(client, allow=settings.redis_allow_eviction, where=redact(url))
+        migrate(client, Keys(settings.prefix))
         yield client
 
 
@@ -100,9 +103,15 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
 
 
 def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
+    """The dedup index; on a cluster, the one that spreads its reads (dedup/spread.py)."""
     from monitor.dedup.index import DedupIndex
 
-    return DedupIndex(
+    kind = DedupIndex
+    if is_cluster(client):
+        from monitor.dedup.spread import SpreadIndex
+
+        kind = SpreadIndex
+    return kind(
         client,
         Keys(settings.prefix),
         window=settings.window_seconds,

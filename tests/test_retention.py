@@ -11,11 +11,12 @@ import redis
 from structlog.testing import capture_logs
 
 from monitor.config import DaemonSettings, Settings
+from monitor.connection import connect
 from monitor.consumer import AlertConsumer, dead_letters
 from monitor.daemon import Daemon
 from monitor.keys import Keys
 from monitor.model import Item
-from monitor.queue import TRIMMED, AlertQueue, ItemsQueue, connect
+from monitor.queue import TRIMMED, AlertQueue, ItemsQueue
 from monitor.retention import group_lags
 
 from .conftest import ROOT, RULES

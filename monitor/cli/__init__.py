@@ -14,6 +14,7 @@ import redis
 from monitor import __version__, log
 from monitor.cli import consume, feeds, replay, rules, run, status
 from monitor.config import load
+from monitor.connection import describe
 from monitor.errors import MonitorError
 
 
@@ -59,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as exc:
         print(f"monitor: error: {exc}", file=sys.stderr)
         return 2
-    except redis.RedisError as exc:
-        print(f"monitor: error: Redis: {exc}", file=sys.stderr)
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        print(f"monitor: error: Redis: {describe(exc)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130

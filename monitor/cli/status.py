@@ -1,10 +1,11 @@
-"""`monitor status` and `monitor redis-cli`."""
+"""`monitor status`, `monitor redis-cli` and `monitor redis-cluster`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -23,8 +24,19 @@ def register(commands: Any, command: Command) -> None:
     p = command(commands, "redis-cli", "redis-cli against the configured (or embedded) Redis")
     p.set_defaults(run=cmd_redis_cli)
 
+    p = command(commands, "redis-cluster", "a local Redis Cluster of the shipped redis-server")
+    p.add_argument("action", choices=("start", "stop"))
+    p.add_argument("directory", type=Path, metavar="DIR", help="its data, a folder per node")
+    p.add_argument("--masters", type=int, default=3, help="(default 3, the least a cluster has)")
+    p.add_argument("--replicas", type=int, default=0, help="per master (default 0)")
+    p.add_argument("--port", type=int, default=7001,
+                   help="the first node's port; the others follow; each also uses port+10000 "
+                   "(default 7001)")  # fmt: skip
+    p.set_defaults(run=cmd_redis_cluster)
+
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.connection import primaries
     from monitor.queue import ItemsQueue
     from monitor.redisguard import eviction_settings
     from monitor.retention import stream_groups
@@ -41,8 +53,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         rows = feed_rows(settings, client)
         indexed = runtime.dedup_index(client, settings).originals()
         sinks = [_sink_status(client, sink, settings.prefix) for sink in settings.sinks]
-        try:
-            memory: int | None = client.info("memory")["used_memory"]
+        try:  # every master's, on a cluster
+            memory: int | None = sum(n.info("memory")["used_memory"] for n in primaries(client))
         except redis.ResponseError:  # an ACL user without @dangerous may not run INFO
             memory = None
     print(f"redis: {runtime.describe_redis(settings)}")
@@ -121,3 +133,22 @@ def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
             ).returncode
         except OSError as exc:
             raise MonitorError(f"cannot run {binary}: {exc}") from exc
+
+
+def cmd_redis_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    """Start (or restart) a cluster on 127.0.0.1 with its data in DIR, the nodes running in
+    the background with AOF on; or stop it."""
+    from monitor.localcluster import LocalCluster
+
+    cluster = LocalCluster(args.directory.resolve(), masters=args.masters,
+                           replicas=args.replicas, port=args.port, persist=True)  # fmt: skip
+    if args.action == "stop":
+        cluster.stop()
+        print(f"stopped the nodes of {args.directory}")
+        return 0
+    cluster.start(daemonize=True)
+    count = args.masters * (1 + args.replicas)
+    last = args.port + count - 1
+    print(f"{count} nodes on 127.0.0.1:{args.port}-{last} ({args.masters} masters), data in "
+          f"{args.directory}\nexport MONITOR_REDIS_URL={cluster.url}")  # fmt: skip
+    return 0

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import redis
 import structlog
 
+from monitor.connection import UNAVAILABLE
 from monitor.daemon.metrics import Metrics
 from monitor.redisguard import write_refusal
 
@@ -89,7 +90,7 @@ class Health:
         try:
             client.ping()
             heartbeat()  # a write: an out-of-memory Redis still answers PING
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNAVAILABLE:
             redis_ok = False
         except redis.RedisError as exc:
             if reason := write_refusal(exc):

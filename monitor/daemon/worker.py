@@ -16,6 +16,7 @@ import redis
 import structlog
 
 from monitor.config import Settings
+from monitor.connection import UNAVAILABLE
 from monitor.daemon.health import Health
 from monitor.daemon.metrics import Metrics
 from monitor.errors import FetchError, MonitorError
@@ -110,7 +111,7 @@ class Worker:
                 if not batch:
                     batch = self.items.read(self.instance, count=cfg.batch, block_ms=1000)
                 self.handle(batch)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNAVAILABLE as exc:
                 log.error("redis_unavailable", error=str(exc), retry_in=2)
                 health.stop.wait(2)
                 own = True  # back: first what this daemon held
@@ -189,7 +190,7 @@ class Worker:
                 if health.stop.is_set():
                     break  # stopped while its page was loading: hand it back, unacked
                 result = self.pipeline.process(queued.value, page)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except UNAVAILABLE:
                 raise  # not the item's fault: the loop waits for Redis
             except Exception as exc:  # a loop boundary: left pending, retried, then dead
                 if write_refusal(exc):
@@ -234,7 +235,10 @@ class Worker:
         members = {n: p for n, p in self.items.consumers().items() if n != self.instance}
         if not members:
             return []
-        beats = self.client.mget([self.keys.daemon(name) for name in members])
+        pipe = self.client.pipeline(transaction=False)  # not MGET: one slot each on a cluster
+        for name in members:
+            pipe.get(self.keys.daemon(name))
+        beats = pipe.execute()
         dead = [name for name, beat in zip(members, beats, strict=True) if not self.alive(beat)]
         self.items.forget(*(name for name in dead if not members[name]))
         return [name for name in dead if members[name]]

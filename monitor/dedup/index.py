@@ -173,39 +173,19 @@ class DedupIndex:
             args=["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
                   PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
                   item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
-                  self.keys.term(""), self.keys.story_summary(""),
-                  "\n".join(name_terms(report.top_names, counts))],
+                  self.keys.term(""), self.keys.summary_affixes[0],
+                  "\n".join(name_terms(report.top_names, counts)), self.keys.summary_affixes[1]],
             client=pipe,
         )  # fmt: skip
-        (story, original, outcome), *claimed, near, closest = pipe.execute()
-        if story:
-            return Placement(
-                outcome=Outcome.SEEN,
-                story_id=story,
-                duplicate_of=original or None,
-                first_outcome=Outcome(outcome),
-            )
-        first = claimed[1] if claimed else None
-        if first and first != item_id:
-            story = self.client.hget(self.keys.entry(first), "story")
-            if story:
-                placement = Placement(
-                    outcome=Outcome.SAME_ITEM, story_id=story, duplicate_of=first, similarity=1.0
-                )
-                self._record(item, article, analysis, placement, now)
-                return placement
+        seen, *claimed, near, closest = pipe.execute()
+        if known := self._known(item_id, seen, claimed):
+            if known.outcome is Outcome.SAME_ITEM:
+                self._record(item, article, analysis, known, now)
+            return known
 
         vector, query, query_df, found, summaries = closest
         shingles = len(analysis.shingles)
-        copy = near_duplicate(signature, shingles, near, self.near_threshold)
-        if copy:
-            placement = copy
-        elif best := closest_story(self.model, self.story_threshold, report, found, summaries):
-            placement = Placement(
-                outcome=Outcome.SAME_STORY, story_id=best[1], similarity=round(best[0], 6)
-            )
-        else:
-            placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
+        placement = self._decide(item, signature, shingles, report, near, found, summaries)
         fingerprint = Fingerprint(signature, shingles, buckets, counts, vector, query)
         check = ""
         if checked and placement.outcome is not Outcome.NEAR_DUPLICATE:
@@ -220,6 +200,41 @@ class DedupIndex:
             check=(generations_read, check),
         )  # fmt: skip
         return placement if recorded else None
+
+    def _known(self, item_id: str, seen: list, claimed: list) -> Placement | None:
+        """SEEN (the item is in the index already) or SAME_ITEM (its canonical URL is an
+        earlier item's), from the first round trip's replies: the entry's story, original
+        and outcome, and the URL claim (SET NX, GET); None for neither."""
+        story, original, outcome = seen
+        if story:
+            return Placement(
+                outcome=Outcome.SEEN,
+                story_id=story,
+                duplicate_of=original or None,
+                first_outcome=Outcome(outcome),
+            )
+        first = claimed[1] if claimed else None
+        if first and first != item_id:
+            story = self.client.hget(self.keys.entry(first), "story")
+            if story:
+                return Placement(
+                    outcome=Outcome.SAME_ITEM, story_id=story, duplicate_of=first, similarity=1.0
+                )
+        return None
+
+    def _decide(
+        self, item: Item, signature: np.ndarray, shingles: int, report: Report, near: list,
+        found: list, summaries: list,
+    ) -> Placement:  # fmt: skip
+        """The placement, from the candidates' fingerprints (decide.py)."""
+        copy = near_duplicate(signature, shingles, near, self.near_threshold)
+        if copy:
+            return copy
+        if best := closest_story(self.model, self.story_threshold, report, found, summaries):
+            return Placement(
+                outcome=Outcome.SAME_STORY, story_id=best[1], similarity=round(best[0], 6)
+            )
+        return Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
 
     @staticmethod
     def _report(analysis: Analysis, now: float, when: datetime | None) -> Report:
@@ -248,28 +263,9 @@ class DedupIndex:
     ) -> bool:  # fmt: skip
         """Writes the item's entry, its story's summary and (originals) its postings; False
         when the check failed (another original with the same query terms came meanwhile)."""
-        entry = {
-            "story": placement.story_id,
-            "outcome": str(placement.outcome),
-            "duplicate_of": placement.duplicate_of or "",
-            "source": item.source,
-            "wires": ",".join(sorted(analysis.wires)),
-            "url": analysis.url,
-            "title": analysis.title,
-            "published": _iso(item.published or article.published),
-            "time": report.time if report else now,
-            "seen_at": now,
-        }
+        entry = entry_fields(item, article, analysis, placement, now, fingerprint, report)
         index: list[str | int] = [""] * 10
-        summary: list[str | float | int] = ["", "", "", "", CENTROID_TERMS, STORY_NAMES,
-                                            STORY_FIGURES]  # fmt: skip
-        if fingerprint is not None and report is not None:
-            entry["minhash"] = encode_signature(fingerprint.signature)
-            entry["shingles"] = fingerprint.shingles
-            entry["terms"] = fingerprint.vector
-            entry["title_terms"] = " ".join(sorted(report.title))
-            summary[:4] = [fingerprint.vector, report.time, "|".join(sorted(report.names)),
-                           "|".join(sorted(report.figures))]  # fmt: skip
+        summary = summary_args(fingerprint, report)
         # Only originals are indexed: a copy of a copy is found through the original.
         if fingerprint and placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
             current = int(now // self.window)
@@ -316,6 +312,42 @@ class DedupIndex:
 
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
+
+
+def entry_fields(
+    item: Item, article: Article, analysis: Analysis, placement: Placement, now: float,
+    fingerprint: Fingerprint | None, report: Report | None,
+) -> dict[str, str | float | int]:  # fmt: skip
+    """The fields of an item's entry hash (Keys.entry)."""
+    entry: dict[str, str | float | int] = {
+        "story": placement.story_id,
+        "outcome": str(placement.outcome),
+        "duplicate_of": placement.duplicate_of or "",
+        "source": item.source,
+        "wires": ",".join(sorted(analysis.wires)),
+        "url": analysis.url,
+        "title": analysis.title,
+        "published": _iso(item.published or article.published),
+        "time": report.time if report else now,
+        "seen_at": now,
+    }
+    if fingerprint is not None and report is not None:
+        entry["minhash"] = encode_signature(fingerprint.signature)
+        entry["shingles"] = fingerprint.shingles
+        entry["terms"] = fingerprint.vector
+        entry["title_terms"] = " ".join(sorted(report.title))
+    return entry
+
+
+def summary_args(fingerprint: Fingerprint | None, report: Report | None) -> list[str | float | int]:
+    """The summary update's arguments (summary.lua): vector, time, names, figures and what
+    is kept of them; a vector of "" updates nothing."""
+    summary: list[str | float | int] = ["", "", "", "", CENTROID_TERMS, STORY_NAMES,
+                                        STORY_FIGURES]  # fmt: skip
+    if fingerprint is not None and report is not None:
+        summary[:4] = [fingerprint.vector, report.time, "|".join(sorted(report.names)),
+                       "|".join(sorted(report.figures))]  # fmt: skip
+    return summary
 
 
 def _iso(when: datetime | None) -> str:

@@ -18,6 +18,8 @@
 -- Reply: -1 (the check failed, nothing written), 0 (recorded, not indexed: a copy or a seen
 -- item), 1 (recorded and indexed).
 
+-- include: summary.lua
+
 local id, now, window = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[4] ~= '' then
   local keys = {}
@@ -33,51 +35,16 @@ redis.call('EXPIRE', KEYS[1], window)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('EXPIRE', KEYS[2], window)
 if ARGV[6] ~= '' then
-  local when = tonumber(ARGV[7])
-  local s = redis.call('HMGET', KEYS[3], 'oldest', 'newest', 'centroid', 'names', 'figures',
-                       'size')
-  local oldest, newest = tonumber(s[1]) or when, tonumber(s[2]) or when
-  local centroid = s[3] and cjson.decode(s[3])
-  if not centroid and s[6] then
-    -- A story of one report keeps no centroid (its member's vector is one): start from it.
+  update_summary(KEYS[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12],
+                 window, function()
     local entries = string.sub(KEYS[1], 1, #KEYS[1] - #id)
     for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, 1)) do
-      if member ~= id and not centroid then
+      if member ~= id then
         local terms = redis.call('HGET', entries .. member, 'terms')
-        if terms then centroid = cjson.decode(terms) end
+        if terms then return terms end
       end
     end
-  end
-  local single = not centroid
-  centroid = centroid or {}
-  for term, weight in pairs(cjson.decode(ARGV[6])) do
-    centroid[term] = (centroid[term] or 0) + weight
-  end
-  local ranked = {}
-  for term, weight in pairs(centroid) do ranked[#ranked + 1] = {term, weight} end
-  table.sort(ranked, function(a, b)
-    if a[2] ~= b[2] then return a[2] > b[2] end
-    return a[1] < b[1]
   end)
-  local kept = {}
-  for i = 1, math.min(#ranked, tonumber(ARGV[10])) do
-    kept[ranked[i][1]] = tonumber(string.format('%.4f', ranked[i][2]))
-  end
-  local function union(old, new, cap)
-    local out, have = {}, {}
-    for _, list in ipairs({old or '', new}) do
-      for value in string.gmatch(list, "[^|]+") do
-        if not have[value] and #out < cap then have[value] = true; out[#out + 1] = value end
-      end
-    end
-    return table.concat(out, '|')
-  end
-  redis.call('HSET', KEYS[3], 'oldest', math.min(oldest, when), 'newest', math.max(newest, when),
-             'names', union(s[4], ARGV[8], tonumber(ARGV[11])),
-             'figures', union(s[5], ARGV[9], tonumber(ARGV[12])))
-  if not (single and not s[6]) then redis.call('HSET', KEYS[3], 'centroid', cjson.encode(kept)) end
-  redis.call('HINCRBY', KEYS[3], 'size', 1)
-  redis.call('EXPIRE', KEYS[3], window)
 end
 if ARGV[13] == '' then return 0 end
 for term in string.gmatch(ARGV[15], "[^\n]+") do redis.call('HINCRBY', ARGV[13], term, 1) end

@@ -11,28 +11,22 @@
 -- KEYS: the generations' document-frequency hashes (field '#documents': originals counted).
 -- ARGV: [1] counts ("term<TAB>count<TAB>background frequency" lines: fingerprint.prior_df),
 -- [2] prior documents, [3] keep, [4] query, [5] horizon, [6] fanout, [7] item id, [8] limit,
--- [9] min_shared, [10] entry prefix, [11] term prefix, [12] story summary prefix, [13] the
--- terms of the item's names (newline-joined: looked up and posted besides the `query`
--- heaviest terms).
+-- [9] min_shared, [10] entry prefix, [11] term prefix, [12] and [14] what comes before and
+-- after a story id in its summary's name (Keys.summary_affixes), [13] the terms of the item's
+-- names (newline-joined: looked up and posted besides the `query` heaviest terms).
 -- Reply: {vector as stored (JSON, 4 decimals), the query terms (newline-joined), their
 -- document frequencies (newline-joined, for the check of record.lua), the candidates (id,
 -- story, cosine, title terms, wires; flat), their stories (id, size, oldest, newest,
 -- centroid cosine or '' for a story of one report, names, figures; flat)}.
 
-local terms, counts, df, prior = {}, {}, {}, {}
+-- include: frequencies.lua
+
+local terms, counts, prior = {}, {}, {}
 for term, count, p in string.gmatch(ARGV[1], "([^\t\n]+)\t([^\t\n]+)\t([^\n]+)") do
-  terms[#terms + 1], counts[#counts + 1], df[#df + 1] = term, tonumber(count), 0
+  terms[#terms + 1], counts[#counts + 1] = term, tonumber(count)
   prior[#prior + 1] = tonumber(p)
 end
-local documents = 0
-for _, key in ipairs(KEYS) do
-  local values = redis.call('HMGET', key, '#documents', unpack(terms))
-  documents = documents + (tonumber(values[1]) or 0)
-  for i = 1, #terms do
-    local n = values[i + 1]
-    if n then df[i] = df[i] + tonumber(n) end
-  end
-end
+local documents, df = frequencies(KEYS, terms)
 local scale, weights, sorted, df_of = documents + tonumber(ARGV[2]), {}, {}, {}
 for i = 1, #terms do
   weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + prior[i] + 1))
@@ -82,7 +76,7 @@ local encoded = next(stored) and cjson.encode(stored) or '{}'
 
 local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
 local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
-local entries, postings, summaries = ARGV[10], ARGV[11], ARGV[12]
+local entries, postings, summaries, after = ARGV[10], ARGV[11], ARGV[12], ARGV[14]
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
 for _, term in ipairs(query) do
   local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
@@ -115,7 +109,7 @@ for i = 1, math.min(#ranked, limit) do
     found[#found + 1] = f[4] or ''
     if not seen[f[2]] then
       seen[f[2]] = true
-      local s = redis.call('HMGET', summaries .. f[2], 'size', 'oldest', 'newest', 'centroid',
+      local s = redis.call('HMGET', summaries .. f[2] .. after, 'size', 'oldest', 'newest', 'centroid',
                            'names', 'figures')
       local dot, length = 0, 0
       if s[4] then

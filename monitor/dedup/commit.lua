@@ -1,0 +1,55 @@
+-- The commit of an original's placement on a cluster (dedup/spread.py), in the slot of the
+-- document frequencies. The decision read the index between snapshot.lua and now; another
+-- original sharing one of its query terms whose placement was committed since the snapshot,
+-- or was in flight then (committed, not all written), may be missing from what it read: then
+-- nothing is written (-1) and the caller decides again. Otherwise the placement is logged and
+-- in flight until the caller has written it and removes it (HDEL), and the frequencies count
+-- the original — so two daemons deciding rewrites of one story at once give one story.
+--
+-- KEYS: [1] the current generation's frequency hash, [2] the placement log (stream), [3] the
+-- placements in flight (hash: log entry id -> "<expiry ms>|<item>").
+-- ARGV: [1] the log's last id at the snapshot, [2] the snapshot's time (ms), [3] the ids
+-- in flight then (comma-joined), [4] the item's id, [5] its query terms (newline-joined),
+-- [6] the terms it counts (newline-joined, '#documents' among them), [7] the frequencies'
+-- ttl (s), [8] how long a placement may stay in flight (ms), [9] '1': check ('0': the last
+-- attempt, unchecked), [10] how long the log keeps entries (ms).
+-- Reply: the placement's log entry id, or -1.
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local horizon = now - tonumber(ARGV[10])
+local item = ARGV[4]
+if ARGV[9] == '1' then
+  if tonumber(ARGV[2]) < horizon then
+    return -1  -- a decision slower than the log's memory: cannot tell, decide again
+  end
+  local mine = {}
+  for term in string.gmatch(ARGV[5], "[^\n]+") do mine[term] = true end
+  local function crosses(entry)
+    local fields = {}
+    for i = 1, #entry[2], 2 do fields[entry[2][i]] = entry[2][i + 1] end
+    if fields.item == item then return false end  -- its own earlier attempt
+    for term in string.gmatch(fields.terms or '', "[^\n]+") do
+      if mine[term] then return true end
+    end
+    return false
+  end
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')) do
+    if crosses(entry) then return -1 end
+  end
+  for id in string.gmatch(ARGV[3], "[^,]+") do
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[2], id, id)) do
+      if crosses(entry) then return -1 end
+    end
+  end
+end
+local flight = redis.call('HGETALL', KEYS[3])
+for i = 1, #flight, 2 do  -- an earlier attempt of this item (it crashed before writing)
+  if string.match(flight[i + 1], '|(.*)$') == item then redis.call('HDEL', KEYS[3], flight[i]) end
+end
+local id = redis.call('XADD', KEYS[2], 'MINID', '~', horizon .. '-0', '*',
+                      'item', item, 'terms', ARGV[5])
+for term in string.gmatch(ARGV[6], "[^\n]+") do redis.call('HINCRBY', KEYS[1], term, 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('HSET', KEYS[3], id, (now + tonumber(ARGV[8])) .. '|' .. item)
+return id

@@ -1,0 +1,30 @@
+-- Where placement on a cluster starts (dedup/spread.py): the document frequencies of an
+-- article's terms and, at the same instant, the state of the placement log — its last entry
+-- and the placements committed but not written yet — which commit.lua compares with.
+--
+-- KEYS: [1] and [2] the window's generations' frequency hashes (field '#documents':
+-- originals counted), [3] the placement log (stream), [4] the placements in flight (hash:
+-- log entry id -> "<expiry ms>|<item>").
+-- ARGV: [1] the article's terms (newline-joined).
+-- Reply: {the log's last entry id ('0-0': none), the ids in flight (comma-joined),
+-- documents, the terms' frequencies summed over the generations (newline-joined, in order),
+-- the server's time (ms)}.
+
+-- include: frequencies.lua
+
+local terms = {}
+for term in string.gmatch(ARGV[1], "[^\n]+") do terms[#terms + 1] = term end
+local documents, df = frequencies({KEYS[1], KEYS[2]}, terms)
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local flying, flight = {}, redis.call('HGETALL', KEYS[4])
+for i = 1, #flight, 2 do
+  if tonumber(string.match(flight[i + 1], '^(%d+)')) > now then
+    flying[#flying + 1] = flight[i]
+  else
+    redis.call('HDEL', KEYS[4], flight[i])  -- a placement that never finished: given up on
+  end
+end
+return {last[1] and last[1][1] or '0-0', table.concat(flying, ','), documents,
+        table.concat(df, '\n'), now}
