@@ -7,6 +7,7 @@ time without progress is printed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -91,7 +92,7 @@ def test_a_master_killed_under_a_running_daemon(
         times = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in processed(daemon)]
         after = [t for t in times if t > struck]
         stalled = (after[0] - struck) if after else float("inf")
-        gaps = max(b - a for a, b in zip(times, times[1:], strict=False))
+        gaps = max(b - a for a, b in itertools.pairwise(times))
         got = alert_ids(client)
         lag = [g for g in client.xinfo_groups(Keys().items) if g["name"] == "processors"]
         figures = {

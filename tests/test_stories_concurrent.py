@@ -1,6 +1,7 @@
-"""Story placement is atomic across daemons: three `monitor run` processes on one Redis give
-the stories one daemon gives, and each (rule, story) gets exactly one `new` alert, even when
-rewrites of one story are processed at the same moment by different daemons."""
+"""Story placement is atomic across daemons: three `monitor run` processes on one Redis — or
+on a Redis Cluster — give the stories one daemon gives, and each (rule, story) gets exactly
+one `new` alert, even when rewrites of one story are processed at the same moment by
+different daemons."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import redis
+from monitor.connection import connect, primaries
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for
@@ -69,8 +70,9 @@ def feed(server: FeedServer, items: list[tuple[str, str, str]]) -> bytes:
 def run(count: int, server: FeedServer, url: str, tmp_path: Path) -> tuple[dict, list]:
     """Runs `count` daemons on an empty Redis until every report is processed; returns
     item -> story and the alerts."""
-    client = redis.Redis.from_url(url, decode_responses=True)
-    client.flushall()
+    client = connect(url)
+    for node in primaries(client):  # one server, or each master of a cluster
+        node.flushall()
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "bulletin.yaml").write_text("id: bulletin\nname: Bulletin\nquery: bulletin\n")
@@ -115,14 +117,15 @@ def partition(story_of: dict[str, str]) -> set[frozenset[str]]:
 
 
 def test_three_daemons_give_the_stories_of_one(
-    feed_server: FeedServer, redis_url: str, tmp_path: Path
+    feed_server: FeedServer, redis_url: str, cluster_url: str, tmp_path: Path
 ) -> None:
     one, one_alerts = run(1, feed_server, redis_url, tmp_path)
     three, three_alerts = run(3, feed_server, redis_url, tmp_path)
-    assert len(one) == len(three) == STORIES * REPORTS
+    spread, spread_alerts = run(3, feed_server, cluster_url, tmp_path)  # on three masters
+    assert len(one) == len(three) == len(spread) == STORIES * REPORTS
     assert len(partition(one)) == STORIES  # the synthetic stories are told apart
-    assert partition(three) == partition(one)
-    for alerts in (one_alerts, three_alerts):
+    assert partition(three) == partition(one) == partition(spread)
+    for story_of, alerts in ((one, one_alerts), (three, three_alerts), (spread, spread_alerts)):
         new = [(a["rule"]["id"], a["story"]["id"]) for a in alerts if a["kind"] == "new"]
         assert len(new) == len(set(new))  # exactly one `new` per (rule, story)
-        assert {s for _, s in new} == set(one.values() if alerts is one_alerts else three.values())
+        assert {s for _, s in new} == set(story_of.values())

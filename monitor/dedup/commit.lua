@@ -1,10 +1,14 @@
 -- The commit of an original's placement on a cluster (dedup/spread.py), in the slot of the
--- document frequencies. The decision read the index between snapshot.lua and now; another
--- original sharing one of its query terms whose placement was committed since the snapshot,
--- or was in flight then (committed, not all written), may be missing from what it read: then
--- nothing is written (-1) and the caller decides again. Otherwise the placement is logged and
--- in flight until the caller has written it and removes it (HDEL), and the frequencies count
--- the original — so two daemons deciding rewrites of one story at once give one story.
+-- document frequencies. The decision read the index between snapshot.lua and now. Another
+-- original posted under enough of its query terms to be one of its candidates (the
+-- candidates' MIN_SHARED_TERMS), committed since the snapshot or in flight then (committed,
+-- not all written), may be missing from what it read: then nothing is written (-1) and the
+-- caller decides again, as record.lua's check does on one server. Otherwise the placement
+-- is logged with its query terms, in flight until the caller has written it and removes it
+-- (HDEL), and the frequencies count it: two daemons deciding rewrites of one story at once
+-- give one story. (One server checks the frequencies of the query terms instead: any
+-- original counting one of them, which a decision of one round trip can afford; a shared
+-- name like "Reuters" would make every slower decision here start again.)
 --
 -- KEYS: [1] the current generation's frequency hash, [2] the placement log (stream), [3] the
 -- placements in flight (hash: log entry id -> "<expiry ms>|<item>").
@@ -12,7 +16,8 @@
 -- in flight then (comma-joined), [4] the item's id, [5] its query terms (newline-joined),
 -- [6] the terms it counts (newline-joined, '#documents' among them), [7] the frequencies'
 -- ttl (s), [8] how long a placement may stay in flight (ms), [9] '1': check ('0': the last
--- attempt, unchecked), [10] how long the log keeps entries (ms).
+-- attempt, unchecked), [10] how long the log keeps entries (ms), [11] how many shared
+-- query terms make a candidate.
 -- Reply: the placement's log entry id, or -1.
 
 local time = redis.call('TIME')
@@ -25,12 +30,16 @@ if ARGV[9] == '1' then
   end
   local mine = {}
   for term in string.gmatch(ARGV[5], "[^\n]+") do mine[term] = true end
+  local shared_enough = tonumber(ARGV[11])
   local function crosses(entry)
-    local fields = {}
+    local fields, shared = {}, 0
     for i = 1, #entry[2], 2 do fields[entry[2][i]] = entry[2][i + 1] end
     if fields.item == item then return false end  -- its own earlier attempt
     for term in string.gmatch(fields.terms or '', "[^\n]+") do
-      if mine[term] then return true end
+      if mine[term] then
+        shared = shared + 1
+        if shared >= shared_enough then return true end
+      end
     end
     return false
   end

@@ -87,6 +87,8 @@ class Source:
 
 
 class DedupIndex:
+    attempts = ATTEMPTS
+
     def __init__(
         self,
         client: redis.Redis,
@@ -132,14 +134,14 @@ class DedupIndex:
 
         Deciding and recording are one atomic step: the recording checks that no other
         original sharing the item's query terms was recorded since the decision read the
-        index, and if one was, the item is decided again (at most ATTEMPTS times)."""
+        index, and if one was, the item is decided again (at most `attempts` times)."""
         now = time.time() if now is None else now
         analysis = analysis or analyse(item, article)
         signature = minhash(analysis.shingles)
         report = self._report(analysis, now, item.time or article.published)
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, self.attempts + 1):
             placement = self._place(
-                item, article, analysis, signature, report, now, checked=attempt < ATTEMPTS
+                item, article, analysis, signature, report, now, checked=attempt < self.attempts
             )
             if placement is not None:
                 return placement

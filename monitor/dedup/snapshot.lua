@@ -6,9 +6,9 @@
 -- originals counted), [3] the placement log (stream), [4] the placements in flight (hash:
 -- log entry id -> "<expiry ms>|<item>").
 -- ARGV: [1] the article's terms (newline-joined).
--- Reply: {the log's last entry id ('0-0': none), the ids in flight (comma-joined),
--- documents, the terms' frequencies summed over the generations (newline-joined, in order),
--- the server's time (ms)}.
+-- Reply: {the log's last entry id ('0-0': none), the placements in flight (their log entry
+-- id and query terms, newline-joined; flat), documents, the terms' frequencies summed over
+-- the generations (newline-joined, in order), the server's time (ms)}.
 
 -- include: frequencies.lua
 
@@ -20,11 +20,14 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local flying, flight = {}, redis.call('HGETALL', KEYS[4])
 for i = 1, #flight, 2 do
-  if tonumber(string.match(flight[i + 1], '^(%d+)')) > now then
+  local entry = redis.call('XRANGE', KEYS[3], flight[i], flight[i])[1]
+  if entry and tonumber(string.match(flight[i + 1], '^(%d+)')) > now then
+    local fields = {}
+    for k = 1, #entry[2], 2 do fields[entry[2][k]] = entry[2][k + 1] end
     flying[#flying + 1] = flight[i]
+    flying[#flying + 1] = fields.terms or ''
   else
     redis.call('HDEL', KEYS[4], flight[i])  -- a placement that never finished: given up on
   end
 end
-return {last[1] and last[1][1] or '0-0', table.concat(flying, ','), documents,
-        table.concat(df, '\n'), now}
+return {last[1] and last[1][1] or '0-0', flying, documents, table.concat(df, '\n'), now}

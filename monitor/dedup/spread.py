@@ -19,6 +19,7 @@ next delivery), its entry last, and the placement leaves the log's in-flight set
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,16 @@ from monitor.model import Article, Item, Outcome, Placement, stable_id
 from monitor.scripts import Lua, pipelined, script
 
 FLIGHT_MS = 10_000  # a placement not written by then was abandoned (its daemon died)
-LOG_MS = 60_000  # how long the placement log keeps an entry: longer than any decision
+LOG_MS = 30_000  # how long the placement log keeps an entry: longer than any decision
 NEEDS_FOUNDER = -2  # story.lua: the summary needs the vector of the story's one member
 
 
 class SpreadIndex(DedupIndex):
     """DedupIndex for a cluster client (monitor.connection.is_cluster)."""
+
+    # A decision here takes a few round trips, not one: more rewrites of one story may
+    # commit meanwhile (each costs a look again, a few ms) before the last, unchecked try.
+    attempts = 20
 
     def __init__(self, client: Any, keys: Any, **options: Any) -> None:
         super().__init__(client, keys, **options)
@@ -55,7 +60,8 @@ class SpreadIndex(DedupIndex):
         self._commit = Lua(client, script("commit", "monitor.dedup"))
         self._story = Lua(client, script("story", "monitor.dedup"))
         self._bucket = Lua(client, script("bucket", "monitor.dedup"))
-        self._scripts = (self._snapshot, self._story, self._bucket)
+        self._post = Lua(client, script("post", "monitor.dedup"))
+        self._scripts = (self._snapshot, self._story, self._bucket, self._post)
 
     def _place(
         self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
@@ -76,19 +82,29 @@ class SpreadIndex(DedupIndex):
                 ["\n".join(counts)],
             )  # fmt: skip
 
-        seen, *claimed, snapshot = pipelined(self.client, known, self._scripts)
-        if placed := self._known(item_id, seen, claimed):
-            if placed.outcome is Outcome.SAME_ITEM:
-                self._write(item, article, analysis, placed, now)
-            return placed
-
-        last, flying, documents, frequencies, taken_at = snapshot
-        vector = gather.vector(
-            counts, [prior_df(t) for t in counts],
-            [int(n) for n in frequencies.split("\n")] if counts else [], int(documents),
-            prior_documents=PRIOR_DOCUMENTS, keep=VECTOR_TERMS, query=QUERY_TERMS,
-            names=name_terms(report.top_names, counts),
-        )  # fmt: skip
+        deadline = time.monotonic() + FLIGHT_MS / 1000
+        while True:
+            seen, *claimed, snapshot = pipelined(self.client, known, self._scripts)
+            if placed := self._known(item_id, seen, claimed):
+                if placed.outcome is Outcome.SAME_ITEM:
+                    self._write(item, article, analysis, placed, now)
+                return placed
+            last, flying, documents, frequencies, taken_at = snapshot
+            vector = gather.vector(
+                counts, [prior_df(t) for t in counts],
+                [int(n) for n in frequencies.split("\n")] if counts else [], int(documents),
+                prior_documents=PRIOR_DOCUMENTS, keep=VECTOR_TERMS, query=QUERY_TERMS,
+                names=name_terms(report.top_names, counts),
+            )  # fmt: skip
+            # Placements being written that could be candidates: wait for them (a few ms)
+            # and look again, rather than read without them and fail at the commit.
+            query = set(vector.query)
+            writing = [
+                flying[i] for i in range(0, len(flying), 2)
+                if len(query.intersection(flying[i + 1].split("\n"))) >= MIN_SHARED_TERMS
+            ]  # fmt: skip
+            if not writing or not self._written(writing, deadline):
+                break
         buckets = band_buckets(signature)
         near, found, stories, founders = self._gather(item_id, buckets, vector, now)
         shingles = len(analysis.shingles)
@@ -100,9 +116,9 @@ class SpreadIndex(DedupIndex):
             current = int(now // self.window)
             placing = self._commit(
                 keys=[keys.df(current), keys.placements, keys.placing],
-                args=[last, taken_at, flying, item_id, fingerprint.query,
+                args=[last, taken_at, ",".join(flying[0::2]), item_id, fingerprint.query,
                       "\n".join(["#documents", *counts]), 2 * self.window, FLIGHT_MS,
-                      "1" if checked else "0", LOG_MS],
+                      "1" if checked else "0", LOG_MS, MIN_SHARED_TERMS],
             )  # fmt: skip
             if placing == -1:
                 return None  # another original came meanwhile: decide again
@@ -112,6 +128,15 @@ class SpreadIndex(DedupIndex):
         if placing is not None:
             self.client.hdel(keys.placing, placing)
         return placement
+
+    def _written(self, placements: list[str], deadline: float) -> bool:
+        """Wait until these placements are written (they leave the in-flight hash); False
+        if `deadline` came first."""
+        while any(self.client.hmget(self.keys.placing, placements)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
 
     def _gather(
         self, item_id: str, buckets: list[str], vector: gather.Vector, now: float
@@ -181,9 +206,7 @@ class SpreadIndex(DedupIndex):
             for suffix, field in gather.bucket_fields(fingerprint.buckets, LSH_GROUP):
                 self._bucket.queue(pipe, [keys.lsh(current) + suffix], [field, item.id, ttl])
             for term in fingerprint.query.split("\n") if fingerprint.query else ():
-                pipe.zadd(keys.term(term), {item.id: now})
-                pipe.zremrangebyrank(keys.term(term), 0, -TERM_FANOUT - 1)
-                pipe.expire(keys.term(term), self.window)
+                self._post.queue(pipe, [keys.term(term)], [item.id, now, TERM_FANOUT, self.window])
 
         joined, *_ = pipelined(self.client, index, self._scripts)
         if joined == NEEDS_FOUNDER:  # "{}": the member expired, the report starts the centroid
