@@ -172,13 +172,17 @@ class Settings:
     sinks: tuple[SinkConfig, ...] = ()  # [[sinks]]: where `monitor forward` delivers
 
     def __post_init__(self) -> None:
-        if not self.prefix or any(c.isspace() or c in "*?[]" for c in self.prefix):
-            raise ConfigError(
-                f"prefix: must be non-empty, without spaces or glob characters, got {self.prefix!r}"
+        if not self.prefix or any(c.isspace() or c in "*?[]{}" for c in self.prefix):
+            raise ConfigError(  # braces would make the prefix a hash tag: one cluster slot
+                "prefix: must be non-empty, without spaces, glob characters or braces, got "
+                f"{self.prefix!r}"
             )
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        if self.redis_url and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+        ):
             raise ConfigError(
-                f"redis_url: expected redis://, rediss:// or unix://, got {self.redis_url!r}"
+                "redis_url: expected redis://, rediss://, unix:// or redis+sentinel://, got "
+                f"{self.redis_url!r}"
             )
         for name in ("near_duplicate_threshold", "story_threshold"):
             value = getattr(self, name)

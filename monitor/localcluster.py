@@ -49,7 +49,8 @@ def _free(port: int) -> bool:
 
 @dataclass
 class LocalCluster:
-    """`masters` masters with `replicas` replicas each, on ports from `port` (0: free ones),
+    """`masters` masters (3 or more; or 1, alone) with `replicas` replicas each, on ports
+    from `port` (0: free ones),
     data under `directory/<port>/`. `persist`: AOF on (a cluster to keep), else no files.
     `node_timeout_ms`: how long a master may be unreachable before a replica takes over."""
 
@@ -69,10 +70,18 @@ class LocalCluster:
 
     def start(self, *, daemonize: bool = False, timeout: float = 30.0) -> LocalCluster:
         """Start the nodes and form the cluster. `daemonize`: the nodes outlive this process
-        (stop them with `stop`, which finds them by their pid files)."""
+        (stop them with `stop`, which finds them by their pid files). A cluster that does
+        not come up is stopped again."""
+        try:
+            return self._start(daemonize, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, daemonize: bool, timeout: float) -> LocalCluster:
         count = self.masters * (1 + self.replicas)
-        if self.masters < 3:
-            raise RedisUnavailable("a Redis Cluster needs at least 3 masters")
+        if self.masters < 3 and (self.masters, self.replicas) != (1, 0):
+            raise RedisUnavailable("a Redis Cluster needs at least 3 masters (or 1, alone)")
         self.ports = list(range(self.port, self.port + count)) if self.port else free_ports(count)
         formed = all((self.directory / str(p) / "nodes.conf").exists() for p in self.ports)
         if not formed:
@@ -89,6 +98,10 @@ class LocalCluster:
         if formed:  # a cluster stopped earlier: its nodes know each other (nodes.conf)
             _wait(self.ready, deadline, "the cluster did not become ready")
             return self
+        if self.masters == 1:  # a cluster of one node (to measure one master): all its slots
+            _client(self.ports[0]).execute_command("CLUSTER ADDSLOTS", *range(SLOTS))
+            _wait(self.ready, deadline, "the cluster did not become ready")
+            return self
         created = subprocess.run(
             [str(find_redis_cli()), "--cluster", "create",
              *(f"127.0.0.1:{p}" for p in self.ports),
@@ -96,7 +109,6 @@ class LocalCluster:
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if created.returncode != 0:
-            self.stop()
             raise RedisUnavailable(f"redis-cli --cluster create failed: {created.stdout[-500:]}")
         _wait(self.ready, deadline, "the cluster did not become ready")
         return self

@@ -213,7 +213,8 @@ def test_the_operations_guides_recipes(
     )
     text = (ROOT / "docs" / "operations.md").read_text()
     recipes = [c for c in re.findall(r"`(monitor [^`]+)`", text) if "--config monitor.toml" in c]
-    recipes += ["monitor consume --dead", "monitor redis-cli XTRIM monitor:alerts:dead MAXLEN 0"]
+    recipes += ["monitor consume --dead",
+                "monitor redis-cli XTRIM 'monitor:{monitor:alerts}:dead' MAXLEN 0"]  # fmt: skip
     assert any("poll-now" in r for r in recipes) and any("HDEL" in r for r in recipes)
     from monitor.config import FeedConfig
     from monitor.poll import feed_id
@@ -236,3 +237,29 @@ def test_the_operations_guides_recipes(
             assert "HTTP 200, 1 entries, 0 new" in run.stdout, run.stdout
         if "HDEL" in recipe:
             assert run.stdout.strip() == "2"  # both fields were there (the second one empty)
+
+
+def test_the_operations_guides_local_cluster(checkout: Path) -> None:
+    """A new user's cluster, as written: start three masters, point MONITOR_REDIS_URL at one
+    node, replay, read the alert, stop (on free ports instead of 7001-7003)."""
+    from monitor.localcluster import free_ports
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    block = next(b for b in sh_blocks(text) if "redis-cluster start" in b)
+    port = free_ports(3)[0]
+    script = (
+        block.replace("redis-cluster start cluster/", f"redis-cluster start cluster/ --port {port}")
+        .replace("127.0.0.1:7001", f"127.0.0.1:{port}")
+        .replace(".venv/bin/monitor", MONITOR)
+    )
+    try:
+        run = subprocess.run(["bash", "-ec", script], cwd=checkout, env=env(),
+                             capture_output=True, text=True, timeout=180)  # fmt: skip
+    finally:
+        subprocess.run([*shlex.split(MONITOR), "redis-cluster", "stop", "cluster/"],
+                       cwd=checkout, env=env(), capture_output=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "3 nodes on 127.0.0.1" in run.stdout
+    assert "5 items, 1 story (1 new)" in run.stdout and "1 alert published" in run.stdout
+    assert "dprk-russia-treaty" in run.stdout and "[high]" in run.stdout
+    assert "stopped the nodes of cluster" in run.stdout

@@ -7,7 +7,7 @@
 -- log entry id -> "<expiry ms>|<item>").
 -- ARGV: [1] the article's terms (newline-joined).
 -- Reply: {the log's last entry id ('0-0': none), the placements in flight (their log entry
--- id and query terms, newline-joined; flat), documents, the terms' frequencies summed over
+-- id, item and query terms, newline-joined; flat), documents, the terms' frequencies summed over
 -- the generations (newline-joined, in order), the server's time (ms)}.
 
 -- include: frequencies.lua
@@ -25,6 +25,7 @@ for i = 1, #flight, 2 do
     local fields = {}
     for k = 1, #entry[2], 2 do fields[entry[2][k]] = entry[2][k + 1] end
     flying[#flying + 1] = flight[i]
+    flying[#flying + 1] = fields.item or ''
     flying[#flying + 1] = fields.terms or ''
   else
     redis.call('HDEL', KEYS[4], flight[i])  -- a placement that never finished: given up on

@@ -42,7 +42,7 @@ from monitor.keys import LSH_GROUP
 from monitor.model import Article, Item, Outcome, Placement, stable_id
 from monitor.scripts import Lua, pipelined, script
 
-FLIGHT_MS = 10_000  # a placement not written by then was abandoned (its daemon died)
+FLIGHT_MS = 5_000  # a placement not written by then was abandoned (its daemon died)
 LOG_MS = 30_000  # how long the placement log keeps an entry: longer than any decision
 NEEDS_FOUNDER = -2  # story.lua: the summary needs the vector of the story's one member
 
@@ -85,11 +85,14 @@ class SpreadIndex(DedupIndex):
         deadline = time.monotonic() + FLIGHT_MS / 1000
         while True:
             seen, *claimed, snapshot = pipelined(self.client, known, self._scripts)
+            last, flying, documents, frequencies, taken_at = snapshot
             if placed := self._known(item_id, seen, claimed):
                 if placed.outcome is Outcome.SAME_ITEM:
                     self._write(item, article, analysis, placed, now)
+                if own := [p for p, other, _ in zip(*[iter(flying)] * 3, strict=True)
+                           if other == item_id]:  # fmt: skip
+                    self.client.hdel(keys.placing, *own)  # written; a failure stopped the rest
                 return placed
-            last, flying, documents, frequencies, taken_at = snapshot
             vector = gather.vector(
                 counts, [prior_df(t) for t in counts],
                 [int(n) for n in frequencies.split("\n")] if counts else [], int(documents),
@@ -100,8 +103,9 @@ class SpreadIndex(DedupIndex):
             # and look again, rather than read without them and fail at the commit.
             query = set(vector.query)
             writing = [
-                flying[i] for i in range(0, len(flying), 2)
-                if len(query.intersection(flying[i + 1].split("\n"))) >= MIN_SHARED_TERMS
+                placing for placing, other, terms in zip(*[iter(flying)] * 3, strict=True)
+                if other != item_id  # its own earlier attempt, cut short: not waited for
+                and len(query.intersection(terms.split("\n"))) >= MIN_SHARED_TERMS
             ]  # fmt: skip
             if not writing or not self._written(writing, deadline):
                 break
@@ -116,7 +120,7 @@ class SpreadIndex(DedupIndex):
             current = int(now // self.window)
             placing = self._commit(
                 keys=[keys.df(current), keys.placements, keys.placing],
-                args=[last, taken_at, ",".join(flying[0::2]), item_id, fingerprint.query,
+                args=[last, taken_at, ",".join(flying[0::3]), item_id, fingerprint.query,
                       "\n".join(["#documents", *counts]), 2 * self.window, FLIGHT_MS,
                       "1" if checked else "0", LOG_MS, MIN_SHARED_TERMS],
             )  # fmt: skip
