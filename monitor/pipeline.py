@@ -204,6 +204,23 @@ class Pipeline:
         it for the same item publishes nothing new."""
         wires = credited(article.text) if wires is None else wires
         published = []
+        known: list[tuple[int, list[Source]]] = []
+
+        def story() -> tuple[int, list[Source]]:
+            """The story's size and members, read once per item (when an alert needs them)."""
+            if not known:
+                size = self.index.story_size(placement.story_id)
+                sources = self.index.story_sources(placement.story_id)
+                if not size:  # the story left the dedup window (a late backfill): the item alone
+                    when = item.published or article.published
+                    itself = Source(
+                        item.id, item.source, url, item.title or article.title,
+                        when.isoformat() if when else "", wires,
+                    )  # fmt: skip
+                    size, sources = 1, [itself]
+                known.append((size, sources))
+            return known[0]
+
         for match in matches:
             if self.desk is not None and self.desk.muted(
                 match.rule_id, placement.story_id, item.source
@@ -215,15 +232,7 @@ class Pipeline:
             assert rule is not None  # matches come from this rule set
 
             def build(kind: AlertKind, update: int, rule: Rule = rule, match: RuleMatch = match):
-                size = self.index.story_size(placement.story_id)
-                sources = self.index.story_sources(placement.story_id)
-                if not size:  # the story left the dedup window (a late backfill): the item alone
-                    when = item.published or article.published
-                    itself = Source(
-                        item.id, item.source, url, item.title or article.title,
-                        when.isoformat() if when else "", wires,
-                    )  # fmt: skip
-                    size, sources = 1, [itself]
+                size, sources = story()
                 return build_alert(
                     kind=kind,
                     rule=rule,
