@@ -221,10 +221,13 @@ class Pipeline:
                 known.append((size, sources))
             return known[0]
 
+        muted = (
+            self.desk.muted([m.rule_id for m in matches], placement.story_id, item.source)
+            if self.desk is not None
+            else set()
+        )
         for match in matches:
-            if self.desk is not None and self.desk.muted(
-                match.rule_id, placement.story_id, item.source
-            ):
+            if match.rule_id in muted:
                 log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
                          item=item.id, source=item.source)  # fmt: skip
                 continue
