@@ -209,8 +209,7 @@ class Pipeline:
         def story() -> tuple[int, list[Source]]:
             """The story's size and members, read once per item (when an alert needs them)."""
             if not known:
-                size = self.index.story_size(placement.story_id)
-                sources = self.index.story_sources(placement.story_id)
+                size, sources = self.index.story(placement.story_id)
                 if not size:  # the story left the dedup window (a late backfill): the item alone
                     when = item.published or article.published
                     itself = Source(
@@ -226,6 +225,9 @@ class Pipeline:
             if self.desk is not None
             else set()
         )
+        # The first report of a new story most likely raises `new`: built without asking.
+        first = Outcome.NEW_STORY in (placement.outcome, placement.first_outcome)
+        guess = 0 if first else None
         for match in matches:
             if match.rule_id in muted:
                 log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
@@ -255,7 +257,7 @@ class Pipeline:
             # The claim and the publication are one step (one script): no crash between them.
             done = self.queue.claim_and_publish(
                 placement.story_id, rule.id, item.id, build,
-                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl,
+                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl, guess=guess,
             )  # fmt: skip
             if done is None or done[1] is None:
                 continue  # nothing to raise, or raised before

@@ -297,8 +297,14 @@ class DedupIndex:
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
         """The story's members, oldest first (at most `limit`)."""
-        ids = self.client.zrange(self.keys.story(story_id), 0, limit - 1)
+        return self.story(story_id, limit)[1]
+
+    def story(self, story_id: str, limit: int = 50) -> tuple[int, list[Source]]:
+        """The story's size and its members, oldest first (at most `limit`): two round trips."""
         pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.keys.story(story_id))
+        pipe.zrange(self.keys.story(story_id), 0, limit - 1)
+        size, ids = pipe.execute()
         for iid in ids:
             pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published", "wires")
         sources = []
@@ -308,7 +314,7 @@ class DedupIndex:
                 sources.append(
                     Source(iid, source or "", url, title or "", published or "", agencies)
                 )
-        return sources
+        return int(size), sources
 
     def originals(self, now: float | None = None) -> int:
         """About how many originals (new stories and same-story reports) the window holds:
