@@ -33,7 +33,7 @@ from benchmarks._support import ROOT, redis_server
 from monitor.desk import Desk
 from monitor.keys import Keys
 from monitor.model import Article, Item, Outcome, Placement
-from monitor.queue import RetainedItems
+from monitor.retained import RetainedItems
 
 SOURCES = [f"Outlet {n}" for n in range(60)]
 WORDS = "north korea missile launch summit treaty talks ceasefire election court ruling".split()

@@ -25,7 +25,8 @@ from eval_dedup import dedup_index, item_of, now_of
 
 from monitor.config import Settings
 from monitor.dedup import signals as story_signals
-from monitor.dedup.index import DedupIndex, candidate_stories
+from monitor.dedup.decide import candidate_stories
+from monitor.dedup.index import DedupIndex
 from monitor.model import Article
 
 SETS = (("neus", "train"), ("gva-dev", "val"), ("giveme5w1h", "val"))

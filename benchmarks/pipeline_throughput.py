@@ -14,7 +14,8 @@ memory: this measures processing, not HTTP.
 
 The two measurements alternate in blocks of 250 pages (bare, then the pipeline, on the same
 pages), so the drift of a shared machine falls on both alike. The pipeline's stages are timed
-by wrappers (~1 us each): extract (trafilatura as the pipeline calls it), language, dedup
+by wrappers (~1 us each): extract (trafilatura as the pipeline calls it), language, analysis
+(the text read once: tokens, shingles, term counts, names, wires), dedup
 (DedupIndex.place), match, retain (the retained-items stream), alerts (claims, story look-ups,
 publishing) and other (logging, canonical URL, wire credits). --profile runs the pipeline
 under cProfile instead and prints its top entries in monitor/.
@@ -49,13 +50,13 @@ from monitor import log, runtime
 from monitor.config import Settings
 from monitor.fetch import Page
 from monitor.model import Item
-from monitor.rules.load import Rule, RuleSet
+from monitor.rules.model import Rule, RuleSet
 from monitor.rules.query import parse
 
 NEUS = ROOT.parent / "shared" / "data" / "stories-dev" / "neus"
 _PART = re.compile(r"\s*TITLE=>\s*(.*?)\s*ARTICLE=>\s*(.*)", re.S)
 BLOCK = 250  # pages per alternation of bare extraction and the pipeline
-PARTS = ("extract", "language", "dedup", "match", "retain", "alerts")
+PARTS = ("extract", "language", "analysis", "dedup", "match", "retain", "alerts")
 
 
 def reports() -> tuple[list[tuple[str, str]], str]:
@@ -142,6 +143,7 @@ def instrument(pipeline: monitor.pipeline.Pipeline, spent: dict[str, float]) -> 
     pipeline.alert = timed(spent, "alerts", pipeline.alert)
     # extract() calls detect_language: "extract" is counted without it, below
     monitor.pipeline.extract = timed(spent, "extract", monitor.pipeline.extract)
+    monitor.pipeline.analyse = timed(spent, "analysis", monitor.pipeline.analyse)
     monitor.extract.detect_language = timed(spent, "language", monitor.extract.detect_language)
 
 

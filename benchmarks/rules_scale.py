@@ -23,8 +23,8 @@ from collections import Counter
 
 from _support import ROOT, report
 
-from monitor.rules.load import Rule, RuleSet
 from monitor.rules.match import Document
+from monitor.rules.model import Rule, RuleSet
 from monitor.rules.query import parse
 
 ENTITIES = """Putin Kim Pyongyang Moscow Kremlin Russia Ukraine Kyiv Zelensky Biden Washington

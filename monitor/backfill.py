@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from monitor.model import AlertKind, RuleMatch, alert_id
 from monitor.pipeline import ALERTING, Pipeline
-from monitor.queue import Retained, RetainedItems
+from monitor.retained import Retained, RetainedItems
 from monitor.rules import Document, Rule
 
 

@@ -10,6 +10,7 @@ keys by MONITOR_<KEY>.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -265,6 +266,14 @@ def _known(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _env_hint(key: str) -> str:
+    """ " (did you mean MONITOR_X?)" for the variable closest to a misspelt one, if any."""
+    names = [f"{s}_{k}" for s, cls in _SECTIONS.items() for k in _known(cls)]
+    names += [k for k in _known(Settings) if k not in (*_SECTIONS, "feeds", "sinks")]
+    close = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean MONITOR_{close[0].upper()}?)" if close else ""
+
+
 def _section(cls: type, table: Any, origin: str, section: str = "") -> dict[str, Any]:
     where = f"{origin} [{section}]" if section else origin
     if not isinstance(table, dict):
@@ -273,7 +282,9 @@ def _section(cls: type, table: Any, origin: str, section: str = "") -> dict[str,
     for key, value in table.items():
         if key not in _known(cls) or (not section and key in (*_SECTIONS, "feeds", "sinks")):
             prefix = f"{section}." if section else ""
-            raise ConfigError(f"{where}: unknown setting {prefix}{key!r}")
+            close = difflib.get_close_matches(key, sorted(_known(cls)), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(f"{where}: unknown setting '{prefix}{key}'{hint}")
         values[key] = _coerce(cls, key, value, where)
     return values
 
@@ -363,7 +374,7 @@ def load(
         elif key in _known(Settings) and key not in (*_SECTIONS, "feeds", "sinks"):
             top[key] = _coerce(Settings, key, value, var)
         else:
-            raise ConfigError(f"{var}: no such setting")
+            raise ConfigError(f"{var}: no such setting{_env_hint(key)}")
     for key, value in overrides.items():
         if value is not None:
             top[key] = _coerce(Settings, key, value, f"--{key.replace('_', '-')}")

@@ -1,6 +1,7 @@
 """process(item): the one place where the stages are composed.
 
     article  <- the feed's full text, else the page fetched and extracted (trafilatura)
+    analysis <- the text read once: tokens, words, shingles, term counts, names, wires, URL
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
@@ -21,15 +22,16 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from monitor.alerts import build_alert
+from monitor.analysis import analyse
 from monitor.dedup.index import DedupIndex, Source
 from monitor.dedup.wires import credited
 from monitor.desk import Desk
 from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
-from monitor.feeds import article_url
 from monitor.fetch import Fetcher, Page
 from monitor.model import AlertKind, Article, Item, Outcome, Placement, RuleMatch, report_time
-from monitor.queue import AlertQueue, RetainedItems
+from monitor.queue import AlertQueue
+from monitor.retained import RetainedItems
 from monitor.rules import Document, Rule, RuleSet
 
 log = structlog.get_logger(__name__)
@@ -84,21 +86,23 @@ class Pipeline:
         if item.published is None and article.published is not None:
             # The page's own date is the report's date when the feed gave none.
             item = dataclasses.replace(item, published=article.published)
-        placement = self.index.place(item, article)
-        url = article_url(item, article)
+        analysis = analyse(item, article)  # the text read once, for every stage below
+        placement = self.index.place(item, article, analysis=analysis)
+        url = analysis.url
         doc = Document(
-            title=item.title or article.title,
+            title=analysis.title,
             text=article.text,
             source=item.source,
             lang=article.language,
             url=url,
+            tokens={"title": analysis.title_tokens, "text": analysis.text_tokens},
         )
         matches = self.rules.match(doc)
         if self.retained is not None and placement.outcome is not Outcome.SEEN:
             entry = self.retained.append(item, article, url, placement)
             if self.desk is not None:
                 self.desk.record(entry, item, article, url, placement,
-                                 [m.rule_id for m in matches], credited(article.text))  # fmt: skip
+                                 [m.rule_id for m in matches], analysis.wires)  # fmt: skip
         alerts: list[tuple[str, str]] = []
         suppressed = ""
         if placement.outcome in ALERTING or (
@@ -106,7 +110,7 @@ class Pipeline:
         ):
             suppressed = self.suppression(item)
             if not suppressed:
-                alerts = self.alert(item, article, url, placement, matches)
+                alerts = self.alert(item, article, url, placement, matches, wires=analysis.wires)
         log.info(
             "item_processed",
             item=item.id,
@@ -126,7 +130,7 @@ class Pipeline:
             matches=matches,
             alerts=[a for a, _ in alerts],
             alert_rules=[r for _, r in alerts],
-            wires=credited(article.text),
+            wires=analysis.wires,
             warnings=warnings,
             alert_suppressed=suppressed,
         )
@@ -191,16 +195,41 @@ class Pipeline:
         placement: Placement,
         matches: list[RuleMatch],
         *,
+        wires: tuple[str, ...] | None = None,
         backfill: bool = False,
         at: float | None = None,
     ) -> list[tuple[str, str]]:
         """Claim and publish the alerts of an original item: (alert id, rule id) of those
-        published now. Repeating it for the same item publishes nothing new."""
+        published now (`wires`: the agencies its text credits, if known already). Repeating
+        it for the same item publishes nothing new."""
+        wires = credited(article.text) if wires is None else wires
         published = []
+        known: list[tuple[int, list[Source]]] = []
+
+        def story() -> tuple[int, list[Source]]:
+            """The story's size and members, read once per item (when an alert needs them)."""
+            if not known:
+                size, sources = self.index.story(placement.story_id)
+                if not size:  # the story left the dedup window (a late backfill): the item alone
+                    when = item.published or article.published
+                    itself = Source(
+                        item.id, item.source, url, item.title or article.title,
+                        when.isoformat() if when else "", wires,
+                    )  # fmt: skip
+                    size, sources = 1, [itself]
+                known.append((size, sources))
+            return known[0]
+
+        muted = (
+            self.desk.muted([m.rule_id for m in matches], placement.story_id, item.source)
+            if self.desk is not None
+            else set()
+        )
+        # The first report of a new story most likely raises `new`: built without asking.
+        first = Outcome.NEW_STORY in (placement.outcome, placement.first_outcome)
+        guess = 0 if first else None
         for match in matches:
-            if self.desk is not None and self.desk.muted(
-                match.rule_id, placement.story_id, item.source
-            ):
+            if match.rule_id in muted:
                 log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
                          item=item.id, source=item.source)  # fmt: skip
                 continue
@@ -208,15 +237,7 @@ class Pipeline:
             assert rule is not None  # matches come from this rule set
 
             def build(kind: AlertKind, update: int, rule: Rule = rule, match: RuleMatch = match):
-                size = self.index.story_size(placement.story_id)
-                sources = self.index.story_sources(placement.story_id)
-                if not size:  # the story left the dedup window (a late backfill): the item alone
-                    when = item.published or article.published
-                    itself = Source(
-                        item.id, item.source, url, item.title or article.title,
-                        when.isoformat() if when else "", credited(article.text),
-                    )  # fmt: skip
-                    size, sources = 1, [itself]
+                size, sources = story()
                 return build_alert(
                     kind=kind,
                     rule=rule,
@@ -230,13 +251,13 @@ class Pipeline:
                     now=datetime.now(UTC),
                     backfill=backfill,
                     update=update,
-                    wires=credited(article.text),
+                    wires=wires,
                 )
 
             # The claim and the publication are one step (one script): no crash between them.
             done = self.queue.claim_and_publish(
                 placement.story_id, rule.id, item.id, build,
-                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl,
+                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl, guess=guess,
             )  # fmt: skip
             if done is None or done[1] is None:
                 continue  # nothing to raise, or raised before

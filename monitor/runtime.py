@@ -14,8 +14,9 @@ from monitor.config import Settings
 from monitor.embedded import EmbeddedRedis
 from monitor.errors import RedisUnavailable
 from monitor.keys import Keys
-from monitor.queue import AlertQueue, RetainedItems, connect, redact
+from monitor.queue import AlertQueue, connect, redact
 from monitor.redisguard import check_eviction
+from monitor.retained import RetainedItems
 
 if TYPE_CHECKING:  # the pipeline's parts are imported when one is built: `monitor --help`
     # and the commands that need no pipeline start without trafilatura and numpy

@@ -16,8 +16,8 @@ from monitor.config import Settings
 from monitor.fetch import LocalFetcher
 from monitor.keys import Keys
 from monitor.progress import Progress
-from monitor.queue import RetainedItems
 from monitor.replay import read_feeds
+from monitor.retained import RetainedItems
 from monitor.rules import load_rules
 
 from .conftest import FIXTURES, ROOT, RULES, SAMPLE_FEEDS

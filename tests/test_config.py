@@ -26,6 +26,16 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
     ("text", "env", "message"),
     [
         ("colour = 1\n", {}, "unknown setting 'colour'"),
+        (
+            "[daemon]\nlistn = '127.0.0.1:0'\n",
+            {},
+            "unknown setting 'daemon.listn' (did you mean daemon.listen?)",
+        ),
+        (
+            "",
+            {"MONITOR_DAEMON_LISTN": "x"},
+            "MONITOR_DAEMON_LISTN: no such setting (did you mean MONITOR_DAEMON_LISTEN?)",
+        ),
         ("story_window_hours = 'long'\n", {}, "story_window_hours expects a float"),
         ("", {"MONITOR_ALERTS_MAXLEN": "many"}, "MONITOR_ALERTS_MAXLEN: alerts_maxlen expects"),
         ("", {"MONITOR_REDIS_URL": "localhost:6379"}, "redis_url: expected redis://"),

@@ -250,7 +250,7 @@ queries = st.recursive(
 
 @given(st.lists(queries, min_size=1, max_size=8), st.lists(st.sampled_from(VOCAB), max_size=30))
 def test_the_prefilter_never_loses_a_match(qs: list[str], words: list[str]) -> None:
-    from monitor.rules.load import Rule, RuleSet
+    from monitor.rules.model import Rule, RuleSet
 
     rules = tuple(
         Rule(id=f"r{n}", name="r", query=q, node=parse(q, lookup)) for n, q in enumerate(qs)
@@ -261,7 +261,7 @@ def test_the_prefilter_never_loses_a_match(qs: list[str], words: list[str]) -> N
 
 
 def test_the_prefilter_skips_rules_that_cannot_match() -> None:
-    from monitor.rules.load import Rule, RuleSet
+    from monitor.rules.model import Rule, RuleSet
 
     qs = ["treaty AND putin", "sanction* OR xi", '"north korea" AND NOT pact', "NOT xi"]
     rules = RuleSet(

@@ -125,14 +125,14 @@ def stem(word: str) -> str:
     return word
 
 
-def features(title: str, text: str | list[str]) -> dict[str, float]:
-    """Term counts of an article: stemmed content words, title words weighted up. The text
-    may come as its words already."""
+def features(title: str | list[str], text: str | list[str]) -> dict[str, float]:
+    """Term counts of an article: stemmed content words, title words weighted up. Title and
+    text may come as their words already."""
     counts: dict[str, float] = {}
     for word, n in Counter(words(text) if isinstance(text, str) else text).items():
         if term := _term(word):  # distinct words only: fewer calls than one per word
             counts[term] = counts.get(term, 0) + n
-    for word in words(title):
+    for word in words(title) if isinstance(title, str) else title:
         if term := _term(word):
             counts[term] = counts.get(term, 0) + TITLE_WEIGHT
     if len(counts) > MAX_FEATURES:  # a huge text: its most frequent terms say enough
@@ -159,7 +159,7 @@ def prior_df(term: str) -> float:
 
 def tfidf(counts: dict[str, float], df: dict[str, int], documents: int) -> StoryTerms:
     """The article's vector, given how many of `documents` recent articles have each term.
-    The index computes it on the server (dedup/index.py, _CANDIDATES); this is the reference
+    The index computes it on the server (dedup/story_candidates.lua); this is the reference
     its tests hold it to."""
     scale = documents + PRIOR_DOCUMENTS
     weights = {

@@ -19,35 +19,26 @@ import numpy as np
 import redis
 import structlog
 
+from monitor.analysis import Analysis, analyse
 from monitor.config import Settings
+from monitor.dedup.decide import closest_story, near_duplicate
 from monitor.dedup.fingerprint import (
     PRIOR_DOCUMENTS,
     VECTOR_TERMS,
     band_buckets,
-    decode_signature,
     encode_signature,
-    features,
-    jaccard,
     minhash,
     prior_df,
-    shingle_hashes,
 )
 from monitor.dedup.signals import (
-    Candidate,
     Report,
     StoryModel,
-    figures,
     name_terms,
-    names,
-    signals,
-    title_overlap,
     title_terms,
 )
-from monitor.dedup.wires import credited
-from monitor.feeds import article_url
 from monitor.keys import LSH_GROUP, Keys
 from monitor.model import Article, Item, Outcome, Placement, stable_id
-from monitor.text import words
+from monitor.scripts import script
 
 log = structlog.get_logger(__name__)
 
@@ -61,271 +52,14 @@ CENTROID_TERMS = 80  # terms kept in a story's centroid (of two reports or more)
 STORY_NAMES = 100  # names and figures kept per story (its first reports' first)
 STORY_FIGURES = 60
 MIN_SHARED_TERMS = 2
-CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
-CONTAINED_JACCARD = 0.3
 
-# The scripts build key names from prefixes (Keys.term(""), Keys.lsh(generation), ...) and
-# take terms, buckets and generations as one joined argument each: packing and parsing a few
-# hundred separate arguments and replies costs more than the work itself.
-
-# Near-duplicate candidates: the ids in the item's LSH buckets in the window's generations,
-# with their fingerprints. ARGV: the item's id, the entry key prefix, the buckets
-# (comma-joined, in band order), the generations' LSH prefixes (comma-joined), the bucket
-# group width.
-_NEAR_CANDIDATES = """
-local group = tonumber(ARGV[5])
-local generations = {}
-for prefix in string.gmatch(ARGV[4], "[^,]+") do generations[#generations + 1] = prefix end
-local seen, found, band = {[ARGV[1]] = true}, {}, 0
-for bucket in string.gmatch(ARGV[3], "[^,]+") do
-  local suffix, field = band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
-  for _, prefix in ipairs(generations) do
-    local ids = redis.call('HGET', prefix .. suffix, field)
-    if ids then
-      for id in string.gmatch(ids, "[^,]+") do
-        if not seen[id] then
-          seen[id] = true
-          local f = redis.call('HMGET', ARGV[2] .. id,
-                               'minhash', 'story', 'duplicate_of', 'shingles')
-          found[#found + 1] = {id, f[1], f[2], f[3], f[4]}
-        end
-      end
-    end
-  end
-  band = band + 1
-end
-return found
-"""
-
-# Same-story candidates, gathered on the server in one call. First the article's TF-IDF
-# vector, as fingerprint.tfidf computes it (that function is the reference; tests hold them
-# equal): document frequencies summed over the window's generations (KEYS; '#documents' is
-# _DOCUMENTS), the `keep` heaviest terms, unit length. Then candidates: the items sharing at
-# least `min_shared` of the `query` heaviest terms among each term's `fanout` latest postings
-# since `horizon`, the best `limit` of them by the weight of the query terms they share; each
-# is scored by the dot product of the two vectors (stored as JSON), and each of their stories
-# by the dot product with its centroid. No time cut: times are signals, weighed in Python.
-# ARGV: counts ("term<TAB>count<TAB>background frequency" lines: fingerprint.prior_df), prior
-# documents, keep, query, horizon, fanout, item id, limit, min_shared, entry prefix, term
-# prefix, story summary prefix, the terms of the item's names (newline-joined: looked up and
-# posted besides the `query` heaviest terms). Returns the vector
-# as stored (JSON, 4 decimals), the query terms (newline-joined), their document frequencies
-# (newline-joined, for the check-and-retry of _RECORD), the candidates (id, story, cosine,
-# title terms, wires; flat) and their stories (id, size, oldest, newest, centroid cosine,
-# names, figures; flat).
-_CANDIDATES = """
-local terms, counts, df, prior = {}, {}, {}, {}
-for term, count, p in string.gmatch(ARGV[1], "([^\\t\\n]+)\\t([^\\t\\n]+)\\t([^\\n]+)") do
-  terms[#terms + 1], counts[#counts + 1], df[#df + 1] = term, tonumber(count), 0
-  prior[#prior + 1] = tonumber(p)
-end
-local documents = 0
-for _, key in ipairs(KEYS) do
-  local values = redis.call('HMGET', key, '#documents', unpack(terms))
-  documents = documents + (tonumber(values[1]) or 0)
-  for i = 1, #terms do
-    local n = values[i + 1]
-    if n then df[i] = df[i] + tonumber(n) end
-  end
-end
-local scale, weights, sorted, df_of = documents + tonumber(ARGV[2]), {}, {}, {}
-for i = 1, #terms do
-  weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + prior[i] + 1))
-  sorted[i] = weights[i]
-  df_of[terms[i]] = df[i]
-end
-table.sort(sorted)  -- numbers only: no Lua comparator, C speed
--- The n heaviest terms, ties at the cut broken by the term, as a set.
-local function heaviest(n)
-  local chosen, tied = {}, {}
-  if n >= #terms then
-    for i = 1, #terms do chosen[terms[i]] = weights[i] end
-    return chosen
-  end
-  local cut, taken = sorted[#sorted - n + 1], 0
-  for i = 1, #terms do
-    if weights[i] > cut then
-      chosen[terms[i]], taken = weights[i], taken + 1
-    elseif weights[i] == cut then
-      tied[#tied + 1] = terms[i]
-    end
-  end
-  table.sort(tied)
-  for i = 1, n - taken do chosen[tied[i]] = cut end
-  return chosen
-end
-local top, query_terms = heaviest(tonumber(ARGV[3])), heaviest(tonumber(ARGV[4]))
-local norm = 0
-for _, weight in pairs(top) do norm = norm + weight * weight end
-norm = math.sqrt(norm)
-if norm == 0 then norm = 1 end
-local vector, stored, query, query_df = {}, {}, {}, {}
-for term, weight in pairs(top) do
-  if weight > 0 then
-    vector[term], stored[term] = weight / norm, tonumber(string.format('%.4f', weight / norm))
-  end
-end
-for term, weight in pairs(query_terms) do
-  if weight > 0 then query[#query + 1] = term end
-end
-for term in string.gmatch(ARGV[13], "[^\\n]+") do  -- the names' terms: looked up and posted too
-  if df_of[term] and not query_terms[term] then query[#query + 1] = term end
-end
-table.sort(query)
-for i, term in ipairs(query) do query_df[i] = df_of[term] end
-local encoded = next(stored) and cjson.encode(stored) or '{}'
-
-local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
-local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
-local entries, postings, summaries = ARGV[10], ARGV[11], ARGV[12]
-local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
-for _, term in ipairs(query) do
-  local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
-  local step = 1 + (vector[term] or 0) / 100
-  for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
-end
-shared[self_id] = nil
-local ranked = {}
-for id, value in pairs(shared) do
-  if value >= min_shared then ranked[#ranked + 1] = {id, value % 1} end
-end
-table.sort(ranked, function(a, b)
-  if a[2] ~= b[2] then return a[2] > b[2] end
-  return a[1] < b[1]
-end)
-local found, stories, seen = {}, {}, {}
-for i = 1, math.min(#ranked, limit) do
-  local id = ranked[i][1]
-  local f = redis.call('HMGET', entries .. id, 'terms', 'story', 'title_terms', 'wires')
-  if f[1] and f[2] then
-    local score = 0
-    for term, weight in pairs(cjson.decode(f[1])) do
-      local mine = vector[term]
-      if mine then score = score + mine * weight end
-    end
-    found[#found + 1] = id
-    found[#found + 1] = f[2]
-    found[#found + 1] = string.format('%.6f', score)
-    found[#found + 1] = f[3] or ''
-    found[#found + 1] = f[4] or ''
-    if not seen[f[2]] then
-      seen[f[2]] = true
-      local s = redis.call('HMGET', summaries .. f[2], 'size', 'oldest', 'newest', 'centroid',
-                           'names', 'figures')
-      local dot, length = 0, 0
-      if s[4] then
-        for term, weight in pairs(cjson.decode(s[4])) do
-          length = length + weight * weight
-          local mine = vector[term]
-          if mine then dot = dot + mine * weight end
-        end
-      end
-      if length > 0 then dot = dot / math.sqrt(length) end
-      local centroid = s[4] and string.format('%.6f', dot) or ''  -- '': a single report
-      for _, value in ipairs({f[2], s[1] or '1', s[2] or '', s[3] or '', centroid,
-                              s[5] or '', s[6] or ''}) do
-        stories[#stories + 1] = value
-      end
-    end
-  end
-end
-return {encoded, table.concat(query, '\\n'), table.concat(query_df, '\\n'), found, stories}
-"""
-
-# Everything an item leaves behind, in one atomic step. KEYS: its entry hash, its story's
-# sorted set, its story's summary hash. ARGV: id, now, window; the check (for originals:
-# the generations' frequency hashes read, comma-joined, and "term<TAB>frequency" lines of
-# the query terms as the decision saw them: if another original carrying one of those terms
-# was recorded meanwhile, nothing is written and -1 returned, and the caller decides again:
-# so two daemons deciding rewrites of one story at the same moment give one story); the
-# story summary update (the vector JSON or "", the report's time, names and figures
-# "|"-joined, the centroid's size, names and figures kept); then, for originals only (else
-# empty strings): the generation's frequency hash, its ttl, the counted terms
-# (newline-joined), the generation's LSH prefix, its ttl, the buckets (comma-joined), the
-# term key prefix, the query terms (newline-joined), the postings kept per term, the bucket
-# group width; from ARGV[23] on, the entry's fields and values.
-_RECORD = """
-local id, now, window = ARGV[1], ARGV[2], ARGV[3]
-if ARGV[4] ~= '' then
-  local keys = {}
-  for key in string.gmatch(ARGV[4], "[^,]+") do keys[#keys + 1] = key end
-  for term, expected in string.gmatch(ARGV[5], "([^\\t\\n]+)\\t([^\\n]+)") do
-    local n = 0
-    for _, key in ipairs(keys) do n = n + (tonumber(redis.call('HGET', key, term)) or 0) end
-    if n ~= tonumber(expected) then return -1 end
-  end
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 23))
-redis.call('EXPIRE', KEYS[1], window)
-redis.call('ZADD', KEYS[2], now, id)
-redis.call('EXPIRE', KEYS[2], window)
-if ARGV[6] ~= '' then
-  local when = tonumber(ARGV[7])
-  local s = redis.call('HMGET', KEYS[3], 'oldest', 'newest', 'centroid', 'names', 'figures',
-                       'size')
-  local oldest, newest = tonumber(s[1]) or when, tonumber(s[2]) or when
-  local centroid = s[3] and cjson.decode(s[3])
-  if not centroid and s[6] then
-    -- A story of one report keeps no centroid (its member's vector is one): start from it.
-    local entries = string.sub(KEYS[1], 1, #KEYS[1] - #id)
-    for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, 1)) do
-      if member ~= id and not centroid then
-        local terms = redis.call('HGET', entries .. member, 'terms')
-        if terms then centroid = cjson.decode(terms) end
-      end
-    end
-  end
-  local single = not centroid
-  centroid = centroid or {}
-  for term, weight in pairs(cjson.decode(ARGV[6])) do
-    centroid[term] = (centroid[term] or 0) + weight
-  end
-  local ranked = {}
-  for term, weight in pairs(centroid) do ranked[#ranked + 1] = {term, weight} end
-  table.sort(ranked, function(a, b)
-    if a[2] ~= b[2] then return a[2] > b[2] end
-    return a[1] < b[1]
-  end)
-  local kept = {}
-  for i = 1, math.min(#ranked, tonumber(ARGV[10])) do
-    kept[ranked[i][1]] = tonumber(string.format('%.4f', ranked[i][2]))
-  end
-  local function union(old, new, cap)
-    local out, have = {}, {}
-    for _, list in ipairs({old or '', new}) do
-      for value in string.gmatch(list, "[^|]+") do
-        if not have[value] and #out < cap then have[value] = true; out[#out + 1] = value end
-      end
-    end
-    return table.concat(out, '|')
-  end
-  redis.call('HSET', KEYS[3], 'oldest', math.min(oldest, when), 'newest', math.max(newest, when),
-             'names', union(s[4], ARGV[8], tonumber(ARGV[11])),
-             'figures', union(s[5], ARGV[9], tonumber(ARGV[12])))
-  if not (single and not s[6]) then redis.call('HSET', KEYS[3], 'centroid', cjson.encode(kept)) end
-  redis.call('HINCRBY', KEYS[3], 'size', 1)
-  redis.call('EXPIRE', KEYS[3], window)
-end
-if ARGV[13] == '' then return 0 end
-for term in string.gmatch(ARGV[15], "[^\\n]+") do redis.call('HINCRBY', ARGV[13], term, 1) end
-redis.call('EXPIRE', ARGV[13], ARGV[14])
-local group, band = tonumber(ARGV[22]), 0
-for bucket in string.gmatch(ARGV[18], "[^,]+") do
-  local key, field = ARGV[16] .. band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
-  local ids = redis.call('HGET', key, field)
-  redis.call('HSET', key, field, ids and (ids .. ',' .. id) or id)
-  redis.call('EXPIRE', key, ARGV[17])
-  band = band + 1
-end
-local keep = tonumber(ARGV[21])
-for term in string.gmatch(ARGV[20], "[^\\n]+") do
-  local key = ARGV[19] .. term
-  redis.call('ZADD', key, now, id)
-  redis.call('ZREMRANGEBYRANK', key, 0, -keep - 1)  -- older ones: skipped by score on reading
-  redis.call('EXPIRE', key, window)
-end
-return 1
-"""
+# The scripts (near_candidates.lua, story_candidates.lua, record.lua: each file's header says
+# its KEYS, ARGV and reply) build key names from prefixes (Keys.term(""), Keys.lsh(generation),
+# ...) and take terms, buckets and generations as one joined argument each: packing and
+# parsing a few hundred separate arguments and replies costs more than the work itself.
+_NEAR_CANDIDATES = script("near_candidates", "monitor.dedup")
+_CANDIDATES = script("story_candidates", "monitor.dedup")
+_RECORD = script("record", "monitor.dedup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,56 +123,69 @@ class DedupIndex:
             quiet=settings.update_quiet_minutes * 60,
         )
 
-    def place(self, item: Item, article: Article, now: float | None = None) -> Placement:
+    def place(
+        self, item: Item, article: Article, now: float | None = None,
+        analysis: Analysis | None = None,
+    ) -> Placement:  # fmt: skip
         """Decide where the item belongs and record it. Idempotent for the same item.
+        `analysis`: the article's, when the caller has it (else it is made here).
 
         Deciding and recording are one atomic step: the recording checks that no other
         original sharing the item's query terms was recorded since the decision read the
         index, and if one was, the item is decided again (at most ATTEMPTS times)."""
         now = time.time() if now is None else now
+        analysis = analysis or analyse(item, article)
+        signature = minhash(analysis.shingles)
+        report = self._report(analysis, now, item.time or article.published)
         for attempt in range(1, ATTEMPTS + 1):
-            placement = self._place(item, article, now, checked=attempt < ATTEMPTS)
+            placement = self._place(
+                item, article, analysis, signature, report, now, checked=attempt < ATTEMPTS
+            )
             if placement is not None:
                 return placement
             log.debug("placement_retried", item=item.id, attempt=attempt)
         raise AssertionError("unreachable: the last attempt records unchecked")
 
     def _place(
-        self, item: Item, article: Article, now: float, *, checked: bool
-    ) -> Placement | None:
+        self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
+        report: Report, now: float, *, checked: bool,
+    ) -> Placement | None:  # fmt: skip
         item_id = item.id
-        url = article_url(item, article)
+        url = analysis.url
         url_key = self.keys.canonical(stable_id("url", url))
-        body = words(article.text or item.summary or "")
-        hashes = shingle_hashes(body or item.title)
-        signature = minhash(hashes)
         buckets = band_buckets(signature)
-        title = item.title or article.title
-        counts = features(title, body)
+        counts = analysis.counts
         generations = self._generations(now)
-        report = self._report(item, article, now, title)
         # One round trip asks every question: known already? URL claimed? near-duplicate
-        # candidates? the candidate stories (and the article's TF-IDF vector)?
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
-        if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
-            pipe.set(url_key, item_id, nx=True, ex=self.window)
-            pipe.get(url_key)
-        self._near_candidates(
-            args=[item_id, self.keys.entry(""), ",".join(buckets),
-                  ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP],
-            client=pipe,
-        )  # fmt: skip
-        self._candidates(
-            keys=[self.keys.df(g) for g in generations],
-            args=["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
-                  PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
-                  item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
-                  self.keys.term(""), self.keys.story_summary(""),
-                  "\n".join(name_terms(report.top_names, counts))],
-            client=pipe,
-        )  # fmt: skip
-        (story, original, outcome), *claimed, near, closest = pipe.execute()
+        # candidates? the candidate stories (and the article's TF-IDF vector)? The scripts
+        # go by their SHA: a pipeline calling them as Script objects would first ask
+        # SCRIPT EXISTS, a round trip more per item.
+        near_args = [item_id, self.keys.entry(""), ",".join(buckets),
+                     ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP]  # fmt: skip
+        frequencies = [self.keys.df(g) for g in generations]
+        story_args = ["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
+                      PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
+                      item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
+                      self.keys.term(""), self.keys.story_summary(""),
+                      "\n".join(name_terms(report.top_names, counts))]  # fmt: skip
+
+        def ask() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
+            if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
+                pipe.set(url_key, item_id, nx=True, ex=self.window)
+                pipe.get(url_key)
+            pipe.evalsha(self._near_candidates.sha, 0, *near_args)
+            pipe.evalsha(self._candidates.sha, len(frequencies), *frequencies, *story_args)
+            return pipe.execute()
+
+        try:
+            replies = ask()
+        except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+            for loaded in (self._near_candidates, self._candidates):
+                self.client.script_load(loaded.script)
+            replies = ask()  # the URL claim is idempotent: asking twice is safe
+        (story, original, outcome), *claimed, near, closest = replies
         if story:
             return Placement(
                 outcome=Outcome.SEEN,
@@ -453,20 +200,21 @@ class DedupIndex:
                 placement = Placement(
                     outcome=Outcome.SAME_ITEM, story_id=story, duplicate_of=first, similarity=1.0
                 )
-                self._record(item, article, placement, now)
+                self._record(item, article, analysis, placement, now)
                 return placement
 
         vector, query, query_df, found, summaries = closest
-        copy = self._near_duplicate(signature, len(hashes), near)
+        shingles = len(analysis.shingles)
+        copy = near_duplicate(signature, shingles, near, self.near_threshold)
         if copy:
             placement = copy
-        elif best := self._closest_story(report, found, summaries):
+        elif best := closest_story(self.model, self.story_threshold, report, found, summaries):
             placement = Placement(
                 outcome=Outcome.SAME_STORY, story_id=best[1], similarity=round(best[0], 6)
             )
         else:
             placement = Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
-        fingerprint = Fingerprint(signature, len(hashes), buckets, counts, vector, query)
+        fingerprint = Fingerprint(signature, shingles, buckets, counts, vector, query)
         check = ""
         if checked and placement.outcome is not Outcome.NEAR_DUPLICATE:
             check = "\n".join(
@@ -476,35 +224,21 @@ class DedupIndex:
             )
         generations_read = ",".join(self.keys.df(g) for g in generations) if check else ""
         recorded = self._record(
-            item, article, placement, now, fingerprint, report=report,
+            item, article, analysis, placement, now, fingerprint, report=report,
             check=(generations_read, check),
         )  # fmt: skip
         return placement if recorded else None
 
-    def _report(self, item: Item, article: Article, now: float, title: str) -> Report:
-        when = item.time or article.published
-        text = article.text or item.summary or ""
-        ranked = names(f"{title}. {text}")
+    @staticmethod
+    def _report(analysis: Analysis, now: float, when: datetime | None) -> Report:
         return Report(
             time=when.timestamp() if when else now,
-            title=frozenset(title_terms(title)),
-            names=frozenset(ranked),
-            top_names=tuple(ranked[:QUERY_NAMES]),
-            figures=frozenset(figures(f"{title}. {text}")),
-            wires=frozenset(credited(text)),
+            title=frozenset(title_terms(analysis.title_words)),
+            names=frozenset(analysis.names),
+            top_names=tuple(analysis.names[:QUERY_NAMES]),
+            figures=frozenset(analysis.figures),
+            wires=frozenset(analysis.wires),
         )
-
-    def _closest_story(
-        self, report: Report, found: list, summaries: list
-    ) -> tuple[float, str] | None:
-        """The candidate story the model finds likeliest, with its probability, if that
-        reaches the threshold."""
-        best: tuple[float, str] | None = None
-        for candidate in candidate_stories(report, found, summaries):
-            p = self.model.probability(signals(report, candidate))
-            if p >= self.story_threshold and (best is None or (p, candidate.story) > best):
-                best = (p, candidate.story)
-        return best
 
     def _generations(self, now: float) -> list[int]:
         """The generations (a window long each) of document frequencies and LSH buckets
@@ -515,29 +249,8 @@ class DedupIndex:
         current = int(now // self.window)
         return [current - 1, current]
 
-    def _near_duplicate(self, signature, shingles: int, found: list) -> Placement | None:
-        """The best earlier original whose text this one repeats (`found`: the members of
-        its LSH buckets): estimated Jaccard of the word 3-grams at least `near_threshold`,
-        or (a copy trimmed or padded with outlet boilerplate) most of the smaller text's
-        3-grams shared, with a Jaccard of at least CONTAINED_JACCARD."""
-        best: Placement | None = None
-        for cid, sig, story, original, size in sorted(found):
-            if not (sig and story):
-                continue  # expired meanwhile
-            score = jaccard(signature, decode_signature(sig))
-            if not (score >= self.near_threshold or _contained(score, shingles, size)):
-                continue
-            if best is None or score > best.similarity:
-                best = Placement(
-                    outcome=Outcome.NEAR_DUPLICATE,
-                    story_id=story,
-                    duplicate_of=original or cid,  # point at the first copy, not a copy of it
-                    similarity=score,
-                )
-        return best
-
     def _record(
-        self, item: Item, article: Article, placement: Placement, now: float,
+        self, item: Item, article: Article, analysis: Analysis, placement: Placement, now: float,
         fingerprint: Fingerprint | None = None, *, report: Report | None = None,
         check: tuple[str, str] = ("", ""),
     ) -> bool:  # fmt: skip
@@ -548,9 +261,9 @@ class DedupIndex:
             "outcome": str(placement.outcome),
             "duplicate_of": placement.duplicate_of or "",
             "source": item.source,
-            "wires": ",".join(sorted(report.wires)) if report else ",".join(credited(article.text)),
-            "url": article_url(item, article),
-            "title": item.title or article.title,
+            "wires": ",".join(sorted(analysis.wires)),
+            "url": analysis.url,
+            "title": analysis.title,
             "published": _iso(item.published or article.published),
             "time": report.time if report else now,
             "seen_at": now,
@@ -584,8 +297,14 @@ class DedupIndex:
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
         """The story's members, oldest first (at most `limit`)."""
-        ids = self.client.zrange(self.keys.story(story_id), 0, limit - 1)
+        return self.story(story_id, limit)[1]
+
+    def story(self, story_id: str, limit: int = 50) -> tuple[int, list[Source]]:
+        """The story's size and its members, oldest first (at most `limit`): two round trips."""
         pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.keys.story(story_id))
+        pipe.zrange(self.keys.story(story_id), 0, limit - 1)
+        size, ids = pipe.execute()
         for iid in ids:
             pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published", "wires")
         sources = []
@@ -595,7 +314,7 @@ class DedupIndex:
                 sources.append(
                     Source(iid, source or "", url, title or "", published or "", agencies)
                 )
-        return sources
+        return int(size), sources
 
     def originals(self, now: float | None = None) -> int:
         """About how many originals (new stories and same-story reports) the window holds:
@@ -611,44 +330,6 @@ class DedupIndex:
 
     def story_size(self, story_id: str) -> int:
         return int(self.client.zcard(self.keys.story(story_id)))
-
-
-def candidate_stories(report: Report, found: list, summaries: list) -> list[Candidate]:
-    """The candidate stories of a report, from what _CANDIDATES returned: each story's
-    summary, and its best member cosine, title overlap and wires over its candidates."""
-    stories: dict[str, Candidate] = {}
-    for i in range(0, len(summaries), 7):
-        story, size, oldest, newest, centroid, known, numbers = summaries[i : i + 7]
-        stories[story] = Candidate(
-            story=story,
-            size=int(size or 1),
-            oldest=float(oldest or report.time),
-            newest=float(newest or report.time),
-            centroid=float(centroid) if centroid else -1.0,  # -1: its one member's cosine
-            names=frozenset(known.split("|")) if known else frozenset(),
-            figures=frozenset(numbers.split("|")) if numbers else frozenset(),
-        )
-    for i in range(0, len(found), 5):
-        _, story, score, title, wires = found[i : i + 5]
-        candidate = stories[story]
-        candidate.best = max(candidate.best, float(score))
-        overlap = title_overlap(report.title, frozenset(title.split()))
-        candidate.title = max(candidate.title, overlap)
-        candidate.wires.update(w for w in wires.split(",") if w)
-    for candidate in stories.values():
-        if candidate.centroid < 0:
-            candidate.centroid = candidate.best
-    return list(stories.values())
-
-
-def _contained(jaccard: float, shingles: int, other: str | None) -> bool:
-    """Whether the smaller of two shingle sets lies mostly inside the other, from their
-    Jaccard estimate and sizes: |A∩B| = J(|A|+|B|)/(1+J)."""
-    if jaccard < CONTAINED_JACCARD or not other or not shingles:
-        return False
-    sizes = (shingles, int(other))
-    shared = jaccard * sum(sizes) / (1 + jaccard)
-    return shared / min(sizes) >= CONTAINMENT
 
 
 def _iso(when: datetime | None) -> str:

@@ -87,8 +87,9 @@ def name_terms(ranked: tuple[str, ...], counts: dict[str, float]) -> list[str]:
     return list(out)
 
 
-def title_terms(title: str) -> list[str]:
-    """The title's content terms, as the story vector counts them."""
+def title_terms(title: str | list[str]) -> list[str]:
+    """The title's content terms, as the story vector counts them (the title may come as its
+    words already)."""
     return sorted(features(title, ""))
 
 

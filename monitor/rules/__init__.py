@@ -1,6 +1,7 @@
 """Topic rules: files -> parsed queries -> matches with explanations."""
 
-from monitor.rules.load import Rule, RuleSet, ad_hoc_rule, load_rules
+from monitor.rules.load import ad_hoc_rule, load_rules
 from monitor.rules.match import Document
+from monitor.rules.model import Rule, RuleSet
 
 __all__ = ["Document", "Rule", "RuleSet", "ad_hoc_rule", "load_rules"]

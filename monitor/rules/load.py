@@ -8,26 +8,22 @@ and reports every broken file and rule, and lint warnings (likely mistakes that 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 import yaml
 
 from monitor.config import parse_duration
 from monitor.errors import QuerySyntaxError, RuleError
-from monitor.model import RuleMatch
-from monitor.rules.match import Document, evaluate, explain, score
-from monitor.rules.prefilter import Prefilter
+from monitor.rules.model import SEVERITIES, Rule, RuleSet
 from monitor.rules.query import And, Field, Node, Not, Or, Term, lint, parse, term
 from monitor.text import words
 
 log = structlog.get_logger(__name__)
 
 ALIASES_FILE = "aliases.yaml"
-SEVERITIES = ("low", "medium", "high", "critical")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEYS = {
     "id",
@@ -42,79 +38,6 @@ _KEYS = {
     "backfill",
     "tags",
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rule:
-    id: str
-    name: str
-    query: str
-    node: Node
-    severity: str = "medium"
-    languages: tuple[str, ...] = ()
-    min_score: int = 1
-    enabled: bool = True
-    examples_match: tuple[str, ...] = ()
-    examples_no_match: tuple[str, ...] = ()
-    sources_include: tuple[str, ...] = ()  # source names or domains; empty: any source
-    sources_exclude: tuple[str, ...] = ()
-    backfill: float | None = None  # seconds: the daemon runs a new version over that past
-    tags: tuple[str, ...] = ()  # free labels for routing alerts to sinks ("asia", "desk-x")
-    path: str = ""
-    warnings: tuple[RuleError, ...] = field(
-        default=(), compare=False
-    )  # lint: parses, but likely not what was meant
-
-    def match(self, doc: Document) -> RuleMatch | None:
-        if not self.enabled:
-            return None
-        if self.languages and doc.lang and doc.lang not in self.languages:
-            return None  # an item of unknown language is not excluded
-        if self.sources_include and not _from_any(doc, self.sources_include):
-            return None
-        if self.sources_exclude and _from_any(doc, self.sources_exclude):
-            return None
-        spans = evaluate(self.node, doc)
-        if spans is None:
-            return None
-        hits = explain(spans, doc)
-        total = score(hits)
-        if total < self.min_score:
-            return None
-        return RuleMatch(rule_id=self.id, score=total, hits=hits)
-
-
-def _from_any(doc: Document, sources: tuple[str, ...]) -> bool:
-    """Whether the document's source name or URL host is one of `sources` (names are
-    compared case-insensitively, domains also match their subdomains)."""
-    name = " ".join(words(doc.source))
-    host = (urlsplit(doc.url).hostname or "").lower()
-    for source in sources:
-        if source == name or (host and (host == source or host.endswith("." + source))):
-            return True
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSet:
-    rules: tuple[Rule, ...]
-    aliases: dict[str, tuple[Term, ...]]
-    prefilter: Prefilter[Rule] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prefilter", Prefilter(self.rules))
-
-    def match(self, doc: Document) -> list[RuleMatch]:
-        """Every rule that matches, evaluating only the prefilter's candidates."""
-        candidates = self.prefilter.candidates(doc.vocabulary())
-        return [m for rule in candidates if (m := rule.match(doc)) is not None]
-
-    def match_all(self, doc: Document) -> list[RuleMatch]:
-        """The same, evaluating every rule (the reference the prefilter must agree with)."""
-        return [m for rule in self.rules if (m := rule.match(doc)) is not None]
-
-    def get(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from monitor.model import Hit
 from monitor.rules.query import Alias, And, Field, Near, Node, Not, Or, Term
-from monitor.text import fold, tokens
+from monitor.text import Token, fold, tokens
 
 SEARCHED = ("title", "text")  # what an unscoped term looks in
 SNIPPET_CONTEXT = 60  # characters each side of a hit
@@ -22,8 +22,8 @@ class _FieldIndex:
     vocabulary: list[str]  # sorted, for prefix lookups
 
     @classmethod
-    def build(cls, text: str) -> _FieldIndex:
-        toks = tokens(text)
+    def build(cls, text: str, toks: list[Token] | None = None) -> _FieldIndex:
+        toks = tokens(text) if toks is None else toks
         positions: dict[str, list[int]] = {}
         for i, tok in enumerate(toks):
             positions.setdefault(tok.norm, []).append(i)
@@ -61,12 +61,14 @@ class Document:
     source: str = ""
     lang: str = ""
     url: str = ""  # not searched: for the rules' `sources` option
+    tokens: dict[str, list[Token]] = field(default_factory=dict)  # of fields tokenised already
     _indexes: dict[str, _FieldIndex] = field(default_factory=dict)
 
     def index(self, name: str) -> _FieldIndex:
         found = self._indexes.get(name)
         if found is None:
-            found = self._indexes[name] = _FieldIndex.build(getattr(self, name))
+            built = _FieldIndex.build(getattr(self, name), self.tokens.get(name))
+            found = self._indexes[name] = built
         return found
 
     def vocabulary(self) -> set[str]:

@@ -27,7 +27,7 @@ from monitor.desk import Desk, Filters, StoryCard
 from monitor.errors import MonitorError
 from monitor.keys import Keys
 from monitor.model import AlertKind, alert_id
-from monitor.queue import Retained, RetainedItems, _retained
+from monitor.retained import Retained, RetainedItems, retained_entry
 from monitor.rules import Rule, RuleSet, ad_hoc_rule
 from monitor.rules.match import evaluate, explain
 from monitor.rules.prefilter import keys
@@ -172,7 +172,7 @@ class _Pages:
         entries = [r.entry for r in card.reports]
         kept = dict(zip(entries, self.top.retained.get(entries), strict=True))
         hits = {entry: self._hits(item) for entry, item in kept.items() if item is not None}
-        alerts = [a for a in self._alerts(limit=5000) if a["story"]["id"] == card.id]
+        alerts = [a for a in self._alerts(limit=5000, story=card.id) if a["story"]["id"] == card.id]
         mutes = self.top.desk.mutes_of(card)
         return self.render(request, "story.html", card=card, hits=hits, alerts=alerts,
                            mutes=mutes)  # fmt: skip
@@ -203,10 +203,16 @@ class _Pages:
 
     # --- alerts ---------------------------------------------------------------------
 
-    def _alerts(self, *, limit: int, rule: str = "", severity: str = "") -> list[dict]:
+    def _alerts(
+        self, *, limit: int, rule: str = "", severity: str = "", story: str = ""
+    ) -> list[dict]:
+        """The newest `limit` alerts passing the filters (`story`: only those whose JSON
+        holds that id at all are parsed; the caller checks the field)."""
         entries = self.top.client.xrevrange(self.top.keys.alerts, count=limit)
         shown = []
         for entry_id, fields in entries:
+            if story and story not in fields["alert"]:
+                continue
             alert = json.loads(fields["alert"])
             alert["_entry"] = entry_id
             if alert_passes(alert, rule, severity):
@@ -343,7 +349,7 @@ class _Pages:
                 break
             if needs is not None and not may_contain(fields, needs):
                 continue
-            kept = _retained(entry_id, fields)
+            kept = retained_entry(entry_id, fields)
             doc = document_of(kept)
             match = rule.match(doc)
             if match is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from monitor.queue import Retained
+from monitor.retained import Retained
 from monitor.rules import Document, Rule
 from monitor.web.render import when
 
@@ -97,4 +97,4 @@ def is_number(text: str | None) -> bool:
 
 
 def days_param(text: str | None) -> float:
-    return min(max(float(text or 7), 0.01), 365.0) if is_number(text) else 7.0
+    return min(max(float(text), 0.01), 365.0) if text and is_number(text) else 7.0

@@ -1,0 +1,89 @@
+"""The decision, from what the index's scripts returned: is a report a copy of an earlier
+original, and if not, which candidate story (if any) it belongs to. Plain functions on plain
+data: no Redis here (DedupIndex reads and records; this decides)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.dedup.fingerprint import decode_signature, jaccard
+from monitor.dedup.signals import Candidate, Report, StoryModel, signals, title_overlap
+from monitor.model import Outcome, Placement
+
+CONTAINMENT = 0.7  # share of the smaller text's 3-grams that makes a trimmed/padded copy
+CONTAINED_JACCARD = 0.3
+
+
+def near_duplicate(
+    signature: np.ndarray, shingles: int, found: list, threshold: float
+) -> Placement | None:
+    """The best earlier original whose text this one repeats (`found`: the members of its
+    LSH buckets, as near_candidates.lua returns them): estimated Jaccard of the word 3-grams
+    at least `threshold`, or (a copy trimmed or padded with outlet boilerplate) most of the
+    smaller text's 3-grams shared, with a Jaccard of at least CONTAINED_JACCARD."""
+    best: Placement | None = None
+    for cid, sig, story, original, size in sorted(found):
+        if not (sig and story):
+            continue  # expired meanwhile
+        score = jaccard(signature, decode_signature(sig))
+        if not (score >= threshold or contained(score, shingles, size)):
+            continue
+        if best is None or score > best.similarity:
+            best = Placement(
+                outcome=Outcome.NEAR_DUPLICATE,
+                story_id=story,
+                duplicate_of=original or cid,  # point at the first copy, not a copy of it
+                similarity=score,
+            )
+    return best
+
+
+def closest_story(
+    model: StoryModel, threshold: float, report: Report, found: list, summaries: list
+) -> tuple[float, str] | None:
+    """The candidate story the model finds likeliest, with its probability, if that reaches
+    the threshold."""
+    best: tuple[float, str] | None = None
+    for candidate in candidate_stories(report, found, summaries):
+        p = model.probability(signals(report, candidate))
+        if p >= threshold and (best is None or (p, candidate.story) > best):
+            best = (p, candidate.story)
+    return best
+
+
+def candidate_stories(report: Report, found: list, summaries: list) -> list[Candidate]:
+    """The candidate stories of a report, from what story_candidates.lua returned: each story's
+    summary, and its best member cosine, title overlap and wires over its candidates."""
+    stories: dict[str, Candidate] = {}
+    for i in range(0, len(summaries), 7):
+        story, size, oldest, newest, centroid, known, numbers = summaries[i : i + 7]
+        stories[story] = Candidate(
+            story=story,
+            size=int(size or 1),
+            oldest=float(oldest or report.time),
+            newest=float(newest or report.time),
+            centroid=float(centroid) if centroid else -1.0,  # -1: its one member's cosine
+            names=frozenset(known.split("|")) if known else frozenset(),
+            figures=frozenset(numbers.split("|")) if numbers else frozenset(),
+        )
+    for i in range(0, len(found), 5):
+        _, story, score, title, wires = found[i : i + 5]
+        candidate = stories[story]
+        candidate.best = max(candidate.best, float(score))
+        overlap = title_overlap(report.title, frozenset(title.split()))
+        candidate.title = max(candidate.title, overlap)
+        candidate.wires.update(w for w in wires.split(",") if w)
+    for candidate in stories.values():
+        if candidate.centroid < 0:
+            candidate.centroid = candidate.best
+    return list(stories.values())
+
+
+def contained(jaccard: float, shingles: int, other: str | None) -> bool:
+    """Whether the smaller of two shingle sets lies mostly inside the other, from their
+    Jaccard estimate and sizes: |A∩B| = J(|A|+|B|)/(1+J)."""
+    if jaccard < CONTAINED_JACCARD or not other or not shingles:
+        return False
+    sizes = (shingles, int(other))
+    shared = jaccard * sum(sizes) / (1 + jaccard)
+    return shared / min(sizes) >= CONTAINMENT
