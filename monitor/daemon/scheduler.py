@@ -1,28 +1,30 @@
-"""Polling on a schedule: each feed's next poll in a heap of due times on the HTTP event
-loop, its poll a coroutine there (at most `schedule.workers` at once), rescheduled after
-each poll; a Redis lease per poll so that several daemons poll each feed once per interval;
-the feed list kept in step with `monitor feeds import / remove / pause / resume`.
+"""Polling on a schedule: one APScheduler job per feed, on an `AsyncIOScheduler` bound to
+the HTTP event loop, so each poll is a coroutine there (at most `schedule.workers` at once,
+no thread hand-off per poll); each poll sets its feed's next time (adaptive intervals,
+backoff) as a one-shot job; a Redis lease per poll so that several daemons poll each feed
+once per interval; the feed list kept in step with `monitor feeds import / remove / pause /
+resume`.
 
-Everything that touches the heap runs on the loop; other threads (the processing loop's
-housekeeping, signal handling) hand their changes over with `call_soon_threadsafe`. The
-polls' Redis commands go through one `BatchedRedis`, so the loop never blocks on Redis.
+APScheduler's job store is thread-safe and its wake-ups run on the loop, so other threads
+(the processing loop's housekeeping, signal handling) may add and remove jobs. The polls'
+Redis commands go through one `BatchedRedis`, so the loop never blocks on Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import heapq
-import itertools
 import random
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import redis
 import structlog
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.batched import BatchedRedis
 from monitor.config import FeedConfig, Settings
@@ -38,6 +40,27 @@ from monitor.registry import FeedRegistry, merged
 log = structlog.get_logger("monitor.daemon")
 
 STATE_BATCH = 1000  # feed states read in one pipeline at start
+
+
+class LoopScheduler(AsyncIOScheduler):
+    """APScheduler's asyncio scheduler with its wake-ups coalesced: each added job wakes
+    the scheduler to look for due jobs (one pass over the job store and one loop hand-off
+    per job), and every poll adds its feed's next job. Here jobs added while a wake-up is
+    pending share it: one pass per burst. (Uses the 3.x scheduler's timer methods, which
+    the pinned version has.)"""
+
+    _pending = False
+
+    def wakeup(self) -> None:
+        if self._pending:
+            return  # the pass already asked for will see this job too (added before)
+        self._pending = True
+        self._eventloop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._pending = False  # before the pass: a job added during it asks again
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
 
 
 class Scheduler:
@@ -63,44 +86,42 @@ class Scheduler:
         self.feeds = merged(settings.feeds, self.registry)
         self.paused = self.registry.paused()  # `monitor feeds pause`: not scheduled
         self.fetcher.trusted |= hosts(self.feeds)
-        # Touched only on the loop: the heap of (when, n, feed id), each feed's live entry
-        # (an entry replaced or removed stays in the heap until popped, then is skipped),
-        # the feeds being polled and the poll tasks.
-        self._heap: list[tuple[float, int, str]] = []
-        self._jobs: dict[str, tuple[float, int, FeedConfig]] = {}
-        self._running: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._count = itertools.count()
-        self._wake: asyncio.Event | None = None
+        # A late job still runs (once): a feed is never skipped because the loop was busy.
+        self._jobs = LoopScheduler(
+            event_loop=self.loop, timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )  # fmt: skip
+        self._slots = asyncio.Semaphore(settings.schedule.workers)
+        self._running: set[str] = set()  # feeds being polled (touched on the loop only)
         self._stopped = False
-        self._dispatcher: Future[None] | None = None
         metrics.feeds.set(len(self.feeds))
 
     # --- from any thread -------------------------------------------------------------------
 
     def start(self) -> None:
         active = [f for f in self.feeds if feed_id(f) not in self.paused]
-        firsts = [
-            (f, self.first_time(f, s)) for f, s in zip(active, self._states(active), strict=True)
-        ]
-        self._on_loop(lambda: self._put_all(firsts))
-        self._dispatcher = asyncio.run_coroutine_threadsafe(self._dispatch(), self.loop)
+        for feed, state in zip(active, self._states(active), strict=True):
+            self._put(feed, self.first_time(feed, state))
+        self._jobs.start()  # the jobs added before start are stored at once, in one go
 
     def shutdown(self) -> None:
         """Stop polling: no new poll starts, those under way are cancelled (their leases
         expire; what a cancelled poll appended is known as seen by the next one)."""
-        if self._dispatcher is not None:
-            self._on_loop(self._stop)
+        self._stopped = True
+        if self._jobs.running:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon stops
+                self._jobs.shutdown(wait=False)
 
     def schedule_first(self, feed: FeedConfig) -> None:
         """At the stored next poll, or (soon) now if that has passed."""
         self.schedule(feed, self.first_time(feed, self.poller.state(feed)))
 
     def schedule(self, feed: FeedConfig, when: float) -> None:
-        self._on_loop(lambda: self._put(feed, when))
+        self._put(feed, when)
 
     def unschedule(self, fid: str) -> None:
-        self._on_loop(lambda: self._jobs.pop(fid, None))
+        with contextlib.suppress(JobLookupError):
+            self._jobs.remove_job(fid)
 
     @staticmethod
     def first_time(feed: FeedConfig, state: FeedState) -> float:
@@ -136,13 +157,6 @@ class Scheduler:
         self.feeds, self.paused = current, paused
         self.metrics.feeds.set(len(self.feeds))
 
-    def _on_loop(self, call: Callable[[], object]) -> None:
-        if self.fetcher.on_loop():
-            call()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon stops
-                self.loop.call_soon_threadsafe(call)
-
     def _states(self, feeds: list[FeedConfig]) -> list[FeedState]:
         states: list[FeedState] = []
         for start in range(0, len(feeds), STATE_BATCH):
@@ -152,65 +166,36 @@ class Scheduler:
             states.extend(FeedState.from_hash(raw) for raw in pipe.execute())
         return states
 
-    # --- on the loop ---------------------------------------------------------------------
-
     def _put(self, feed: FeedConfig, when: float) -> None:
+        """The feed's next poll at `when`. Its job lives as long as the feed is scheduled:
+        each poll moves it to the time the poll chose (adaptive interval, backoff), and its
+        interval trigger is the fallback should a poll end without choosing."""
         if self._stopped or self.health.stop.is_set():
             return
+        fid, at = feed_id(feed), datetime.fromtimestamp(when, UTC)
+        try:
+            self._jobs.modify_job(fid, next_run_time=at)
+        except JobLookupError:
+            interval = feed.interval or self.settings.schedule.interval
+            self._jobs.add_job(
+                self._run, IntervalTrigger(seconds=interval, timezone=UTC), args=[feed],
+                id=fid, name=feed.url, next_run_time=at, replace_existing=True,
+            )  # fmt: skip
+
+    # --- on the loop ---------------------------------------------------------------------
+
+    async def _run(self, feed: FeedConfig) -> None:
+        """The job of a feed: its poll, once a slot is free; one poll of a feed at a time
+        (a job added while it runs finds it running: the running poll reschedules)."""
         fid = feed_id(feed)
-        entry = (when, next(self._count), fid)
-        self._jobs[fid] = (when, entry[1], feed)
-        heapq.heappush(self._heap, entry)
-        if self._wake is not None and self._heap[0] is entry:
-            self._wake.set()
-
-    def _put_all(self, jobs: list[tuple[FeedConfig, float]]) -> None:
-        for feed, when in jobs:
-            self._put(feed, when)
-
-    def _stop(self) -> None:
-        self._stopped = True
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-        for task in self._tasks:
-            task.cancel()
-        self._jobs.clear()
-
-    async def _dispatch(self) -> None:
-        self._wake = asyncio.Event()
-        slots = asyncio.Semaphore(self.settings.schedule.workers)
-        while not self.health.stop.is_set():
-            try:
-                await self._start_due(slots)
-            except Exception as exc:  # a loop boundary: polling must go on
-                log.exception("scheduler_error", error=str(exc))
-                await asyncio.sleep(1.0)
-            delay = self._heap[0][0] - time.time() if self._heap else 60.0
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, min(delay, 60.0))):
-                    await self._wake.wait()
-
-    async def _start_due(self, slots: asyncio.Semaphore) -> None:
-        """Start the poll of every feed that is due, as slots free up."""
-        while self._heap and self._heap[0][0] <= time.time():
-            _, n, fid = heapq.heappop(self._heap)
-            job = self._jobs.get(fid)
-            if job is None or job[1] != n:  # replaced or removed since
-                continue
-            del self._jobs[fid]
-            if fid in self._running:  # one poll of a feed at a time; it reschedules
-                continue
-            await slots.acquire()
-            self._running.add(fid)
-            task = asyncio.create_task(self.poll(job[2]))
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._done, fid=fid, slots=slots))
-
-    def _done(self, task: asyncio.Task[None], fid: str, slots: asyncio.Semaphore) -> None:
-        self._tasks.discard(task)
-        self._running.discard(fid)
-        slots.release()
+        if fid in self._running or self._stopped:
+            return
+        self._running.add(fid)
+        try:
+            async with self._slots:
+                await self.poll(feed)
+        finally:
+            self._running.discard(fid)
 
     async def poll(self, feed: FeedConfig) -> None:
         """One poll of one feed, unless another daemon has it or did it already."""
