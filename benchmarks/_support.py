@@ -85,9 +85,15 @@ def http_server(handler: Handler) -> Iterator[str]:
         httpd.server_close()
 
 
-def start_daemon(config: Path, redis_url: str, log: Path) -> subprocess.Popen:
+def start_daemon(
+    config: Path, redis_url: str, log: Path, *, code: Path | None = None
+) -> subprocess.Popen:
+    """`monitor run` in a process of its own; `code`: run the `monitor` package of that
+    checkout instead of this one (to compare two versions in one run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     with log.open("w") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(config), "run"],

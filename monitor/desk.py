@@ -189,12 +189,17 @@ class Desk:
         else:
             self.client.sadd(self.keys.mutes(rule_id), member)
 
-    def muted(self, rule_id: str, story_id: str, source: str) -> bool:
-        """Whether alerts of the rule are muted for this story or this source."""
-        found = self.client.smismember(
-            self.keys.mutes(rule_id), [f"story:{story_id}", f"source:{source.casefold()}"]
-        )
-        return any(found)
+    def muted(self, rule_ids: Iterable[str], story_id: str, source: str) -> set[str]:
+        """Those of the rules whose alerts are muted for this story or this source (one
+        round trip for all of them)."""
+        rule_ids = list(rule_ids)
+        if not rule_ids:
+            return set()
+        members = [f"story:{story_id}", f"source:{source.casefold()}"]
+        pipe = self.client.pipeline(transaction=False)
+        for rule_id in rule_ids:
+            pipe.smismember(self.keys.mutes(rule_id), members)
+        return {r for r, found in zip(rule_ids, pipe.execute(), strict=True) if any(found)}
 
     def mutes_of(self, card: StoryCard) -> dict[str, set[str]]:
         """Per rule of the story: what is muted of it ("story", or "source:<name>")."""

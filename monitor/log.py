@@ -1,5 +1,5 @@
 """structlog set-up: key-value events, JSON when not on a terminal, one stream for
-structlog and stdlib loggers (APScheduler, httpx) alike."""
+structlog and stdlib loggers (APScheduler, aiohttp, httpx) alike."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-_QUIET = ("httpx", "httpcore", "charset_normalizer", "apscheduler", "apprise")
+_QUIET = ("apscheduler", "aiohttp", "httpx", "httpcore", "charset_normalizer", "apprise")
 # Their ERRORs are about one page ("empty HTML tree"): the pipeline reports that page itself
 # (`article_unavailable`, a warning), so only their critical messages pass.
 _SILENT = ("trafilatura", "htmldate", "courlan", "justext")

@@ -204,19 +204,12 @@ class Pipeline:
         it for the same item publishes nothing new."""
         wires = credited(article.text) if wires is None else wires
         published = []
-        for match in matches:
-            if self.desk is not None and self.desk.muted(
-                match.rule_id, placement.story_id, item.source
-            ):
-                log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
-                         item=item.id, source=item.source)  # fmt: skip
-                continue
-            rule = self.rules.get(match.rule_id)
-            assert rule is not None  # matches come from this rule set
+        known: list[tuple[int, list[Source]]] = []
 
-            def build(kind: AlertKind, update: int, rule: Rule = rule, match: RuleMatch = match):
-                size = self.index.story_size(placement.story_id)
-                sources = self.index.story_sources(placement.story_id)
+        def story() -> tuple[int, list[Source]]:
+            """The story's size and members, read once per item (when an alert needs them)."""
+            if not known:
+                size, sources = self.index.story(placement.story_id)
                 if not size:  # the story left the dedup window (a late backfill): the item alone
                     when = item.published or article.published
                     itself = Source(
@@ -224,6 +217,27 @@ class Pipeline:
                         when.isoformat() if when else "", wires,
                     )  # fmt: skip
                     size, sources = 1, [itself]
+                known.append((size, sources))
+            return known[0]
+
+        muted = (
+            self.desk.muted([m.rule_id for m in matches], placement.story_id, item.source)
+            if self.desk is not None
+            else set()
+        )
+        # The first report of a new story most likely raises `new`: built without asking.
+        first = Outcome.NEW_STORY in (placement.outcome, placement.first_outcome)
+        guess = 0 if first else None
+        for match in matches:
+            if match.rule_id in muted:
+                log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
+                         item=item.id, source=item.source)  # fmt: skip
+                continue
+            rule = self.rules.get(match.rule_id)
+            assert rule is not None  # matches come from this rule set
+
+            def build(kind: AlertKind, update: int, rule: Rule = rule, match: RuleMatch = match):
+                size, sources = story()
                 return build_alert(
                     kind=kind,
                     rule=rule,
@@ -243,7 +257,7 @@ class Pipeline:
             # The claim and the publication are one step (one script): no crash between them.
             done = self.queue.claim_and_publish(
                 placement.story_id, rule.id, item.id, build,
-                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl,
+                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl, guess=guess,
             )  # fmt: skip
             if done is None or done[1] is None:
                 continue  # nothing to raise, or raised before

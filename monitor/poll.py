@@ -4,15 +4,20 @@ daemon, carries on where this one stopped)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
+import functools
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 import redis
 import structlog
 
+from monitor.batched import BatchedRedis
 from monitor.config import FeedConfig, ScheduleSettings
 from monitor.errors import FeedError, FetchError
 from monitor.feeds import item_url, parse_document
@@ -84,7 +89,27 @@ class PollReport:
     next_poll: float = 0.0
 
 
+@dataclass(slots=True)
+class _Taken:
+    """What the entries of a 200 gave (read in a thread: parsing and Redis calls block)."""
+
+    new: list[Item] = field(default_factory=list)
+    entries: int = 0
+    skipped: int = 0
+    skewed: int = 0
+    folded: int = 0
+    baseline: bool = False
+    ttl: float | None = None
+
+
+# Parsing a feed takes milliseconds to seconds: never on the HTTP loop, and not in the
+# loop's default executor either (the address guard resolves names there).
+_PARSING = ThreadPoolExecutor(4, thread_name_prefix="feed-parse")
+
+
 class Poller:
+    """Polls a feed: `apoll` on the fetcher's event loop, `poll` from any other thread."""
+
     def __init__(
         self,
         client: redis.Redis,
@@ -96,6 +121,7 @@ class Poller:
         seen_per_feed: int = 10_000,
         max_entries: int = 1_000,
         rng: random.Random | None = None,
+        redis_io: BatchedRedis | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -105,6 +131,7 @@ class Poller:
         self.seen_per_feed = seen_per_feed
         self.max_entries = max_entries
         self.rng = rng or random.Random()
+        self.redis_io = redis_io or BatchedRedis(client)
 
     def state(self, feed: FeedConfig) -> FeedState:
         return FeedState.from_hash(self.client.hgetall(self.keys.feed(feed_id(feed))))
@@ -112,58 +139,39 @@ class Poller:
     def poll(
         self, feed: FeedConfig, now: float | None = None, state: FeedState | None = None
     ) -> PollReport:
+        """`apoll`, for a caller outside the fetcher's loop."""
+        return self.fetcher.run(self.apoll(feed, now, state), feed.url)
+
+    async def apoll(
+        self, feed: FeedConfig, now: float | None = None, state: FeedState | None = None
+    ) -> PollReport:
         """Poll once. Never raises for what the feed or the network does: errors are
         recorded in the feed's state and push its next poll back. `state`: the feed's state
         if the caller has just read it."""
         fid = feed_id(feed)
         now = time.time() if now is None else now
-        state = state or self.state(feed)
+        if state is None:
+            (raw,) = await self.redis_io(lambda pipe: pipe.hgetall(self.keys.feed(fid)))
+            state = FeedState.from_hash(raw)
         state.url = state.url or feed.url
         state.interval = state.interval or feed.interval or self.schedule.interval
         started = time.monotonic()
         response: Response | None = None
-        new: list[Item] = []
-        entries = skipped = skewed = folded = 0
-        baseline = False
+        taken = _Taken()
         error = ""
-        ttl = None
         try:
-            response = self.fetcher.get(
+            response = await self.fetcher.aget(
                 state.url, etag=state.etag, last_modified=state.last_modified, accept=FEED_ACCEPT
             )
             if response.status == 200:
-                document = parse_document(response.body, url=response.url, headers=response.headers)
-                seen_at = datetime.fromtimestamp(now, UTC)
-                items = [dataclasses.replace(i, first_seen=seen_at) for i in document.items]
-                entries = len(items)
-                if entries > self.max_entries:
-                    items = newest(self._first_seen(fid, items), self.max_entries)
-                    skipped = entries - len(items)
-                ttl = _ttl(response.body)
-                new, folded_marks = self._unseen(fid, items)
-                folded = len(folded_marks)
-                # The first poll that reads the feed is its baseline (DESIGN §4.5): its
-                # entries are processed, but alert only when recent.
-                baseline = not state.baselined and not state.total_items
-                if baseline:
-                    new = [dataclasses.replace(i, baseline=True) for i in new]
-                state.baselined = 1
-                skewed = sum(1 for i in new if i.skewed)
-                if skewed:
-                    example = next(i for i in new if i.skewed)
-                    log.warning(
-                        "feed_clock_skew", feed=fid, url=state.url, entries=skewed,
-                        published=example.published.isoformat() if example.published else None,
-                        first_seen=seen_at.isoformat(),
-                    )  # fmt: skip
-                if new:
-                    self.items.append(new)
-                if new or folded_marks:
-                    self._mark_seen(fid, new, now, folded_marks)
+                loop = asyncio.get_running_loop()
+                call = functools.partial(self._take, fid, response, state, now)
+                taken = await loop.run_in_executor(_PARSING, contextvars.copy_context().run, call)
             elif response.status != 304:
                 error = f"HTTP {response.status}"
         except (FetchError, FeedError) as exc:
             error = exc.reason
+        new = taken.new
         ok = not error
         state.errors = 0 if ok else state.errors + 1
         outcome = PollOutcome(
@@ -172,7 +180,7 @@ class Poller:
             errors=state.errors,
             retry_after=retry_after(response.headers.get("retry-after")) if response else None,
             max_age=max_age(response.headers) if response and ok else None,
-            ttl=ttl,
+            ttl=taken.ttl,
         )
         interval = next_interval(state.interval, outcome, self.schedule, fixed=feed.interval)
         if ok:
@@ -192,17 +200,18 @@ class Poller:
         state.polls += 1
         state.total_errors += 0 if ok else 1
         state.total_items += len(new)
-        self.client.hset(self.keys.feed(fid), mapping=state.to_hash())
+        written = state.to_hash()
+        await self.redis_io(lambda pipe: pipe.hset(self.keys.feed(fid), mapping=written))
         log_event = log.info if ok else log.warning
         log_event(
             "feed_polled",
             feed=fid,
             url=state.url,
             status=state.last_status,
-            entries=entries,
+            entries=taken.entries,
             new=len(new),
-            skipped=skipped or None,
-            baseline=baseline or None,
+            skipped=taken.skipped or None,
+            baseline=taken.baseline or None,
             error=error or None,
             errors=state.errors,
             next_in=round(state.next_poll - now),
@@ -212,14 +221,48 @@ class Poller:
             feed=fid,
             status=state.last_status,
             new=new,
-            entries=entries,
-            skipped=skipped,
-            skewed=skewed,
-            folded=folded,
-            baseline=baseline,
+            entries=taken.entries,
+            skipped=taken.skipped,
+            skewed=taken.skewed,
+            folded=taken.folded,
+            baseline=taken.baseline,
             error=error,
             next_poll=state.next_poll,
         )
+
+    def _take(self, fid: str, response: Response, state: FeedState, now: float) -> _Taken:
+        """Parse a 200's document, keep the entries not seen before, append them to the
+        items stream and remember them (blocking: runs in a thread). Marks the feed's
+        state as baselined."""
+        document = parse_document(response.body, url=response.url, headers=response.headers)
+        seen_at = datetime.fromtimestamp(now, UTC)
+        items = [dataclasses.replace(i, first_seen=seen_at) for i in document.items]
+        taken = _Taken(entries=len(items), ttl=_ttl(response.body))
+        if taken.entries > self.max_entries:
+            items = newest(self._first_seen(fid, items), self.max_entries)
+            taken.skipped = taken.entries - len(items)
+        new, folded_marks = self._unseen(fid, items)
+        taken.folded = len(folded_marks)
+        # The first poll that reads the feed is its baseline (DESIGN §4.5): its entries are
+        # processed, but alert only when recent.
+        taken.baseline = not state.baselined and not state.total_items
+        if taken.baseline:
+            new = [dataclasses.replace(i, baseline=True) for i in new]
+        state.baselined = 1
+        taken.skewed = sum(1 for i in new if i.skewed)
+        if taken.skewed:
+            example = next(i for i in new if i.skewed)
+            log.warning(
+                "feed_clock_skew", feed=fid, url=state.url, entries=taken.skewed,
+                published=example.published.isoformat() if example.published else None,
+                first_seen=seen_at.isoformat(),
+            )  # fmt: skip
+        if new:
+            self.items.append(new)
+        if new or folded_marks:
+            self._mark_seen(fid, new, now, folded_marks)
+        taken.new = new
+        return taken
 
     def _first_seen(self, fid: str, items: list[Item]) -> list[Item]:
         """The items, those without a trustworthy date (undated, or dated in the future)

@@ -349,3 +349,22 @@ def test_the_window_count_takes_the_share_of_the_older_generation(client: redis.
     place(5, later)
     assert index.originals(now=later) == 5
     assert index.originals(now=start + 2 * 3600 + 5) == 2  # the first four are out of reach
+
+
+def test_an_item_matching_several_rules_reads_its_story_once(
+    redis_url: str, client: redis.Redis
+) -> None:
+    from monitor.rules import RuleSet, ad_hoc_rule
+
+    rules = RuleSet(tuple(ad_hoc_rule(q, {}, f"r{n}") for n, q in
+                          enumerate(("Putin", "Kim", "treaty", "Russia"))), {})  # fmt: skip
+    pipeline = runtime.pipeline(client, Settings(redis_url=redis_url), rules, LocalFetcher(ROOT))
+    before = client.info("commandstats")
+    result = pipeline.process(next(iter(read_feeds([SAMPLE_FEEDS]))))
+    after = client.info("commandstats")
+    assert len(result.alerts) == len(result.matches) >= 3  # a new story: `new` for each rule
+    calls = {k[8:]: v["calls"] - before.get(k, {}).get("calls", 0) for k, v in after.items()}
+    assert calls["zcard"] == 1
+    # Its scripts: two to decide, one to record, one per alert (a new story's first report
+    # claims `new` without asking first); the decision's two once more after NOSCRIPT.
+    assert calls["evalsha"] - calls.get("script", 0) == 3 + len(result.alerts)

@@ -124,3 +124,20 @@ def test_stories_are_summarised_for_later_decisions(index: DedupIndex, client) -
     assert float(summary["oldest"]) == T0.timestamp()
     assert float(summary["newest"]) == (T0 + timedelta(hours=len(texts) - 1)).timestamp()
     assert "putin" in json.loads(summary["centroid"]) and "putin" in summary["names"].split("|")
+
+
+def test_a_decision_is_one_round_trip_and_survives_redis_losing_its_scripts(
+    index: DedupIndex, client: redis.Redis
+) -> None:
+    first = place(index, "a", "Shooting on Maple Street", SHOOTING, T0)
+    assert first.outcome is Outcome.NEW_STORY
+    client.script_flush()  # as after a restart without persistence of scripts
+    later = place(index, "b", "Parish charged with murder", FOLLOW_UP, T0 + timedelta(days=4))
+    assert later.outcome is Outcome.SAME_STORY and later.story_id == first.story_id
+    # Scripts loaded now: deciding and recording an item sends no SCRIPT EXISTS/LOAD.
+    before = client.info("commandstats")
+    place(index, "c", "Ghent approves a tram line", TRAM, T0 + timedelta(days=5))
+    after = client.info("commandstats")
+    calls = {k: after[k]["calls"] - before.get(k, {}).get("calls", 0) for k in after}
+    assert not calls.get("cmdstat_script") and not calls.get("cmdstat_script|exists")
+    assert after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"] == 3

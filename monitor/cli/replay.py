@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,18 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         pipeline = runtime.pipeline(client, settings, rules, fetcher)
         rows = []
         progress = Progress(len(items), "replay", enabled=False if args.json else None)
-        interrupted = False
         done = 0
+        # Ctrl-C stops between two items (the one in hand is finished: what was done is done
+        # and durable); a second one at once. A flag, not KeyboardInterrupt alone: raised
+        # inside a library's C callback, that exception can be swallowed and the replay ran on.
+        stop = threading.Event()
+
+        def interrupt(signum: int, frame: object) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            stop.set()
+
+        previous = signal.signal(signal.SIGINT, interrupt)
         try:
             for item, result, error in replay(items, pipeline.process, summary):
                 done += 1
@@ -68,8 +80,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                     print(line, flush=True)
                 else:
                     rows.append((item, result, error))
-        except KeyboardInterrupt:  # Ctrl-C: what was done is done (and durable); say what
-            interrupted = True
+                if stop.is_set():
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        interrupted = stop.is_set() and done < len(items)
         progress.close()
     if args.json:
         extra = {"interrupted": True, "done": done, "of": len(items)} if interrupted else {}

@@ -1,17 +1,19 @@
 """`monitor run`: the long-running daemon. `Daemon` only wires its rooms together:
 
-    scheduler.py  polling: one APScheduler job per feed, leases, the feed list kept in step
+    scheduler.py  polling: coroutines on the HTTP loop, due times, leases, the feed list
     worker.py     processing: the items stream read as a consumer group, pages, ack
     control.py    the rules in force (reload on change or SIGHUP) and automatic backfills
     health.py     what /healthz and /livez say, from the daemon's own state
     endpoints.py  /healthz, /livez, /metrics (and the desk, with web.in_daemon)
     metrics.py    the Prometheus metrics
 
-Threads: APScheduler's pool polls feeds and appends new entries to the items stream; the
-main thread processes them (trafilatura is only ever called from it). Several daemons on one
-Redis share the work: a per-feed lease and the stored next poll time make each feed polled
-once per interval; the consumer group gives each item to one daemon; items left pending by a
-daemon that died are taken back (dead daemons' at once, stale ones after `claim_idle`).
+Threads: polls are coroutines on the HTTP event loop (the fetcher's thread; their Redis
+commands batched by one thread, feed parsing in a small pool) and append new entries to the
+items stream; the main thread processes them (trafilatura is only ever called from it).
+Several daemons on one Redis share the work: a per-feed lease and the stored next poll time
+make each feed polled once per interval; the consumer group gives each item to one daemon;
+items left pending by a daemon that died are taken back (dead daemons' at once, stale ones
+after `claim_idle`).
 
 Signals: SIGTERM/SIGINT stop polling, finish the item in hand, and exit 0 (items read but
 not started stay pending and are re-claimed); a second signal exits at once. SIGHUP

@@ -159,27 +159,36 @@ class DedupIndex:
         counts = analysis.counts
         generations = self._generations(now)
         # One round trip asks every question: known already? URL claimed? near-duplicate
-        # candidates? the candidate stories (and the article's TF-IDF vector)?
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
-        if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
-            pipe.set(url_key, item_id, nx=True, ex=self.window)
-            pipe.get(url_key)
-        self._near_candidates(
-            args=[item_id, self.keys.entry(""), ",".join(buckets),
-                  ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP],
-            client=pipe,
-        )  # fmt: skip
-        self._candidates(
-            keys=[self.keys.df(g) for g in generations],
-            args=["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
-                  PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
-                  item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
-                  self.keys.term(""), self.keys.summary_affixes[0],
-                  "\n".join(name_terms(report.top_names, counts)), self.keys.summary_affixes[1]],
-            client=pipe,
-        )  # fmt: skip
-        seen, *claimed, near, closest = pipe.execute()
+        # candidates? the candidate stories (and the article's TF-IDF vector)? The scripts
+        # go by their SHA: a pipeline calling them as Script objects would first ask
+        # SCRIPT EXISTS, a round trip more per item.
+        near_args = [item_id, self.keys.entry(""), ",".join(buckets),
+                     ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP]  # fmt: skip
+        frequencies = [self.keys.df(g) for g in generations]
+        story_args = ["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
+                      PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
+                      item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
+                      self.keys.term(""), self.keys.summary_affixes[0],
+                      "\n".join(name_terms(report.top_names, counts)),
+                      self.keys.summary_affixes[1]]  # fmt: skip
+
+        def ask() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
+            if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
+                pipe.set(url_key, item_id, nx=True, ex=self.window)
+                pipe.get(url_key)
+            pipe.evalsha(self._near_candidates.sha, 0, *near_args)
+            pipe.evalsha(self._candidates.sha, len(frequencies), *frequencies, *story_args)
+            return pipe.execute()
+
+        try:
+            replies = ask()
+        except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+            for loaded in (self._near_candidates, self._candidates):
+                self.client.script_load(loaded.script)
+            replies = ask()  # the URL claim is idempotent: asking twice is safe
+        seen, *claimed, near, closest = replies
         if known := self._known(item_id, seen, claimed):
             if known.outcome is Outcome.SAME_ITEM:
                 self._record(item, article, analysis, known, now)
@@ -287,8 +296,14 @@ class DedupIndex:
 
     def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
         """The story's members, oldest first (at most `limit`)."""
-        ids = self.client.zrange(self.keys.story(story_id), 0, limit - 1)
+        return self.story(story_id, limit)[1]
+
+    def story(self, story_id: str, limit: int = 50) -> tuple[int, list[Source]]:
+        """The story's size and its members, oldest first (at most `limit`): two round trips."""
         pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.keys.story(story_id))
+        pipe.zrange(self.keys.story(story_id), 0, limit - 1)
+        size, ids = pipe.execute()
         for iid in ids:
             pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published", "wires")
         sources = []
@@ -298,7 +313,7 @@ class DedupIndex:
                 sources.append(
                     Source(iid, source or "", url, title or "", published or "", agencies)
                 )
-        return sources
+        return int(size), sources
 
     def originals(self, now: float | None = None) -> int:
         """About how many originals (new stories and same-story reports) the window holds:

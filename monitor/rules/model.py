@@ -72,9 +72,14 @@ class RuleSet:
     rules: tuple[Rule, ...]
     aliases: dict[str, tuple[Term, ...]]
     prefilter: Prefilter[Rule] = field(init=False, repr=False, compare=False)
+    by_id: dict[str, Rule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefilter", Prefilter(self.rules))
+        # The first of a repeated id, as a search in order would find.
+        object.__setattr__(self, "by_id", {})
+        for rule in self.rules:
+            self.by_id.setdefault(rule.id, rule)
 
     def match(self, doc: Document) -> list[RuleMatch]:
         """Every rule that matches, evaluating only the prefilter's candidates."""
@@ -86,4 +91,4 @@ class RuleSet:
         return [m for rule in self.rules if (m := rule.match(doc)) is not None]
 
     def get(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self.by_id.get(rule_id)

@@ -82,19 +82,20 @@ class Prefilter(Generic[Rule]):
                 continue
             for word, prefix in found:
                 (self.prefixes if prefix else self.words).setdefault(word, []).append(n)
-        self.longest_prefix = max(map(len, self.prefixes), default=0)
+        # Prefixes by length: a word w has prefix p exactly when w[:len(p)] == p, so one set
+        # intersection per distinct prefix length finds them all.
+        self.by_length: dict[int, set[str]] = {}
+        for start in self.prefixes:
+            self.by_length.setdefault(len(start), set()).add(start)
 
     def candidates(self, vocabulary: Iterable[str]) -> list[Rule]:
         """The rules that may match a document with these (folded) words, in rule order."""
+        vocab = vocabulary if isinstance(vocabulary, (set, frozenset)) else set(vocabulary)
         hits = set(self.always)
-        words, prefixes, longest = self.words, self.prefixes, self.longest_prefix
-        for word in vocabulary:
-            found = words.get(word)
-            if found:
-                hits.update(found)
-            if longest:
-                for end in range(1, min(len(word), longest) + 1):
-                    found = prefixes.get(word[:end])
-                    if found:
-                        hits.update(found)
+        words, prefixes = self.words, self.prefixes
+        for word in words.keys() & vocab:
+            hits.update(words[word])
+        for length, known in self.by_length.items():
+            for prefix in known.intersection({w[:length] for w in vocab if len(w) >= length}):
+                hits.update(prefixes[prefix])
         return [self.rules[n] for n in sorted(hits)]
