@@ -82,6 +82,18 @@ def test_the_seed_replay_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
     assert [a["id"] for a in json_lines(read.stdout)] == [alert["id"]]  # raised once, ever
     status = monitor("status", cwd=tmp_path, redis_url=cluster_url)
     assert status.returncode == 0 and "redis: redis://127.0.0.1:" in status.stdout
+    cli = monitor("redis-cli", "XLEN", "monitor:alerts", cwd=tmp_path, redis_url=cluster_url)
+    assert cli.stdout.strip() == "1", cli.stderr  # -c: wherever the stream lives
+
+
+def test_the_desk_on_a_cluster(cluster_url: str, desk) -> None:
+    from .test_web import replayed
+
+    client = connect(cluster_url)
+    web = desk(replayed(cluster_url, client), client)
+    page = web.get("/")
+    assert page.status_code == 200 and "5 reports" in page.text
+    assert "dprk-russia-treaty" in web.get("/alerts").text
 
 
 def test_an_acl_user_on_a_cluster(redis_cluster: LocalCluster, cluster_url: str,

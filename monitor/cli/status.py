@@ -127,6 +127,8 @@ def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
         if parts.username:
             target += ["--user", unquote(parts.username)]
         target += ["-n", db] if db and db.isdigit() else []
+        if parts.scheme in ("redis", "rediss") and _is_cluster(url):
+            target.append("-c")  # follow a cluster's redirections to the key's node
         try:
             return subprocess.run(
                 [str(binary), *target, *args.passed], check=False, env=env
@@ -152,3 +154,16 @@ def cmd_redis_cluster(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{count} nodes on 127.0.0.1:{args.port}-{last} ({args.masters} masters), data in "
           f"{args.directory}\nexport MONITOR_REDIS_URL={cluster.url}")  # fmt: skip
     return 0
+
+
+def _is_cluster(url: str) -> bool:
+    from monitor.connection import connect, is_cluster
+
+    try:
+        client = connect(url)
+    except MonitorError:
+        return False  # redis-cli says what is wrong, in its words
+    try:
+        return is_cluster(client)
+    finally:
+        client.close()

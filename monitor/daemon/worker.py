@@ -29,6 +29,7 @@ from monitor.redisguard import EvictionWatch, write_refusal
 from monitor.retention import GroupLag, stream_groups
 
 log = structlog.get_logger("monitor.daemon")
+RETRY_FIRST, RETRY_EVERY = 0.5, 2.0  # seconds between tries while Redis is away
 
 HEARTBEAT_EVERY = 10.0
 RETENTION_WARN_EVERY = 300.0  # seconds between two warnings about one group's retention
@@ -73,6 +74,7 @@ class Worker:
         next_rules = time.monotonic() + cfg.rules_check
         own = True  # first what this consumer name held when it last stopped, in order
         orphans, next_orphans = True, 0.0  # then what dead daemons held, in order
+        retry = RETRY_FIRST  # after Redis was away: soon (a cluster's failover), then every 2 s
         while not health.stop.is_set():
             now = health.tick()
             try:
@@ -111,9 +113,11 @@ class Worker:
                 if not batch:
                     batch = self.items.read(self.instance, count=cfg.batch, block_ms=1000)
                 self.handle(batch)
+                retry = RETRY_FIRST
             except UNAVAILABLE as exc:
-                log.error("redis_unavailable", error=str(exc), retry_in=2)
-                health.stop.wait(2)
+                log.error("redis_unavailable", error=str(exc), retry_in=retry)
+                health.stop.wait(retry)
+                retry = min(RETRY_EVERY, retry * 2)
                 own = True  # back: first what this daemon held
             except Exception as exc:  # the loop boundary: nothing may end the daemon
                 if reason := write_refusal(exc):

@@ -38,7 +38,7 @@ from monitor.dedup.index import (
     summary_args,
 )
 from monitor.dedup.signals import Report, name_terms
-from monitor.keys import LSH_GROUP
+from monitor.keys import LSH_GROUP, Keys
 from monitor.model import Article, Item, Outcome, Placement, stable_id
 from monitor.scripts import Lua, pipelined, script
 
@@ -54,7 +54,7 @@ class SpreadIndex(DedupIndex):
     # commit meanwhile (each costs a look again, a few ms) before the last, unchecked try.
     attempts = 20
 
-    def __init__(self, client: Any, keys: Any, **options: Any) -> None:
+    def __init__(self, client: Any, keys: Keys, **options: Any) -> None:
         super().__init__(client, keys, **options)
         self._snapshot = Lua(client, script("snapshot", "monitor.dedup"))
         self._commit = Lua(client, script("commit", "monitor.dedup"))
