@@ -27,7 +27,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[int, int, int, subprocess.Popen]]:
     watching `mymaster`."""
     master, replica, sentinel = free_ports(3)
     binary = str(find_redis_server())
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
     conf = tmp_path / "sentinel.conf"
     conf.write_text(
         f"port {sentinel}\nbind 127.0.0.1\ndir {tmp_path}\n"
