@@ -75,7 +75,12 @@ class BatchedRedis:
                     units.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._send(units)
+            try:
+                self._send(units)
+            except Exception as exc:  # a thread boundary: fail this batch, serve the next
+                for unit in units:
+                    with contextlib.suppress(RuntimeError):  # its loop is closed
+                        unit.loop.call_soon_threadsafe(_resolve, [(unit, exc)])
 
     def _send(self, units: list[_Unit]) -> None:
         commands: Commands = []

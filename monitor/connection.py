@@ -206,14 +206,17 @@ def _per_master(client: Any, commands: Commands) -> list | None:
     """The replies (errors in place), or None when a master could not be reached."""
     groups: dict[str, tuple[Any, list[int]]] = {}
     manager = client.nodes_manager
-    for n, (args, _) in enumerate(commands):
-        key = args[3] if args[0] == "EVALSHA" else args[1]
-        node = manager.get_node_from_slot(client.keyslot(key))
-        groups.setdefault(node.name, (node, []))[1].append(n)
     replies: list[Any] = [None] * len(commands)
     taken: list[tuple[Any, Any]] = []
     clean = False
     try:
+        for n, (args, _) in enumerate(commands):
+            if args[0] == "EVALSHA" and int(args[2]) == 0:
+                node = client.get_default_node()  # a script without keys: any master
+            else:
+                key = args[3] if args[0] == "EVALSHA" else args[1]
+                node = manager.get_node_from_slot(client.keyslot(key))
+            groups.setdefault(node.name, (node, []))[1].append(n)
         batches = []
         for node, indexes in groups.values():
             server = client.get_redis_connection(node)
@@ -231,8 +234,8 @@ def _per_master(client: Any, commands: Commands) -> list | None:
                 except redis.ResponseError as exc:
                     replies[n] = exc
         clean = True
-    except UNAVAILABLE:
-        return None
+    except (*UNAVAILABLE, redis.exceptions.SlotNotCoveredError):
+        return None  # a master away, or a slot without one (a failover): the slow path
     finally:
         for server, connection in taken:
             if not clean:

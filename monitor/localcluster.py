@@ -194,9 +194,13 @@ class LocalCluster:
 
 
 def _signal(pidfile: Path, sig: signal.Signals) -> int:
-    """Signal the process of a pid file; its pid (0: none)."""
+    """Signal the process of a pid file, if it is a redis-server (a stale file's pid may
+    belong to another process now); its pid (0: none)."""
     try:
         pid = int(pidfile.read_text().strip())
+        proc = Path(f"/proc/{pid}/cmdline")
+        if Path("/proc/self").exists() and b"redis-server" not in proc.read_bytes():
+            return 0
         os.kill(pid, sig)
     except (OSError, ValueError):
         return 0

@@ -79,9 +79,6 @@ class FeedRegistry:
         """The ids of the paused feeds."""
         return set(self.client.smembers(self.keys.feeds_paused))
 
-    def is_paused(self, feed_id: str) -> bool:
-        return bool(self.client.sismember(self.keys.feeds_paused, feed_id))
-
 
 class UnknownFeed(MonitorError):
     """No feed, or more than one, answers to what the user typed."""

@@ -66,7 +66,12 @@ def redis_client(
         stack.callback(client.close)
         if check:
             check_eviction(client, allow=settings.redis_allow_eviction, where=redact(url))
-        migrate(client, Keys(settings.prefix))
+        try:
+            migrate(client, Keys(settings.prefix))
+        except (redis.exceptions.NoPermissionError, redis.exceptions.ReadOnlyError) as exc:
+            # A user that may not scan or write (a read-only consumer, a replica): its
+            # commands still work; the first command of one that may renames the keys.
+            log.warning("keys_not_migrated", error=str(exc))
         yield client
 
 

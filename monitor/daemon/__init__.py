@@ -1,6 +1,6 @@
 """`monitor run`: the long-running daemon. `Daemon` only wires its rooms together:
 
-    scheduler.py  polling: coroutines on the HTTP loop, due times, leases, the feed list
+    scheduler.py  polling: APScheduler jobs as coroutines on the HTTP loop, leases, feed list
     worker.py     processing: the items stream read as a consumer group, pages, ack
     control.py    the rules in force (reload on change or SIGHUP) and automatic backfills
     health.py     what /healthz and /livez say, from the daemon's own state

@@ -1,7 +1,7 @@
 """Polling on a schedule: one APScheduler job per feed, on an `AsyncIOScheduler` bound to
 the HTTP event loop, so each poll is a coroutine there (at most `schedule.workers` at once,
-no thread hand-off per poll); each poll sets its feed's next time (adaptive intervals,
-backoff) as a one-shot job; a Redis lease per poll so that several daemons poll each feed
+no thread hand-off per poll); each poll moves its feed's job to the next time it chose
+(adaptive intervals, backoff); a Redis lease per poll so that several daemons poll each feed
 once per interval; the feed list kept in step with `monitor feeds import / remove / pause /
 resume`.
 
@@ -211,8 +211,9 @@ class Scheduler:
                     pipe.hgetall(self.keys.feed(fid)),
                 )
             )
-            if paused:
-                self.paused.add(fid)  # paused since scheduled; `resume` schedules it again
+            if paused:  # paused since scheduled; `resume` schedules it again
+                self.paused.add(fid)
+                self.unschedule(fid)
                 return
             now = time.time()
             state = FeedState.from_hash(raw)
@@ -225,10 +226,14 @@ class Scheduler:
             # The lease only has to outlive the poll itself; it must expire before the next
             # one, which can come after 0.675 x interval (new items x0.75, jitter -10%).
             lease_ms = max(1000, int(0.5 * interval * 1000))
-            (leased,) = await self.redis_io(
-                lambda pipe: pipe.set(self.keys.lease(fid), self.instance, nx=True, px=lease_ms)
+            # SET NX, then GET: a batch sent again (a cluster redirect) finds its own lease.
+            _, holder = await self.redis_io(
+                lambda pipe: (
+                    pipe.set(self.keys.lease(fid), self.instance, nx=True, px=lease_ms),
+                    pipe.get(self.keys.lease(fid)),
+                )
             )
-            if not leased:
+            if holder != self.instance:
                 self._put(feed, now + min(interval, 60) * random.uniform(0.5, 1.0))
                 return
             with self.metrics.poll_time.time():

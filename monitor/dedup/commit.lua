@@ -5,7 +5,8 @@
 -- not all written), may be missing from what it read: then nothing is written (-1) and the
 -- caller decides again, as record.lua's check does on one server. Otherwise the placement
 -- is logged with its query terms, in flight until the caller has written it and removes it
--- (HDEL), and the frequencies count it: two daemons deciding rewrites of one story at once
+-- (HDEL), and the frequencies count it (once: an attempt cut short by a crash counted them
+-- already): two daemons deciding rewrites of one story at once
 -- give one story. (One server checks the frequencies of the query terms instead: any
 -- original counting one of them, which a decision of one round trip can afford; a shared
 -- name like "Reuters" would make every slower decision here start again.)
@@ -52,13 +53,18 @@ if ARGV[9] == '1' then
     end
   end
 end
-local flight = redis.call('HGETALL', KEYS[3])
+local flight, counted = redis.call('HGETALL', KEYS[3]), false
 for i = 1, #flight, 2 do  -- an earlier attempt of this item (it crashed before writing)
-  if string.match(flight[i + 1], '|(.*)$') == item then redis.call('HDEL', KEYS[3], flight[i]) end
+  if string.match(flight[i + 1], '|(.*)$') == item then
+    redis.call('HDEL', KEYS[3], flight[i])
+    counted = true  -- that attempt counted its terms already: not twice
+  end
 end
 local id = redis.call('XADD', KEYS[2], 'MINID', '~', horizon .. '-0', '*',
                       'item', item, 'terms', ARGV[5])
-for term in string.gmatch(ARGV[6], "[^\n]+") do redis.call('HINCRBY', KEYS[1], term, 1) end
+if not counted then
+  for term in string.gmatch(ARGV[6], "[^\n]+") do redis.call('HINCRBY', KEYS[1], term, 1) end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('HSET', KEYS[3], id, (now + tonumber(ARGV[8])) .. '|' .. item)
 return id

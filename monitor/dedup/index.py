@@ -294,10 +294,6 @@ class DedupIndex:
         )  # fmt: skip
         return written != -1
 
-    def story_sources(self, story_id: str, limit: int = 50) -> list[Source]:
-        """The story's members, oldest first (at most `limit`)."""
-        return self.story(story_id, limit)[1]
-
     def story(self, story_id: str, limit: int = 50) -> tuple[int, list[Source]]:
         """The story's size and its members, oldest first (at most `limit`): two round trips."""
         pipe = self.client.pipeline(transaction=False)
@@ -326,9 +322,6 @@ class DedupIndex:
         previous, current = (int(n or 0) for n in pipe.execute())
         inside = 1 - (now % self.window) / self.window  # of the previous generation
         return current + round(previous * inside)
-
-    def story_size(self, story_id: str) -> int:
-        return int(self.client.zcard(self.keys.story(story_id)))
 
 
 def entry_fields(

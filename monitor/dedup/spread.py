@@ -107,8 +107,8 @@ class SpreadIndex(DedupIndex):
                 if other != item_id  # its own earlier attempt, cut short: not waited for
                 and len(query.intersection(terms.split("\n"))) >= MIN_SHARED_TERMS
             ]  # fmt: skip
-            if not writing or not self._written(writing, deadline):
-                break
+            if not writing or time.monotonic() > deadline or not self._written(writing, deadline):
+                break  # (the deadline bounds the waiting however many placements come and go)
         buckets = band_buckets(signature)
         near, found, stories, founders = self._gather(item_id, buckets, vector, now)
         shingles = len(analysis.shingles)
@@ -136,10 +136,12 @@ class SpreadIndex(DedupIndex):
     def _written(self, placements: list[str], deadline: float) -> bool:
         """Wait until these placements are written (they leave the in-flight hash); False
         if `deadline` came first."""
+        pause = 0.001
         while any(self.client.hmget(self.keys.placing, placements)):
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.001)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)  # the {df} slot is busy: do not hammer it
         return True
 
     def _gather(
