@@ -72,8 +72,8 @@ def server_time(
     if not numbers:
         return {}
     names = {
-        index._near_candidates.sha: "near_candidates.lua",
-        index._candidates.sha: "story_candidates.lua",
+        index._near_candidates.script.sha: "near_candidates.lua",
+        index._candidates.script.sha: "story_candidates.lua",
         index._record_script.sha: "record.lua",
     }
     client.config_set("slowlog-max-len", 1_000_000)  # commands inside scripts are logged too

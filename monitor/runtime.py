@@ -116,15 +116,7 @@ def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
         from monitor.dedup.spread import SpreadIndex
 
         kind = SpreadIndex
-    return kind(
-        client,
-        Keys(settings.prefix),
-        window=settings.window_seconds,
-        near_threshold=settings.near_duplicate_threshold,
-        story_threshold=settings.story_threshold,
-        claim_ttl=int(settings.alert_id_ttl_days * 86400),
-        quiet=settings.update_quiet_minutes * 60,
-    )
+    return kind.from_settings(client, Keys(settings.prefix), settings)
 
 
 def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import redis
@@ -38,11 +39,11 @@ from monitor.dedup.signals import (
 )
 from monitor.keys import LSH_GROUP, Keys
 from monitor.model import Article, Item, Outcome, Placement, stable_id
-from monitor.scripts import script
+from monitor.scripts import Lua, pipelined, script
 
 log = structlog.get_logger(__name__)
 
-_DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
+DOCUMENTS = "#documents"  # field of a generation's frequency hash: originals counted
 QUERY_TERMS = 20  # terms of a new item used to look up candidates
 QUERY_NAMES = 5  # and the terms of its most frequent names
 TERM_FANOUT = 50  # latest items kept and read per term: bounds lookups at any index size
@@ -108,8 +109,8 @@ class DedupIndex:
         self.story_threshold = story_threshold
         self.claim_ttl = claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
-        self._near_candidates = client.register_script(_NEAR_CANDIDATES)
-        self._candidates = client.register_script(_CANDIDATES)
+        self._near_candidates = Lua(client, _NEAR_CANDIDATES)
+        self._candidates = Lua(client, _CANDIDATES)
         self.model = model or StoryModel.load()
         self._record_script = client.register_script(_RECORD)
 
@@ -172,22 +173,17 @@ class DedupIndex:
                       "\n".join(name_terms(report.top_names, counts)),
                       self.keys.summary_affixes[1]]  # fmt: skip
 
-        def ask() -> list:
-            pipe = self.client.pipeline(transaction=False)
+        def ask(pipe: Any) -> None:
             pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
             if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
                 pipe.set(url_key, item_id, nx=True, ex=self.window)
                 pipe.get(url_key)
-            pipe.evalsha(self._near_candidates.sha, 0, *near_args)
-            pipe.evalsha(self._candidates.sha, len(frequencies), *frequencies, *story_args)
-            return pipe.execute()
+            self._near_candidates.queue(pipe, [], near_args)
+            self._candidates.queue(pipe, frequencies, story_args)
 
-        try:
-            replies = ask()
-        except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
-            for loaded in (self._near_candidates, self._candidates):
-                self.client.script_load(loaded.script)
-            replies = ask()  # the URL claim is idempotent: asking twice is safe
+        # Loaded again after NOSCRIPT (a restart): the URL claim is idempotent, so asking
+        # twice is safe.
+        replies = pipelined(self.client, ask, (self._near_candidates, self._candidates))
         seen, *claimed, near, closest = replies
         if known := self._known(item_id, seen, claimed):
             if known.outcome is Outcome.SAME_ITEM:
@@ -282,7 +278,7 @@ class DedupIndex:
             current = int(now // self.window)
             ttl = 2 * self.window  # until the last lookup that includes it
             index = [
-                self.keys.df(current), ttl, "\n".join([_DOCUMENTS, *fingerprint.counts]),
+                self.keys.df(current), ttl, "\n".join([DOCUMENTS, *fingerprint.counts]),
                 self.keys.lsh(current), ttl, ",".join(fingerprint.buckets),
                 self.keys.term(""), fingerprint.query, TERM_FANOUT, LSH_GROUP,
             ]  # fmt: skip
@@ -318,7 +314,7 @@ class DedupIndex:
         now = time.time() if now is None else now
         pipe = self.client.pipeline(transaction=False)
         for generation in self._generations(now):
-            pipe.hget(self.keys.df(generation), _DOCUMENTS)
+            pipe.hget(self.keys.df(generation), DOCUMENTS)
         previous, current = (int(n or 0) for n in pipe.execute())
         inside = 1 - (now % self.window) / self.window  # of the previous generation
         return current + round(previous * inside)

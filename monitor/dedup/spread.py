@@ -28,6 +28,7 @@ from monitor.analysis import Analysis
 from monitor.dedup import gather
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
 from monitor.dedup.index import (
+    DOCUMENTS,
     MIN_SHARED_TERMS,
     QUERY_TERMS,
     STORY_CANDIDATES,
@@ -121,7 +122,7 @@ class SpreadIndex(DedupIndex):
             placing = self._commit(
                 keys=[keys.df(current), keys.placements, keys.placing],
                 args=[last, taken_at, ",".join(flying[0::3]), item_id, fingerprint.query,
-                      "\n".join(["#documents", *counts]), 2 * self.window, FLIGHT_MS,
+                      "\n".join([DOCUMENTS, *counts]), 2 * self.window, FLIGHT_MS,
                       "1" if checked else "0", LOG_MS, MIN_SHARED_TERMS],
             )  # fmt: skip
             if placing == -1:
