@@ -1,12 +1,15 @@
 """A batch of reports placed with a few round trips instead of two per report, giving the
 same placements as placing them one by one (DedupIndex.place), in order.
 
-A batch goes in rounds. A round asks the questions of all its reports in one round trip,
+A batch goes in rounds. A round asks the questions of its next reports in one round trip
+(two at first, twice as many after a round that placed all it asked for, as many as it
+placed after one that stopped: related reports, which stop rounds, are not asked for often),
 each report's as if the reports before it in the round were recorded already as originals
 (their document frequencies counted: story_candidates.lua's pending counts). Then the
 reports are decided in order, each compared locally with those before it in the round: where
 an earlier one could have changed what a later one read — the same item or URL, a shared LSH
-bucket, a shared query term, a candidate story it joined — the round stops there, its
+bucket, enough shared query terms (or a full posting list), a candidate story it joined —
+the round stops there, its
 decisions are recorded (one round trip) and the next round starts with that report. A copy
 or an already-seen report (not an original, so the counting was wrong for the rest) ends its
 round too. The records keep record.lua's check, so several daemons still give one story per
@@ -23,7 +26,7 @@ import structlog
 
 from monitor.analysis import Analysis
 from monitor.dedup.fingerprint import band_buckets, minhash
-from monitor.dedup.index import Decision, DedupIndex
+from monitor.dedup.index import MIN_SHARED_TERMS, Decision, DedupIndex
 from monitor.dedup.signals import Report
 from monitor.model import Article, Item, Outcome, Placement
 from monitor.scripts import pipelined
@@ -70,11 +73,13 @@ def place_batch(
         reports.append(_Report(item, article, analysis, signature, report, buckets, at))
     rounds = rounds if rounds is not None else Rounds()
     placed: list[Placement] = []
+    ask = 2  # reports asked for per round: doubled after a round placed all, else what it placed
     while len(placed) < len(reports):
-        rest = reports[len(placed) :]
+        rest = reports[len(placed) : len(placed) + ask]
         rounds.rounds += 1
         rounds.asked += len(rest)
         decided = _round(index, rest)
+        ask = 2 * ask if len(decided) == len(rest) else len(decided)
         records = [d.record for d in decided if d.record is not None]
 
         def write(pipe: object, records: list = records) -> None:
@@ -115,7 +120,7 @@ def _round(index: DedupIndex, reports: list[_Report]) -> list[Decision]:
         size = 5 if r.analysis.url else 3
         answers, at = replies[at : at + size], at + size
         query = frozenset(answers[-1][1].split("\n")) - {""}
-        if earlier and _changed(r, query, earlier):
+        if earlier and _changed(r, query, frozenset(answers[-1][5]), earlier):
             break
         decision = index._decision(r.item, r.article, r.analysis, r.signature, r.report, r.now,
                                    answers, checked=True)  # fmt: skip
@@ -129,15 +134,21 @@ def _round(index: DedupIndex, reports: list[_Report]) -> list[Decision]:
     return decided
 
 
-def _changed(r: _Report, query: frozenset[str], earlier: list[tuple[_Report, Decision]]) -> bool:
+def _changed(
+    r: _Report, query: frozenset[str], full: frozenset[str],
+    earlier: list[tuple[_Report, Decision]],
+) -> bool:  # fmt: skip
     """Whether an earlier original of the round wrote something this report reads: its
-    entry or URL, an LSH bucket of its, a posting under one of its query terms."""
+    entry or URL, an LSH bucket of its, postings that make it a candidate (enough shared
+    query terms) or that push a posting out of one of its query terms' (`full`)."""
     for other, decision in earlier:
         if other.item.id == r.item.id or (r.analysis.url and other.analysis.url == r.analysis.url):
             return True
         if other.buckets & r.buckets:
             return True
         fingerprint = decision.fingerprint
-        if fingerprint is not None and query.intersection(fingerprint.query.split("\n")):
-            return True
+        if fingerprint is not None:
+            shared = query.intersection(fingerprint.query.split("\n"))
+            if len(shared) >= MIN_SHARED_TERMS or shared & full:
+                return True
     return False

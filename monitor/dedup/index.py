@@ -220,7 +220,7 @@ class DedupIndex:
             if known.outcome is Outcome.SAME_ITEM:
                 record = self._record_call(item, article, analysis, known, now)
             return Decision(known, record)
-        vector, query, query_df, found, summaries = closest
+        vector, query, query_df, found, summaries, _ = closest
         shingles = len(analysis.shingles)
         buckets = band_buckets(signature)
         placement = self._decide(item, signature, shingles, report, near, found, summaries)

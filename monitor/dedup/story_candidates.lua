@@ -19,7 +19,8 @@
 -- Reply: {vector as stored (JSON, 4 decimals), the query terms (newline-joined), their
 -- document frequencies (newline-joined, for the check of record.lua), the candidates (id,
 -- story, cosine, title terms, wires; flat), their stories (id, size, oldest, newest,
--- centroid cosine or '' for a story of one report, names, figures; flat)}.
+-- centroid cosine or '' for a story of one report, names, figures; flat), the query terms
+-- whose postings in the window are at the fanout (a new posting pushes one out)}.
 
 -- include: frequencies.lua
 
@@ -83,9 +84,11 @@ local encoded = next(stored) and cjson.encode(stored) or '{}'
 local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
 local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
 local entries, postings, summaries, after = ARGV[10], ARGV[11], ARGV[12], ARGV[14]
+local full = {}  -- query terms whose postings in the window are at the fanout
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
 for _, term in ipairs(query) do
   local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
+  if #ids >= tonumber(fanout) then full[#full + 1] = term end  -- a new posting pushes one out
   local step = 1 + (vector[term] or 0) / 100
   for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
 end
@@ -134,4 +137,5 @@ for i = 1, math.min(#ranked, limit) do
     end
   end
 end
-return {encoded, table.concat(query, '\n'), table.concat(query_df, '\n'), found, stories}
+return {encoded, table.concat(query, '\n'), table.concat(query_df, '\n'), found, stories,
+        full}
