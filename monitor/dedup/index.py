@@ -12,6 +12,7 @@ Deciding an item is one round trip; recording it is one script.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,6 +77,16 @@ class Fingerprint:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """A placement decided from one round trip's replies, not yet recorded."""
+
+    placement: Placement
+    record: tuple[list[str], list[Any]] | None  # its record.lua call (None: nothing to write)
+    fingerprint: Fingerprint | None = None  # an article's decision: what it leaves
+    stories: frozenset[str] = frozenset()  # the candidate stories it weighed
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     """One member of a story, as alerts list it."""
 
@@ -89,6 +100,7 @@ class Source:
 
 class DedupIndex:
     attempts = ATTEMPTS
+    batches = True  # place_batch may ask for many reports at once (dedup/batch.py)
 
     def __init__(
         self,
@@ -112,7 +124,7 @@ class DedupIndex:
         self._near_candidates = Lua(client, _NEAR_CANDIDATES)
         self._candidates = Lua(client, _CANDIDATES)
         self.model = model or StoryModel.load()
-        self._record_script = client.register_script(_RECORD)
+        self._record_lua = Lua(client, _RECORD)
 
     @classmethod
     def from_settings(cls, client: redis.Redis, keys: Keys, settings: Settings) -> DedupIndex:
@@ -153,47 +165,66 @@ class DedupIndex:
         self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
         report: Report, now: float, *, checked: bool,
     ) -> Placement | None:  # fmt: skip
-        item_id = item.id
-        url = analysis.url
-        url_key = self.keys.canonical(stable_id("url", url))
-        buckets = band_buckets(signature)
-        counts = analysis.counts
-        generations = self._generations(now)
-        # One round trip asks every question: known already? URL claimed? near-duplicate
-        # candidates? the candidate stories (and the article's TF-IDF vector)? The scripts
-        # go by their SHA: a pipeline calling them as Script objects would first ask
-        # SCRIPT EXISTS, a round trip more per item.
-        near_args = [item_id, self.keys.entry(""), ",".join(buckets),
-                     ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP]  # fmt: skip
-        frequencies = [self.keys.df(g) for g in generations]
-        story_args = ["\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in counts.items()),
-                      PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window, TERM_FANOUT,
-                      item_id, STORY_CANDIDATES, MIN_SHARED_TERMS, self.keys.entry(""),
-                      self.keys.term(""), self.keys.summary_affixes[0],
-                      "\n".join(name_terms(report.top_names, counts)),
-                      self.keys.summary_affixes[1]]  # fmt: skip
-
-        def ask(pipe: Any) -> None:
-            pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
-            if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
-                pipe.set(url_key, item_id, nx=True, ex=self.window)
-                pipe.get(url_key)
-            self._near_candidates.queue(pipe, [], near_args)
-            self._candidates.queue(pipe, frequencies, story_args)
-
         # Loaded again after NOSCRIPT (a restart): the URL claim is idempotent, so asking
         # twice is safe.
-        replies = pipelined(self.client, ask, (self._near_candidates, self._candidates))
-        seen, *claimed, near, closest = replies
-        if known := self._known(item_id, seen, claimed):
-            if known.outcome is Outcome.SAME_ITEM:
-                self._record(item, article, analysis, known, now)
-            return known
+        replies = pipelined(
+            self.client, lambda pipe: self._ask(pipe, item.id, analysis, signature, report, now),
+            (self._near_candidates, self._candidates),
+        )  # fmt: skip
+        decision = self._decision(item, article, analysis, signature, report, now, replies,
+                                  checked=checked)  # fmt: skip
+        if decision.record is None:
+            return decision.placement
+        return decision.placement if self._record_lua(*decision.record) != -1 else None
 
-        vector, query, query_df, found, summaries = closest
+    def _ask(
+        self, pipe: Any, item_id: str, analysis: Analysis, signature: np.ndarray,
+        report: Report, now: float, pending: tuple[int, Counter[str] | None] = (0, None),
+    ) -> None:  # fmt: skip
+        """Queue the one round trip that asks every question: known already? URL claimed?
+        near-duplicate candidates? the candidate stories (and the article's TF-IDF vector)?
+        The scripts go by their SHA: a pipeline calling them as Script objects would first
+        ask SCRIPT EXISTS, a round trip more per item. `pending`: the originals of the same
+        batch recorded before this one, and how many of them carry each term."""
+        url = analysis.url
+        url_key = self.keys.canonical(stable_id("url", url))
+        generations = self._generations(now)
+        near_args = [item_id, self.keys.entry(""), ",".join(band_buckets(signature)),
+                     ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP]  # fmt: skip
+        documents, carried = pending
+        counted = "\n".join(
+            f"{t}\t{n}\t{prior_df(t)}\t{carried[t]}" if carried and t in carried
+            else f"{t}\t{n}\t{prior_df(t)}"
+            for t, n in analysis.counts.items()
+        )  # fmt: skip
+        story_args = [counted, PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window,
+                      TERM_FANOUT, item_id, STORY_CANDIDATES, MIN_SHARED_TERMS,
+                      self.keys.entry(""), self.keys.term(""), self.keys.summary_affixes[0],
+                      "\n".join(name_terms(report.top_names, analysis.counts)),
+                      self.keys.summary_affixes[1], documents]  # fmt: skip
+        pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
+        if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
+            pipe.set(url_key, item_id, nx=True, ex=self.window)
+            pipe.get(url_key)
+        self._near_candidates.queue(pipe, [], near_args)
+        self._candidates.queue(pipe, [self.keys.df(g) for g in generations], story_args)
+
+    def _decision(
+        self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
+        report: Report, now: float, replies: list, *, checked: bool,
+    ) -> Decision:  # fmt: skip
+        """The placement from the replies of `_ask` (in order), and its record.lua call."""
+        seen, *claimed, near, closest = replies
+        if known := self._known(item.id, seen, claimed):
+            record = None
+            if known.outcome is Outcome.SAME_ITEM:
+                record = self._record_call(item, article, analysis, known, now)
+            return Decision(known, record)
+        vector, query, query_df, found, summaries, _ = closest
         shingles = len(analysis.shingles)
+        buckets = band_buckets(signature)
         placement = self._decide(item, signature, shingles, report, near, found, summaries)
-        fingerprint = Fingerprint(signature, shingles, buckets, counts, vector, query)
+        fingerprint = Fingerprint(signature, shingles, buckets, analysis.counts, vector, query)
         check = ""
         if checked and placement.outcome is not Outcome.NEAR_DUPLICATE:
             check = "\n".join(
@@ -201,12 +232,12 @@ class DedupIndex:
                 for t, n in zip(query.split("\n"), query_df.split("\n"), strict=True)
                 if t
             )
-        generations_read = ",".join(self.keys.df(g) for g in generations) if check else ""
-        recorded = self._record(
+        generations_read = ",".join(self.keys.df(g) for g in self._generations(now))
+        record = self._record_call(
             item, article, analysis, placement, now, fingerprint, report=report,
-            check=(generations_read, check),
+            check=(generations_read if check else "", check),
         )  # fmt: skip
-        return placement if recorded else None
+        return Decision(placement, record, fingerprint, frozenset(summaries[0::7]))
 
     def _known(self, item_id: str, seen: list, claimed: list) -> Placement | None:
         """SEEN (the item is in the index already) or SAME_ITEM (its canonical URL is an
@@ -263,13 +294,14 @@ class DedupIndex:
         current = int(now // self.window)
         return [current - 1, current]
 
-    def _record(
+    def _record_call(
         self, item: Item, article: Article, analysis: Analysis, placement: Placement, now: float,
         fingerprint: Fingerprint | None = None, *, report: Report | None = None,
         check: tuple[str, str] = ("", ""),
-    ) -> bool:  # fmt: skip
-        """Writes the item's entry, its story's summary and (originals) its postings; False
-        when the check failed (another original with the same query terms came meanwhile)."""
+    ) -> tuple[list[str], list[Any]]:  # fmt: skip
+        """The record.lua call (keys, args) that writes the item's entry, its story's summary
+        and (originals) its postings; it returns -1 when the check failed (another original
+        with the same query terms came meanwhile)."""
         entry = entry_fields(item, article, analysis, placement, now, fingerprint, report)
         index: list[str | int] = [""] * 10
         summary = summary_args(fingerprint, report)
@@ -283,19 +315,20 @@ class DedupIndex:
                 self.keys.term(""), fingerprint.query, TERM_FANOUT, LSH_GROUP,
             ]  # fmt: skip
         story = placement.story_id
-        written = self._record_script(
-            keys=[self.keys.entry(item.id), self.keys.story(story), self.keys.story_summary(story)],
-            args=[item.id, now, self.window, *check, *summary, *index,
-                  *(x for kv in entry.items() for x in kv)],
-        )  # fmt: skip
-        return written != -1
+        keys = [self.keys.entry(item.id), self.keys.story(story), self.keys.story_summary(story)]
+        return keys, [item.id, now, self.window, *check, *summary, *index,
+                      *(x for kv in entry.items() for x in kv)]  # fmt: skip
 
-    def story(self, story_id: str, limit: int = 50) -> tuple[int, list[Source]]:
-        """The story's size and its members, oldest first (at most `limit`): two round trips."""
+    def story(
+        self, story_id: str, limit: int = 50, exclude: frozenset[str] = frozenset()
+    ) -> tuple[int, list[Source]]:
+        """The story's size and its members, oldest first (at most `limit`), leaving out
+        those in `exclude`: two round trips."""
         pipe = self.client.pipeline(transaction=False)
         pipe.zcard(self.keys.story(story_id))
-        pipe.zrange(self.keys.story(story_id), 0, limit - 1)
+        pipe.zrange(self.keys.story(story_id), 0, limit + len(exclude) - 1)
         size, ids = pipe.execute()
+        ids = [i for i in ids if i not in exclude][:limit]
         for iid in ids:
             pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published", "wires")
         sources = []
@@ -305,7 +338,7 @@ class DedupIndex:
                 sources.append(
                     Source(iid, source or "", url, title or "", published or "", agencies)
                 )
-        return int(size), sources
+        return int(size) - len(exclude), sources
 
     def originals(self, now: float | None = None) -> int:
         """About how many originals (new stories and same-story reports) the window holds:

@@ -13,20 +13,27 @@
 -- [2] prior documents, [3] keep, [4] query, [5] horizon, [6] fanout, [7] item id, [8] limit,
 -- [9] min_shared, [10] entry prefix, [11] term prefix, [12] and [14] what comes before and
 -- after a story id in its summary's name (Keys.summary_affixes), [13] the terms of the item's
--- names (newline-joined: looked up and posted besides the `query` heaviest terms).
+-- names (newline-joined: looked up and posted besides the `query` heaviest terms); in a
+-- batch, [15] the originals recorded before this report and each count line's fourth
+-- column, how many of them carry the term (counted as if written already).
 -- Reply: {vector as stored (JSON, 4 decimals), the query terms (newline-joined), their
 -- document frequencies (newline-joined, for the check of record.lua), the candidates (id,
 -- story, cosine, title terms, wires; flat), their stories (id, size, oldest, newest,
--- centroid cosine or '' for a story of one report, names, figures; flat)}.
+-- centroid cosine or '' for a story of one report, names, figures; flat), the query terms
+-- whose postings in the window are at the fanout (a new posting pushes one out)}.
 
 -- include: frequencies.lua
 
-local terms, counts, prior = {}, {}, {}
-for term, count, p in string.gmatch(ARGV[1], "([^\t\n]+)\t([^\t\n]+)\t([^\n]+)") do
+local terms, counts, prior, pending = {}, {}, {}, {}
+for term, count, p, more in string.gmatch(ARGV[1], "([^\t\n]+)\t([^\t\n]+)\t([^\t\n]+)\t?([^\n]*)") do
   terms[#terms + 1], counts[#counts + 1] = term, tonumber(count)
-  prior[#prior + 1] = tonumber(p)
+  prior[#prior + 1], pending[#pending + 1] = tonumber(p), tonumber(more) or 0
 end
 local documents, df = frequencies(KEYS, terms)
+-- Reports of the same batch recorded before this one (DedupIndex.place_batch): counted as
+-- if they were in the index already.
+documents = documents + (tonumber(ARGV[15]) or 0)
+for i = 1, #terms do df[i] = df[i] + pending[i] end
 local scale, weights, sorted, df_of = documents + tonumber(ARGV[2]), {}, {}, {}
 for i = 1, #terms do
   weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + prior[i] + 1))
@@ -77,9 +84,11 @@ local encoded = next(stored) and cjson.encode(stored) or '{}'
 local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
 local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
 local entries, postings, summaries, after = ARGV[10], ARGV[11], ARGV[12], ARGV[14]
+local full = {}  -- query terms whose postings in the window are at the fanout
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
 for _, term in ipairs(query) do
   local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
+  if #ids >= tonumber(fanout) then full[#full + 1] = term end  -- a new posting pushes one out
   local step = 1 + (vector[term] or 0) / 100
   for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end
 end
@@ -128,4 +137,5 @@ for i = 1, math.min(#ranked, limit) do
     end
   end
 end
-return {encoded, table.concat(query, '\n'), table.concat(query_df, '\n'), found, stories}
+return {encoded, table.concat(query, '\n'), table.concat(query_df, '\n'), found, stories,
+        full}
