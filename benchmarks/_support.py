@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from monitor.embedded import find_redis_server
+from monitor.store.embedded import find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

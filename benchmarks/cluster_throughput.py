@@ -38,16 +38,17 @@ from typing import Any
 from _support import report
 from corpora import load, path
 
-from monitor import log, runtime
+from monitor import log
 from monitor.config import Settings
-from monitor.connection import connect, is_cluster, primaries
-from monitor.fetch import LocalFetcher
-from monitor.keys import Keys
-from monitor.localcluster import LocalCluster
+from monitor.ingest.fetch import LocalFetcher
+from monitor.ingest.items import ItemsQueue
 from monitor.model import Item
-from monitor.queue import ItemsQueue
+from monitor.pipeline import runtime
 from monitor.rules import load_rules
 from monitor.rules.model import RuleSet
+from monitor.store.connection import connect, is_cluster, primaries
+from monitor.store.keys import Keys
+from monitor.store.localcluster import LocalCluster
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
@@ -173,8 +174,8 @@ def target(kind: str):
     if kind == "one server":
         import subprocess
 
-        from monitor.embedded import find_redis_server
-        from monitor.localcluster import free_ports
+        from monitor.store.embedded import find_redis_server
+        from monitor.store.localcluster import free_ports
 
         port = free_ports(1)[0]
         proc = subprocess.Popen([str(find_redis_server()), "--port", str(port), "--bind",

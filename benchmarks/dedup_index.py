@@ -32,8 +32,8 @@ from _support import percentile, redis_server, report
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
-from monitor.keys import Keys
 from monitor.model import Article, Item
+from monitor.store.keys import Keys
 
 WORDS = [f"w{n:05d}" for n in range(30_000)]
 NAMES = [f"Name{n:04d}" for n in range(5_000)]

@@ -30,10 +30,10 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._support import ROOT, redis_server
-from monitor.desk import Desk
-from monitor.keys import Keys
 from monitor.model import Article, Item, Outcome, Placement
-from monitor.retained import RetainedItems
+from monitor.retained.cards import Desk
+from monitor.retained.items import RetainedItems
+from monitor.store.keys import Keys
 
 SOURCES = [f"Outlet {n}" for n in range(60)]
 WORDS = "north korea missile launch summit treaty talks ceasefire election court ruling".split()

@@ -35,8 +35,8 @@ from corpora import CORPORA, Report, load, path
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
-from monitor.keys import Keys
 from monitor.model import Article, Item, Outcome, Placement
+from monitor.store.keys import Keys
 
 DATELINES = [
     "WASHINGTON (Reuters) - ",

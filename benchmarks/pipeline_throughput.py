@@ -46,11 +46,12 @@ from _support import ROOT, peak_rss_mb, redis_server, report
 from rules_scale import generate, vocabulary
 
 import monitor.extract
-import monitor.pipeline
-from monitor import log, runtime
+import monitor.pipeline.process
+from monitor import log
 from monitor.config import Settings
-from monitor.fetch import Page
+from monitor.ingest.fetch import Page
 from monitor.model import Item
+from monitor.pipeline import runtime
 from monitor.rules.model import Rule, RuleSet
 from monitor.rules.query import parse
 
@@ -137,15 +138,17 @@ class Timed:
         return timed(self.spent, self.parts[name], found) if name in self.parts else found
 
 
-def instrument(pipeline: monitor.pipeline.Pipeline, spent: dict[str, float]) -> None:
+def instrument(pipeline: monitor.pipeline.process.Pipeline, spent: dict[str, float]) -> None:
     pipeline.index = Timed(pipeline.index, spent, place="dedup")
-    monitor.pipeline.place_batch = timed(spent, "dedup", monitor.pipeline.place_batch)
+    monitor.pipeline.process.place_batch = timed(
+        spent, "dedup", monitor.pipeline.process.place_batch
+    )
     pipeline.rules = Timed(pipeline.rules, spent, match="match")
     pipeline.retained = Timed(pipeline.retained, spent, append="retain")
     pipeline.alert = timed(spent, "alerts", pipeline.alert)
     # extract() calls detect_language: "extract" is counted without it, below
-    monitor.pipeline.extract = timed(spent, "extract", monitor.pipeline.extract)
-    monitor.pipeline.analyse = timed(spent, "analysis", monitor.pipeline.analyse)
+    monitor.pipeline.process.extract = timed(spent, "extract", monitor.pipeline.process.extract)
+    monitor.pipeline.process.analyse = timed(spent, "analysis", monitor.pipeline.process.analyse)
     monitor.extract.detect_language = timed(spent, "language", monitor.extract.detect_language)
 
 

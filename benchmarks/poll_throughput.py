@@ -27,8 +27,8 @@ import redis
 from _support import http_server, peak_rss_mb, redis_server, report, start_daemon
 
 from monitor.config import FeedConfig
-from monitor.keys import Keys
-from monitor.poll import feed_id
+from monitor.ingest.poll import feed_id
+from monitor.store.keys import Keys
 
 ETAG = '"v1"'
 EMPTY = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'

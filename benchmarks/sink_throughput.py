@@ -21,11 +21,11 @@ from _support import http_server, percentile, redis_server, report
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' alert factory
 
 from monitor import log
-from monitor.keys import Keys
-from monitor.queue import AlertQueue
-from monitor.sinks.base import build
-from monitor.sinks.config import parse_sinks
-from monitor.sinks.runner import SinkRunner, serve
+from monitor.delivery.queue import AlertQueue
+from monitor.delivery.sinks.build import build
+from monitor.delivery.sinks.runner import SinkRunner, serve
+from monitor.sinkconfig import parse_sinks
+from monitor.store.keys import Keys
 from tests.test_sinks import make_alert
 
 

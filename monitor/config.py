@@ -12,18 +12,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
-
-if TYPE_CHECKING:
-    from monitor.sinks.config import SinkConfig
+from monitor.sinkconfig import SinkConfig, parse_sinks
+from monitor.units import DURATION, parse_duration
 
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -214,18 +212,6 @@ class Settings:
         return int(self.story_window_hours * 3600)
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in "90m", "12h", "3d" or "2w"."""
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"expected a duration like 90m, 12h, 3d or 2w, got {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
 _SECTIONS = {
     "http": HttpSettings,
     "schedule": ScheduleSettings,
@@ -248,7 +234,7 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
         if kind is bool and isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 return value.lower() in ("1", "true", "yes", "on")
-        elif kind is float and isinstance(value, str) and _DURATION.match(value):
+        elif kind is float and isinstance(value, str) and DURATION.match(value):
             return parse_duration(value)
         elif kind in (float, int) and isinstance(value, str | int | float):
             number = kind(value)
@@ -334,7 +320,6 @@ def load(
     **overrides: Any,
 ) -> Settings:
     """Build the settings. Unknown keys are errors, named with where they came from."""
-    from monitor.sinks.config import parse_sinks  # (the sinks' modules import this one)
 
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}

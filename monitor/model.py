@@ -159,3 +159,15 @@ def alert_id(rule_id: str, story_id: str, kind: AlertKind, update: int = 1) -> s
     if kind is AlertKind.UPDATE and update > 1:
         parts.append(str(update))
     return stable_id(*parts, size=20)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One member of a story, as alerts list it."""
+
+    item_id: str
+    source: str
+    url: str
+    title: str
+    published: str
+    wires: tuple[str, ...] = ()  # agencies the report credits

@@ -21,8 +21,8 @@ import redis
 import uvicorn
 
 from monitor.config import Settings
-from monitor.embedded import find_redis_server
-from monitor.localcluster import LocalCluster
+from monitor.store.embedded import find_redis_server
+from monitor.store.localcluster import LocalCluster
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for

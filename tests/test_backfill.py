@@ -11,14 +11,14 @@ from pathlib import Path
 
 import redis
 
-from monitor import backfill, runtime
+from monitor.cli.progress import Progress
 from monitor.config import Settings
-from monitor.fetch import LocalFetcher
-from monitor.keys import Keys
-from monitor.progress import Progress
-from monitor.replay import read_feeds
-from monitor.retained import RetainedItems
+from monitor.ingest.fetch import LocalFetcher
+from monitor.pipeline import backfill, runtime
+from monitor.pipeline.replay import read_feeds
+from monitor.retained.items import RetainedItems
 from monitor.rules import load_rules
+from monitor.store.keys import Keys
 
 from .conftest import FIXTURES, ROOT, RULES, SAMPLE_FEEDS
 

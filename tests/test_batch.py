@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from monitor import runtime
 from monitor.config import AlertSettings, Settings
-from monitor.fetch import LocalFetcher
+from monitor.ingest.fetch import LocalFetcher
 from monitor.model import Item, Outcome
-from monitor.pipeline import Pipeline, Processed
+from monitor.pipeline import runtime
+from monitor.pipeline.process import Pipeline, Processed
 from monitor.rules.model import Rule, RuleSet
 from monitor.rules.query import parse
 

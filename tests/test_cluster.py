@@ -16,13 +16,14 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from monitor.connection import connect, describe, is_cluster
-from monitor.consumer import AlertConsumer, dead_letters, requeue
-from monitor.keys import Keys
-from monitor.layout import LAYOUT, marker, migrate
-from monitor.localcluster import LocalCluster
-from monitor.queue import AlertQueue
-from monitor.sinks.digest import DigestStore, parse_schedule
+from monitor.delivery.consumer import AlertConsumer, dead_letters, requeue
+from monitor.delivery.queue import AlertQueue
+from monitor.delivery.sinks.digest import DigestStore
+from monitor.sinkconfig import parse_schedule
+from monitor.store.connection import connect, describe, is_cluster
+from monitor.store.keys import Keys
+from monitor.store.layout import LAYOUT, marker, migrate
+from monitor.store.localcluster import LocalCluster
 
 from .conftest import RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
@@ -158,7 +159,7 @@ def test_digest_windows_on_a_cluster(cluster_url: str) -> None:
 
 def test_registry_remove_on_a_cluster(cluster_url: str) -> None:
     from monitor.config import FeedConfig
-    from monitor.registry import FeedRegistry
+    from monitor.ingest.registry import FeedRegistry
 
     client = connect(cluster_url)
     registry = FeedRegistry(client, Keys())

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import redis
 
-from monitor.consumer import AlertConsumer, dead_letters
-from monitor.forward import Forwarder, verify
-from monitor.keys import Keys
-from monitor.queue import AlertQueue
+from monitor.delivery.consumer import AlertConsumer, dead_letters
+from monitor.delivery.forward import Forwarder, verify
+from monitor.delivery.queue import AlertQueue
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer, Reply
 

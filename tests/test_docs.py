@@ -217,7 +217,7 @@ def test_the_operations_guides_recipes(
                 "monitor redis-cli XTRIM 'monitor:{monitor:alerts}:dead' MAXLEN 0"]  # fmt: skip
     assert any("poll-now" in r for r in recipes) and any("HDEL" in r for r in recipes)
     from monitor.config import FeedConfig
-    from monitor.poll import feed_id
+    from monitor.ingest.poll import feed_id
 
     fid = feed_id(FeedConfig(url=feed_server.url("/feed.xml")))
     environment = {**env(), "MONITOR_REDIS_URL": redis_url}
@@ -242,7 +242,7 @@ def test_the_operations_guides_recipes(
 def test_the_operations_guides_local_cluster(checkout: Path) -> None:
     """A new user's cluster, as written: start three masters, point MONITOR_REDIS_URL at one
     node, replay, read the alert, stop (on free ports instead of 7001-7003)."""
-    from monitor.localcluster import free_ports
+    from monitor.store.localcluster import free_ports
 
     text = (ROOT / "docs" / "operations.md").read_text()
     block = next(b for b in sh_blocks(text) if "redis-cluster start" in b)

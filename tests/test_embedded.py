@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from monitor.connection import connect
-from monitor.embedded import EmbeddedRedis, find_redis_server
 from monitor.errors import RedisUnavailable
+from monitor.store.connection import connect
+from monitor.store.embedded import EmbeddedRedis, find_redis_server
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from monitor.connection import connect
-from monitor.keys import Keys
-from monitor.localcluster import LocalCluster
+from monitor.store.connection import connect
+from monitor.store.keys import Keys
+from monitor.store.localcluster import LocalCluster
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from monitor.embedded import find_redis_server
-from monitor.keys import Keys
-from monitor.queue import ItemsQueue
+from monitor.ingest.items import ItemsQueue
+from monitor.store.embedded import find_redis_server
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer, rss
 from .processes import Daemon, wait_for

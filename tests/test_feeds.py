@@ -9,8 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from monitor.errors import FeedError
-from monitor.feeds import canonical_url, parse_feed
-from monitor.replay import feed_files, read_feeds
+from monitor.ingest.feeds import canonical_url, parse_feed
+from monitor.pipeline.replay import feed_files, read_feeds
 
 from .conftest import FIXTURES, SAMPLE_FEEDS
 

@@ -285,8 +285,8 @@ def test_the_readme_explain_example_matches(tmp_path: Path) -> None:
 
 
 def _publish(client: redis.Redis, count: int) -> list[str]:
-    from monitor.keys import Keys
-    from monitor.queue import AlertQueue
+    from monitor.delivery.queue import AlertQueue
+    from monitor.store.keys import Keys
 
     queue = AlertQueue(client, Keys(), maxlen=10_000, id_ttl=3600)
     ids = [f"alert{n:03d}" for n in range(count)]
@@ -298,7 +298,7 @@ def _publish(client: redis.Redis, count: int) -> list[str]:
 def test_a_gone_webhook_pauses_instead_of_dead_lettering_the_backlog(
     client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
-    from monitor.consumer import dead_letters
+    from monitor.delivery.consumer import dead_letters
 
     _publish(client, 53)
     feed_server.routes["/typo"] = lambda h: Reply(410)
@@ -322,8 +322,8 @@ def test_a_gone_webhook_pauses_instead_of_dead_lettering_the_backlog(
 def test_a_failing_endpoint_is_paused_with_backoff_then_probed(
     client: redis.Redis, feed_server: FeedServer
 ) -> None:
-    from monitor.consumer import AlertConsumer
-    from monitor.forward import Forwarder
+    from monitor.delivery.consumer import AlertConsumer
+    from monitor.delivery.forward import Forwarder
 
     _publish(client, 6)
     answers = iter([Reply(503)] * 2 * 3 + [Reply(204)] * 100)  # 3 alerts x 2 attempts fail
@@ -343,7 +343,7 @@ def test_a_failing_endpoint_is_paused_with_backoff_then_probed(
 def test_dead_letters_are_listed_and_requeued_for_their_group(
     client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
-    from monitor.consumer import AlertConsumer, dead_letters
+    from monitor.delivery.consumer import AlertConsumer, dead_letters
 
     ids = _publish(client, 3)
     for group in ("bots", "tickets"):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import ExtractError, FeedError, QuerySyntaxError
 from monitor.extract import extract, html_to_text
-from monitor.feeds import parse_feed
+from monitor.ingest.feeds import parse_feed
 from monitor.model import Item
 from monitor.rules.match import Document, evaluate
 from monitor.rules.query import parse

@@ -14,10 +14,10 @@ import httpx
 import redis
 
 from monitor.config import FeedConfig
-from monitor.keys import Keys
+from monitor.ingest.items import ItemsQueue
+from monitor.ingest.poll import feed_id
 from monitor.model import Item
-from monitor.poll import feed_id
-from monitor.queue import ItemsQueue
+from monitor.store.keys import Keys
 
 from .conftest import RULES
 from .feedserver import FeedServer, Reply, rss

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import FeedConfig
-from monitor.opml import OpmlError, parse, render
+from monitor.ingest.opml import OpmlError, parse, render
 
 from .conftest import FIXTURES
 

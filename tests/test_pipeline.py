@@ -10,13 +10,13 @@ import jsonschema
 import pytest
 import redis
 
-from monitor import runtime
 from monitor.config import Settings
-from monitor.feeds import canonical_url
-from monitor.fetch import LocalFetcher
+from monitor.ingest.feeds import canonical_url
+from monitor.ingest.fetch import LocalFetcher
 from monitor.model import AlertKind, Item, Outcome, alert_id
-from monitor.pipeline import Pipeline
-from monitor.replay import read_feeds
+from monitor.pipeline import runtime
+from monitor.pipeline.process import Pipeline
+from monitor.pipeline.replay import read_feeds
 from monitor.rules import load_rules
 
 from .conftest import FIXTURES, ROOT, RULES, SAMPLE_FEEDS
@@ -224,8 +224,8 @@ def test_replay_fetches_nothing_outside_its_feeds(url: str, redis_url: str, clie
 
 
 def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redis.Redis) -> None:
-    from monitor.keys import Keys
-    from monitor.queue import AlertQueue
+    from monitor.delivery.queue import AlertQueue
+    from monitor.store.keys import Keys
 
     queue = AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600)
 
@@ -280,8 +280,8 @@ def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redi
     import random
 
     from monitor.dedup.index import DedupIndex
-    from monitor.keys import Keys
     from monitor.model import Article
+    from monitor.store.keys import Keys
 
     rng = random.Random(3)
     text = " ".join(f"w{rng.randrange(10**6)}" for _ in range(300_000))  # ~2.4 MB, 260k terms
@@ -301,8 +301,8 @@ def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> 
 
     from monitor.dedup.fingerprint import features, tfidf
     from monitor.dedup.index import QUERY_TERMS, DedupIndex
-    from monitor.keys import Keys
     from monitor.model import Article
+    from monitor.store.keys import Keys
 
     rng = random.Random(7)
     vocabulary = [f"term{n}" for n in range(300)]
@@ -328,8 +328,8 @@ def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> 
 
 def test_the_window_count_takes_the_share_of_the_older_generation(client: redis.Redis) -> None:
     from monitor.dedup.index import DedupIndex
-    from monitor.keys import Keys
     from monitor.model import Article
+    from monitor.store.keys import Keys
 
     index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
                        claim_ttl=3600)  # fmt: skip

@@ -9,10 +9,10 @@ import redis
 from structlog.testing import capture_logs
 
 from monitor.config import FeedConfig, HttpSettings, ScheduleSettings
-from monitor.fetch import HttpFetcher
-from monitor.keys import Keys
-from monitor.poll import Poller
-from monitor.queue import ItemsQueue
+from monitor.ingest.fetch import HttpFetcher
+from monitor.ingest.items import ItemsQueue
+from monitor.ingest.poll import Poller
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer, Reply, rss
 

@@ -14,15 +14,15 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from monitor.batched import BatchedRedis
 from monitor.config import DaemonSettings, FeedConfig, HttpSettings, ScheduleSettings, Settings
 from monitor.daemon.health import Health
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.scheduler import Scheduler
-from monitor.fetch import HttpFetcher
-from monitor.keys import Keys
-from monitor.poll import FeedState, feed_id
-from monitor.queue import ItemsQueue
+from monitor.ingest.fetch import HttpFetcher
+from monitor.ingest.items import ItemsQueue
+from monitor.ingest.poll import FeedState, feed_id
+from monitor.store.batched import BatchedRedis
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer, Reply, rss
 from .processes import wait_for

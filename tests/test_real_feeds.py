@@ -17,12 +17,12 @@ import pytest
 import redis
 
 from monitor.config import FeedConfig, HttpSettings, ScheduleSettings
-from monitor.feeds import canonical_url
-from monitor.fetch import HttpFetcher
-from monitor.keys import Keys
+from monitor.ingest.feeds import canonical_url
+from monitor.ingest.fetch import HttpFetcher
+from monitor.ingest.items import ItemsQueue
+from monitor.ingest.poll import Poller, PollReport
 from monitor.model import Item
-from monitor.poll import Poller, PollReport
-from monitor.queue import ItemsQueue
+from monitor.store.keys import Keys
 
 from .conftest import FIXTURES
 from .feedserver import FeedServer, Reply

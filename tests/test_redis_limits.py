@@ -18,14 +18,14 @@ import redis
 from structlog.testing import capture_logs
 
 from monitor.config import DaemonSettings, Settings
-from monitor.connection import connect
 from monitor.daemon import FAILING_AFTER, STALE_AFTER
 from monitor.daemon import Daemon as DaemonLoop
 from monitor.errors import RedisEvicts
-from monitor.keys import Keys
+from monitor.ingest.items import ItemsQueue
 from monitor.model import Item
-from monitor.queue import ItemsQueue
-from monitor.redisguard import EvictionWatch, check_eviction, write_refusal
+from monitor.store.connection import connect
+from monitor.store.keys import Keys
+from monitor.store.redisguard import EvictionWatch, check_eviction, write_refusal
 
 from .conftest import ROOT, RULES
 from .feedserver import FeedServer

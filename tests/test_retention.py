@@ -11,13 +11,15 @@ import redis
 from structlog.testing import capture_logs
 
 from monitor.config import DaemonSettings, Settings
-from monitor.connection import connect
-from monitor.consumer import AlertConsumer, dead_letters
 from monitor.daemon import Daemon
-from monitor.keys import Keys
+from monitor.delivery.consumer import AlertConsumer, dead_letters
+from monitor.delivery.queue import AlertQueue
+from monitor.ingest.items import ItemsQueue
 from monitor.model import Item
-from monitor.queue import TRIMMED, AlertQueue, ItemsQueue
-from monitor.retention import group_lags
+from monitor.store.connection import connect
+from monitor.store.keys import Keys
+from monitor.store.retention import group_lags
+from monitor.store.streams import TRIMMED
 
 from .conftest import ROOT, RULES
 from .test_cli import monitor

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from monitor.consumer import AlertConsumer
+from monitor.delivery.consumer import AlertConsumer
 from monitor.errors import MonitorError
-from monitor.keys import Keys
-from monitor.queue import ItemsQueue
+from monitor.ingest.items import ItemsQueue
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for

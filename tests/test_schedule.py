@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.config import ScheduleSettings
-from monitor.schedule import PollOutcome, max_age, next_interval, retry_after, with_jitter
+from monitor.ingest.schedule import PollOutcome, max_age, next_interval, retry_after, with_jitter
 
 S = ScheduleSettings(interval=900, min_interval=60, max_interval=3600, max_backoff=86400)
 

@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from monitor.config import DaemonSettings
-from monitor.embedded import find_redis_server
+from monitor.store.embedded import find_redis_server
 
 from .conftest import ROOT
 from .feedserver import FeedServer

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from monitor.connection import connect, is_cluster
-from monitor.embedded import find_redis_server
-from monitor.localcluster import free_ports
+from monitor.store.connection import connect, is_cluster
+from monitor.store.embedded import find_redis_server
+from monitor.store.localcluster import free_ports
 
 from .conftest import RULES, SAMPLE_FEEDS
 from .processes import wait_for

@@ -27,19 +27,19 @@ from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
+from monitor.alertfilter import Filter
 from monitor.config import load
-from monitor.consumer import dead_letters, requeue
+from monitor.delivery.consumer import dead_letters, requeue
+from monitor.delivery.forward import verify
+from monitor.delivery.queue import AlertQueue
+from monitor.delivery.sinks.build import build
+from monitor.delivery.sinks.digest import DigestStore
+from monitor.delivery.sinks.message import alert_message, digest_message
+from monitor.delivery.sinks.overview import preview, status
+from monitor.delivery.sinks.runner import SinkRunner, serve
 from monitor.errors import ConfigError
-from monitor.forward import verify
-from monitor.keys import Keys
-from monitor.queue import AlertQueue
-from monitor.sinks.base import build
-from monitor.sinks.config import SinkConfig, parse_sinks
-from monitor.sinks.digest import DigestStore, Schedule, parse_schedule
-from monitor.sinks.message import alert_message, digest_message
-from monitor.sinks.overview import preview, status
-from monitor.sinks.routing import Filter
-from monitor.sinks.runner import SinkRunner, serve
+from monitor.sinkconfig import Schedule, SinkConfig, parse_schedule, parse_sinks
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer, Reply
 

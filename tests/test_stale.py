@@ -17,13 +17,13 @@ from structlog.testing import capture_logs
 
 from monitor.config import FeedConfig, HttpSettings, ScheduleSettings
 from monitor.errors import FeedError
-from monitor.feeds import item_url, parse_document, parse_feed
-from monitor.fetch import HttpFetcher
-from monitor.keys import Keys
+from monitor.ingest.feeds import item_url, parse_document, parse_feed
+from monitor.ingest.fetch import HttpFetcher
+from monitor.ingest.items import ItemsQueue
+from monitor.ingest.poll import Poller, newest
 from monitor.model import CLOCK_SKEW, Item, report_time
-from monitor.poll import Poller, newest
-from monitor.queue import ItemsQueue
-from monitor.replay import read_feeds
+from monitor.pipeline.replay import read_feeds
+from monitor.store.keys import Keys
 
 from .conftest import FIXTURES, RULES
 from .feedserver import FeedServer, Reply
@@ -396,9 +396,9 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
     """The Korea Herald report, republished by four outlets whose feeds date it in four
     ways: undated, a broken clock (2030), years ago, and an hour ago. One story; one `new`
     alert, raised by a copy that is news."""
-    from monitor import runtime
     from monitor.config import Settings
-    from monitor.fetch import LocalFetcher
+    from monitor.ingest.fetch import LocalFetcher
+    from monitor.pipeline import runtime
     from monitor.rules import load_rules
 
     from .conftest import ROOT, SAMPLE_FEEDS
@@ -458,8 +458,8 @@ def test_links_that_are_not_articles_are_dropped() -> None:
 
 
 def test_a_replayed_file_is_as_of_its_build_date_unless_that_is_stale_or_ahead() -> None:
-    from monitor.feeds import FeedDocument
-    from monitor.replay import written
+    from monitor.ingest.feeds import FeedDocument
+    from monitor.pipeline.replay import written
 
     old, new = NOW - timedelta(days=3), NOW - timedelta(hours=1)
     items = [entry(1, old), entry(2, new), entry(3, datetime(2030, 1, 1, tzinfo=UTC))]

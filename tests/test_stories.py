@@ -12,8 +12,8 @@ from monitor.config import Settings
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, prior_df
 from monitor.dedup.index import DedupIndex
 from monitor.dedup.signals import MODEL, SIGNALS, StoryModel, figures, names
-from monitor.keys import Keys
 from monitor.model import Article, Item, Outcome
+from monitor.store.keys import Keys
 
 from .conftest import FIXTURES
 

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from monitor.connection import connect, primaries
+from monitor.store.connection import connect, primaries
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for

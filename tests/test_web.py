@@ -17,11 +17,11 @@ import httpx
 import pytest
 import redis
 
-from monitor import runtime
 from monitor.config import FeedConfig, Settings, WebSettings
-from monitor.fetch import LocalFetcher
+from monitor.ingest.fetch import LocalFetcher
 from monitor.model import stable_id
-from monitor.replay import read_feeds
+from monitor.pipeline import runtime
+from monitor.pipeline.replay import read_feeds
 from monitor.rules import load_rules
 
 from .conftest import ROOT, RULES, SAMPLE_FEEDS
@@ -150,7 +150,7 @@ def test_write_actions_need_the_token_and_the_csrf_field(
     page = web.get("/feeds").text
     assert "sample" in page and "<button>pause</button>" not in page
     fid = re.search(r"/feeds/([0-9a-f]+)/", page) or re.search(r'id="([0-9a-f]{16})"', page)
-    from monitor.poll import feed_id
+    from monitor.ingest.poll import feed_id
 
     action = f"/feeds/{feed_id(feed)}/pause"
     assert web.post(action, data={"csrf": "x"}).status_code == 403  # read-only desk

@@ -1,5 +1,8 @@
 """The `monitor` command: one module per command group (run, feeds, status, replay,
-consume/forward, rules) and one for what they print (output)."""
+consume/forward, rules) and one for what they print (output).
+
+May import: everything below it (daemon, desk, pipeline, stages, store, vocabulary).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ import redis
 from monitor import __version__, log
 from monitor.cli import consume, feeds, replay, rules, run, status
 from monitor.config import load
-from monitor.connection import describe
 from monitor.errors import MonitorError
+from monitor.store.connection import describe
 
 
 def _command_position(argv: list[str]) -> int | None:

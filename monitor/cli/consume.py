@@ -9,11 +9,11 @@ import threading
 import time
 from typing import Any
 
-from monitor import runtime
 from monitor.cli.output import Command, counted, print_alert, print_dead, say_if_none
 from monitor.config import Settings
-from monitor.consumer import AlertConsumer, dead_letters
+from monitor.delivery.consumer import AlertConsumer, dead_letters
 from monitor.errors import MonitorError
+from monitor.pipeline import runtime
 
 
 def register(commands: Any, command: Command) -> None:
@@ -118,7 +118,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _requeue(args: argparse.Namespace, settings: Settings, client) -> int:
-    from monitor.consumer import requeue
+    from monitor.delivery.consumer import requeue
 
     moved = requeue(
         client, settings.prefix, ids=None if args.all else args.requeue, group=args.group
@@ -182,7 +182,7 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
         return _forward_sinks(args, settings)
     if args.dry_run or args.sink or args.listen:
         raise MonitorError("--dry-run, --sink and --listen go with the sinks, not --webhook")
-    from monitor.forward import Forwarder
+    from monitor.delivery.forward import Forwarder
 
     args.group = args.group or "webhook"
     secret = args.secret or settings.webhook_secret
@@ -205,9 +205,9 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.sinks.base import build
-    from monitor.sinks.overview import preview
-    from monitor.sinks.runner import SinkMetrics, SinkRunner, serve
+    from monitor.delivery.sinks.build import build
+    from monitor.delivery.sinks.overview import preview
+    from monitor.delivery.sinks.runner import SinkMetrics, SinkRunner, serve
 
     if args.group:
         raise MonitorError("--group goes with --webhook: each sink has its group (sink:NAME)")

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor import runtime
 from monitor.cli.output import Command, iso_time, print_feeds
 from monitor.config import Settings
 from monitor.errors import MonitorError
+from monitor.pipeline import runtime
 
 
 def register(commands: Any, command: Command) -> None:
@@ -38,13 +38,13 @@ def register(commands: Any, command: Command) -> None:
 
 
 def all_feeds(settings: Settings, client) -> list:
-    from monitor.registry import FeedRegistry, merged
+    from monitor.ingest.registry import FeedRegistry, merged
 
     return merged(settings.feeds, FeedRegistry(client, runtime.Keys(settings.prefix)))
 
 
 def feed_rows(settings: Settings, client) -> list[dict[str, Any]]:
-    from monitor.registry import feed_rows
+    from monitor.ingest.registry import feed_rows
 
     return feed_rows(settings, client)
 
@@ -61,8 +61,8 @@ def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.opml import parse
-    from monitor.registry import FeedRegistry
+    from monitor.ingest.opml import parse
+    from monitor.ingest.registry import FeedRegistry
 
     try:
         data = args.file.read_bytes()
@@ -87,7 +87,7 @@ def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.opml import render
+    from monitor.ingest.opml import render
 
     with runtime.redis_client(settings) as client:
         document = render(all_feeds(settings, client))
@@ -100,7 +100,7 @@ def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_feeds_manage(args: argparse.Namespace, settings: Settings) -> int:
     """remove / pause / resume / poll-now, each for one or more feeds."""
-    from monitor.registry import FeedRegistry, find, merged
+    from monitor.ingest.registry import FeedRegistry, find, merged
 
     with runtime.redis_client(settings) as client:
         registry = FeedRegistry(client, runtime.Keys(settings.prefix))
@@ -134,7 +134,7 @@ def cmd_feeds_manage(args: argparse.Namespace, settings: Settings) -> int:
 
 def poll_now_and_say(settings: Settings, client, feed, feeds: list, label: str) -> None:
     """Poll the feed from this process (see `registry.poll_now`) and say what came of it."""
-    from monitor.registry import poll_now
+    from monitor.ingest.registry import poll_now
 
     keys = runtime.Keys(settings.prefix)
     report = poll_now(settings, client, feed, feeds)

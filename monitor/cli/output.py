@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from monitor.pipeline import Processed
-    from monitor.replay import Summary
+    from monitor.pipeline.process import Processed
+    from monitor.pipeline.replay import Summary
 
 # How a command module adds a subcommand: (group, name, help) -> its parser.
 Command = Callable[[Any, str, str], argparse.ArgumentParser]

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor import runtime
 from monitor.cli.output import Command, counted, item_json, print_table
+from monitor.cli.progress import Progress
 from monitor.config import Settings
-from monitor.progress import Progress
+from monitor.pipeline import runtime
 
 
 def register(commands: Any, command: Command) -> None:
@@ -44,8 +44,8 @@ def _as_of(text: str) -> datetime:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.fetch import LocalFetcher
-    from monitor.replay import Summary, feed_files, read_feeds, replay
+    from monitor.ingest.fetch import LocalFetcher
+    from monitor.pipeline.replay import Summary, feed_files, read_feeds, replay
     from monitor.rules import load_rules
 
     rules = load_rules(settings.rules_dir)

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor import runtime
 from monitor.cli.output import Command, clip, counted, iso_time, story_json
+from monitor.cli.progress import Progress
 from monitor.config import Settings
 from monitor.errors import MonitorError
-from monitor.progress import Progress
+from monitor.pipeline import runtime
 from monitor.rules import Document, load_rules
 from monitor.rules.match import evaluate, explain
 from monitor.rules.query import And
@@ -110,9 +110,9 @@ def cmd_rules_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 def _explain_document(args: argparse.Namespace) -> Document:
     from monitor.extract import detect_language
-    from monitor.fetch import LocalFetcher
-    from monitor.pipeline import Pipeline
-    from monitor.replay import feed_files, read_feeds
+    from monitor.ingest.fetch import LocalFetcher
+    from monitor.pipeline.process import Pipeline
+    from monitor.pipeline.replay import feed_files, read_feeds
 
     if args.text is not None or args.file is not None:
         if args.file is not None:
@@ -140,9 +140,9 @@ def _read_text(path: Path) -> str:
 
 
 def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor import backfill
     from monitor.config import parse_duration
-    from monitor.fetch import LocalFetcher
+    from monitor.ingest.fetch import LocalFetcher
+    from monitor.pipeline import backfill
 
     rules = load_rules(settings.rules_dir)
     rule = rules.get(args.rule)

@@ -12,10 +12,10 @@ from typing import Any
 
 import structlog
 
-from monitor import runtime
 from monitor.cli.output import Command
 from monitor.config import Settings
 from monitor.errors import MonitorError, RedisUnavailable
+from monitor.pipeline import runtime
 from monitor.rules import load_rules
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import redis
 
-from monitor import runtime
 from monitor.cli.feeds import feed_rows
 from monitor.cli.output import Command, counted, print_feeds
 from monitor.config import Settings
 from monitor.errors import MonitorError
+from monitor.pipeline import runtime
 
 
 def register(commands: Any, command: Command) -> None:
@@ -36,10 +36,10 @@ def register(commands: Any, command: Command) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.connection import primaries
-    from monitor.queue import ItemsQueue
-    from monitor.redisguard import eviction_settings
-    from monitor.retention import stream_groups
+    from monitor.ingest.items import ItemsQueue
+    from monitor.store.connection import primaries
+    from monitor.store.redisguard import eviction_settings
+    from monitor.store.retention import stream_groups
 
     keys = runtime.Keys(settings.prefix)
     with runtime.redis_client(settings, check=False) as client:  # status shows, not refuses
@@ -98,7 +98,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sink_status(client, sink, prefix: str) -> str:
-    from monitor.sinks.overview import status
+    from monitor.delivery.sinks.overview import status
 
     return status(client, sink, prefix)
 
@@ -109,7 +109,7 @@ def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
     import subprocess
     from urllib.parse import unquote, urlsplit
 
-    from monitor.embedded import find_redis_cli
+    from monitor.store.embedded import find_redis_cli
 
     binary = find_redis_cli()
     with runtime.redis_url(settings) as url:
@@ -140,7 +140,7 @@ def cmd_redis_cli(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_redis_cluster(args: argparse.Namespace, settings: Settings) -> int:
     """Start (or restart) a cluster on 127.0.0.1 with its data in DIR, the nodes running in
     the background with AOF on; or stop it."""
-    from monitor.localcluster import LocalCluster
+    from monitor.store.localcluster import LocalCluster
 
     cluster = LocalCluster(args.directory.resolve(), masters=args.masters,
                            replicas=args.replicas, port=args.port, persist=True)  # fmt: skip
@@ -157,7 +157,7 @@ def cmd_redis_cluster(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _is_cluster(url: str) -> bool:
-    from monitor.connection import connect, is_cluster
+    from monitor.store.connection import connect, is_cluster
 
     try:
         client = connect(url)

@@ -19,6 +19,9 @@ Signals: SIGTERM/SIGINT stop polling, finish the item in hand, and exit 0 (items
 not started stay pending and are re-claimed); a second signal exits at once. SIGHUP
 reloads the rules and the feed list now (so does the periodic check); a broken rule set is
 logged and the previous one keeps running.
+
+May import: the desk (served with web.in_daemon), the pipeline, the stages, the store and
+the vocabulary; never the CLI.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from typing import TYPE_CHECKING
 import redis
 import structlog
 
-from monitor import runtime
 from monitor.config import FeedConfig, Settings
 from monitor.daemon.control import RuleControl
 from monitor.daemon.endpoints import Server, answers, serve
@@ -44,11 +46,12 @@ from monitor.daemon.health import FAILING_AFTER, STALE_AFTER, Health
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.scheduler import Scheduler, hosts
 from monitor.daemon.worker import Worker, alive
-from monitor.fetch import HttpFetcher
-from monitor.keys import Keys
-from monitor.pipeline import Pipeline
-from monitor.queue import ItemsQueue
+from monitor.ingest.fetch import HttpFetcher
+from monitor.ingest.items import ItemsQueue
+from monitor.pipeline import runtime
+from monitor.pipeline.process import Pipeline
 from monitor.rules import RuleSet
+from monitor.store.keys import Keys
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

@@ -10,13 +10,13 @@ from pathlib import Path
 import redis
 import structlog
 
-from monitor import backfill
 from monitor.config import Settings
 from monitor.daemon.metrics import Metrics
-from monitor.keys import Keys
 from monitor.model import stable_id
-from monitor.pipeline import Pipeline
+from monitor.pipeline import backfill
+from monitor.pipeline.process import Pipeline
 from monitor.rules import RuleSet, load_rules
+from monitor.store.keys import Keys
 
 log = structlog.get_logger("monitor.daemon")
 

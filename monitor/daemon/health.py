@@ -11,9 +11,9 @@ from collections.abc import Callable
 import redis
 import structlog
 
-from monitor.connection import UNAVAILABLE
 from monitor.daemon.metrics import Metrics
-from monitor.redisguard import write_refusal
+from monitor.store.connection import UNAVAILABLE
+from monitor.store.redisguard import write_refusal
 
 log = structlog.get_logger("monitor.daemon")
 

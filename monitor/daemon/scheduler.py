@@ -26,16 +26,16 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.batched import BatchedRedis
 from monitor.config import FeedConfig, Settings
 from monitor.daemon.health import Health
 from monitor.daemon.metrics import Metrics
 from monitor.errors import MonitorError
-from monitor.fetch import HttpFetcher
-from monitor.keys import Keys
-from monitor.poll import FeedState, Poller, feed_id
-from monitor.queue import ItemsQueue
-from monitor.registry import FeedRegistry, merged
+from monitor.ingest.fetch import HttpFetcher
+from monitor.ingest.items import ItemsQueue
+from monitor.ingest.poll import FeedState, Poller, feed_id
+from monitor.ingest.registry import FeedRegistry, merged
+from monitor.store.batched import BatchedRedis
+from monitor.store.keys import Keys
 
 log = structlog.get_logger("monitor.daemon")
 

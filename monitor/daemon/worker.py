@@ -16,17 +16,18 @@ import redis
 import structlog
 
 from monitor.config import Settings
-from monitor.connection import UNAVAILABLE
 from monitor.daemon.health import Health
 from monitor.daemon.metrics import Metrics
 from monitor.errors import FetchError, MonitorError
-from monitor.fetch import HttpFetcher, Page
-from monitor.keys import Keys
+from monitor.ingest.fetch import HttpFetcher, Page
+from monitor.ingest.items import ItemsQueue
 from monitor.model import Item
-from monitor.pipeline import Pipeline, Processed
-from monitor.queue import Entry, ItemsQueue
-from monitor.redisguard import EvictionWatch, write_refusal
-from monitor.retention import GroupLag, stream_groups
+from monitor.pipeline.process import Pipeline, Processed
+from monitor.store.connection import UNAVAILABLE
+from monitor.store.keys import Keys
+from monitor.store.redisguard import EvictionWatch, write_refusal
+from monitor.store.retention import GroupLag, stream_groups
+from monitor.store.streams import Entry
 
 log = structlog.get_logger("monitor.daemon")
 RETRY_FIRST, RETRY_EVERY = 0.5, 2.0  # seconds between tries while Redis is away

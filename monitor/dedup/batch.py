@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from monitor.analysis import Analysis
+from monitor.dedup.analysis import Analysis
 from monitor.dedup.fingerprint import band_buckets, minhash
 from monitor.dedup.index import MIN_SHARED_TERMS, Decision, DedupIndex
 from monitor.dedup.signals import Report
 from monitor.model import Article, Item, Outcome, Placement
-from monitor.scripts import pipelined
+from monitor.store.scripts import pipelined
 
 log = structlog.get_logger(__name__)
 

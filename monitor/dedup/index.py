@@ -1,5 +1,5 @@
 """The dedup index in Redis: places each item as seen / same item / near-duplicate /
-same story / new story (DESIGN §4.4). (Alert claims live with publishing: monitor.queue.)
+same story / new story (DESIGN §4.4). (Alert claims live with publishing: monitor.delivery.queue.)
 
 Bounded in time and size: an item's own keys expire one window after it was placed; LSH
 buckets and document frequencies are kept per generation (a window long) and expire a
@@ -21,8 +21,8 @@ import numpy as np
 import redis
 import structlog
 
-from monitor.analysis import Analysis, analyse
 from monitor.config import Settings
+from monitor.dedup.analysis import Analysis, analyse
 from monitor.dedup.decide import closest_story, near_duplicate
 from monitor.dedup.fingerprint import (
     PRIOR_DOCUMENTS,
@@ -38,9 +38,9 @@ from monitor.dedup.signals import (
     name_terms,
     title_terms,
 )
-from monitor.keys import LSH_GROUP, Keys
-from monitor.model import Article, Item, Outcome, Placement, stable_id
-from monitor.scripts import Lua, pipelined, script
+from monitor.model import Article, Item, Outcome, Placement, Source, stable_id
+from monitor.store.keys import LSH_GROUP, Keys
+from monitor.store.scripts import Lua, pipelined, script
 
 log = structlog.get_logger(__name__)
 
@@ -84,18 +84,6 @@ class Decision:
     record: tuple[list[str], list[Any]] | None  # its record.lua call (None: nothing to write)
     fingerprint: Fingerprint | None = None  # an article's decision: what it leaves
     stories: frozenset[str] = frozenset()  # the candidate stories it weighed
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One member of a story, as alerts list it."""
-
-    item_id: str
-    source: str
-    url: str
-    title: str
-    published: str
-    wires: tuple[str, ...] = ()  # agencies the report credits
 
 
 class DedupIndex:

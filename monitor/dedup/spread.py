@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from monitor.analysis import Analysis
 from monitor.dedup import gather
+from monitor.dedup.analysis import Analysis
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
 from monitor.dedup.index import (
     DOCUMENTS,
@@ -39,9 +39,9 @@ from monitor.dedup.index import (
     summary_args,
 )
 from monitor.dedup.signals import Report, name_terms
-from monitor.keys import LSH_GROUP, Keys
 from monitor.model import Article, Item, Outcome, Placement, stable_id
-from monitor.scripts import Lua, pipelined, script
+from monitor.store.keys import LSH_GROUP, Keys
+from monitor.store.scripts import Lua, pipelined, script
 
 FLIGHT_MS = 5_000  # a placement not written by then was abandoned (its daemon died)
 LOG_MS = 30_000  # how long the placement log keeps an entry: longer than any decision
@@ -49,7 +49,7 @@ NEEDS_FOUNDER = -2  # story.lua: the summary needs the vector of the story's one
 
 
 class SpreadIndex(DedupIndex):
-    """DedupIndex for a cluster client (monitor.connection.is_cluster)."""
+    """DedupIndex for a cluster client (monitor.store.connection.is_cluster)."""
 
     # A decision here takes a few round trips, not one: more rewrites of one story may
     # commit meanwhile (each costs a look again, a few ms) before the last, unchecked try.

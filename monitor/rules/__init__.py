@@ -1,4 +1,7 @@
-"""Topic rules: files -> parsed queries -> matches with explanations."""
+"""Topic rules: files -> parsed queries -> matches with explanations.
+
+May import: the vocabulary (`config`, `model`, `errors`, `text`). Knows no other stage.
+"""
 
 from monitor.rules.load import ad_hoc_rule, load_rules
 from monitor.rules.match import Document

@@ -3,7 +3,11 @@
 
 Read-only unless `web.token` is set; write actions (pause, resume, poll a feed now; mute a
 story or a source for a rule) then need a session opened with the token, and each form
-carries a CSRF token derived from it. Everything from a feed is escaped when rendered."""
+carries a CSRF token derived from it. Everything from a feed is escaped when rendered.
+
+May import: the pipeline, the stages, `retained`, the store and the vocabulary; not the
+daemon or the CLI (the daemon serves the desk, not the other way round).
+"""
 
 from monitor.web.app import Served, bind, create_app, with_desk
 

@@ -23,14 +23,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from monitor.config import Settings, parse_duration
-from monitor.desk import Desk, Filters, StoryCard
 from monitor.errors import MonitorError
-from monitor.keys import Keys
 from monitor.model import AlertKind, alert_id
-from monitor.retained import Retained, RetainedItems, retained_entry
+from monitor.retained.cards import Desk, Filters, StoryCard
+from monitor.retained.items import Retained, RetainedItems, retained_entry
 from monitor.rules import Rule, RuleSet, ad_hoc_rule
 from monitor.rules.match import evaluate, explain
 from monitor.rules.prefilter import keys
+from monitor.store.keys import Keys
 from monitor.web.reading import (
     SEVERITIES,
     alert_passes,
@@ -269,14 +269,14 @@ class _Pages:
     # --- feeds ----------------------------------------------------------------------
 
     def feeds(self, request: Request) -> Response:
-        from monitor.registry import feed_rows
+        from monitor.ingest.registry import feed_rows
 
         rows = feed_rows(self.top.settings, self.top.client)
         rows.sort(key=lambda r: (not r["errors"], r["name"] or r["url"]))
         return self.render(request, "feeds.html", feeds=rows)
 
     async def feed_action(self, request: Request) -> Response:
-        from monitor.registry import FeedRegistry, merged, poll_now
+        from monitor.ingest.registry import FeedRegistry, merged, poll_now
 
         form = await self._writer(request)
         if isinstance(form, Response):
@@ -286,7 +286,7 @@ class _Pages:
             return Response("unknown action", 404)
         settings, client = self.top.settings, self.top.client
         registry = FeedRegistry(client, self.top.keys)
-        from monitor.poll import feed_id
+        from monitor.ingest.poll import feed_id
 
         feeds = merged(settings.feeds, registry)
         feed = next((f for f in feeds if feed_id(f) == fid), None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from monitor.retained import Retained
+from monitor.retained.items import Retained
 from monitor.rules import Document, Rule
 from monitor.web.render import when
 

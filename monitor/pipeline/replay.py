@@ -1,0 +1,159 @@
+"""`monitor replay`: the poll+process path over local feed files, once, with no network
+and no scheduler. Links resolve relative to each feed file.
+
+Each file is replayed as a feed's first poll at the time the file was written (its own
+build date, else its newest entry's date, never later than now), or at `as_of`: so an
+archived feed alerts on what was news when it was fetched, and its back catalogue does not."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from monitor.errors import FeedError, MonitorError
+from monitor.ingest.feeds import FeedDocument, parse_document
+from monitor.model import Item, Outcome
+
+if TYPE_CHECKING:
+    from monitor.pipeline.process import Processed
+
+log = structlog.get_logger(__name__)
+
+FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf", ".json")
+MAX_FEED_BYTES = 50 * 1024 * 1024
+
+
+def feed_files(paths: Iterable[Path]) -> list[Path]:
+    """The feed files named, directories expanded to the feed files directly inside them."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in FEED_SUFFIXES and _feedlike(p)
+            )
+            if not inside:
+                raise FeedError(str(path), f"no feed files ({', '.join(FEED_SUFFIXES)}) in it")
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FeedError(str(path), "no such file or directory")
+    return found
+
+
+def _feedlike(path: Path) -> bool:
+    """Whether a file found in a directory is a feed: any XML file; a .json file only when
+    it looks like a JSON Feed (a version or items near its start). Other JSON beside feeds,
+    such as sample_feeds/manifest.json, is skipped (logged at info level)."""
+    if path.suffix.lower() != ".json":
+        return True
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return True  # reading it fails later, with the reason
+    if b"jsonfeed.org/version" in head or b'"items"' in head:
+        return True  # a JSON Feed, or a broken one (reading it says what is wrong)
+    log.info("file_skipped", path=str(path), reason="not a JSON feed")
+    return False
+
+
+def read_feeds(paths: Iterable[Path], *, as_of: datetime | None = None) -> list[Item]:
+    """Every entry of every feed, in file order, as a first poll of each feed would give
+    them at `as_of` (default: when each file was written, see `written`). Any unreadable
+    feed fails the whole call, before anything is processed."""
+    items: list[Item] = []
+    for path in feed_files(paths):
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise FeedError(str(path), exc.strerror or str(exc)) from exc
+        if len(body) > MAX_FEED_BYTES:
+            raise FeedError(str(path), f"larger than {MAX_FEED_BYTES} bytes")
+        try:
+            document = parse_document(body, url=path.resolve().as_uri())
+        except FeedError as exc:
+            raise FeedError(str(path), exc.reason) from None
+        seen = as_of or written(document)
+        items.extend(
+            dataclasses.replace(item, first_seen=seen, baseline=True) for item in document.items
+        )
+    return items
+
+
+def written(document: FeedDocument, now: datetime | None = None) -> datetime:
+    """When a feed document was fetched, as far as it tells: its build date when that is
+    in the past and not older than its newest entry (many feeds never update it), else its
+    newest entry's date — dates in the future ignored — else now."""
+    now = now or datetime.now(UTC)
+    entries = [i.published for i in document.items if i.published and i.published <= now]
+    newest = max(entries) if entries else None
+    built = document.updated if document.updated and document.updated <= now else None
+    if built and (newest is None or built >= newest):
+        return built
+    return newest or now
+
+
+@dataclass(slots=True)
+class Summary:
+    items: int = 0
+    errors: int = 0
+    stories: set[str] = field(default_factory=set)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    rules: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)  # reason -> matching items
+
+    def add(self, result: Processed) -> None:
+        self.items += 1
+        self.stories.add(result.placement.story_id)
+        self.outcomes[str(result.placement.outcome)] += 1
+        self.rules.update(m.rule_id for m in result.matches)
+        self.alerts["published"] += len(result.alerts)
+        self.alerts.update(f"rule:{rule}" for rule in result.alert_rules)
+        if result.alert_suppressed and result.matches:
+            self.suppressed[result.alert_suppressed] += 1
+
+    def as_dict(self) -> dict:
+        return {
+            "items": self.items,
+            "stories": len(self.stories),
+            "new_stories": self.outcomes[Outcome.NEW_STORY],
+            "same_story": self.outcomes[Outcome.SAME_STORY],
+            "near_duplicates": self.outcomes[Outcome.NEAR_DUPLICATE],
+            "same_items": self.outcomes[Outcome.SAME_ITEM],
+            "seen_before": self.outcomes[Outcome.SEEN],
+            "rules_matched": dict(sorted(self.rules.items())),
+            "alerts_published": self.alerts["published"],
+            "alerts_per_rule": {
+                k.removeprefix("rule:"): v
+                for k, v in sorted(self.alerts.items())
+                if k != "published"
+            },
+            "alerts_suppressed": dict(sorted(self.suppressed.items())),
+            "errors": self.errors,
+        }
+
+
+def replay(
+    items: Iterable[Item], process: Callable[[Item], Processed], summary: Summary
+) -> Iterator[tuple[Item, Processed | None, str]]:
+    """Process each item in turn: (item, result, "") or, for an item that failed,
+    (item, None, reason). A failing item is counted and logged; the replay goes on."""
+    for item in items:
+        try:
+            result = process(item)
+        except MonitorError as exc:
+            summary.errors += 1
+            log.error("item_failed", item=item.id, url=item.url, error=str(exc))
+            yield item, None, str(exc)
+            continue
+        summary.add(result)
+        yield item, result, ""

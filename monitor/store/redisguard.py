@@ -1,0 +1,128 @@
+"""What the monitor requires of its Redis, checked at start and watched while running.
+
+- No eviction: every key matters (feed state, seen entries, alert markers and claims, the
+  streams themselves); a Redis that may drop keys under memory pressure doubles and loses
+  alerts without a word. Only `maxmemory-policy noeviction` is accepted, unless the operator
+  opts in (`redis_allow_eviction`, unsafe).
+- A rise of `evicted_keys` while running is an error (someone changed the policy, or the
+  check could not be made).
+- Writes refused (out of memory, a read-only replica, a failing disk) are recognised, so
+  that the daemon waits for Redis instead of failing item after item.
+"""
+
+from __future__ import annotations
+
+import redis
+import structlog
+
+from monitor.errors import RedisEvicts
+from monitor.store.connection import primaries
+
+log = structlog.get_logger(__name__)
+
+SAFE_POLICY = "noeviction"
+
+# Markers of the errors of a Redis that answers but refuses writes (also when raised inside
+# a script, where the message is wrapped), and what each means.
+# (redis-py strips the error code from the errors it has a class for.)
+OOM = "out of memory (maxmemory reached, OOM)"
+READONLY = "read-only replica (READONLY)"
+_REFUSALS = (
+    ("used memory > 'maxmemory'", OOM),
+    ("READONLY", READONLY),
+    ("MISCONF", "persistence failing (MISCONF)"),
+)
+
+
+def write_refusal(exc: BaseException) -> str | None:
+    """Why Redis refused a write, when `exc` says it did; None for any other error."""
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return OOM
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return READONLY
+    if not isinstance(exc, redis.ResponseError):
+        return None
+    text = str(exc)
+    for marker, reason in _REFUSALS:
+        if marker in text:
+            return reason
+    return None
+
+
+def eviction_settings(client: redis.Redis) -> tuple[str, int] | str:
+    """(maxmemory-policy, maxmemory) from CONFIG GET, else from INFO memory; or, when
+    neither is allowed, a sentence saying what could not be checked and why. On a cluster,
+    every master is asked, and the first that may evict (else the first) answers."""
+    found = [_eviction_settings(node) for node in primaries(client)]
+    unsafe = [f for f in found if isinstance(f, tuple) and f[0] != SAFE_POLICY]
+    return (unsafe or found)[0]
+
+
+def _eviction_settings(client: redis.Redis) -> tuple[str, int] | str:
+    refused = []
+    try:
+        config = client.config_get("maxmemory*")
+        return str(config["maxmemory-policy"]), int(config.get("maxmemory", 0))
+    except (redis.ResponseError, KeyError) as exc:  # an ACL user, a renamed CONFIG
+        refused.append(f"CONFIG GET ({_first_line(exc)})")
+    try:
+        info = client.info("memory")
+        return str(info["maxmemory_policy"]), int(info.get("maxmemory", 0))
+    except (redis.ResponseError, KeyError) as exc:
+        refused.append(f"INFO memory ({_first_line(exc)})")
+    return (
+        "could not check that Redis does not evict keys: "
+        + " and ".join(refused)
+        + f" refused; make sure maxmemory-policy is {SAFE_POLICY}"
+    )
+
+
+def check_eviction(client: redis.Redis, *, allow: bool, where: str) -> None:
+    """Refuse (RedisEvicts) a Redis whose policy may evict the monitor's keys, unless
+    `allow`; log what could not be checked."""
+    found = eviction_settings(client)
+    if isinstance(found, str):
+        log.warning("redis_policy_unchecked", redis=where, reason=found)
+        return
+    policy, maxmemory = found
+    if policy == SAFE_POLICY:
+        return
+    if allow:
+        log.warning(
+            "redis_may_evict", redis=where, policy=policy, maxmemory=maxmemory,
+            reason="allowed by redis_allow_eviction: alerts may be doubled or lost",
+        )  # fmt: skip
+        return
+    raise RedisEvicts(where, policy, maxmemory)
+
+
+class EvictionWatch:
+    """Follows INFO stats `evicted_keys`: `check()` returns how many keys Redis evicted
+    since the previous check (logged as an error), 0 when none or when it cannot tell."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.last: int | None = None
+        self.blind = False  # INFO refused: said once
+
+    def check(self) -> int:
+        try:  # summed over the masters of a cluster (a failover restarts a count: see below)
+            total = sum(int(node.info("stats")["evicted_keys"]) for node in primaries(self.client))
+        except (redis.ResponseError, KeyError, ValueError) as exc:
+            if not self.blind:
+                self.blind = True
+                log.warning("redis_evictions_unwatched", reason=_first_line(exc))
+            return 0
+        previous, self.last = self.last, total
+        if previous is None or total <= previous:
+            return 0  # the first reading, or a restarted Redis
+        log.error(
+            "redis_evicted_keys", evicted=total - previous, total=total,
+            hint=f"set maxmemory-policy {SAFE_POLICY}: evicted keys lose feed state, "
+            "alert markers and stream entries",
+        )  # fmt: skip
+        return total - previous
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
