@@ -30,10 +30,21 @@ def redis_server() -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     socket = directory / "redis.sock"
     process = subprocess.Popen(
-        [str(find_redis_server()), "--port", "0", "--unixsocket", str(socket), "--save", "",
-         "--appendonly", "no", "--dir", str(directory)],
+        [
+            str(find_redis_server()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     try:
         client = redis.Redis(unix_socket_path=str(socket))
         for _ in range(500):
@@ -97,8 +108,11 @@ def start_daemon(
     with log.open("w") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-            env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=config.parent,
-        )  # fmt: skip
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=config.parent,
+        )
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -53,8 +53,11 @@ def main() -> None:
     def handler(path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         with lock:
             if path == "/feed.xml":
-                body = ('<?xml version="1.0"?><rss version="2.0"><channel><title>b</title>'
-                        + "".join(feed_items) + "</channel></rss>").encode()  # fmt: skip
+                body = (
+                    '<?xml version="1.0"?><rss version="2.0"><channel><title>b</title>'
+                    + "".join(feed_items)
+                    + "</channel></rss>"
+                ).encode()
                 return 200, {"Content-Type": "application/rss+xml"}, body
             if path in pages:
                 return 200, {"Content-Type": "text/html"}, pages[path]

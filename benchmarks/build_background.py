@@ -57,11 +57,17 @@ def main() -> int:
     kept = {t: n for t, n in sorted(df.items(), key=lambda kv: (-kv[1], kv[0])) if n >= MIN_DF}
     OUT.write_text(
         json.dumps(
-            {"documents": len(docs), "min_df": MIN_DF,
-             "source": "miniflux/v2 (Apache-2.0) and feed-rs (MIT) feed fixtures", "df": kept},
-            ensure_ascii=False, separators=(",", ":"),
-        ) + "\n"
-    )  # fmt: skip
+            {
+                "documents": len(docs),
+                "min_df": MIN_DF,
+                "source": "miniflux/v2 (Apache-2.0) and feed-rs (MIT) feed fixtures",
+                "df": kept,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
     report("build_background", documents=len(docs), terms=len(df), kept=len(kept))
     return 0
 

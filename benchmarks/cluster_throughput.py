@@ -60,15 +60,29 @@ def items(count: int) -> tuple[list[Item], str]:
     else:
         rng = random.Random(7)
         words = [f"{a}{b}" for a in "bdfgklmnprstvz" for b in ("ano", "elo", "iru", "osa")]
-        found = [(f"g{n}", " ".join(rng.sample(words, 6)), " ".join(rng.choices(words, k=300))
-                  + " police", "gen.example") for n in range(count)]  # fmt: skip
+        found = [
+            (
+                f"g{n}",
+                " ".join(rng.sample(words, 6)),
+                " ".join(rng.choices(words, k=300)) + " police",
+                "gen.example",
+            )
+            for n in range(count)
+        ]
         where = "generated (gva-dev not found)"
     end = datetime.now(UTC) - timedelta(minutes=1)
     made = [
-        Item(guid=key, url=f"https://{source}/{key}", title=title, source=source, feed="bench",
-             content=text, published=end - timedelta(minutes=2 * (len(found) - n)))
+        Item(
+            guid=key,
+            url=f"https://{source}/{key}",
+            title=title,
+            source=source,
+            feed="bench",
+            content=text,
+            published=end - timedelta(minutes=2 * (len(found) - n)),
+        )
         for n, (key, title, text, source) in enumerate(found)
-    ]  # fmt: skip
+    ]
     return made, where
 
 
@@ -105,8 +119,14 @@ def _work(url: str, batch: list[Item]) -> tuple[float, list]:
         for entry in queue.read(name, count=20):
             result = pipeline.process(entry.value)
             queue.ack(entry.entry_id)
-            done.append((entry.value.guid, result.placement.story_id,
-                         str(result.placement.outcome), list(result.alerts)))  # fmt: skip
+            done.append(
+                (
+                    entry.value.guid,
+                    result.placement.story_id,
+                    str(result.placement.outcome),
+                    list(result.alerts),
+                )
+            )
     return time.perf_counter() - started, done
 
 
@@ -117,8 +137,9 @@ def masters(url: str) -> dict[str, dict[str, float]]:
         out[str(node.get_connection_kwargs().get("port", "single"))] = {
             "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"],
             "commands": stats["total_commands_processed"],
-            "memory": memory["used_memory"], "keys": node.dbsize(),
-        }  # fmt: skip
+            "memory": memory["used_memory"],
+            "keys": node.dbsize(),
+        }
     return out
 
 
@@ -178,9 +199,20 @@ def target(kind: str):
         from monitor.store.localcluster import free_ports
 
         port = free_ports(1)[0]
-        proc = subprocess.Popen([str(find_redis_server()), "--port", str(port), "--bind",
-                                 "127.0.0.1", "--save", "", "--appendonly", "no"],
-                                stdout=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [
+                str(find_redis_server()),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         try:
             url = f"redis://127.0.0.1:{port}"
             for _ in range(200):

@@ -46,8 +46,14 @@ def article(n: int, rng: random.Random) -> tuple[Item, Article]:
         body.append(rng.choice(names) if rng.random() < 0.08 else rng.choice(WORDS))
     title = " ".join([*names[:3], *rng.sample(WORDS, 4)])
     text = " ".join(body)
-    item = Item(guid=f"urn:bench:{n}", url=f"https://example.org/{n}", title=title,
-                source="bench", feed="bench", published=datetime.now(UTC))  # fmt: skip
+    item = Item(
+        guid=f"urn:bench:{n}",
+        url=f"https://example.org/{n}",
+        title=title,
+        source="bench",
+        feed="bench",
+        published=datetime.now(UTC),
+    )
     return item, Article(text=text, title=title)
 
 
@@ -101,10 +107,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="loader processes")
     parser.add_argument("--warmup", type=int, default=500, help="untimed decisions first")
     parser.add_argument(
-        "--redis-profile", type=int, default=200, metavar="N",
+        "--redis-profile",
+        type=int,
+        default=200,
+        metavar="N",
         help="then N more items with Redis's slow log catching every command: the server's "
         "time per script and command, per item (0: skip)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     rng = random.Random(1)
     with redis_server() as url:

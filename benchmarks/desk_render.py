@@ -52,10 +52,13 @@ def fill(client: redis.Redis, items: int, rng: random.Random) -> None:
         if left == 0:
             story, left, first = f"story{n:08d}", rng.randint(1, 8), True
         item = Item(
-            guid=f"urn:bench:{n}", url=f"https://news{n % 60}.example/{n}",
-            title=f"Report {n}: " + " ".join(rng.sample(WORDS, 5)), source=rng.choice(SOURCES),
-            feed="bench", published=now - timedelta(seconds=(items - n) * 5),
-        )  # fmt: skip
+            guid=f"urn:bench:{n}",
+            url=f"https://news{n % 60}.example/{n}",
+            title=f"Report {n}: " + " ".join(rng.sample(WORDS, 5)),
+            source=rng.choice(SOURCES),
+            feed="bench",
+            published=now - timedelta(seconds=(items - n) * 5),
+        )
         article = Article(text=texts[n % 50], title=item.title, language="en")
         outcome = Outcome.NEW_STORY if first else Outcome.SAME_STORY
         placement = Placement(outcome=outcome, story_id=story)
@@ -94,9 +97,20 @@ def main() -> None:
         env = {**os.environ, "MONITOR_REDIS_URL": url}
         with log.open("w") as stderr:
             web_process = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "web", "--listen", "127.0.0.1:0", "--rules",
-                 str(ROOT / "rules")], env=env, stderr=stderr, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "monitor",
+                    "web",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--rules",
+                    str(ROOT / "rules"),
+                ],
+                env=env,
+                stderr=stderr,
+                stdout=subprocess.DEVNULL,
+            )
         while "web_listening" not in log.read_text():
             time.sleep(0.05)
         line = next(x for x in log.read_text().splitlines() if "web_listening" in x)
@@ -105,12 +119,21 @@ def main() -> None:
         nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         with httpx.Client(base_url=f"http://{host}:{port}", timeout=60, transport=nodelay) as web:
             story = web.get("/").text.split('href="/story/', 1)[1].split('"', 1)[0]
-            print(f"{args.items:,} retained items, {client.zcard('monitor:desk:stories'):,} "
-                  f"stories; Redis {used / args.items / 1024:.1f} KB per retained item "
-                  f"(text included)")  # fmt: skip
+            print(
+                f"{args.items:,} retained items, {client.zcard('monitor:desk:stories'):,} "
+                f"stories; Redis {used / args.items / 1024:.1f} KB per retained item "
+                f"(text included)"
+            )
             print(f"{'page':<44} {'median ms':>10} {'p95 ms':>8}")
-            pages = ["/", "/?rule=dprk-missile-launch", "/?source=Outlet%207", "/?since=1h",
-                     f"/story/{story}", "/alerts", "/rules"]  # fmt: skip
+            pages = [
+                "/",
+                "/?rule=dprk-missile-launch",
+                "/?source=Outlet%207",
+                "/?since=1h",
+                f"/story/{story}",
+                "/alerts",
+                "/rules",
+            ]
             for path in pages:
                 median, p95 = timed(web, path, args.requests)
                 print(f"{path:<44} {median:>10.1f} {p95:>8.1f}")

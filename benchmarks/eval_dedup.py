@@ -44,10 +44,23 @@ DATELINES = [
     "LONDON, June 19 (Reuters) - ",
     "(AFP) - ",
 ]
-BOILERPLATE = ["Reporting by staff; editing by the desk.", "Copyright 2024 The Associated Press.",
-               "This story has been corrected.", "Sign up for our daily briefing."]  # fmt: skip
-SWAPS = {"said": "stated", "says": "states", "the": "a", "on": "upon", "after": "following",
-         "new": "fresh", "big": "large", "told": "said to", "also": "as well"}  # fmt: skip
+BOILERPLATE = [
+    "Reporting by staff; editing by the desk.",
+    "Copyright 2024 The Associated Press.",
+    "This story has been corrected.",
+    "Sign up for our daily briefing.",
+]
+SWAPS = {
+    "said": "stated",
+    "says": "states",
+    "the": "a",
+    "on": "upon",
+    "after": "following",
+    "new": "fresh",
+    "big": "large",
+    "told": "said to",
+    "also": "as well",
+}
 
 
 def wire_copy(title: str, text: str, rng: random.Random) -> tuple[str, str]:
@@ -63,13 +76,20 @@ def wire_copy(title: str, text: str, rng: random.Random) -> tuple[str, str]:
     return "UPDATE: " + title, body
 
 
-def item_of(r: Report, *, guid: str = "", title: str = "", source: str = "",
-            seen: datetime | None = None) -> Item:  # fmt: skip
+def item_of(
+    r: Report, *, guid: str = "", title: str = "", source: str = "", seen: datetime | None = None
+) -> Item:
     """The report as polling would give it: its date as published, first seen then (or at
     `seen`, the wall clock)."""
-    return Item(guid=guid or f"urn:eval:{r.key}", url=f"https://{source or r.source}/{r.key}",
-                title=title or r.title, source=source or r.source, feed="eval",
-                published=r.time, first_seen=seen or r.time)  # fmt: skip
+    return Item(
+        guid=guid or f"urn:eval:{r.key}",
+        url=f"https://{source or r.source}/{r.key}",
+        title=title or r.title,
+        source=source or r.source,
+        feed="eval",
+        published=r.time,
+        first_seen=seen or r.time,
+    )
 
 
 def now_of(r: Report, wall: bool) -> float | None:
@@ -101,10 +121,11 @@ def pairwise(gold: list[str], pred: list[str]) -> dict[str, float]:
     bp = sum(cells[g, c] / len(by_pred[c]) for g, c in zip(gold, pred, strict=True)) / len(gold)
     br = sum(cells[g, c] / len(by_gold[g]) for g, c in zip(gold, pred, strict=True)) / len(gold)
     return {
-        "pairwise_precision": round(p, 3), "pairwise_recall": round(r, 3),
+        "pairwise_precision": round(p, 3),
+        "pairwise_recall": round(r, 3),
         "pairwise_f1": round(2 * p * r / (p + r), 3) if p + r else 0.0,
         "bcubed_f1": round(2 * bp * br / (bp + br), 3) if bp + br else 0.0,
-    }  # fmt: skip
+    }
 
 
 def stories(index: DedupIndex, reports: list[Report], wall: bool) -> tuple[dict, dict]:
@@ -122,8 +143,7 @@ def stories(index: DedupIndex, reports: list[Report], wall: bool) -> tuple[dict,
     return figures, placements
 
 
-def near_duplicates(index: DedupIndex, reports: list[Report], placements: dict,
-                    wall: bool) -> dict:  # fmt: skip
+def near_duplicates(index: DedupIndex, reports: list[Report], placements: dict, wall: bool) -> dict:
     """Wire copies of every report must be found; rewrites must not be called copies."""
     rng = random.Random(2024)
     found = wrong = 0
@@ -131,8 +151,9 @@ def near_duplicates(index: DedupIndex, reports: list[Report], placements: dict,
         title, text = wire_copy(r.title, r.text, rng)
         item = item_of(r, guid=f"urn:copy:{r.key}", title=title, source="wire")
         if item.first_seen is None:
-            item = item_of(r, guid=f"urn:copy:{r.key}", title=title, source="wire",
-                           seen=datetime.now(UTC))  # fmt: skip
+            item = item_of(
+                r, guid=f"urn:copy:{r.key}", title=title, source="wire", seen=datetime.now(UTC)
+            )
         placement = index.place(item, Article(text=text, title=title), now_of(r, wall))
         original = item_of(r).id
         if placement.outcome is Outcome.NEAR_DUPLICATE and placement.duplicate_of == original:
@@ -173,8 +194,14 @@ def main() -> int:
             if corpus == "neus" and not args.no_copies:
                 figures |= near_duplicates(index, reports, placements, wall)
         split = {"split": args.split} if corpus == "neus" else {}
-        report("eval_dedup", corpus=corpus, **split, clock=args.clock, **figures,
-               story_threshold=args.story_threshold)  # fmt: skip
+        report(
+            "eval_dedup",
+            corpus=corpus,
+            **split,
+            clock=args.clock,
+            **figures,
+            story_threshold=args.story_threshold,
+        )
     return 0
 
 

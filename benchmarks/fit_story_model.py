@@ -106,9 +106,15 @@ def main() -> int:
         ys.append(y)
         ws.append(np.full(len(y), 1.0 / len(y)))
         retrieved = round(teacher.retrieved / max(teacher.reachable, 1), 3)
-        report("fit_story_model", corpus=corpus, split=split, examples=len(y),
-               positives=int(y.sum()), reports_with_an_earlier_report=teacher.reachable,
-               gold_story_among_candidates=retrieved)  # fmt: skip
+        report(
+            "fit_story_model",
+            corpus=corpus,
+            split=split,
+            examples=len(y),
+            positives=int(y.sum()),
+            reports_with_an_earlier_report=teacher.reachable,
+            gold_story_among_candidates=retrieved,
+        )
     weights, bias = fit(np.vstack(xs), np.concatenate(ys), np.concatenate(ws))
     model = {
         "signals": list(story_signals.SIGNALS),
@@ -119,8 +125,11 @@ def main() -> int:
         "window_hours": args.window_hours,
     }
     args.out.write_text(json.dumps(model, indent=1) + "\n")
-    report("fit_story_model", **dict(zip(model["signals"], model["weights"], strict=True)),
-           bias=model["bias"])  # fmt: skip
+    report(
+        "fit_story_model",
+        **dict(zip(model["signals"], model["weights"], strict=True)),
+        bias=model["bias"],
+    )
     return 0
 
 

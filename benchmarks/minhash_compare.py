@@ -69,8 +69,9 @@ def main() -> None:
     texts = articles(args.articles)
     rng = random.Random(7)
     pairs = [(t, edited(t, rng)) for t in texts[:300]]
-    exact = [len(set(grams(a)) & set(grams(b))) / len(set(grams(a)) | set(grams(b)))
-             for a, b in pairs]  # fmt: skip
+    exact = [
+        len(set(grams(a)) & set(grams(b))) / len(set(grams(a)) | set(grams(b))) for a, b in pairs
+    ]
     words_per = statistics.mean(len(t.split()) for t in texts)
     print(f"{len(texts)} articles, {words_per:.0f} words each; {NUM_PERM} permutations")
     print(f"{'implementation':<34} {'ms/article':>10} {'mean |est - exact| J':>22}")

@@ -74,9 +74,13 @@ def reports() -> tuple[list[tuple[str, str]], str]:
         return found, "NeuS train+val"
     rng = random.Random(3)
     words = [f"{a}{b}" for a in "bdfgklmnprstvz" for b in ("ano", "elo", "iru", "osa", "uke")]
-    made = [(" ".join(rng.sample(words, 6)).capitalize(),
-             ". ".join(" ".join(rng.choices(words, k=15)) for _ in range(4)) + ".")
-            for _ in range(3000)]  # fmt: skip
+    made = [
+        (
+            " ".join(rng.sample(words, 6)).capitalize(),
+            ". ".join(" ".join(rng.choices(words, k=15)) for _ in range(4)) + ".",
+        )
+        for _ in range(3000)
+    ]
     return made, "generated (NeuS data not found)"
 
 
@@ -167,21 +171,37 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--leads", type=int, default=10, help="NeuS leads per article")
     parser.add_argument("--profile", action="store_true", help="cProfile the pipeline instead")
-    parser.add_argument("--batch", type=int, default=Settings().daemon.batch,
-                        help="items per Pipeline.process_batch, as the daemon reads them "
-                             "(1: Pipeline.process, one by one)")  # fmt: skip
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings().daemon.batch,
+        help="items per Pipeline.process_batch, as the daemon reads them "
+        "(1: Pipeline.process, one by one)",
+    )
     args = parser.parse_args()
     texts, origin = reports()
     names, topics, _ = vocabulary()
     queries = generate(args.rules, random.Random(args.rules), names, topics)
-    rules = RuleSet(tuple(Rule(id=f"r{n}", name=f"rule {n}", query=q, node=parse(q))
-                          for n, q in enumerate(queries)), {})  # fmt: skip
+    rules = RuleSet(
+        tuple(
+            Rule(id=f"r{n}", name=f"rule {n}", query=q, node=parse(q))
+            for n, q in enumerate(queries)
+        ),
+        {},
+    )
     now = datetime.now(UTC)
 
     def item(n: int, title: str) -> Item:
         url = f"https://news.example/a/{n}"
-        return Item(guid=url, url=url, title=title, source=f"outlet{n % 40}", feed="bench",
-                    summary="A short summary.", published=now)  # fmt: skip
+        return Item(
+            guid=url,
+            url=url,
+            title=title,
+            source=f"outlet{n % 40}",
+            feed="bench",
+            summary="A short summary.",
+            published=now,
+        )
 
     log.configure("info")  # as `monitor run` logs: one JSON line per item, to stderr
     spent: dict[str, float] = defaultdict(float)

@@ -68,17 +68,28 @@ def main() -> None:
 
 
 def run(
-    client: redis.Redis, feeds: list[FeedConfig], config: Path, redis_url: str, work: Path,
+    client: redis.Redis,
+    feeds: list[FeedConfig],
+    config: Path,
+    redis_url: str,
+    work: Path,
     code: Path | None,
-) -> dict[str, object]:  # fmt: skip
+) -> dict[str, object]:
     keys = Keys()
     client.flushdb()  # leases and states of a previous round
     now = time.time()
     pipe = client.pipeline(transaction=False)
     for feed in feeds:  # as if each had been polled once: a 304 is due for all
-        pipe.hset(keys.feed(feed_id(feed)), mapping={
-            "url": feed.url, "etag": ETAG, "interval": 3600, "next_poll": now, "polls": 1,
-        })  # fmt: skip
+        pipe.hset(
+            keys.feed(feed_id(feed)),
+            mapping={
+                "url": feed.url,
+                "etag": ETAG,
+                "interval": 3600,
+                "next_poll": now,
+                "polls": 1,
+            },
+        )
     pipe.execute()
     daemon = start_daemon(config, redis_url, work / "daemon.log", code=code)
     started = time.monotonic()

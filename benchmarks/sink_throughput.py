@@ -65,8 +65,12 @@ def main() -> None:
             {"name": "filtered", "type": "webhook", "url": f"{base}/x", "min_severity": "critical"},
             {"name": "digest", "type": "webhook", "url": f"{base}/digest", "digest": "1h"},
         ):
-            report("sink_throughput", sink=table["name"], alerts=args.alerts,
-                   **run(client, table, args.alerts))  # fmt: skip
+            report(
+                "sink_throughput",
+                sink=table["name"],
+                alerts=args.alerts,
+                **run(client, table, args.alerts),
+            )
 
     # Independence: a healthy sink served beside one whose endpoint takes 2 s to fail.
     with redis_server() as url, http_server(lambda path, headers: (200, {}, b"")) as good:
@@ -84,14 +88,17 @@ def main() -> None:
             healthy, failing = (
                 SinkRunner(build(c), client, stop=stop)
                 for c in parse_sinks(
-                    [{"name": "good", "type": "webhook", "url": f"{good}/"},
-                     {"name": "bad", "type": "webhook", "url": f"{bad}/", "attempts": 1}],
+                    [
+                        {"name": "good", "type": "webhook", "url": f"{good}/"},
+                        {"name": "bad", "type": "webhook", "url": f"{bad}/", "attempts": 1},
+                    ],
                     "bench",
                 )
-            )  # fmt: skip
+            )
             started = time.perf_counter()
-            thread = threading.Thread(target=serve, args=([healthy, failing],),
-                                      kwargs={"follow": True})  # fmt: skip
+            thread = threading.Thread(
+                target=serve, args=([healthy, failing],), kwargs={"follow": True}
+            )
             thread.start()
             while healthy.stats.delivered < 200:
                 time.sleep(0.01)
@@ -99,8 +106,11 @@ def main() -> None:
             stop.set()
             thread.join()
             attempts = failing.stats.failed + failing.stats.delivered
-            report("sink_independence", healthy_200_alerts_s=round(took, 2),
-                   failing_attempts_meanwhile=attempts)  # fmt: skip
+            report(
+                "sink_independence",
+                healthy_200_alerts_s=round(took, 2),
+                failing_attempts_meanwhile=attempts,
+            )
 
 
 if __name__ == "__main__":

@@ -166,10 +166,12 @@ class Feeds:
             etag = f'"{self.version[feed]}"' if feed % 10 != 3 else ""
             if etag and headers.get("if-none-match") == etag:
                 return 304, {"ETag": etag}, b""
-            body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-                    f"<title>Soak {feed}</title><link>http://soak.example/</link>"
-                    + "".join(item for _, item in self.items[feed])
-                    + "</channel></rss>").encode()  # fmt: skip
+            body = (
+                '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+                f"<title>Soak {feed}</title><link>http://soak.example/</link>"
+                + "".join(item for _, item in self.items[feed])
+                + "</channel></rss>"
+            ).encode()
         return 200, {"Content-Type": "application/rss+xml"} | ({"ETag": etag} if etag else {}), body
 
 
@@ -233,8 +235,11 @@ def main() -> None:
             with contextlib.suppress(httpx.HTTPError):  # a busy daemon: read at the next
                 metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
             processed = sum(counter(metrics, "monitor_items_processed").values())
-            print(f"{tick * SAMPLE / 60:5.1f} min  RSS {samples[-1][1]:6.1f} MB  "
-                  f"Redis {redis_mb[-1]:6.1f} MB  items {processed:.0f}", flush=True)  # fmt: skip
+            print(
+                f"{tick * SAMPLE / 60:5.1f} min  RSS {samples[-1][1]:6.1f} MB  "
+                f"Redis {redis_mb[-1]:6.1f} MB  items {processed:.0f}",
+                flush=True,
+            )
         stop.set()
         peak = peak_rss_mb(daemon.pid)
         daemon.send_signal(signal.SIGTERM)

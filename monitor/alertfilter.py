@@ -62,11 +62,14 @@ class Filter:
         parts = [
             f"{name} {', '.join(values)}"
             for name, values in (
-                ("rules", self.rules), ("tags", self.tags), ("sources", self.sources),
-                ("languages", self.languages), ("kinds", self.kinds),
+                ("rules", self.rules),
+                ("tags", self.tags),
+                ("sources", self.sources),
+                ("languages", self.languages),
+                ("kinds", self.kinds),
             )
             if values
-        ]  # fmt: skip
+        ]
         if self.min_severity:
             parts.insert(0, f"severity ≥ {self.min_severity}")
         return "; ".join(parts) or "every alert"

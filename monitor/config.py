@@ -187,9 +187,13 @@ class Settings:
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name}: must be in (0, 1], got {value}")
         _positive(
-            self, "story_window_hours", "alert_id_ttl_days", "alerts_maxlen", "retention_days",
+            self,
+            "story_window_hours",
+            "alert_id_ttl_days",
+            "alerts_maxlen",
+            "retention_days",
             "retention_max_items",
-        )  # fmt: skip
+        )
         if self.update_quiet_minutes < 0:
             raise ConfigError(
                 f"update_quiet_minutes: must be 0 or more, got {self.update_quiet_minutes}"

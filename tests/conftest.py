@@ -59,11 +59,22 @@ def redis_server() -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="monitor-test-"))  # short: socket paths are limited
     socket = directory / "redis.sock"
     process = subprocess.Popen(
-        [str(find_redis_server()), "--port", "0", "--unixsocket", str(socket),
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        [
+            str(find_redis_server()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     client = redis.Redis(unix_socket_path=str(socket))
     deadline = time.monotonic() + 10
     while True:

@@ -20,8 +20,11 @@ class Daemon:
         with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
-                env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cfg.parent,
-            )  # fmt: skip
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=cfg.parent,
+            )
 
     def events(self, name: str) -> list[dict]:
         found = []

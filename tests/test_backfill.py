@@ -35,8 +35,9 @@ def rules_without(tmp_path: Path, rule_id: str) -> Path:
 
 
 def process_all(client: redis.Redis, redis_url: str, rules_dir: Path) -> None:
-    pipeline = runtime.pipeline(client, Settings(redis_url=redis_url), load_rules(rules_dir),
-                                LocalFetcher(ROOT))  # fmt: skip
+    pipeline = runtime.pipeline(
+        client, Settings(redis_url=redis_url), load_rules(rules_dir), LocalFetcher(ROOT)
+    )
     for item in read_feeds(FEEDS):
         pipeline.process(item)
 
@@ -89,8 +90,18 @@ def test_backfill_on_the_command_line(client: redis.Redis, redis_url: str, tmp_p
     process_all(client, redis_url, rules_without(tmp_path, "dprk-russia-treaty"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
-    command = [sys.executable, "-m", "monitor", "rules", "backfill", "dprk-russia-treaty",
-               "--rules", str(RULES), "--since", "1h"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "monitor",
+        "rules",
+        "backfill",
+        "dprk-russia-treaty",
+        "--rules",
+        str(RULES),
+        "--since",
+        "1h",
+    ]
     dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     assert "would match" in dry.stdout and "no alert before" in dry.stdout and "«" in dry.stdout

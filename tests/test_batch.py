@@ -65,16 +65,30 @@ def items() -> list[Item]:
     made = []
     for n, (key, title, text) in enumerate(corpus()):
         when = T0 + timedelta(minutes=7 * n)
-        made.append(Item(guid=f"urn:t:{key}", url=f"https://{key}.example/a", title=title,
-                         content=f"<p>{text}</p>", source=f"{key}.example", feed="f",
-                         published=when, first_seen=when))  # fmt: skip
+        made.append(
+            Item(
+                guid=f"urn:t:{key}",
+                url=f"https://{key}.example/a",
+                title=title,
+                content=f"<p>{text}</p>",
+                source=f"{key}.example",
+                feed="f",
+                published=when,
+                first_seen=when,
+            )
+        )
     return made
 
 
 def pipeline(client: redis.Redis, prefix: str) -> Pipeline:
     queries = ["police OR court", "council AND said", '"the company"', "ministry NOT denied"]
-    rules = RuleSet(tuple(Rule(id=f"r{n}", name=f"rule {n}", query=q, node=parse(q))
-                          for n, q in enumerate(queries)), {})  # fmt: skip
+    rules = RuleSet(
+        tuple(
+            Rule(id=f"r{n}", name=f"rule {n}", query=q, node=parse(q))
+            for n, q in enumerate(queries)
+        ),
+        {},
+    )
     settings = Settings(prefix=prefix, alerts=AlertSettings(max_age=0))  # any date alerts
     return runtime.pipeline(client, settings, rules, LocalFetcher(ROOT))
 
@@ -99,8 +113,15 @@ def stream(client: redis.Redis, prefix: str) -> list[tuple]:
     for _, fields in client.xrange(f"{prefix}alerts"):
         alert = json.loads(fields["alert"])
         story = alert["story"]
-        found.append((alert["id"], alert["kind"], story["id"], story["size"],
-                      [s["url"] for s in story["sources"]]))  # fmt: skip
+        found.append(
+            (
+                alert["id"],
+                alert["kind"],
+                story["id"],
+                story["size"],
+                [s["url"] for s in story["sources"]],
+            )
+        )
     return found
 
 

@@ -26,21 +26,30 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
 )
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--force-device-scale-factor=1",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+]
 
 
 def browse(url: str, tmp: Path, *, screenshot: Path | None = None, size: str = "1280,900") -> str:
     """The DOM as the browser rendered it (and a screenshot of the page, if asked)."""
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     base = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", f"--window-size={size}"]
-    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=90, check=True).stdout  # fmt: skip
+    dom = subprocess.run(
+        [*base, "--dump-dom", url], capture_output=True, text=True, timeout=90, check=True
+    ).stdout
     if screenshot is not None:
-        subprocess.run([*base, f"--screenshot={screenshot}", url], capture_output=True,
-                       timeout=90, check=True)  # fmt: skip
+        subprocess.run(
+            [*base, f"--screenshot={screenshot}", url], capture_output=True, timeout=90, check=True
+        )
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         width, height = struct.unpack(">II", screenshot.read_bytes()[16:24])
         assert (width, height) == tuple(int(n) for n in size.split(","))
@@ -73,9 +82,12 @@ def test_the_seed_story_in_a_real_browser(
     assert story.count('class="report"') == 5 and "<mark>" in story
     assert "DPRK\u2013Russia treaty \u2014 new" in story
 
-    for page, name in (("/alerts", "desk-alerts"), ("/feeds", "desk-feeds"),
-                       ("/rules?rule=dprk-russia-treaty&days=9999", "desk-rules"),
-                       ("/search?q=%22full+support%22&days=9999", "desk-search")):  # fmt: skip
+    for page, name in (
+        ("/alerts", "desk-alerts"),
+        ("/feeds", "desk-feeds"),
+        ("/rules?rule=dprk-russia-treaty&days=9999", "desk-rules"),
+        ("/search?q=%22full+support%22&days=9999", "desk-search"),
+    ):
         dom = browse(base + page, tmp_path, screenshot=shots / f"{name}.png")
         assert "news-monitor" in dom
     phone = browse(base + "/", tmp_path, screenshot=shots / "desk-phone.png", size="390,844")

@@ -129,14 +129,28 @@ def test_embedded_redis_keeps_alerts_between_commands(tmp_path: Path) -> None:
 def test_rules_explain_says_why(tmp_path: Path) -> None:
     herald = "https://www.koreaherald.com/article/3421317"
     hit = monitor(
-        "rules", "explain", "dprk-russia-treaty", "--rules", str(RULES),
-        "--feeds", str(SAMPLE_FEEDS), "--url-from-replay", herald, cwd=tmp_path,
-    )  # fmt: skip
+        "rules",
+        "explain",
+        "dprk-russia-treaty",
+        "--rules",
+        str(RULES),
+        "--feeds",
+        str(SAMPLE_FEEDS),
+        "--url-from-replay",
+        herald,
+        cwd=tmp_path,
+    )
     assert hit.returncode == 0, hit.stderr
     assert "MATCH, score" in hit.stdout and "«strategic partnership»" in hit.stdout
     miss = monitor(
-        "rules", "explain", "dprk-russia-treaty", "--rules", str(RULES),
-        "--text", "Putin met Kim Jong Un in Pyongyang.", cwd=tmp_path,
-    )  # fmt: skip
+        "rules",
+        "explain",
+        "dprk-russia-treaty",
+        "--rules",
+        str(RULES),
+        "--text",
+        "Putin met Kim Jong Un in Pyongyang.",
+        cwd=tmp_path,
+    )
     assert miss.returncode == 1
     assert "NO MATCH" in miss.stdout and "✗ treaty OR pact" in miss.stdout

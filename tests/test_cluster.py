@@ -38,14 +38,33 @@ def slots(*names: str) -> set[int]:
 
 def test_keys_that_one_script_or_transaction_touches_share_a_slot() -> None:
     keys = Keys()
-    assert len(slots(keys.alerts, keys.counter(keys.alerts), keys.alert_seen("a1"),
-                     keys.story_alerts("s1"), keys.alerts_dead,
-                     keys.alerts_requeued("bots"))) == 1  # fmt: skip
+    assert (
+        len(
+            slots(
+                keys.alerts,
+                keys.counter(keys.alerts),
+                keys.alert_seen("a1"),
+                keys.story_alerts("s1"),
+                keys.alerts_dead,
+                keys.alerts_requeued("bots"),
+            )
+        )
+        == 1
+    )
     assert len(slots(keys.items, keys.counter(keys.items), keys.items_dead)) == 1
     assert len(slots(keys.story("s1"), keys.story_summary("s1"))) == 1
     assert len(slots(keys.df(1), keys.df(2), keys.placements, keys.placing)) == 1
-    assert len(slots(keys.digest_window("ops", 60), keys.digest_windows("ops"),
-                     keys.digest_sent("ops"), keys.digest_lock("ops"))) == 1  # fmt: skip
+    assert (
+        len(
+            slots(
+                keys.digest_window("ops", 60),
+                keys.digest_windows("ops"),
+                keys.digest_sent("ops"),
+                keys.digest_lock("ops"),
+            )
+        )
+        == 1
+    )
     # ... and the rest spreads: items, stories, feeds are not tied to one slot
     assert len(slots(*(keys.entry(f"i{n}") for n in range(50)))) == 50
     assert len(slots(*(keys.story(f"s{n}") for n in range(50)))) == 50
@@ -76,8 +95,17 @@ def test_the_seed_replay_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
     read = monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=cluster_url)
     (alert,) = json_lines(read.stdout)
     assert alert["rule"]["id"] == "dprk-russia-treaty" and alert["story"]["size"] >= 3
-    backfill = monitor("rules", "backfill", "dprk-russia-treaty", "--since", "10000d",
-                       "--rules", str(RULES), cwd=tmp_path, redis_url=cluster_url)  # fmt: skip
+    backfill = monitor(
+        "rules",
+        "backfill",
+        "dprk-russia-treaty",
+        "--since",
+        "10000d",
+        "--rules",
+        str(RULES),
+        cwd=tmp_path,
+        redis_url=cluster_url,
+    )
     assert backfill.returncode == 0, backfill.stderr
     read = monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=cluster_url)
     assert [a["id"] for a in json_lines(read.stdout)] == [alert["id"]]  # raised once, ever
@@ -97,16 +125,26 @@ def test_the_desk_on_a_cluster(cluster_url: str, desk) -> None:
     assert "dprk-russia-treaty" in web.get("/alerts").text
 
 
-def test_an_acl_user_on_a_cluster(redis_cluster: LocalCluster, cluster_url: str,
-                                  tmp_path: Path) -> None:  # fmt: skip
+def test_an_acl_user_on_a_cluster(
+    redis_cluster: LocalCluster, cluster_url: str, tmp_path: Path
+) -> None:
     # The user the operations guide gives, plus what redis-py's cluster client needs.
     for port in redis_cluster.ports:
         node = redis.Redis(port=port)
-        node.acl_setuser("plain", enabled=True, passwords=["+pw"], keys=["monitor:*"],
-                         commands=["+@all", "-@dangerous"])  # fmt: skip
-        node.acl_setuser("member", enabled=True, passwords=["+pw"], keys=["monitor:*"],
-                         commands=["+@all", "-@dangerous", "+info", "+cluster|slots",
-                                   "+cluster|myid"])  # fmt: skip
+        node.acl_setuser(
+            "plain",
+            enabled=True,
+            passwords=["+pw"],
+            keys=["monitor:*"],
+            commands=["+@all", "-@dangerous"],
+        )
+        node.acl_setuser(
+            "member",
+            enabled=True,
+            passwords=["+pw"],
+            keys=["monitor:*"],
+            commands=["+@all", "-@dangerous", "+info", "+cluster|slots", "+cluster|myid"],
+        )
     port = redis_cluster.ports[1]
     args = ("replay", "--rules", str(RULES), str(SAMPLE_FEEDS))
     ok = monitor(*args, cwd=tmp_path, redis_url=f"redis://member:pw@127.0.0.1:{port}")
@@ -178,20 +216,25 @@ def dated_reports(path: Path) -> Path:
     rule matches every story, one some of them."""
     rng = random.Random(19)
     syllable = "bcdfghklmnprstvz"
-    filler = ("people officials residents statement morning local region area service "
-              "spokesperson public council plans office told reporters").split()  # fmt: skip
+    filler = (
+        "people officials residents statement morning local region area service "
+        "spokesperson public council plans office told reporters"
+    ).split()
     newest = datetime.now(UTC) - timedelta(minutes=5)
     items = []
     for s in range(STORIES):
-        words = ["".join(rng.choice(syllable) + rng.choice("aeiou") for _ in range(4))
-                 for _ in range(40)]  # fmt: skip
+        words = [
+            "".join(rng.choice(syllable) + rng.choice("aeiou") for _ in range(4)) for _ in range(40)
+        ]
         place, person = words[0].title(), words[1].title()
         for r in range(REPORTS):
             chosen = rng.sample(words[2:], 24) + rng.sample(filler, 8)
             rng.shuffle(chosen)
-            text = f"{person} said in {place} that " + ". ".join(
-                " ".join(chosen[i : i + 8]) for i in range(0, 32, 8)
-            ) + ". Bulletin."  # fmt: skip
+            text = (
+                f"{person} said in {place} that "
+                + ". ".join(" ".join(chosen[i : i + 8]) for i in range(0, 32, 8))
+                + ". Bulletin."
+            )
             when = newest - timedelta(hours=1.1 * (STORIES - s), minutes=7 * (REPORTS - r))
             items.append(
                 f"<item><title>{escape(person + ' in ' + place + ': ' + ' '.join(chosen[:4]))}"
@@ -218,8 +261,16 @@ def test_one_server_and_a_cluster_give_the_same_stories_and_alerts(
     feed = dated_reports(tmp_path / "wire.xml")
     runs = {}
     for name, url in (("one server", redis_url), ("cluster", cluster_url)):
-        out = monitor("replay", "--json", "--fresh", "--rules", str(rules), str(feed),
-                      cwd=tmp_path, redis_url=url)  # fmt: skip
+        out = monitor(
+            "replay",
+            "--json",
+            "--fresh",
+            "--rules",
+            str(rules),
+            str(feed),
+            cwd=tmp_path,
+            redis_url=url,
+        )
         assert out.returncode == 0, out.stderr
         *items, _ = json_lines(out.stdout)
         consumed = monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=url)
@@ -251,19 +302,24 @@ def test_the_daemon_and_the_webhook_forwarder_on_a_cluster(
     assert daemon.stop() == 0
 
     feed_server.routes["/hook"] = lambda h: Reply(204)
-    forward = monitor("forward", "--webhook", feed_server.url("/hook"), cwd=tmp_path,
-                      redis_url=cluster_url)  # fmt: skip
+    forward = monitor(
+        "forward", "--webhook", feed_server.url("/hook"), cwd=tmp_path, redis_url=cluster_url
+    )
     assert forward.returncode == 0, forward.stderr
     assert [json.loads(b)["id"] for b in feed_server.bodies] == [alert["id"]]
 
 
 def test_keys_of_the_first_layout_are_renamed_once(client: redis.Redis) -> None:
     old = {
-        "monitor:alerts:seq": "7", "monitor:alert:abc": "1-0",
-        "monitor:story:s1:alerts": {"r:new": "i1"}, "monitor:story:s1": {"i1": 1.0},
-        "monitor:summary:s1": {"size": "1"}, "monitor:df:g12": {"#documents": "3"},
-        "monitor:digest:ops:waiting": {"3600": 3600.0}, "monitor:feed:f1": {"url": "u"},
-    }  # fmt: skip
+        "monitor:alerts:seq": "7",
+        "monitor:alert:abc": "1-0",
+        "monitor:story:s1:alerts": {"r:new": "i1"},
+        "monitor:story:s1": {"i1": 1.0},
+        "monitor:summary:s1": {"size": "1"},
+        "monitor:df:g12": {"#documents": "3"},
+        "monitor:digest:ops:waiting": {"3600": 3600.0},
+        "monitor:feed:f1": {"url": "u"},
+    }
     for name, value in old.items():
         if isinstance(value, str):
             client.set(name, value)

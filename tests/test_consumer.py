@@ -125,8 +125,12 @@ def test_forward_and_dead_letters_from_the_command_line(
     env.update(MONITOR_REDIS_URL=redis_url, MONITOR_WEBHOOK_SECRET="k")
     run = subprocess.run(
         [sys.executable, "-m", "monitor", "forward", "--webhook", feed_server.url("/ok")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert "3 alerts delivered" in run.stderr
     headers = feed_server.requests[0][1]
@@ -139,12 +143,22 @@ def test_forward_and_dead_letters_from_the_command_line(
     publish(client, 2, start=100)
     subprocess.run(
         [sys.executable, "-m", "monitor", "forward", "--webhook", feed_server.url("/picky")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     dead = subprocess.run(
         [sys.executable, "-m", "monitor", "consume", "--dead", "--json"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     (letter,) = [json.loads(line) for line in dead.stdout.splitlines()]
     assert letter["reason"] == "HTTP 410" and letter["group"] == "webhook"
 

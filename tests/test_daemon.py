@@ -176,15 +176,21 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     listing = subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(cfg), "feeds", "list", "--json"],
-        env={**env, "MONITOR_REDIS_URL": redis_url}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        env={**env, "MONITOR_REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (feed,) = [json.loads(line) for line in listing.stdout.splitlines()]
     assert feed["name"] == "sample" and feed["status"] == 200 and feed["new"] == 1
     assert feed["errors"] == 0 and feed["last_poll"] and feed["next_poll"]
     status = subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(cfg), "status"],
-        env={**env, "MONITOR_REDIS_URL": redis_url}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        env={**env, "MONITOR_REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "1 in progress" in status.stdout
     assert "feeds: 1 (1 configured, 0 imported), 0 paused, 0 failing" in status.stdout
     assert "dedup window (168 h): 0 items indexed; Redis memory" in status.stdout

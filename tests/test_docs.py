@@ -105,8 +105,9 @@ def env() -> dict[str, str]:
 
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     line = line.replace(".venv/bin/monitor", MONITOR)
-    return subprocess.run(["bash", "-c", line], cwd=cwd, env=env(), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env(), capture_output=True, text=True, timeout=120
+    )
 
 
 def readme_block(after: str) -> str:
@@ -140,8 +141,15 @@ def test_the_readme_top_to_bottom(checkout: Path) -> None:
     ]
     out, err = checkout / "walk.out", checkout / "walk.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        shell = subprocess.Popen(["bash"], stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
-                                 cwd=checkout, env=env(), text=True)  # fmt: skip
+        shell = subprocess.Popen(
+            ["bash"],
+            stdin=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=checkout,
+            env=env(),
+            text=True,
+        )
     assert shell.stdin is not None
     base = f"http://127.0.0.1:{http_port}"
     try:
@@ -213,8 +221,10 @@ def test_the_operations_guides_recipes(
     )
     text = (ROOT / "docs" / "operations.md").read_text()
     recipes = [c for c in re.findall(r"`(monitor [^`]+)`", text) if "--config monitor.toml" in c]
-    recipes += ["monitor consume --dead",
-                "monitor redis-cli XTRIM 'monitor:{monitor:alerts}:dead' MAXLEN 0"]  # fmt: skip
+    recipes += [
+        "monitor consume --dead",
+        "monitor redis-cli XTRIM 'monitor:{monitor:alerts}:dead' MAXLEN 0",
+    ]
     assert any("poll-now" in r for r in recipes) and any("HDEL" in r for r in recipes)
     from monitor.config import FeedConfig
     from monitor.ingest.poll import feed_id
@@ -222,16 +232,27 @@ def test_the_operations_guides_recipes(
     fid = feed_id(FeedConfig(url=feed_server.url("/feed.xml")))
     environment = {**env(), "MONITOR_REDIS_URL": redis_url}
     # The feed polled before (as a daemon would have): it has an ETag, its entry is seen.
-    first = subprocess.run([*shlex.split(MONITOR), "--config", "monitor.toml", "feeds",
-                            "poll-now", "NAME"], cwd=tmp_path, env=environment,
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    first = subprocess.run(
+        [*shlex.split(MONITOR), "--config", "monitor.toml", "feeds", "poll-now", "NAME"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "HTTP 200, 1 entries, 1 new" in first.stdout, first.stderr
     for recipe in recipes:
         if " run" in recipe:
             continue  # the daemon: run by the README test and test_daemon.py
         line = recipe.replace("<id>", fid).replace("monitor ", f"{MONITOR} ", 1)
-        run = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=environment,
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        run = subprocess.run(
+            ["bash", "-c", line],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0, (recipe, run.stderr)
         if "poll-now" in recipe:  # after the HDEL: a full fetch, the entry already seen
             assert "HTTP 200, 1 entries, 0 new" in run.stdout, run.stdout
@@ -253,11 +274,22 @@ def test_the_operations_guides_local_cluster(checkout: Path) -> None:
         .replace(".venv/bin/monitor", MONITOR)
     )
     try:
-        run = subprocess.run(["bash", "-ec", script], cwd=checkout, env=env(),
-                             capture_output=True, text=True, timeout=180)  # fmt: skip
+        run = subprocess.run(
+            ["bash", "-ec", script],
+            cwd=checkout,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
-        subprocess.run([*shlex.split(MONITOR), "redis-cluster", "stop", "cluster/"],
-                       cwd=checkout, env=env(), capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [*shlex.split(MONITOR), "redis-cluster", "stop", "cluster/"],
+            cwd=checkout,
+            env=env(),
+            capture_output=True,
+            timeout=60,
+        )
     assert run.returncode == 0, run.stderr
     assert "3 nodes on 127.0.0.1" in run.stdout
     assert "5 items, 1 story (1 new)" in run.stdout and "1 alert published" in run.stdout

@@ -38,11 +38,24 @@ class RedisProcess:
 
     def start(self) -> RedisProcess:
         self.process = subprocess.Popen(
-            [str(find_redis_server()), "--port", "0", "--unixsocket", str(self.socket),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--dir", str(self.directory), *self.options],
+            [
+                str(find_redis_server()),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.directory),
+                *self.options,
+            ],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         wait_for(self.answers, 10)
         return self
 
@@ -150,14 +163,16 @@ def synthetic_feed(stories: int, per_story: int, seed: int = 7) -> tuple[bytes, 
                 ]
             previous = words
             n = len(items)
-            items.append({
-                "title": " ".join(words[:6]),
-                "link": f"http://127.0.0.1:1/story/{story}/{report}",
-                "guid": f"item-{n}",
-                "pubDate": time.strftime(RFC822, time.gmtime(NEWS_START + n * 60)),
-                "description": " ".join(words[:20]),
-                "content:encoded": "<![CDATA[<p>" + " ".join(words) + ".</p>]]>",
-            })  # fmt: skip
+            items.append(
+                {
+                    "title": " ".join(words[:6]),
+                    "link": f"http://127.0.0.1:1/story/{story}/{report}",
+                    "guid": f"item-{n}",
+                    "pubDate": time.strftime(RFC822, time.gmtime(NEWS_START + n * 60)),
+                    "description": " ".join(words[:20]),
+                    "content:encoded": "<![CDATA[<p>" + " ".join(words) + ".</p>]]>",
+                }
+            )
     body = rss(items[::-1]).replace(
         b'<rss version="2.0">',
         b'<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">',
@@ -210,5 +225,7 @@ def test_sigkill_during_a_1000_item_run_loses_and_doubles_no_alert(
 
     assert len(disturbed) == len(set(disturbed))  # nothing doubled
     assert sorted(disturbed) == sorted(undisturbed)  # nothing lost, nothing different
-    print(f"SIGKILL x{KILLS}: {processed} items processed before the kills, "
-          f"{len(disturbed)} alerts, as undisturbed")  # fmt: skip
+    print(
+        f"SIGKILL x{KILLS}: {processed} items processed before the kills, "
+        f"{len(disturbed)} alerts, as undisturbed"
+    )

@@ -61,14 +61,16 @@ def test_atom_content_is_kept() -> None:
 @pytest.mark.parametrize(
     ("url", "canonical"),
     [
-        ("https://www.koreaherald.com/article/3421317?utm_source=rss&utm_medium=feed&fbclid=abc",
-         "https://www.koreaherald.com/article/3421317"),
+        (
+            "https://www.koreaherald.com/article/3421317?utm_source=rss&utm_medium=feed&fbclid=abc",
+            "https://www.koreaherald.com/article/3421317",
+        ),
         ("HTTPS://Example.ORG:443/a?b=2&a=1#top", "https://example.org/a?a=1&b=2"),
         ("http://example.org:8080", "http://example.org:8080/"),
         ("https://example.org/a?id=7&gclid=x&ref_src=twsrc", "https://example.org/a?id=7"),
         ("urn:uuid:1234", "urn:uuid:1234"),
     ],
-)  # fmt: skip
+)
 def test_canonical_url(url: str, canonical: str) -> None:
     assert canonical_url(url) == canonical
 

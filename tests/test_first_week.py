@@ -131,8 +131,9 @@ def test_port_0_and_the_real_feed_count_are_logged(
         + "</body></opml>"
     )
     cfg = config(tmp_path, feed_server, listen="127.0.0.1:0")
-    imported = monitor("--config", str(cfg), "feeds", "import", str(opml), cwd=tmp_path,
-                       redis_url=redis_url)  # fmt: skip
+    imported = monitor(
+        "--config", str(cfg), "feeds", "import", str(opml), cwd=tmp_path, redis_url=redis_url
+    )
     assert "2 feeds added" in imported.stdout, imported.stderr
     daemon = daemons(cfg)
     wait_for(lambda: bool(daemon.events("daemon_started")))
@@ -194,11 +195,13 @@ def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     assert "removed extra" in cli("feeds", "remove", "extra")
     wait_for(lambda: bool(daemon.events("feed_removed")))
     assert "extra" not in cli("feeds", "list")
-    refused = monitor("--config", str(cfg), "feeds", "remove", "sample", cwd=tmp_path,
-                      redis_url=redis_url)  # fmt: skip
+    refused = monitor(
+        "--config", str(cfg), "feeds", "remove", "sample", cwd=tmp_path, redis_url=redis_url
+    )
     assert refused.returncode == 2 and "remove it there" in refused.stderr
-    unknown = monitor("--config", str(cfg), "feeds", "pause", "nope", cwd=tmp_path,
-                      redis_url=redis_url)  # fmt: skip
+    unknown = monitor(
+        "--config", str(cfg), "feeds", "pause", "nope", cwd=tmp_path, redis_url=redis_url
+    )
     assert unknown.returncode == 2 and "no feed 'nope'" in unknown.stderr
     assert daemon.stop() == 0
 
@@ -216,8 +219,10 @@ def test_status_lists_only_failing_feeds(
         )
         + "</body></opml>"
     )
-    for args in (("feeds", "import", str(opml)), ("feeds", "poll-now", "sample",
-                 feed_server.url("/f3.xml"))):  # fmt: skip
+    for args in (
+        ("feeds", "import", str(opml)),
+        ("feeds", "poll-now", "sample", feed_server.url("/f3.xml")),
+    ):
         run = monitor("--config", str(cfg), *args, cwd=tmp_path, redis_url=redis_url)
         assert run.returncode == 0, run.stderr
     status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url).stdout
@@ -276,8 +281,16 @@ def test_the_readme_explain_example_matches(tmp_path: Path) -> None:
         x for x in readme.splitlines() if x.startswith("monitor rules explain") and "--text" in x
     )
     text = line.split('--text "', 1)[1].split('"', 1)[0]
-    run = monitor("rules", "explain", "dprk-russia-treaty", "--rules", str(RULES), "--text", text,
-                  cwd=tmp_path)  # fmt: skip
+    run = monitor(
+        "rules",
+        "explain",
+        "dprk-russia-treaty",
+        "--rules",
+        str(RULES),
+        "--text",
+        text,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0 and "MATCH, score" in run.stdout, run.stdout
 
 
@@ -303,8 +316,9 @@ def test_a_gone_webhook_pauses_instead_of_dead_lettering_the_backlog(
     _publish(client, 53)
     feed_server.routes["/typo"] = lambda h: Reply(410)
     started = time.monotonic()
-    run = monitor("forward", "--webhook", feed_server.url("/typo"), cwd=tmp_path,
-                  redis_url=redis_url)  # fmt: skip
+    run = monitor(
+        "forward", "--webhook", feed_server.url("/typo"), cwd=tmp_path, redis_url=redis_url
+    )
     assert run.returncode == 2
     assert "5 deliveries in a row failed (last: HTTP 410); stopped" in run.stderr
     assert list(dead_letters(client)) == []
@@ -312,8 +326,15 @@ def test_a_gone_webhook_pauses_instead_of_dead_lettering_the_backlog(
     assert time.monotonic() - started < 30
     # Later, the URL fixed: every alert arrives.
     feed_server.routes["/fixed"] = lambda h: Reply(204)
-    run = monitor("forward", "--webhook", feed_server.url("/fixed"), "--claim-idle", "0",
-                  cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    run = monitor(
+        "forward",
+        "--webhook",
+        feed_server.url("/fixed"),
+        "--claim-idle",
+        "0",
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert run.returncode == 0 and "53 alerts delivered" in run.stderr, run.stderr
     ids = {json.loads(b)["id"] for b in feed_server.bodies[5:]}
     assert len(ids) == 53
@@ -330,8 +351,15 @@ def test_a_failing_endpoint_is_paused_with_backoff_then_probed(
     feed_server.routes["/flaky"] = lambda h: next(answers)
     consumer = AlertConsumer(client, group="webhook", consumer="f", claim_idle=0.05)
     stop = threading.Event()
-    forwarder = Forwarder(consumer, feed_server.url("/flaky"), attempts=2, backoff=0.01,
-                          trip_after=2, pause=0.2, stop=stop)  # fmt: skip
+    forwarder = Forwarder(
+        consumer,
+        feed_server.url("/flaky"),
+        attempts=2,
+        backoff=0.01,
+        trip_after=2,
+        pause=0.2,
+        stop=stop,
+    )
     with capture_logs() as logs:
         delivered = forwarder.run(follow=True, count=6)
     forwarder.close()
@@ -362,11 +390,19 @@ def test_dead_letters_are_listed_and_requeued_for_their_group(
     assert bad.returncode == 2 and "no dead letter nope" in bad.stderr
     assert len(list(dead_letters(client))) == 5  # nothing moved
     # The ids `--dead` lists: an alert's entry (dead-lettered by both groups here) or its id.
-    one = monitor("consume", "--requeue", letters[0]["entry"], "--group", "bots", cwd=tmp_path,
-                  redis_url=redis_url)  # fmt: skip
+    one = monitor(
+        "consume",
+        "--requeue",
+        letters[0]["entry"],
+        "--group",
+        "bots",
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert "1 dead letter requeued; read them with: monitor consume --group bots" in one.stdout
-    rest = monitor("consume", "--requeue", "--all", "--group", "bots", cwd=tmp_path,
-                   redis_url=redis_url)  # fmt: skip
+    rest = monitor(
+        "consume", "--requeue", "--all", "--group", "bots", cwd=tmp_path, redis_url=redis_url
+    )
     assert "2 dead letters requeued" in rest.stdout, rest.stderr
     assert {x["group"] for x in dead_letters(client)} == {"tickets"}
 
@@ -390,8 +426,13 @@ def _on_a_terminal(*args: str, cwd: Path, redis_url: str) -> tuple[int, str]:
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", *args], cwd=cwd, env=env,
-                            stdout=secondary, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        env=env,
+        stdout=secondary,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(secondary)
     output = b""
     while True:
@@ -432,8 +473,9 @@ def _feed(path: Path, count: int, link: str = "") -> Path:
         "</item>"
         for n in range(count)
     )
-    path.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}'
-                    "</channel></rss>")  # fmt: skip
+    path.write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    )
     return path
 
 
@@ -441,8 +483,9 @@ def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) 
     import jsonschema
 
     feed = _feed(tmp_path / "feed.xml", 1, link="pages/missing.html")
-    run = monitor("replay", "--rules", str(RULES), str(feed), "--json", cwd=tmp_path,
-                  redis_url=redis_url)  # fmt: skip
+    run = monitor(
+        "replay", "--rules", str(RULES), str(feed), "--json", cwd=tmp_path, redis_url=redis_url
+    )
     (item,) = json_lines(run.stdout)[:-1]
     assert item["text_from"] == "summary" and item["alerts"]
     (alert,) = json_lines(
@@ -454,8 +497,16 @@ def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) 
     human = monitor("consume", "--from-start", cwd=tmp_path, redis_url=redis_url).stdout
     assert "(matched on the feed's summary: the page could not be fetched)" in human
 
-    seed = monitor("replay", "--fresh", "--rules", str(RULES), str(SAMPLE_FEEDS), "--json",
-                   cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    seed = monitor(
+        "replay",
+        "--fresh",
+        "--rules",
+        str(RULES),
+        str(SAMPLE_FEEDS),
+        "--json",
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert {i["text_from"] for i in json_lines(seed.stdout)[:-1]} == {"page"}
     (alert,) = json_lines(
         monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=redis_url).stdout
@@ -475,9 +526,13 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
         client.flushall()
         argv = [sys.executable, "-m", "monitor", "replay", "--rules", str(RULES), str(feed)]
         proc = subprocess.Popen(
-            [*argv, *([] if human else ["--json"])], cwd=tmp_path, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [*argv, *([] if human else ["--json"])],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         if human:  # nothing is printed before the end: wait until some items are done
             wait_for(
@@ -506,8 +561,9 @@ def test_redis_cli_passes_through_to_the_configured_or_embedded_server(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
     client.hset("monitor:feed:abc", mapping={"next_poll": "5"})
-    run = monitor("redis-cli", "HGET", "monitor:feed:abc", "next_poll", cwd=tmp_path,
-                  redis_url=redis_url)  # fmt: skip
+    run = monitor(
+        "redis-cli", "HGET", "monitor:feed:abc", "next_poll", cwd=tmp_path, redis_url=redis_url
+    )
     assert run.returncode == 0 and run.stdout.strip() == "5", run.stderr
     scan = monitor(
         "--redis", redis_url, "redis-cli", "--scan", "--pattern", "monitor:*", cwd=tmp_path

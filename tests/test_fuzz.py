@@ -50,40 +50,104 @@ SEEDS = [
     ),
 ]
 NASTY = [
-    b"<", b"&", b"\x00", b"]]>", b"<![CDATA[", b"&#0;", b"&#xD800;", b"&#x110000;", b"&unknown;",
-    b"</rss>", b"<item>", b"</channel>", b"<entry>", b"<link>",
+    b"<",
+    b"&",
+    b"\x00",
+    b"]]>",
+    b"<![CDATA[",
+    b"&#0;",
+    b"&#xD800;",
+    b"&#x110000;",
+    b"&unknown;",
+    b"</rss>",
+    b"<item>",
+    b"</channel>",
+    b"<entry>",
+    b"<link>",
     # invalid UTF-8: lone lead and continuation bytes, overlong, surrogate, beyond U+10FFFF
-    b"\xc3", b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff",
+    b"\xc3",
+    b"\x80",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xff",
     # byte-order marks and encoding declarations that disagree with the bytes
-    b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff\x00<", b"encoding='koi8-r'", b"encoding='utf-16'",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xfe\xff\x00<",
+    b"encoding='koi8-r'",
+    b"encoding='utf-16'",
     b"encoding='no-such-charset'",
     # entity declarations: recursive, exponential, external, huge
     b'<!DOCTYPE x [<!ENTITY a "&a;&a;">]>',
     b'<!DOCTYPE rss [<!ENTITY l0 "lol"><!ENTITY l1 "&l0;&l0;&l0;&l0;&l0;&l0;&l0;&l0;">]>',
     b'<!DOCTYPE rss [<!ENTITY e SYSTEM "file:///etc/passwd">]>',
     b'<!DOCTYPE rss [<!ENTITY h "' + b"h" * 20_000 + b'">]>',
-    b"&big;" * 20, b"&two;", b"&secret;", b"&e;", b"&h;",
-]  # fmt: skip
+    b"&big;" * 20,
+    b"&two;",
+    b"&secret;",
+    b"&e;",
+    b"&h;",
+]
 # Feed-shaped documents: a well-formed skeleton (RSS or Atom) with entries whose fields hold
 # fuzzed values, so that most examples get as far as the entries.
-PROLOGS = [b"", b"\xef\xbb\xbf", b'<?xml version="1.0" encoding="utf-8"?>',
-           b"<?xml version='1.0' encoding='iso-8859-1'?>",
-           b"<?xml version='1.0' encoding='koi8-r'?>"]  # fmt: skip
+PROLOGS = [
+    b"",
+    b"\xef\xbb\xbf",
+    b'<?xml version="1.0" encoding="utf-8"?>',
+    b"<?xml version='1.0' encoding='iso-8859-1'?>",
+    b"<?xml version='1.0' encoding='koi8-r'?>",
+]
 RSS = b'<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
 SKELETONS = [  # start, end, entry element, its fields
-    (RSS + b"<channel><title>f</title>", b"</channel></rss>", b"item",
-     [b"<title>%s</title>", b"<link>%s</link>", b"<guid>%s</guid>", b"<pubDate>%s</pubDate>",
-      b"<description>%s</description>", b"<content:encoded>%s</content:encoded>"]),
-    (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>f</title>', b"</feed>", b"entry",
-     [b"<title>%s</title>", b'<link href="%s"/>', b"<id>%s</id>", b"<updated>%s</updated>",
-      b"<summary>%s</summary>", b'<content type="html">%s</content>']),
-]  # fmt: skip
+    (
+        RSS + b"<channel><title>f</title>",
+        b"</channel></rss>",
+        b"item",
+        [
+            b"<title>%s</title>",
+            b"<link>%s</link>",
+            b"<guid>%s</guid>",
+            b"<pubDate>%s</pubDate>",
+            b"<description>%s</description>",
+            b"<content:encoded>%s</content:encoded>",
+        ],
+    ),
+    (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>f</title>',
+        b"</feed>",
+        b"entry",
+        [
+            b"<title>%s</title>",
+            b'<link href="%s"/>',
+            b"<id>%s</id>",
+            b"<updated>%s</updated>",
+            b"<summary>%s</summary>",
+            b'<content type="html">%s</content>',
+        ],
+    ),
+]
 VALUES = [
-    b"text", b" ", b"caf\xc3\xa9", b"caf\xe9", b"\xd0\x9a\xd0\xb8\xd0\xbc", b"http://fuzz.example/a",
-    b"/relative?utm_source=x#f", b"javascript:alert(1)", b"//other.example/b", b"urn:x:1",
-    b"Wed, 19 Jun 2024 10:00:00 GMT", b"2024-06-19T10:00:00Z", b"99 Foo 0", b"&lt;p&gt;",
-    b"&amp;", b"&#233;", b"<b>bold</b>", b"<![CDATA[<p>x</p>]]>", *NASTY,
-]  # fmt: skip
+    b"text",
+    b" ",
+    b"caf\xc3\xa9",
+    b"caf\xe9",
+    b"\xd0\x9a\xd0\xb8\xd0\xbc",
+    b"http://fuzz.example/a",
+    b"/relative?utm_source=x#f",
+    b"javascript:alert(1)",
+    b"//other.example/b",
+    b"urn:x:1",
+    b"Wed, 19 Jun 2024 10:00:00 GMT",
+    b"2024-06-19T10:00:00Z",
+    b"99 Foo 0",
+    b"&lt;p&gt;",
+    b"&amp;",
+    b"&#233;",
+    b"<b>bold</b>",
+    b"<![CDATA[<p>x</p>]]>",
+    *NASTY,
+]
 
 
 @st.composite
@@ -147,11 +211,38 @@ def test_mutated_real_feeds(seed: bytes, edits: list[tuple[float, str, bytes]]) 
 
 
 WORDS = ["treaty", "kim", "putin", "Zürich", "naïve", "ICBM", "a", "x1", "Kim-Jong"]
-TOKENS = [*WORDS, "AND", "OR", "NOT", "NEAR", "NEAR/3", "NEAR/0", "(", ")", '"', "title:", "text:",
-          "source:", "lang:", "url:", "*", "treat*", "@leaders", "@nobody", "-", "NEAR/99999999999",
-          "and", "or", "near"]  # fmt: skip
-DOC = Document(title="Kim meets Putin", text="Kim and Putin sign a treaty in Zürich. " * 3,
-               source="Wire", lang="en")  # fmt: skip
+TOKENS = [
+    *WORDS,
+    "AND",
+    "OR",
+    "NOT",
+    "NEAR",
+    "NEAR/3",
+    "NEAR/0",
+    "(",
+    ")",
+    '"',
+    "title:",
+    "text:",
+    "source:",
+    "lang:",
+    "url:",
+    "*",
+    "treat*",
+    "@leaders",
+    "@nobody",
+    "-",
+    "NEAR/99999999999",
+    "and",
+    "or",
+    "near",
+]
+DOC = Document(
+    title="Kim meets Putin",
+    text="Kim and Putin sign a treaty in Zürich. " * 3,
+    source="Wire",
+    lang="en",
+)
 
 
 def aliases(name: str, offset: int):
@@ -195,11 +286,29 @@ MARKUP = "<>/=\"' &;#x0aëй\x00\n"
 @FUZZ
 @given(
     st.text(alphabet=st.sampled_from(list(MARKUP)), max_size=400)
-    | st.lists(st.sampled_from(["<p>", "</p>", "<br>", "<script>", "</script>", "<li>", "&amp;",
-                                "&#0;", "<!--", "-->", "<![CDATA[", "text", " ", "\n"]),
-               max_size=60).map("".join)
+    | st.lists(
+        st.sampled_from(
+            [
+                "<p>",
+                "</p>",
+                "<br>",
+                "<script>",
+                "</script>",
+                "<li>",
+                "&amp;",
+                "&#0;",
+                "<!--",
+                "-->",
+                "<![CDATA[",
+                "text",
+                " ",
+                "\n",
+            ]
+        ),
+        max_size=60,
+    ).map("".join)
     | st.text(max_size=400)
-)  # fmt: skip
+)
 def test_any_markup_to_text(markup: str) -> None:
     text = html_to_text(markup)
     assert all(line and line == line.strip() for line in text.split("\n") if text)  # one per block

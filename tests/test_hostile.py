@@ -106,11 +106,13 @@ def serve_hostile(server: FeedServer) -> dict[str, str]:
     ]
     server.static(
         "/pages.xml",
-        rss([
-            {"title": f"{name} page", "link": link, "guid": name, "description": ARTICLE}
-            for name, link in linked
-        ]),
-    )  # fmt: skip
+        rss(
+            [
+                {"title": f"{name} page", "link": link, "guid": name, "description": ARTICLE}
+                for name, link in linked
+            ]
+        ),
+    )
     server.routes["/private.html"] = lambda h: Reply(200, b"<p>internal</p>", html)
     return {
         "/loop.xml": "more than 5 redirects",

@@ -112,6 +112,7 @@ def test_every_package_says_what_it_owns_and_may_import() -> None:
 
 def test_old_module_names_still_import() -> None:
     from monitor.consumer import AlertConsumer  # type: ignore[import-not-found]
+
     from monitor.delivery.consumer import AlertConsumer as moved
 
     assert AlertConsumer is moved

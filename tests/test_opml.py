@@ -102,8 +102,14 @@ def test_import_list_and_export_on_the_command_line(tmp_path: Path, redis_url: s
     env["MONITOR_REDIS_URL"] = redis_url
 
     def monitor(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "monitor", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "monitor", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     first = monitor("feeds", "import", str(OPML / "netnewswire.opml"))
     assert first.returncode == 0, first.stderr
@@ -129,9 +135,11 @@ def test_import_list_and_export_on_the_command_line(tmp_path: Path, redis_url: s
 
 def test_deep_nesting_is_walked_without_recursion() -> None:
     document = (
-        b'<opml version="2.0"><head/><body>' + b'<outline text="c">' * 5000
-        + b'<outline text="x" xmlUrl="https://a.example/f"/>' + b"</outline>" * 5000
+        b'<opml version="2.0"><head/><body>'
+        + b'<outline text="c">' * 5000
+        + b'<outline text="x" xmlUrl="https://a.example/f"/>'
+        + b"</outline>" * 5000
         + b"</body></opml>"
-    )  # fmt: skip
+    )
     (feed,) = parse(document).feeds
     assert feed.tags == ("c",)

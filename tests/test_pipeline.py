@@ -123,10 +123,14 @@ def test_generated_wire_copies_of_the_seeds_are_near_duplicates(
     rng = random.Random(19)
     for seed in seeds:
         copy = Item(
-            guid=f"urn:copy:{seed.item.id}", url=f"https://copies.example/{seed.item.id}",
-            title="UPDATE: " + seed.item.title, source="Example Media", feed="copies",
-            content=wire_copy(seed.article.text, rng), published=seed.item.published,
-        )  # fmt: skip
+            guid=f"urn:copy:{seed.item.id}",
+            url=f"https://copies.example/{seed.item.id}",
+            title="UPDATE: " + seed.item.title,
+            source="Example Media",
+            feed="copies",
+            content=wire_copy(seed.article.text, rng),
+            published=seed.item.published,
+        )
         result = pipeline.process(copy)
         assert result.placement.outcome is Outcome.NEAR_DUPLICATE, seed.item.source
         assert result.placement.duplicate_of == seed.item.id
@@ -181,16 +185,25 @@ def test_no_crash_leaves_a_claim_without_its_alert(redis_url: str, client: redis
 
     first, second = matching[0], matching[1]
     with pytest.raises(SystemExit):
-        pipeline.queue.claim_and_publish(first.placement.story_id, "dprk-russia-treaty",
-                                         first.item.id, dies, quiet=3600, claim_ttl=60)  # fmt: skip
+        pipeline.queue.claim_and_publish(
+            first.placement.story_id,
+            "dprk-russia-treaty",
+            first.item.id,
+            dies,
+            quiet=3600,
+            claim_ttl=60,
+        )
     assert client.exists(f"monitor:story:{first.placement.story_id}:alerts") == 0  # no claim
     # `first` went dead; `second` (same story) is processed: the story's `new` is not lost.
     story = first.placement.story_id
     built = pipeline.queue.claim_and_publish(
-        story, "dprk-russia-treaty", second.item.id,
+        story,
+        "dprk-russia-treaty",
+        second.item.id,
         lambda kind, n: {"id": alert_id("dprk-russia-treaty", story, kind, n), "kind": str(kind)},
-        quiet=3600, claim_ttl=60,
-    )  # fmt: skip
+        quiet=3600,
+        claim_ttl=60,
+    )
     assert built is not None and built[0]["kind"] == "new" and built[1] is not None
     assert [a["kind"] for a in alerts_in_stream(client)] == ["new"]
 
@@ -245,11 +258,21 @@ def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redi
         claim("c", at=9999),  # a re-delivered item: the same answer
         claim("a", at=9999),
     ]
-    assert claims == [(AlertKind.NEW, 0), None, (AlertKind.UPDATE, 1), None,
-                      (AlertKind.UPDATE, 2), (AlertKind.UPDATE, 1), (AlertKind.NEW, 0)]  # fmt: skip
+    assert claims == [
+        (AlertKind.NEW, 0),
+        None,
+        (AlertKind.UPDATE, 1),
+        None,
+        (AlertKind.UPDATE, 2),
+        (AlertKind.UPDATE, 1),
+        (AlertKind.NEW, 0),
+    ]
     assert [a["n"] for a in alerts_in_stream(client)] == [0, 1, 2]  # each published once
-    ids = {alert_id("r", "s1", AlertKind.NEW), alert_id("r", "s1", AlertKind.UPDATE, 1),
-           alert_id("r", "s1", AlertKind.UPDATE, 2)}  # fmt: skip
+    ids = {
+        alert_id("r", "s1", AlertKind.NEW),
+        alert_id("r", "s1", AlertKind.UPDATE, 1),
+        alert_id("r", "s1", AlertKind.UPDATE, 2),
+    }
     assert len(ids) == 3  # each update its own stable id
 
 
@@ -285,8 +308,9 @@ def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redi
 
     rng = random.Random(3)
     text = " ".join(f"w{rng.randrange(10**6)}" for _ in range(300_000))  # ~2.4 MB, 260k terms
-    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
-                       claim_ttl=3600)  # fmt: skip
+    index = DedupIndex(
+        client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3, claim_ttl=3600
+    )
     item = Item(guid="urn:huge", url="https://example.org/huge", title="Huge", source="s", feed="f")
     placement = index.place(item, Article(text=text, title="Huge"))
     assert placement.outcome is Outcome.NEW_STORY
@@ -306,14 +330,16 @@ def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> 
 
     rng = random.Random(7)
     vocabulary = [f"term{n}" for n in range(300)]
-    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.99,
-                       claim_ttl=3600)  # fmt: skip
+    index = DedupIndex(
+        client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.99, claim_ttl=3600
+    )
     df: dict[str, int] = {}
     for n in range(40):
         title = " ".join(rng.choices(vocabulary, k=5))
         text = " ".join(rng.choices(vocabulary, k=rng.randrange(20, 120)))
-        item = Item(guid=f"urn:t:{n}", url=f"https://example.org/{n}", title=title, source="s",
-                    feed="f")  # fmt: skip
+        item = Item(
+            guid=f"urn:t:{n}", url=f"https://example.org/{n}", title=title, source="s", feed="f"
+        )
         assert index.place(item, Article(text=text, title=title)).outcome is Outcome.NEW_STORY
         counts = features(title, text)
         expected = tfidf(counts, df, n)
@@ -331,13 +357,19 @@ def test_the_window_count_takes_the_share_of_the_older_generation(client: redis.
     from monitor.model import Article
     from monitor.store.keys import Keys
 
-    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3,
-                       claim_ttl=3600)  # fmt: skip
+    index = DedupIndex(
+        client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3, claim_ttl=3600
+    )
     start = 1_000 * 3600.0  # a generation's first second
 
     def place(n: int, now: float) -> None:
-        item = Item(guid=f"urn:w:{n}", url=f"https://example.org/w{n}", title=f"Item {n}",
-                    source="s", feed="f")  # fmt: skip
+        item = Item(
+            guid=f"urn:w:{n}",
+            url=f"https://example.org/w{n}",
+            title=f"Item {n}",
+            source="s",
+            feed="f",
+        )
         index.place(item, Article(text=f"word{n} other{n} text{n}", title=f"Item {n}"), now=now)
 
     for n in range(4):
@@ -356,8 +388,12 @@ def test_an_item_matching_several_rules_reads_its_story_once(
 ) -> None:
     from monitor.rules import RuleSet, ad_hoc_rule
 
-    rules = RuleSet(tuple(ad_hoc_rule(q, {}, f"r{n}") for n, q in
-                          enumerate(("Putin", "Kim", "treaty", "Russia"))), {})  # fmt: skip
+    rules = RuleSet(
+        tuple(
+            ad_hoc_rule(q, {}, f"r{n}") for n, q in enumerate(("Putin", "Kim", "treaty", "Russia"))
+        ),
+        {},
+    )
     pipeline = runtime.pipeline(client, Settings(redis_url=redis_url), rules, LocalFetcher(ROOT))
     before = client.info("commandstats")
     result = pipeline.process(next(iter(read_feeds([SAMPLE_FEEDS]))))

@@ -21,10 +21,15 @@ SCHEDULE = ScheduleSettings(interval=600, min_interval=60, max_interval=3600, ji
 
 def entries(n: int, start: int = 0) -> list[dict[str, str]]:
     return [
-        {"title": f"Story {i}", "link": f"http://example.org/{i}", "guid": f"urn:story:{i}",
-         "description": "Short summary.", "pubDate": "Wed, 19 Jun 2024 10:00:00 GMT"}
+        {
+            "title": f"Story {i}",
+            "link": f"http://example.org/{i}",
+            "guid": f"urn:story:{i}",
+            "description": "Short summary.",
+            "pubDate": "Wed, 19 Jun 2024 10:00:00 GMT",
+        }
         for i in range(start, start + n)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture

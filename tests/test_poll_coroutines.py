@@ -33,10 +33,14 @@ def scheduler(settings: Settings, client: redis.Redis) -> Iterator[Scheduler]:
     fetcher = HttpFetcher(settings.http)
     metrics = Metrics()
     polling = Scheduler(
-        settings, client, instance="test", fetcher=fetcher,
-        items=ItemsQueue(client, Keys(), maxlen=10_000), metrics=metrics,
+        settings,
+        client,
+        instance="test",
+        fetcher=fetcher,
+        items=ItemsQueue(client, Keys(), maxlen=10_000),
+        metrics=metrics,
         health=Health(metrics, "test"),
-    )  # fmt: skip
+    )
     polling.start()
     try:
         yield polling

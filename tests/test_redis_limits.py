@@ -57,8 +57,12 @@ def test_an_evicting_redis_is_refused_at_start_unless_allowed(
     lru = redis_with("--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
     serve_sample(feed_server)
     cfg = config(tmp_path, feed_server)
-    for command in (["run"], ["replay"], ["consume", "--from-start"], ["forward", "--webhook",
-                    "http://127.0.0.1:1/"]):  # fmt: skip
+    for command in (
+        ["run"],
+        ["replay"],
+        ["consume", "--from-start"],
+        ["forward", "--webhook", "http://127.0.0.1:1/"],
+    ):
         done = monitor("--config", str(cfg), *command, cwd=ROOT, redis_url=lru.url)
         assert done.returncode == 2, (command, done.stderr)
         lines = done.stderr.strip().splitlines()
@@ -70,8 +74,9 @@ def test_an_evicting_redis_is_refused_at_start_unless_allowed(
     assert lru.client().dbsize() == 0  # refused before writing anything
 
     (tmp_path / "allow.toml").write_text("redis_allow_eviction = true\n" + cfg.read_text())
-    allowed = monitor("--config", str(tmp_path / "allow.toml"), "replay", cwd=ROOT,
-                      redis_url=lru.url)  # fmt: skip
+    allowed = monitor(
+        "--config", str(tmp_path / "allow.toml"), "replay", cwd=ROOT, redis_url=lru.url
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert '"event": "redis_may_evict"' in allowed.stderr
     assert "1 alert published" in allowed.stdout
@@ -97,10 +102,24 @@ def test_volatile_policies_are_refused_too_and_noeviction_passes(
 def test_what_could_not_be_checked_is_said_when_config_and_info_are_refused(
     redis_with: Callable[..., RedisProcess],
 ) -> None:
-    server = redis_with("--user", "default", "off", "--user", "monitor", "on", ">pw",
-                        "~monitor:*", "+@all", "-@dangerous")  # fmt: skip
-    client = redis.Redis(unix_socket_path=str(server.socket), username="monitor",
-                         password="pw", decode_responses=True)  # fmt: skip
+    server = redis_with(
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "monitor",
+        "on",
+        ">pw",
+        "~monitor:*",
+        "+@all",
+        "-@dangerous",
+    )
+    client = redis.Redis(
+        unix_socket_path=str(server.socket),
+        username="monitor",
+        password="pw",
+        decode_responses=True,
+    )
     with capture_logs() as logs:
         check_eviction(client, allow=False, where="here")
         assert EvictionWatch(client).check() == 0
@@ -226,10 +245,12 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     disturbed = [a["id"] for a in alerts(client)]
     assert sorted(disturbed) == sorted(undisturbed)  # nothing lost, nothing doubled
     assert len(daemon.events("redis_writable_again")) == 1
-    print(f"OOM {OOM_SECONDS:g} s: /healthz 503 after {unhealthy_after:.2f} s; 200 again "
-          f"{healthy_after:.2f} s after memory was freed; backlog of {items - len(done_then)} "
-          f"items ({in_hand} in hand, {waiting} unread) drained in {drained_after:.2f} s; "
-          f"{len(disturbed)} alerts as undisturbed; 0 lost, 0 doubled")  # fmt: skip
+    print(
+        f"OOM {OOM_SECONDS:g} s: /healthz 503 after {unhealthy_after:.2f} s; 200 again "
+        f"{healthy_after:.2f} s after memory was freed; backlog of {items - len(done_then)} "
+        f"items ({in_hand} in hand, {waiting} unread) drained in {drained_after:.2f} s; "
+        f"{len(disturbed)} alerts as undisturbed; 0 lost, 0 doubled"
+    )
 
 
 def _free_port() -> int:
@@ -321,5 +342,7 @@ def test_a_running_daemon_reports_keys_evicted_meanwhile(
     (event,) = [e for e in logs if e["event"] == "redis_evicted_keys"]
     assert event["log_level"] == "error" and event["evicted"] >= 1
     assert daemon.metrics.evicted._value.get() == event["evicted"]
-    print(f"policy changed to allkeys-random while running: {event['evicted']} keys evicted, "
-          f"redis_evicted_keys error {said_after:.1f} s later")  # fmt: skip
+    print(
+        f"policy changed to allkeys-random while running: {event['evicted']} keys evicted, "
+        f"redis_evicted_keys error {said_after:.1f} s later"
+    )

@@ -70,8 +70,9 @@ def test_lag_is_computed_without_xinfo_lag_at_any_stream_length(client: redis.Re
 def test_a_lagging_group_is_warned_then_its_trimmed_pending_alerts_are_dead_letters(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
-    settings = Settings(redis_url=redis_url, rules_dir=RULES, alerts_maxlen=300,
-                        daemon=DaemonSettings(listen=""))  # fmt: skip
+    settings = Settings(
+        redis_url=redis_url, rules_dir=RULES, alerts_maxlen=300, daemon=DaemonSettings(listen="")
+    )
     daemon = Daemon(settings, connect(redis_url))
     queue = AlertQueue(client, Keys(), maxlen=300, id_ttl=60)
     slow = AlertConsumer(client, group="slow", consumer="s1", claim_idle=0)
@@ -93,8 +94,9 @@ def test_a_lagging_group_is_warned_then_its_trimmed_pending_alerts_are_dead_lett
     metrics = daemon.metrics.group_used.labels("monitor:alerts", "slow")._value.get()
     assert metrics == round(250 / 300, 3)
     (tmp_path / "monitor.toml").write_text("alerts_maxlen = 300\n")
-    status = monitor("--config", str(tmp_path / "monitor.toml"), "status", cwd=ROOT,
-                     redis_url=redis_url)  # fmt: skip
+    status = monitor(
+        "--config", str(tmp_path / "monitor.toml"), "status", cwd=ROOT, redis_url=redis_url
+    )
     assert "alerts group slow: 240 unread, 10 pending, oldest " in status.stdout, status.stderr
     assert "83% of retention — within 20% of retention" in status.stdout
     assert "alerts group fast: 150 unread, 0 pending" in status.stdout

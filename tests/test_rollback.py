@@ -124,9 +124,11 @@ def _news(seen: list[dict]) -> dict[tuple[str, int], set[str]]:
 
 
 def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
-    aof_redis: RedisProcess, feed_server: FeedServer, daemons: Callable[..., Daemon],
+    aof_redis: RedisProcess,
+    feed_server: FeedServer,
+    daemons: Callable[..., Daemon],
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     stories = 200
     body, _ = synthetic_feed(stories=stories, per_story=5, seed=11)
     feed_server.static("/feed.xml", body)
@@ -150,8 +152,12 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
         undisturbed = daemons(cfg, alone.url)
         with alone.client() as probe:
             probe_queue = ItemsQueue(probe, Keys("monitor:"), maxlen=10**6)
-            wait_for(lambda: probe.exists("monitor:items")
-                     and probe.xlen("monitor:items") >= 5 * stories, 60)  # fmt: skip
+            wait_for(
+                lambda: (
+                    probe.exists("monitor:items") and probe.xlen("monitor:items") >= 5 * stories
+                ),
+                60,
+            )
             wait_for(lambda: probe_queue.lag() == (0, 0), 120)
             wait_for(lambda: AlertConsumer(probe, group="desk").lag() == (0, 0), 30)
         watcher.stop.set()
@@ -208,14 +214,21 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
     doubled = {key: ids for key, ids in news.items() if len(ids) > len(baseline.get(key, ()))}
     split = sum(1 for ids in baseline.values() if len(ids) > 1)
     redelivered = len(desk.seen) - len({a["id"] for a in desk.seen})
-    print(f"AOF roll-back x{ROLLBACKS} (cut {CUT_SECONDS:g} s: {cut_bytes} bytes): "
-          f"{len(news)} (rule, story) with a new, {len(doubled)} with a second new "
-          f"(beyond the {split} an undisturbed run has); "
-          f"{redelivered} alerts delivered again under the same id")  # fmt: skip
+    print(
+        f"AOF roll-back x{ROLLBACKS} (cut {CUT_SECONDS:g} s: {cut_bytes} bytes): "
+        f"{len(news)} (rule, story) with a new, {len(doubled)} with a second new "
+        f"(beyond the {split} an undisturbed run has); "
+        f"{redelivered} alerts delivered again under the same id"
+    )
     assert cut_bytes and all(n > 0 for n in cut_bytes)  # something was really lost
     assert len(news) > stories / 2
     for key, ids in sorted(doubled.items())[:3]:  # shown when it fails
         for alert in (a for a in desk.seen if a["id"] in ids):
-            print(key, alert["id"], alert["story"]["id"], alert["item"]["url"],
-                  [s["url"] for s in alert["story"]["sources"]])  # fmt: skip
+            print(
+                key,
+                alert["id"],
+                alert["story"]["id"],
+                alert["item"]["url"],
+                [s["url"] for s in alert["story"]["sources"]],
+            )
     assert doubled == {}

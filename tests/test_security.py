@@ -27,8 +27,18 @@ from .test_faults import RedisProcess
 
 PASSWORD = "s3cret-Redis-pw"
 # Least privilege for the monitor: its own keys, no admin commands (docs/operations.md).
-ACL = ["--user", "default", "off", "--user", "monitor", "on", f">{PASSWORD}", "~monitor:*",
-       "+@all", "-@dangerous"]  # fmt: skip
+ACL = [
+    "--user",
+    "default",
+    "off",
+    "--user",
+    "monitor",
+    "on",
+    f">{PASSWORD}",
+    "~monitor:*",
+    "+@all",
+    "-@dangerous",
+]
 
 
 @pytest.fixture
@@ -36,10 +46,20 @@ def acl_redis() -> Iterator[RedisProcess]:
     directory = Path(tempfile.mkdtemp(prefix="monitor-acl-"))
     server = RedisProcess(directory)
     server.process = subprocess.Popen(
-        [str(find_redis_server()), "--port", "0", "--unixsocket", str(server.socket),
-         "--save", "", "--dir", str(directory), *ACL],
+        [
+            str(find_redis_server()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(server.socket),
+            "--save",
+            "",
+            "--dir",
+            str(directory),
+            *ACL,
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     wait_for(server.socket.exists, 10)
     yield server
     server.stop()

@@ -99,7 +99,13 @@ def test_the_seed_replay_through_sentinel_and_a_failover(
 def test_a_sentinel_url_that_names_no_known_service(
     pair: tuple[int, int, int, subprocess.Popen], tmp_path: Path
 ) -> None:
-    run = monitor("replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path,
-                  redis_url=f"redis+sentinel://127.0.0.1:{pair[2]}/nosuch")  # fmt: skip
+    run = monitor(
+        "replay",
+        "--rules",
+        str(RULES),
+        str(SAMPLE_FEEDS),
+        cwd=tmp_path,
+        redis_url=f"redis+sentinel://127.0.0.1:{pair[2]}/nosuch",
+    )
     assert run.returncode == 2
     assert "no Sentinel at redis+sentinel://127.0.0.1" in run.stderr and "'nosuch'" in run.stderr

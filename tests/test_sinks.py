@@ -241,7 +241,7 @@ def test_sinks_from_the_file_and_secrets_from_the_environment(tmp_path: Path) ->
         ({"name": "x", "type": "webhook", "url": "http://h", "kinds": ["old"]}, "kinds"),
         ({"name": "x", "type": "webhook", "url": "http://h", "attempts": 1.5}, "whole number"),
         ({"name": "X Y", "type": "webhook", "url": "http://h"}, "bad sink name"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(ConfigError, match=re.escape(error)):
             parse_sinks([table], "monitor.toml")
     with pytest.raises(ConfigError, match="MONITOR_SINKS_PAGER_URL: no sink"):
@@ -357,27 +357,39 @@ def test_an_alert_reaches_exactly_the_sinks_whose_filters_match(
     publish(
         client,
         make_alert(1, rule={"severity": "critical", "tags": ["asia"]}),
-        make_alert(2, rule={"id": "taiwan-drills", "name": "Taiwan drills", "severity": "medium"},
-                   item={"language": "zh", "url": "https://www.cna.com.tw/2", "source": "CNA"}),
+        make_alert(
+            2,
+            rule={"id": "taiwan-drills", "name": "Taiwan drills", "severity": "medium"},
+            item={"language": "zh", "url": "https://www.cna.com.tw/2", "source": "CNA"},
+        ),
         make_alert(3, kind="update", rule={"tags": ["asia"]}),
         make_alert(4, rule={"severity": "low"}, backfill=True),
-    )  # fmt: skip
+    )
     host = feed_server.url("/").rstrip("/")
     sinks = [
         sink("oncall", "webhook", f"{host}/oncall", min_severity="critical"),
         sink("asia", "webhook", f"{host}/asia", tags=["asia"], kinds=["new", "update"]),
         sink("all", "webhook", f"{host}/all"),
-        sink("updates", "webhook", f"{host}/updates", rules=["dprk-*"],
-             kinds=["update", "backfill"], languages=["en"]),
-    ]  # fmt: skip
+        sink(
+            "updates",
+            "webhook",
+            f"{host}/updates",
+            rules=["dprk-*"],
+            kinds=["update", "backfill"],
+            languages=["en"],
+        ),
+    ]
     runners = [runner(client, s) for s in sinks]
     serve(runners, follow=False)
     got: dict[str, list[int]] = {}
     for (path, _), body in zip(feed_server.requests, feed_server.bodies, strict=True):
         got.setdefault(path.strip("/"), []).append(int(json.loads(body)["id"], 16))
     assert {k: sorted(v) for k, v in got.items()} == {
-        "oncall": [1], "asia": [1, 3], "all": [1, 2, 3, 4], "updates": [3, 4],
-    }  # fmt: skip
+        "oncall": [1],
+        "asia": [1, 3],
+        "all": [1, 2, 3, 4],
+        "updates": [3, 4],
+    }
     filtered = {r.name: r.stats.filtered for r in runners}
     assert filtered == {"oncall": 3, "asia": 2, "all": 0, "updates": 2}
     for r in runners:  # every alert is acked in every sink's group, sent or filtered out
@@ -462,12 +474,22 @@ def test_a_digest_over_a_window_is_sent_once_across_forwarder_restarts(
     publish(
         client,
         make_alert(1),
-        make_alert(2, kind="update", story={"id": "story0001aaaaaaaaaaaa"},
-                   item={"source": "TASS", "title": "TASS: treaty"}),
-        make_alert(3, rule={"id": "dprk-missile-launch", "name": "North Korea missile launch",
-                            "severity": "critical"}),
+        make_alert(
+            2,
+            kind="update",
+            story={"id": "story0001aaaaaaaaaaaa"},
+            item={"source": "TASS", "title": "TASS: treaty"},
+        ),
+        make_alert(
+            3,
+            rule={
+                "id": "dprk-missile-launch",
+                "name": "North Korea missile launch",
+                "severity": "critical",
+            },
+        ),
         make_alert(4, rule={"severity": "low"}),  # filtered out
-    )  # fmt: skip
+    )
     config = sink("digest", "apprise", mail_url(port), digest="5s", min_severity="high")
     first = runner(client, config).run(follow=False)  # keeps them; the window is still open
     assert (first.kept, first.filtered, first.digests) == (3, 1, 0) and not box.messages
@@ -530,8 +552,12 @@ def test_dry_run_prints_what_each_sink_would_send_and_sends_nothing(
     env["MONITOR_REDIS_URL"] = redis_url
     run = subprocess.run(
         [sys.executable, "-m", "monitor", "forward", "--config", str(cfg), "--dry-run"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert "== sink editor (apprise mailto://127.0.0.1" in out and "1 message would be sent" in out
@@ -543,9 +569,12 @@ def test_dry_run_prints_what_each_sink_would_send_and_sends_nothing(
 
 
 def test_forward_serves_every_sink_from_the_command_line_with_metrics(
-    client: redis.Redis, redis_url: str, tmp_path: Path, smtp: tuple[Mailbox, int],
+    client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    smtp: tuple[Mailbox, int],
     feed_server: FeedServer,
-) -> None:  # fmt: skip
+) -> None:
     box, port = smtp
     feed_server.routes["/chat"] = lambda h: Reply(200)
     publish(client, make_alert(1), make_alert(2, rule={"severity": "low"}))
@@ -560,8 +589,12 @@ def test_forward_serves_every_sink_from_the_command_line_with_metrics(
     env["MONITOR_REDIS_URL"] = redis_url
     run = subprocess.run(
         [sys.executable, "-m", "monitor", "forward", "--config", str(cfg)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert "editor: 1 delivered, 1 filtered" in run.stderr
     assert "chat: 2 delivered" in run.stderr
@@ -570,8 +603,12 @@ def test_forward_serves_every_sink_from_the_command_line_with_metrics(
     assert any("median latency" in line for line in lines)
     status = subprocess.run(
         [sys.executable, "-m", "monitor", "status", "--config", str(cfg)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     assert "sinks: 2" in status.stdout
     assert (
@@ -619,18 +656,31 @@ def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
     replayed = subprocess.run(
-        [sys.executable, "-m", "monitor", "replay", "--fresh", "--rules", str(rules),
-         str(ROOT / "sample_feeds")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "replay",
+            "--fresh",
+            "--rules",
+            str(rules),
+            str(ROOT / "sample_feeds"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert replayed.returncode == 0, replayed.stderr
     (entry,) = client.xrange("monitor:alerts")
     alert = json.loads(entry[1]["alert"])
     assert alert["rule"]["tags"] == ["asia", "korea"]
     jsonschema.validate(alert, json.loads((ROOT / "docs" / "alert.schema.json").read_text()))
     europe = runner(client, sink("europe", "apprise", mail_url(port), tags=["europe"]))
-    korea = runner(client, sink("korea", "apprise", mail_url(port, to="korea@example.org"),
-                                tags=["korea"]))  # fmt: skip
+    korea = runner(
+        client, sink("korea", "apprise", mail_url(port, to="korea@example.org"), tags=["korea"])
+    )
     assert europe.run(follow=False).filtered == 1 and korea.run(follow=False).delivered == 1
     (message,) = box.messages
     assert message["To"] == "korea@example.org"
@@ -656,8 +706,16 @@ def test_the_documented_sink_tables_load(tmp_path: Path) -> None:
         for config in load(cfg, env={}).sinks:
             build(config).close()
             names.append(config.name)
-    assert names == ["oncall", "asia-desk", "tickets", "editor", "chat", "oncall", "asia-desk",
-                     "tickets"]  # fmt: skip
+    assert names == [
+        "oncall",
+        "asia-desk",
+        "tickets",
+        "editor",
+        "chat",
+        "oncall",
+        "asia-desk",
+        "tickets",
+    ]
 
 
 def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
@@ -681,8 +739,12 @@ def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
     ]:
         run = subprocess.run(
             [sys.executable, "-m", "monitor", "forward", *args],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 2 and error in run.stderr, run.stderr
 
 
@@ -724,8 +786,12 @@ def test_an_update_says_which_sources_are_new_to_the_sinks_readers(
     feed_server.routes["/chat"] = lambda h: Reply(200)
     first = make_alert(1)
     first["story"]["sources"] = first["story"]["sources"][:2]  # Yonhap, NK News
-    update = make_alert(2, kind="update", story={"id": first["story"]["id"], "size": 4},
-                        item={"source": "TASS", "url": "https://tass.com/1"})  # fmt: skip
+    update = make_alert(
+        2,
+        kind="update",
+        story={"id": first["story"]["id"], "size": 4},
+        item={"source": "TASS", "url": "https://tass.com/1"},
+    )
     update["story"]["sources"] = [
         *first["story"]["sources"],
         {"source": "TASS", "url": "https://tass.com/1", "title": "t", "published": None},

@@ -46,17 +46,30 @@ def test_a_reports_time_is_its_date_clamped_to_first_seen_else_first_seen() -> N
     assert report_time(datetime(2030, 1, 1, tzinfo=UTC), NOW) == NOW  # a broken clock
     assert report_time(NOW + CLOCK_SKEW / 2, NOW) == NOW + CLOCK_SKEW / 2  # a clock a bit fast
     assert report_time(old, None) == old
-    item = Item(guid="g", url="", title="t", source="s", feed="f",
-                published=datetime(2030, 1, 1, tzinfo=UTC), first_seen=NOW)  # fmt: skip
+    item = Item(
+        guid="g",
+        url="",
+        title="t",
+        source="s",
+        feed="f",
+        published=datetime(2030, 1, 1, tzinfo=UTC),
+        first_seen=NOW,
+    )
     assert (item.time, item.skewed) == (NOW, True)
     assert Item.from_json(item.to_json()) == item
 
 
 def entry(n: int, when: datetime | None, **extra: str) -> Item:
     return Item(
-        guid=f"urn:e:{n}", url=f"http://example.org/{n}", title=f"e{n}", source="s", feed="f",
-        published=when, first_seen=NOW, **extra,
-    )  # fmt: skip
+        guid=f"urn:e:{n}",
+        url=f"http://example.org/{n}",
+        title=f"e{n}",
+        source="s",
+        feed="f",
+        published=when,
+        first_seen=NOW,
+        **extra,
+    )
 
 
 def test_future_dated_and_undated_entries_do_not_crowd_fresh_ones_out() -> None:
@@ -198,8 +211,15 @@ def test_day_page_posts_reach_the_stream_and_keep_their_own_text(
 
     # Replayed, each post is its own item with its own text: the day's page is never
     # fetched (pages/ has none of them; a fetch would leave a warning).
-    out = monitor("replay", "--json", "--rules", str(RULES), str(FEEDS / "fragments.xml"),
-                  cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    out = monitor(
+        "replay",
+        "--json",
+        "--rules",
+        str(RULES),
+        str(FEEDS / "fragments.xml"),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert out.returncode == 0, out.stderr
     *rows, summary = json_lines(out.stdout)
     assert summary["summary"]["items"] == 5 and summary["summary"]["same_items"] == 0
@@ -215,8 +235,11 @@ def test_json_feed_1_0_and_1_1_map_to_items() -> None:
     one = parse_document((FEEDS / "jsonfeed-1.0.json").read_bytes(), url="https://h.example/f")
     assert one.title == "Harbour Notes"
     strike, talks, no_id = one.items
-    assert (strike.guid, strike.title, strike.source) == ("1001", "Ferry crews announce a strike",
-                                                          "Harbour Notes")  # fmt: skip
+    assert (strike.guid, strike.title, strike.source) == (
+        "1001",
+        "Ferry crews announce a strike",
+        "Harbour Notes",
+    )
     assert strike.published == datetime(2024, 6, 19, 6, 0, tzinfo=UTC)
     assert "strike on Friday" in strike.content and strike.summary.startswith("Ferry crews")
     assert strike.author == "Harbour desk"  # the feed's author when the item has none
@@ -240,13 +263,15 @@ def test_json_feed_with_raw_control_characters_is_read() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ((FEEDS / "jsonfeed-truncated.json").read_bytes(),
-         "not a readable JSON feed (line 1, column 655: unterminated string)"),
+        (
+            (FEEDS / "jsonfeed-truncated.json").read_bytes(),
+            "not a readable JSON feed (line 1, column 655: unterminated string)",
+        ),
         (b'{"title": "no version", "items": []}', "not a JSON feed (no jsonfeed.org version)"),
         (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', "items is not a list"),
         (b'{"version": "https://jsonfeed.org/version/1", "items": [' * 3000, "JSON feed"),
     ],
-)  # fmt: skip
+)
 def test_a_broken_json_feed_is_one_clear_error(body: bytes, message: str) -> None:
     with pytest.raises(FeedError) as error:
         parse_feed(body, url="https://h.example/feed.json")
@@ -271,14 +296,29 @@ def test_replay_reads_json_feeds_and_names_the_broken_one(tmp_path: Path, redis_
     for name in ("jsonfeed-1.0.json", "jsonfeed-1.1.json", "fragments.xml"):
         (folder / name).write_bytes((FEEDS / name).read_bytes())
     (folder / "manifest.json").write_text('{"not": "a feed"}')  # skipped, with a warning
-    out = monitor("replay", "--json", "--log-level", "info", "--rules", str(RULES), str(folder),
-                  cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    out = monitor(
+        "replay",
+        "--json",
+        "--log-level",
+        "info",
+        "--rules",
+        str(RULES),
+        str(folder),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert out.returncode == 0, out.stderr
     assert json_lines(out.stdout)[-1]["summary"]["items"] == 3 + 2 + 5
     assert "manifest.json" in out.stderr and "not a JSON feed" in out.stderr
 
-    broken = monitor("replay", "--rules", str(RULES), str(FEEDS / "jsonfeed-truncated.json"),
-                     cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    broken = monitor(
+        "replay",
+        "--rules",
+        str(RULES),
+        str(FEEDS / "jsonfeed-truncated.json"),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert broken.returncode == 2
     (line,) = broken.stderr.strip().splitlines()
     assert "jsonfeed-truncated.json" in line and "line 1, column 655" in line
@@ -291,8 +331,15 @@ def test_replay_of_a_back_catalogue_alerts_only_on_its_recent_reports(
     tmp_path: Path, redis_url: str
 ) -> None:
     (tmp_path / "reservoir.yaml").write_text(RULE)
-    out = monitor("replay", "--json", "--rules", str(tmp_path), str(FEEDS / "back_catalogue.xml"),
-                  cwd=tmp_path, redis_url=redis_url)  # fmt: skip
+    out = monitor(
+        "replay",
+        "--json",
+        "--rules",
+        str(tmp_path),
+        str(FEEDS / "back_catalogue.xml"),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert out.returncode == 0, out.stderr
     *rows, summary = json_lines(out.stdout)
     # As of when the file was written (its newest report, 2019-11-05): that one is news, the
@@ -304,13 +351,22 @@ def test_replay_of_a_back_catalogue_alerts_only_on_its_recent_reports(
     assert reasons["urn:water:undated-1"] == "undated, on the feed's first poll"
     assert all(r["rules"] == ["reservoir"] for r in rows)  # matched, placed, retained all the same
     assert summary["summary"]["alerts_suppressed"] == {
-        "older than 48h": 5, "undated, on the feed's first poll": 2,
-    }  # fmt: skip
+        "older than 48h": 5,
+        "undated, on the feed's first poll": 2,
+    }
 
     today = monitor(
-        "replay", "--json", "--fresh", "--as-of", "now", "--rules", str(tmp_path),
-        str(FEEDS / "back_catalogue.xml"), cwd=tmp_path, redis_url=redis_url,
-    )  # fmt: skip
+        "replay",
+        "--json",
+        "--fresh",
+        "--as-of",
+        "now",
+        "--rules",
+        str(tmp_path),
+        str(FEEDS / "back_catalogue.xml"),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert json_lines(today.stdout)[-1]["summary"]["alerts_published"] == 0
 
 
@@ -318,9 +374,19 @@ def test_alerts_max_age_0_switches_the_age_policy_off(tmp_path: Path, redis_url:
     (tmp_path / "reservoir.yaml").write_text(RULE)
     cfg = tmp_path / "monitor.toml"
     cfg.write_text('[alerts]\nmax_age = "0s"\n')
-    out = monitor("--config", str(cfg), "replay", "--json", "--as-of", "now", "--rules",
-                  str(tmp_path), str(FEEDS / "back_catalogue.xml"), cwd=tmp_path,
-                  redis_url=redis_url)  # fmt: skip
+    out = monitor(
+        "--config",
+        str(cfg),
+        "replay",
+        "--json",
+        "--as-of",
+        "now",
+        "--rules",
+        str(tmp_path),
+        str(FEEDS / "back_catalogue.xml"),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     assert out.returncode == 0, out.stderr
     *rows, summary = json_lines(out.stdout)
     # Every dated report alerts (one story each); the undated ones of a first poll do not.
@@ -382,8 +448,14 @@ def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
 
 def test_consume_shows_the_articles_own_date_and_age(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "reservoir.yaml").write_text(RULE)
-    monitor("replay", "--rules", str(tmp_path), str(FEEDS / "back_catalogue.xml"), cwd=tmp_path,
-            redis_url=redis_url)  # fmt: skip
+    monitor(
+        "replay",
+        "--rules",
+        str(tmp_path),
+        str(FEEDS / "back_catalogue.xml"),
+        cwd=tmp_path,
+        redis_url=redis_url,
+    )
     out = monitor("consume", "--from-start", cwd=tmp_path, redis_url=redis_url)
     assert out.returncode == 0, out.stderr
     assert "published 2019-11-05 08:10 UTC (" in out.stdout
@@ -403,21 +475,31 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
 
     from .conftest import ROOT, SAMPLE_FEEDS
 
-    pipeline = runtime.pipeline(client, Settings(redis_url=redis_url), load_rules(RULES),
-                                LocalFetcher(ROOT))  # fmt: skip
+    pipeline = runtime.pipeline(
+        client, Settings(redis_url=redis_url), load_rules(RULES), LocalFetcher(ROOT)
+    )
     now = datetime.now(UTC)
     herald = next(i for i in read_feeds([SAMPLE_FEEDS]) if "koreaherald" in i.guid)
     page, _ = pipeline.article_of(herald, pipeline.fetcher)
     text = "".join(f"<p>{p}</p>" for p in page.text.split("\n"))
-    dates = [None, datetime(2030, 6, 19, tzinfo=UTC), datetime(2015, 6, 19, tzinfo=UTC),
-             now - timedelta(hours=1)]  # fmt: skip
+    dates = [
+        None,
+        datetime(2030, 6, 19, tzinfo=UTC),
+        datetime(2015, 6, 19, tzinfo=UTC),
+        now - timedelta(hours=1),
+    ]
     results = []
     for n, when in enumerate(dates):
         copy = dataclasses.replace(
-            herald, guid=f"{herald.guid}/copy{n}", url=f"https://outlet{n}.example/herald",
+            herald,
+            guid=f"{herald.guid}/copy{n}",
+            url=f"https://outlet{n}.example/herald",
             content=text,
-            source=f"Outlet {n}", published=when, first_seen=now, baseline=False,
-        )  # fmt: skip
+            source=f"Outlet {n}",
+            published=when,
+            first_seen=now,
+            baseline=False,
+        )
         results.append(pipeline.process(copy))
     assert len({r.placement.story_id for r in results}) == 1
     new = [a for r in results for a in r.alerts]

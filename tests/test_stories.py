@@ -53,8 +53,15 @@ def index(client: redis.Redis) -> DedupIndex:
 
 
 def place(index: DedupIndex, key: str, title: str, text: str, when: datetime):
-    item = Item(guid=f"urn:s:{key}", url=f"https://example.org/{key}", title=title,
-                source=f"{key}.example", feed="f", published=when, first_seen=when)  # fmt: skip
+    item = Item(
+        guid=f"urn:s:{key}",
+        url=f"https://example.org/{key}",
+        title=title,
+        source=f"{key}.example",
+        feed="f",
+        published=when,
+        first_seen=when,
+    )
     return index.place(item, Article(text=text, title=title), now=when.timestamp())
 
 
@@ -92,8 +99,13 @@ def test_a_follow_up_days_later_joins_and_another_event_does_not(index: DedupInd
     later = T0 + timedelta(days=4)  # beyond the old 72 h hard cut
     follow = place(index, "b", "Parish charged with murder in Davidson death", FOLLOW_UP, later)
     assert follow.outcome is Outcome.SAME_STORY and follow.story_id == first.story_id
-    other = place(index, "c", "Man wounded in Franklin bar shooting", OTHER_SHOOTING,
-                  later + timedelta(hours=2))  # fmt: skip
+    other = place(
+        index,
+        "c",
+        "Man wounded in Franklin bar shooting",
+        OTHER_SHOOTING,
+        later + timedelta(hours=2),
+    )
     assert other.story_id != first.story_id  # same city, same topic: a different event
     weeks = T0 + timedelta(days=30)  # the story went quiet for longer than the window
     again = place(index, "d", "Parish case: a look back", FOLLOW_UP + " One month on.", weeks)

@@ -20,8 +20,10 @@ from .processes import Daemon, wait_for
 
 STORIES = 40
 REPORTS = 8  # per story: 320 reports
-FILLER = ("people officials residents statement week morning local region area service "
-          "spokesperson update public council plans office told reporters").split()  # fmt: skip
+FILLER = (
+    "people officials residents statement week morning local region area service "
+    "spokesperson update public council plans office told reporters"
+).split()
 
 
 def pseudo_word(rng: random.Random) -> str:

@@ -85,9 +85,12 @@ def test_near_duplicates_fold_under_their_original(
     herald = next(i for i in read_feeds([SAMPLE_FEEDS]) if "koreaherald" in i.guid)
     article, _ = pipeline.article_of(herald, pipeline.fetcher)
     copy = dataclasses.replace(
-        herald, guid="urn:copy:1", url="https://copies.example/herald", source="Copy Wire",
+        herald,
+        guid="urn:copy:1",
+        url="https://copies.example/herald",
+        source="Copy Wire",
         content="".join(f"<p>{p}</p>" for p in article.text.split("\n")),
-    )  # fmt: skip
+    )
     assert str(pipeline.process(copy).placement.outcome) == "near_duplicate"
     web = desk(settings, client)
     html = web.get(story_link(web.get("/").text)).text
@@ -100,9 +103,11 @@ def test_feed_text_is_never_rendered_as_markup(redis_url: str, client: redis.Red
     pipeline = runtime.pipeline(client, settings, load_rules(RULES), LocalFetcher(ROOT))
     (item, *_) = read_feeds([SAMPLE_FEEDS])
     hostile = dataclasses.replace(
-        item, title='<script>alert("x")</script> Pyongyang <img src=x onerror=alert(1)>',
-        source="<b>Evil</b>", guid="urn:hostile",
-    )  # fmt: skip
+        item,
+        title='<script>alert("x")</script> Pyongyang <img src=x onerror=alert(1)>',
+        source="<b>Evil</b>",
+        guid="urn:hostile",
+    )
     pipeline.process(hostile)
     web = desk(settings, client)
     for page in ("/", story_link(web.get("/").text), "/search?q=pyongyang&days=9999"):
@@ -205,9 +210,21 @@ def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
     log = tmp_path / "web.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "web", "--listen", "127.0.0.1:0", "--rules",
-             str(RULES)], env=env, stderr=stderr, stdout=subprocess.DEVNULL, cwd=tmp_path,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                "web",
+                "--listen",
+                "127.0.0.1:0",
+                "--rules",
+                str(RULES),
+            ],
+            env=env,
+            stderr=stderr,
+            stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
     try:
         wait_for(lambda: "web_listening" in log.read_text())
         address = json.loads(
@@ -240,9 +257,12 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path, redis_url: str, web_serv
     taken = web_server.rsplit("//", 1)[1]
     out = subprocess.run(
         [sys.executable, "-m", "monitor", "web", "--listen", taken, "--rules", str(RULES)],
-        env={"MONITOR_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env={"MONITOR_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert f"cannot listen on {taken}" in out.stderr and "Traceback" not in out.stderr
 
@@ -270,8 +290,13 @@ def test_monitor_run_serves_the_desk_beside_health_and_metrics(
 def test_crafted_requests_get_answers_not_errors(redis_url: str, client: redis.Redis, desk) -> None:
     settings = dataclasses.replace(replayed(redis_url, client), web=WebSettings(token=TOKEN))
     web = desk(settings, client)
-    for path in ("/search?q=kim&days=nan", "/rules?q=kim&days=inf", "/?before=nan",
-                 "/?before=-inf", "/alerts?severity=nope"):  # fmt: skip
+    for path in (
+        "/search?q=kim&days=nan",
+        "/rules?q=kim&days=inf",
+        "/?before=nan",
+        "/?before=-inf",
+        "/alerts?severity=nope",
+    ):
         assert web.get(path).status_code == 200, path
     assert web.post("/login", data={"token": "é"}).status_code == 403
     raw = {"cookie": "desk_session=ünïcode".encode()}  # as a hostile client sends it
@@ -299,8 +324,9 @@ def test_a_reconnecting_live_view_resumes_after_its_last_event(
     replayed(redis_url, client)
     (first, *_) = client.xrange("monitor:alerts")
     client.xadd("monitor:alerts", {"alert": first[1]["alert"]})  # a second alert, later
-    with httpx.stream("GET", f"{web_server}/alerts/stream", timeout=20,
-                      headers={"Last-Event-ID": first[0]}) as events:  # fmt: skip
+    with httpx.stream(
+        "GET", f"{web_server}/alerts/stream", timeout=20, headers={"Last-Event-ID": first[0]}
+    ) as events:
         lines = events.iter_lines()
         assert next(lines) == ": connected"
         got = next(line[4:] for line in lines if line.startswith("id: "))

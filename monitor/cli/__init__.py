@@ -77,18 +77,25 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool = False) -> No
     """The options every command takes, before or after its name. Below the top level
     their default is "absent", so that one given before the command is kept."""
     default = None if top else argparse.SUPPRESS
-    parser.add_argument("--config", type=Path, default=default, metavar="FILE",
-                        help="monitor.toml (default: none)")  # fmt: skip
     parser.add_argument(
-        "--redis", default=default, metavar="URL",
+        "--config", type=Path, default=default, metavar="FILE", help="monitor.toml (default: none)"
+    )
+    parser.add_argument(
+        "--redis",
+        default=default,
+        metavar="URL",
         help="Redis URL (default: MONITOR_REDIS_URL, else the embedded server)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--state-dir", type=Path, default=default, metavar="DIR",
+        "--state-dir",
+        type=Path,
+        default=default,
+        metavar="DIR",
         help="the embedded server's data (default: .monitor/ beside --config, else here)",
-    )  # fmt: skip
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default=default)  # fmt: skip
+    )
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default=default
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

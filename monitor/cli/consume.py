@@ -43,46 +43,66 @@ def register(commands: Any, command: Command) -> None:
 
     p = command(commands, "consume", "read published alerts")
     group_options(p, None)
-    p.add_argument("--from-start", action="store_true",
-                   help="without --group: start at the oldest retained alert")  # fmt: skip
+    p.add_argument(
+        "--from-start",
+        action="store_true",
+        help="without --group: start at the oldest retained alert",
+    )
     p.add_argument("--json", action="store_true", help="one alert JSON document per line")
     p.add_argument("--dead", action="store_true", help="list the dead-lettered alerts")
     p.add_argument(
-        "--requeue", nargs="*", metavar="ID",
+        "--requeue",
+        nargs="*",
+        metavar="ID",
         help="put these dead letters (entry or alert ids) back for their group (--group: "
         "only that group's); with --all, every one",
-    )  # fmt: skip
+    )
     p.add_argument("--all", action="store_true", help="with --requeue: every dead letter")
     p.set_defaults(run=cmd_consume)
 
     p = command(
         commands, "forward", "deliver alerts to the [[sinks]] of monitor.toml (or a webhook)"
     )
-    p.add_argument("--sink", action="append", metavar="NAME",
-                   help="only this sink (repeatable; default: every configured sink)")  # fmt: skip
-    p.add_argument("--dry-run", action="store_true",
-                   help="print what each sink would send now; send and ack nothing")  # fmt: skip
     p.add_argument(
-        "--listen", metavar="HOST:PORT",
+        "--sink",
+        action="append",
+        metavar="NAME",
+        help="only this sink (repeatable; default: every configured sink)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what each sink would send now; send and ack nothing",
+    )
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
         help="serve the sinks' Prometheus metrics at http://HOST:PORT/metrics",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--webhook", metavar="URL",
+        "--webhook",
+        metavar="URL",
         help="instead of the sinks: POST each alert to this URL (group webhook); the options "
         "below are for it",
-    )  # fmt: skip
+    )
     # The delivery options below are for --webhook; a sink has its own in monitor.toml.
     p.add_argument("--secret", help="HMAC-SHA256 key (default: MONITOR_WEBHOOK_SECRET)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     p.add_argument("--attempts", type=int, default=4, help="tries per delivery (default 4)")
     p.add_argument(
-        "--trip-after", type=int, default=5, metavar="N",
+        "--trip-after",
+        type=int,
+        default=5,
+        metavar="N",
         help="pause the endpoint after N failed deliveries in a row (default 5)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--pause", type=float, default=30.0, metavar="SECONDS",
+        "--pause",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="first pause of a failing endpoint; doubles up to 15 min (default 30)",
-    )  # fmt: skip
+    )
     group_options(p, None)
     p.set_defaults(run=cmd_forward)
 
@@ -135,9 +155,13 @@ def _requeue(args: argparse.Namespace, settings: Settings, client) -> int:
 
 def _consumer(args: argparse.Namespace, settings: Settings, client) -> AlertConsumer:
     return AlertConsumer(
-        client, group=args.group, consumer=args.consumer or "", prefix=settings.prefix,
-        claim_idle=args.claim_idle, max_deliveries=args.max_deliveries,
-    )  # fmt: skip
+        client,
+        group=args.group,
+        consumer=args.consumer or "",
+        prefix=settings.prefix,
+        claim_idle=args.claim_idle,
+        max_deliveries=args.max_deliveries,
+    )
 
 
 def _consume_group(args: argparse.Namespace, settings: Settings, client) -> int:
@@ -191,10 +215,15 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with runtime.redis_client(settings) as client:
         forwarder = Forwarder(
-            _consumer(args, settings, client), args.webhook, secret=secret,
-            timeout=args.timeout, attempts=args.attempts, stop=stop,
-            trip_after=args.trip_after, pause=args.pause,
-        )  # fmt: skip
+            _consumer(args, settings, client),
+            args.webhook,
+            secret=secret,
+            timeout=args.timeout,
+            attempts=args.attempts,
+            stop=stop,
+            trip_after=args.trip_after,
+            pause=args.pause,
+        )
         try:
             delivered = forwarder.run(follow=args.follow, count=args.count)
         finally:
@@ -211,8 +240,11 @@ def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.group:
         raise MonitorError("--group goes with --webhook: each sink has its group (sink:NAME)")
-    given = [f"--{n.replace('_', '-')}" for n, default in _WEBHOOK_ONLY.items()
-             if getattr(args, n) != default]  # fmt: skip
+    given = [
+        f"--{n.replace('_', '-')}"
+        for n, default in _WEBHOOK_ONLY.items()
+        if getattr(args, n) != default
+    ]
     if given:
         raise MonitorError(
             f"{', '.join(given)}: with --webhook only; a sink sets its own in monitor.toml"
@@ -269,8 +301,15 @@ def _forward_sinks(args: argparse.Namespace, settings: Settings) -> int:
     return 2 if failed else 0
 
 
-_WEBHOOK_ONLY = {"secret": None, "timeout": 10.0, "attempts": 4, "trip_after": 5, "pause": 30.0,
-                 "claim_idle": 60.0, "max_deliveries": 5}  # fmt: skip
+_WEBHOOK_ONLY = {
+    "secret": None,
+    "timeout": 10.0,
+    "attempts": 4,
+    "trip_after": 5,
+    "pause": 30.0,
+    "claim_idle": 60.0,
+    "max_deliveries": 5,
+}
 
 
 def _print_preview(runner: Any, count: int, shown: list[str]) -> None:

@@ -185,8 +185,10 @@ def print_dead(letter: dict[str, Any], as_json: bool) -> None:
         f"{letter['entry']}  {where}, {letter.get('deliveries')} deliveries: {letter.get('reason')}"
     )
     if alert:
-        print(f"  {alert.get('id')} {alert.get('kind')} {alert.get('rule', {}).get('id')}: "
-              f"{alert.get('item', {}).get('title')}")  # fmt: skip
+        print(
+            f"  {alert.get('id')} {alert.get('kind')} {alert.get('rule', {}).get('id')}: "
+            f"{alert.get('item', {}).get('title')}"
+        )
 
 
 def story_json(story: Any) -> dict[str, Any]:

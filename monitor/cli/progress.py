@@ -12,9 +12,13 @@ WIDTH = 24
 
 class Progress:
     def __init__(
-        self, total: int | None, label: str, *, enabled: bool | None = None,
+        self,
+        total: int | None,
+        label: str,
+        *,
+        enabled: bool | None = None,
         stream: TextIO | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total = total
@@ -38,8 +42,7 @@ class Progress:
             filled = int(WIDTH * min(self.done / self.total, 1))
             bar = "[" + "#" * filled + "." * (WIDTH - filled) + "]"
             left = (self.total - self.done) / rate if rate else 0
-            return (f"{self.label} {bar} {self.done}/{self.total} "
-                    f"{rate:.1f}/s ETA {_clock(left)}")  # fmt: skip
+            return f"{self.label} {bar} {self.done}/{self.total} {rate:.1f}/s ETA {_clock(left)}"
         return f"{self.label} {self.done} {rate:.1f}/s"
 
     def close(self) -> None:

@@ -23,11 +23,13 @@ def register(commands: Any, command: Command) -> None:
     p.add_argument("--fresh", action="store_true", help="start from empty state (deletes it)")
     p.add_argument("--rules", type=Path, help="rules directory (default rules/)")
     p.add_argument(
-        "--as-of", metavar="TIME", type=_as_of,
+        "--as-of",
+        metavar="TIME",
+        type=_as_of,
         help="replay as if polled at TIME (ISO 8601, or 'now'); default: when each file was "
         "written (its build date, else its newest entry). Reports older than alerts.max_age "
         "at that time raise no alert",
-    )  # fmt: skip
+    )
     p.set_defaults(run=cmd_replay)
 
 

@@ -35,8 +35,12 @@ def register(commands: Any, command: Command) -> None:
     given.add_argument("--file", type=Path, help="a file with the article text (- for stdin)")
     given.add_argument("--url-from-replay", metavar="GUID", help="an item of the replay feeds")
     q.add_argument("--title", default="", help="the title, with --text or --file")
-    q.add_argument("--feeds", type=Path, default=Path("sample_feeds"),
-                   help="where --url-from-replay looks (default sample_feeds/)")  # fmt: skip
+    q.add_argument(
+        "--feeds",
+        type=Path,
+        default=Path("sample_feeds"),
+        help="where --url-from-replay looks (default sample_feeds/)",
+    )
     q.add_argument("--rules", type=Path, help="rules directory (default rules/)")
     q.set_defaults(run=cmd_rules_explain)
     q = command(sub, "backfill", "run a rule over the retained items of the past")
@@ -63,8 +67,10 @@ def cmd_rules_check(args: argparse.Namespace, settings: Settings) -> int:
     lint = f", {counted(len(checked.warnings), 'warning')}" if checked.warnings else ""
     if checked.errors:
         files = len({e.path for e in checked.errors})
-        print(f"{directory}: {counted(len(checked.errors), 'error')} in {counted(files, 'file')}; "
-              f"{counts} valid{lint}")  # fmt: skip
+        print(
+            f"{directory}: {counted(len(checked.errors), 'error')} in {counted(files, 'file')}; "
+            f"{counts} valid{lint}"
+        )
         return 1
     print(f"{directory}: {counts}, all valid{lint}")
     return 0
@@ -127,9 +133,12 @@ def _explain_document(args: argparse.Namespace) -> Document:
     fetcher = LocalFetcher(*{f.parent for f in files})
     article, _ = Pipeline.article_of(item, fetcher)
     return Document(
-        title=item.title or article.title, text=article.text, source=item.source,
-        lang=article.language, url=article.canonical_url or item.url,
-    )  # fmt: skip
+        title=item.title or article.title,
+        text=article.text,
+        source=item.source,
+        lang=article.language,
+        url=article.canonical_url or item.url,
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -159,9 +168,13 @@ def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
             pipeline.retained.count(), "backfill", enabled=False if args.json else None
         )
         report = backfill.run(
-            rule, pipeline.retained, pipeline, since=since, dry_run=args.dry_run,
+            rule,
+            pipeline.retained,
+            pipeline,
+            since=since,
+            dry_run=args.dry_run,
             progress=progress.advance,
-        )  # fmt: skip
+        )
         progress.close()
     summary = {
         "rule": rule.id,

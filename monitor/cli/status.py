@@ -29,9 +29,12 @@ def register(commands: Any, command: Command) -> None:
     p.add_argument("directory", type=Path, metavar="DIR", help="its data, a folder per node")
     p.add_argument("--masters", type=int, default=3, help="(default 3, the least a cluster has)")
     p.add_argument("--replicas", type=int, default=0, help="per master (default 0)")
-    p.add_argument("--port", type=int, default=7001,
-                   help="the first node's port; the others follow; each also uses port+10000 "
-                   "(default 7001)")  # fmt: skip
+    p.add_argument(
+        "--port",
+        type=int,
+        default=7001,
+        help="the first node's port; the others follow; each also uses port+10000 (default 7001)",
+    )
     p.set_defaults(run=cmd_redis_cluster)
 
 
@@ -82,8 +85,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(line)
     print(f"Redis maxmemory-policy: {policy[0]}" if isinstance(policy, tuple) else policy)
     for group in groups:
-        print(f"{group.stream.removeprefix(settings.prefix)} group {group.group}: "
-              f"{group.describe()}")  # fmt: skip
+        print(
+            f"{group.stream.removeprefix(settings.prefix)} group {group.group}: {group.describe()}"
+        )
     failing = [r for r in rows if r["errors"]]
     imported = sum(1 for r in rows if not r["configured"])
     print(
@@ -142,8 +146,13 @@ def cmd_redis_cluster(args: argparse.Namespace, settings: Settings) -> int:
     the background with AOF on; or stop it."""
     from monitor.store.localcluster import LocalCluster
 
-    cluster = LocalCluster(args.directory.resolve(), masters=args.masters,
-                           replicas=args.replicas, port=args.port, persist=True)  # fmt: skip
+    cluster = LocalCluster(
+        args.directory.resolve(),
+        masters=args.masters,
+        replicas=args.replicas,
+        port=args.port,
+        persist=True,
+    )
     if args.action == "stop":
         cluster.stop()
         print(f"stopped the nodes of {args.directory}")
@@ -151,8 +160,10 @@ def cmd_redis_cluster(args: argparse.Namespace, settings: Settings) -> int:
     cluster.start(daemonize=True)
     count = args.masters * (1 + args.replicas)
     last = args.port + count - 1
-    print(f"{count} nodes on 127.0.0.1:{args.port}-{last} ({args.masters} masters), data in "
-          f"{args.directory}\nexport MONITOR_REDIS_URL={cluster.url}")  # fmt: skip
+    print(
+        f"{count} nodes on 127.0.0.1:{args.port}-{last} ({args.masters} masters), data in "
+        f"{args.directory}\nexport MONITOR_REDIS_URL={cluster.url}"
+    )
     return 0
 
 

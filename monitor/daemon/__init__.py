@@ -93,15 +93,27 @@ class Daemon:
             client, settings, self.control.rules, self.fetcher
         )
         self.scheduler = Scheduler(
-            settings, client, instance=self.instance, fetcher=self.fetcher, items=self.items,
-            metrics=self.metrics, health=self.state,
-        )  # fmt: skip
+            settings,
+            client,
+            instance=self.instance,
+            fetcher=self.fetcher,
+            items=self.items,
+            metrics=self.metrics,
+            health=self.state,
+        )
         self.worker = Worker(
-            settings, client, instance=self.instance, items=self.items, pipeline=self.pipeline,
-            fetcher=self.fetcher, metrics=self.metrics, health=self.state,
-            heartbeat=self.heartbeat, housekeeping=self.housekeeping,
+            settings,
+            client,
+            instance=self.instance,
+            items=self.items,
+            pipeline=self.pipeline,
+            fetcher=self.fetcher,
+            metrics=self.metrics,
+            health=self.state,
+            heartbeat=self.heartbeat,
+            housekeeping=self.housekeeping,
             alive=lambda beat: alive(beat, PID_SPACE),
-        )  # fmt: skip
+        )
         self.metrics.lag.set_function(lambda: self.items.lag()[0])
         self.metrics.pending.set_function(lambda: self.items.lag()[1])
 

@@ -74,10 +74,19 @@ class RuleControl:
             if self.client.get(marker) == version:
                 continue
             report = backfill.run(
-                rule, pipeline.retained, pipeline,
-                since=time.time() - rule.backfill, dry_run=False,
-            )  # fmt: skip
+                rule,
+                pipeline.retained,
+                pipeline,
+                since=time.time() - rule.backfill,
+                dry_run=False,
+            )
             self.client.set(marker, version)
             self.metrics.alerts.inc(report.alerts)
-            log.info("rule_backfilled", rule=rule.id, items=report.items, matched=report.matched,
-                     stories=len(report.stories), alerts=report.alerts)  # fmt: skip
+            log.info(
+                "rule_backfilled",
+                rule=rule.id,
+                items=report.items,
+                matched=report.matched,
+                stories=len(report.stories),
+                alerts=report.alerts,
+            )

@@ -47,15 +47,22 @@ class Health:
             return
         self.refused, self.refused_at = reason, time.monotonic()
         self.metrics.refusals.labels(reason).inc()
-        log.error("redis_refuses_writes", reason=reason, error=str(exc).splitlines()[0],
-                  hint="free memory, raise maxmemory or fix the replica/disk; the daemon "
-                  "resumes by itself")  # fmt: skip
+        log.error(
+            "redis_refuses_writes",
+            reason=reason,
+            error=str(exc).splitlines()[0],
+            hint="free memory, raise maxmemory or fix the replica/disk; the daemon "
+            "resumes by itself",
+        )
 
     def writable_again(self) -> None:
         if self.refused is None:
             return
-        log.info("redis_writable_again", reason=self.refused,
-                 after_s=round(time.monotonic() - self.refused_at, 1))  # fmt: skip
+        log.info(
+            "redis_writable_again",
+            reason=self.refused,
+            after_s=round(time.monotonic() - self.refused_at, 1),
+        )
         self.refused = None
 
     def problems(self) -> list[str]:

@@ -65,9 +65,16 @@ class LoopScheduler(AsyncIOScheduler):
 
 class Scheduler:
     def __init__(
-        self, settings: Settings, client: redis.Redis, *, instance: str, fetcher: HttpFetcher,
-        items: ItemsQueue, metrics: Metrics, health: Health,
-    ) -> None:  # fmt: skip
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        *,
+        instance: str,
+        fetcher: HttpFetcher,
+        items: ItemsQueue,
+        metrics: Metrics,
+        health: Health,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.keys = Keys(settings.prefix)
@@ -78,19 +85,25 @@ class Scheduler:
         self.health = health
         self.redis_io = BatchedRedis(client)
         self.poller = Poller(
-            client, self.keys, fetcher, items, settings.schedule,
-            seen_per_feed=settings.daemon.seen_per_feed, max_entries=settings.daemon.max_entries,
+            client,
+            self.keys,
+            fetcher,
+            items,
+            settings.schedule,
+            seen_per_feed=settings.daemon.seen_per_feed,
+            max_entries=settings.daemon.max_entries,
             redis_io=self.redis_io,
-        )  # fmt: skip
+        )
         self.registry = FeedRegistry(client, self.keys)
         self.feeds = merged(settings.feeds, self.registry)
         self.paused = self.registry.paused()  # `monitor feeds pause`: not scheduled
         self.fetcher.trusted |= hosts(self.feeds)
         # A late job still runs (once): a feed is never skipped because the loop was busy.
         self._jobs = LoopScheduler(
-            event_loop=self.loop, timezone=UTC,
+            event_loop=self.loop,
+            timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )  # fmt: skip
+        )
         self._slots = asyncio.Semaphore(settings.schedule.workers)
         self._running: set[str] = set()  # feeds being polled (touched on the loop only)
         self._stopped = False
@@ -178,9 +191,14 @@ class Scheduler:
         except JobLookupError:
             interval = feed.interval or self.settings.schedule.interval
             self._jobs.add_job(
-                self._run, IntervalTrigger(seconds=interval, timezone=UTC), args=[feed],
-                id=fid, name=feed.url, next_run_time=at, replace_existing=True,
-            )  # fmt: skip
+                self._run,
+                IntervalTrigger(seconds=interval, timezone=UTC),
+                args=[feed],
+                id=fid,
+                name=feed.url,
+                next_run_time=at,
+                replace_existing=True,
+            )
 
     # --- on the loop ---------------------------------------------------------------------
 

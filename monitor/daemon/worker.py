@@ -39,11 +39,20 @@ WRITE_PROBE_EVERY = 1.0  # seconds between write attempts while Redis refuses wr
 
 class Worker:
     def __init__(
-        self, settings: Settings, client: redis.Redis, *, instance: str, items: ItemsQueue,
-        pipeline: Pipeline, fetcher: HttpFetcher, metrics: Metrics, health: Health,
-        heartbeat: Callable[[], None], housekeeping: Callable[[], None],
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        *,
+        instance: str,
+        items: ItemsQueue,
+        pipeline: Pipeline,
+        fetcher: HttpFetcher,
+        metrics: Metrics,
+        health: Health,
+        heartbeat: Callable[[], None],
+        housekeeping: Callable[[], None],
         alive: Callable[[str | None], bool],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """`heartbeat` writes this daemon's heartbeat; `housekeeping` runs every
         daemon.rules_check (rules reload, feed list); `alive` tells a running daemon's
         heartbeat from a dead one's."""
@@ -155,9 +164,17 @@ class Worker:
             warned = self._retention_warned.get((g.stream, g.group), -RETENTION_WARN_EVERY)
             if g.at_risk and now - warned >= RETENTION_WARN_EVERY:
                 self._retention_warned[(g.stream, g.group)] = now
-                log.warning("group_near_retention", stream=g.stream, group=g.group, lag=g.lag,
-                            pending=g.pending, behind=g.behind, oldest_s=round(g.oldest_age),
-                            used=round(g.used, 3), lost=g.lost or None)  # fmt: skip
+                log.warning(
+                    "group_near_retention",
+                    stream=g.stream,
+                    group=g.group,
+                    lag=g.lag,
+                    pending=g.pending,
+                    behind=g.behind,
+                    oldest_s=round(g.oldest_age),
+                    used=round(g.used, 3),
+                    lost=g.lost or None,
+                )
         trimmed, self.items.trimmed = self.items.trimmed, 0
         m.items_trimmed.inc(trimmed)
         return found

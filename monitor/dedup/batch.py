@@ -59,9 +59,11 @@ class Rounds:
 
 
 def place_batch(
-    index: DedupIndex, batch: list[tuple[Item, Article, Analysis]], now: float,
+    index: DedupIndex,
+    batch: list[tuple[Item, Article, Analysis]],
+    now: float,
     rounds: Rounds | None = None,
-) -> list[Placement]:  # fmt: skip
+) -> list[Placement]:
     """The placements of the batch's reports, in order, recorded; as `index.place` would
     give placing them one after the other at `now`."""
     reports = []
@@ -122,8 +124,9 @@ def _round(index: DedupIndex, reports: list[_Report]) -> list[Decision]:
         query = frozenset(answers[-1][1].split("\n")) - {""}
         if earlier and _changed(r, query, frozenset(answers[-1][5]), earlier):
             break
-        decision = index._decision(r.item, r.article, r.analysis, r.signature, r.report, r.now,
-                                   answers, checked=True)  # fmt: skip
+        decision = index._decision(
+            r.item, r.article, r.analysis, r.signature, r.report, r.now, answers, checked=True
+        )
         decided.append(decision)
         if decision.placement.outcome not in ORIGINAL:
             break  # not counted after all: the rest were asked with one document too many
@@ -135,9 +138,11 @@ def _round(index: DedupIndex, reports: list[_Report]) -> list[Decision]:
 
 
 def _changed(
-    r: _Report, query: frozenset[str], full: frozenset[str],
+    r: _Report,
+    query: frozenset[str],
+    full: frozenset[str],
     earlier: list[tuple[_Report, Decision]],
-) -> bool:  # fmt: skip
+) -> bool:
     """Whether an earlier original of the round wrote something this report reads: its
     entry or URL, an LSH bucket of its, postings that make it a candidate (enough shared
     query terms) or that push a posting out of one of its query terms' (`full`)."""

@@ -25,9 +25,16 @@ class Vector:
 
 
 def vector(
-    counts: dict[str, float], prior: list[float], df: list[int], documents: int, *,
-    prior_documents: float, keep: int, query: int, names: list[str],
-) -> Vector:  # fmt: skip
+    counts: dict[str, float],
+    prior: list[float],
+    df: list[int],
+    documents: int,
+    *,
+    prior_documents: float,
+    keep: int,
+    query: int,
+    names: list[str],
+) -> Vector:
     """story_candidates.lua's first half: `df[i]` and `prior[i]` belong to the i-th term of
     `counts`, `documents` counts the window's originals."""
     terms = list(counts)
@@ -57,9 +64,14 @@ def _heaviest(terms: list[str], weights: list[float], n: int) -> dict[str, float
 
 
 def ranked(
-    query: list[str], postings: list[list[str]], weights: dict[str, float], *, own: str,
-    min_shared: int, limit: int,
-) -> list[str]:  # fmt: skip
+    query: list[str],
+    postings: list[list[str]],
+    weights: dict[str, float],
+    *,
+    own: str,
+    min_shared: int,
+    limit: int,
+) -> list[str]:
     """The candidates: ids sharing at least `min_shared` query terms (`postings[i]`: the
     latest ids posted under `query[i]`), best `limit` by the weight of what they share."""
     shared: dict[str, float] = {}
@@ -100,8 +112,15 @@ def scored(
                 if t in weights:
                     dot += weights[t] * w
             cosine = f"{dot / math.sqrt(length) if length > 0 else dot:.6f}"
-        stories += [story, size or "1", oldest or "", newest or "", cosine, known or "",
-                    figures or ""]  # fmt: skip
+        stories += [
+            story,
+            size or "1",
+            oldest or "",
+            newest or "",
+            cosine,
+            known or "",
+            figures or "",
+        ]
     return found, stories
 
 

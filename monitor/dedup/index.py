@@ -127,9 +127,12 @@ class DedupIndex:
         )
 
     def place(
-        self, item: Item, article: Article, now: float | None = None,
+        self,
+        item: Item,
+        article: Article,
+        now: float | None = None,
         analysis: Analysis | None = None,
-    ) -> Placement:  # fmt: skip
+    ) -> Placement:
         """Decide where the item belongs and record it. Idempotent for the same item.
         `analysis`: the article's, when the caller has it (else it is made here).
 
@@ -150,25 +153,40 @@ class DedupIndex:
         raise AssertionError("unreachable: the last attempt records unchecked")
 
     def _place(
-        self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
-        report: Report, now: float, *, checked: bool,
-    ) -> Placement | None:  # fmt: skip
+        self,
+        item: Item,
+        article: Article,
+        analysis: Analysis,
+        signature: np.ndarray,
+        report: Report,
+        now: float,
+        *,
+        checked: bool,
+    ) -> Placement | None:
         # Loaded again after NOSCRIPT (a restart): the URL claim is idempotent, so asking
         # twice is safe.
         replies = pipelined(
-            self.client, lambda pipe: self._ask(pipe, item.id, analysis, signature, report, now),
+            self.client,
+            lambda pipe: self._ask(pipe, item.id, analysis, signature, report, now),
             (self._near_candidates, self._candidates),
-        )  # fmt: skip
-        decision = self._decision(item, article, analysis, signature, report, now, replies,
-                                  checked=checked)  # fmt: skip
+        )
+        decision = self._decision(
+            item, article, analysis, signature, report, now, replies, checked=checked
+        )
         if decision.record is None:
             return decision.placement
         return decision.placement if self._record_lua(*decision.record) != -1 else None
 
     def _ask(
-        self, pipe: Any, item_id: str, analysis: Analysis, signature: np.ndarray,
-        report: Report, now: float, pending: tuple[int, Counter[str] | None] = (0, None),
-    ) -> None:  # fmt: skip
+        self,
+        pipe: Any,
+        item_id: str,
+        analysis: Analysis,
+        signature: np.ndarray,
+        report: Report,
+        now: float,
+        pending: tuple[int, Counter[str] | None] = (0, None),
+    ) -> None:
         """Queue the one round trip that asks every question: known already? URL claimed?
         near-duplicate candidates? the candidate stories (and the article's TF-IDF vector)?
         The scripts go by their SHA: a pipeline calling them as Script objects would first
@@ -177,19 +195,37 @@ class DedupIndex:
         url = analysis.url
         url_key = self.keys.canonical(stable_id("url", url))
         generations = self._generations(now)
-        near_args = [item_id, self.keys.entry(""), ",".join(band_buckets(signature)),
-                     ",".join(self.keys.lsh(g) for g in generations), LSH_GROUP]  # fmt: skip
+        near_args = [
+            item_id,
+            self.keys.entry(""),
+            ",".join(band_buckets(signature)),
+            ",".join(self.keys.lsh(g) for g in generations),
+            LSH_GROUP,
+        ]
         documents, carried = pending
         counted = "\n".join(
-            f"{t}\t{n}\t{prior_df(t)}\t{carried[t]}" if carried and t in carried
+            f"{t}\t{n}\t{prior_df(t)}\t{carried[t]}"
+            if carried and t in carried
             else f"{t}\t{n}\t{prior_df(t)}"
             for t, n in analysis.counts.items()
-        )  # fmt: skip
-        story_args = [counted, PRIOR_DOCUMENTS, VECTOR_TERMS, QUERY_TERMS, now - self.window,
-                      TERM_FANOUT, item_id, STORY_CANDIDATES, MIN_SHARED_TERMS,
-                      self.keys.entry(""), self.keys.term(""), self.keys.summary_affixes[0],
-                      "\n".join(name_terms(report.top_names, analysis.counts)),
-                      self.keys.summary_affixes[1], documents]  # fmt: skip
+        )
+        story_args = [
+            counted,
+            PRIOR_DOCUMENTS,
+            VECTOR_TERMS,
+            QUERY_TERMS,
+            now - self.window,
+            TERM_FANOUT,
+            item_id,
+            STORY_CANDIDATES,
+            MIN_SHARED_TERMS,
+            self.keys.entry(""),
+            self.keys.term(""),
+            self.keys.summary_affixes[0],
+            "\n".join(name_terms(report.top_names, analysis.counts)),
+            self.keys.summary_affixes[1],
+            documents,
+        ]
         pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
         if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
             pipe.set(url_key, item_id, nx=True, ex=self.window)
@@ -198,9 +234,17 @@ class DedupIndex:
         self._candidates.queue(pipe, [self.keys.df(g) for g in generations], story_args)
 
     def _decision(
-        self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
-        report: Report, now: float, replies: list, *, checked: bool,
-    ) -> Decision:  # fmt: skip
+        self,
+        item: Item,
+        article: Article,
+        analysis: Analysis,
+        signature: np.ndarray,
+        report: Report,
+        now: float,
+        replies: list,
+        *,
+        checked: bool,
+    ) -> Decision:
         """The placement from the replies of `_ask` (in order), and its record.lua call."""
         seen, *claimed, near, closest = replies
         if known := self._known(item.id, seen, claimed):
@@ -222,9 +266,15 @@ class DedupIndex:
             )
         generations_read = ",".join(self.keys.df(g) for g in self._generations(now))
         record = self._record_call(
-            item, article, analysis, placement, now, fingerprint, report=report,
+            item,
+            article,
+            analysis,
+            placement,
+            now,
+            fingerprint,
+            report=report,
             check=(generations_read if check else "", check),
-        )  # fmt: skip
+        )
         return Decision(placement, record, fingerprint, frozenset(summaries[0::7]))
 
     def _known(self, item_id: str, seen: list, claimed: list) -> Placement | None:
@@ -249,9 +299,15 @@ class DedupIndex:
         return None
 
     def _decide(
-        self, item: Item, signature: np.ndarray, shingles: int, report: Report, near: list,
-        found: list, summaries: list,
-    ) -> Placement:  # fmt: skip
+        self,
+        item: Item,
+        signature: np.ndarray,
+        shingles: int,
+        report: Report,
+        near: list,
+        found: list,
+        summaries: list,
+    ) -> Placement:
         """The placement, from the candidates' fingerprints (decide.py)."""
         copy = near_duplicate(signature, shingles, near, self.near_threshold)
         if copy:
@@ -283,10 +339,17 @@ class DedupIndex:
         return [current - 1, current]
 
     def _record_call(
-        self, item: Item, article: Article, analysis: Analysis, placement: Placement, now: float,
-        fingerprint: Fingerprint | None = None, *, report: Report | None = None,
+        self,
+        item: Item,
+        article: Article,
+        analysis: Analysis,
+        placement: Placement,
+        now: float,
+        fingerprint: Fingerprint | None = None,
+        *,
+        report: Report | None = None,
         check: tuple[str, str] = ("", ""),
-    ) -> tuple[list[str], list[Any]]:  # fmt: skip
+    ) -> tuple[list[str], list[Any]]:
         """The record.lua call (keys, args) that writes the item's entry, its story's summary
         and (originals) its postings; it returns -1 when the check failed (another original
         with the same query terms came meanwhile)."""
@@ -298,14 +361,28 @@ class DedupIndex:
             current = int(now // self.window)
             ttl = 2 * self.window  # until the last lookup that includes it
             index = [
-                self.keys.df(current), ttl, "\n".join([DOCUMENTS, *fingerprint.counts]),
-                self.keys.lsh(current), ttl, ",".join(fingerprint.buckets),
-                self.keys.term(""), fingerprint.query, TERM_FANOUT, LSH_GROUP,
-            ]  # fmt: skip
+                self.keys.df(current),
+                ttl,
+                "\n".join([DOCUMENTS, *fingerprint.counts]),
+                self.keys.lsh(current),
+                ttl,
+                ",".join(fingerprint.buckets),
+                self.keys.term(""),
+                fingerprint.query,
+                TERM_FANOUT,
+                LSH_GROUP,
+            ]
         story = placement.story_id
         keys = [self.keys.entry(item.id), self.keys.story(story), self.keys.story_summary(story)]
-        return keys, [item.id, now, self.window, *check, *summary, *index,
-                      *(x for kv in entry.items() for x in kv)]  # fmt: skip
+        return keys, [
+            item.id,
+            now,
+            self.window,
+            *check,
+            *summary,
+            *index,
+            *(x for kv in entry.items() for x in kv),
+        ]
 
     def story(
         self, story_id: str, limit: int = 50, exclude: frozenset[str] = frozenset()
@@ -342,9 +419,14 @@ class DedupIndex:
 
 
 def entry_fields(
-    item: Item, article: Article, analysis: Analysis, placement: Placement, now: float,
-    fingerprint: Fingerprint | None, report: Report | None,
-) -> dict[str, str | float | int]:  # fmt: skip
+    item: Item,
+    article: Article,
+    analysis: Analysis,
+    placement: Placement,
+    now: float,
+    fingerprint: Fingerprint | None,
+    report: Report | None,
+) -> dict[str, str | float | int]:
     """The fields of an item's entry hash (Keys.entry)."""
     entry: dict[str, str | float | int] = {
         "story": placement.story_id,
@@ -369,11 +451,14 @@ def entry_fields(
 def summary_args(fingerprint: Fingerprint | None, report: Report | None) -> list[str | float | int]:
     """The summary update's arguments (summary.lua): vector, time, names, figures and what
     is kept of them; a vector of "" updates nothing."""
-    summary: list[str | float | int] = ["", "", "", "", CENTROID_TERMS, STORY_NAMES,
-                                        STORY_FIGURES]  # fmt: skip
+    summary: list[str | float | int] = ["", "", "", "", CENTROID_TERMS, STORY_NAMES, STORY_FIGURES]
     if fingerprint is not None and report is not None:
-        summary[:4] = [fingerprint.vector, report.time, "|".join(sorted(report.names)),
-                       "|".join(sorted(report.figures))]  # fmt: skip
+        summary[:4] = [
+            fingerprint.vector,
+            report.time,
+            "|".join(sorted(report.names)),
+            "|".join(sorted(report.figures)),
+        ]
     return summary
 
 

@@ -66,9 +66,16 @@ class SpreadIndex(DedupIndex):
         self._scripts = (self._snapshot, self._story, self._bucket, self._post)
 
     def _place(
-        self, item: Item, article: Article, analysis: Analysis, signature: np.ndarray,
-        report: Report, now: float, *, checked: bool,
-    ) -> Placement | None:  # fmt: skip
+        self,
+        item: Item,
+        article: Article,
+        analysis: Analysis,
+        signature: np.ndarray,
+        report: Report,
+        now: float,
+        *,
+        checked: bool,
+    ) -> Placement | None:
         keys, item_id = self.keys, item.id
         url_key = keys.canonical(stable_id("url", analysis.url))
         counts = analysis.counts
@@ -80,9 +87,10 @@ class SpreadIndex(DedupIndex):
                 pipe.set(url_key, item_id, nx=True, ex=self.window)
                 pipe.get(url_key)
             self._snapshot.queue(
-                pipe, [*(keys.df(g) for g in generations), keys.placements, keys.placing],
+                pipe,
+                [*(keys.df(g) for g in generations), keys.placements, keys.placing],
                 ["\n".join(counts)],
-            )  # fmt: skip
+            )
 
         deadline = time.monotonic() + FLIGHT_MS / 1000
         while True:
@@ -91,46 +99,72 @@ class SpreadIndex(DedupIndex):
             if placed := self._known(item_id, seen, claimed):
                 if placed.outcome is Outcome.SAME_ITEM:
                     self._write(item, article, analysis, placed, now)
-                if own := [p for p, other, _ in zip(*[iter(flying)] * 3, strict=True)
-                           if other == item_id]:  # fmt: skip
+                if own := [
+                    p for p, other, _ in zip(*[iter(flying)] * 3, strict=True) if other == item_id
+                ]:
                     self.client.hdel(keys.placing, *own)  # written; a failure stopped the rest
                 return placed
             vector = gather.vector(
-                counts, [prior_df(t) for t in counts],
-                [int(n) for n in frequencies.split("\n")] if counts else [], int(documents),
-                prior_documents=PRIOR_DOCUMENTS, keep=VECTOR_TERMS, query=QUERY_TERMS,
+                counts,
+                [prior_df(t) for t in counts],
+                [int(n) for n in frequencies.split("\n")] if counts else [],
+                int(documents),
+                prior_documents=PRIOR_DOCUMENTS,
+                keep=VECTOR_TERMS,
+                query=QUERY_TERMS,
                 names=name_terms(report.top_names, counts),
-            )  # fmt: skip
+            )
             # Placements being written that could be candidates: wait for them (a few ms)
             # and look again, rather than read without them and fail at the commit.
             query = set(vector.query)
             writing = [
-                placing for placing, other, terms in zip(*[iter(flying)] * 3, strict=True)
+                placing
+                for placing, other, terms in zip(*[iter(flying)] * 3, strict=True)
                 if other != item_id  # its own earlier attempt, cut short: not waited for
                 and len(query.intersection(terms.split("\n"))) >= MIN_SHARED_TERMS
-            ]  # fmt: skip
+            ]
             if not writing or time.monotonic() > deadline or not self._written(writing, deadline):
                 break  # (the deadline bounds the waiting however many placements come and go)
         buckets = band_buckets(signature)
         near, found, stories, founders = self._gather(item_id, buckets, vector, now)
         shingles = len(analysis.shingles)
         placement = self._decide(item, signature, shingles, report, near, found, stories)
-        fingerprint = Fingerprint(signature, shingles, buckets, counts, vector.stored,
-                                  "\n".join(vector.query))  # fmt: skip
+        fingerprint = Fingerprint(
+            signature, shingles, buckets, counts, vector.stored, "\n".join(vector.query)
+        )
         placing = None
         if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
             current = int(now // self.window)
             placing = self._commit(
                 keys=[keys.df(current), keys.placements, keys.placing],
-                args=[last, taken_at, ",".join(flying[0::3]), item_id, fingerprint.query,
-                      "\n".join([DOCUMENTS, *counts]), 2 * self.window, FLIGHT_MS,
-                      "1" if checked else "0", LOG_MS, MIN_SHARED_TERMS],
-            )  # fmt: skip
+                args=[
+                    last,
+                    taken_at,
+                    ",".join(flying[0::3]),
+                    item_id,
+                    fingerprint.query,
+                    "\n".join([DOCUMENTS, *counts]),
+                    2 * self.window,
+                    FLIGHT_MS,
+                    "1" if checked else "0",
+                    LOG_MS,
+                    MIN_SHARED_TERMS,
+                ],
+            )
             if placing == -1:
                 return None  # another original came meanwhile: decide again
         founder = founders.get(placement.story_id, "")
-        self._write(item, article, analysis, placement, now, fingerprint, report,
-                    indexed=placing is not None, founder=founder)  # fmt: skip
+        self._write(
+            item,
+            article,
+            analysis,
+            placement,
+            now,
+            fingerprint,
+            report,
+            indexed=placing is not None,
+            founder=founder,
+        )
         if placing is not None:
             self.client.hdel(keys.placing, placing)
         return placement
@@ -168,9 +202,13 @@ class SpreadIndex(DedupIndex):
         split = len(fields) * len(generations)
         near_ids = gather.bucket_ids(replies[:split], item_id)
         candidates = gather.ranked(
-            vector.query, replies[split:], vector.weights, own=item_id,
-            min_shared=MIN_SHARED_TERMS, limit=STORY_CANDIDATES,
-        )  # fmt: skip
+            vector.query,
+            replies[split:],
+            vector.weights,
+            own=item_id,
+            min_shared=MIN_SHARED_TERMS,
+            limit=STORY_CANDIDATES,
+        )
 
         def entries(pipe: Any) -> None:
             for cid in near_ids:
@@ -185,21 +223,39 @@ class SpreadIndex(DedupIndex):
 
         def summaries(pipe: Any) -> None:
             for story in named:
-                pipe.hmget(keys.story_summary(story), "size", "oldest", "newest", "centroid",
-                           "names", "figures")  # fmt: skip
+                pipe.hmget(
+                    keys.story_summary(story),
+                    "size",
+                    "oldest",
+                    "newest",
+                    "centroid",
+                    "names",
+                    "figures",
+                )
 
         replies = pipelined(self.client, summaries, ()) if named else []
         summary = dict(zip(named, replies, strict=True))
         found, stories = gather.scored(vector.weights, candidates, read, summary)
-        founders = {story: terms for terms, story, *_ in read
-                    if terms and story in summary and not summary[story][3]}  # fmt: skip
+        founders = {
+            story: terms
+            for terms, story, *_ in read
+            if terms and story in summary and not summary[story][3]
+        }
         return near, found, stories, founders
 
     def _write(
-        self, item: Item, article: Article, analysis: Analysis, placement: Placement,
-        now: float, fingerprint: Fingerprint | None = None, report: Report | None = None,
-        *, indexed: bool = False, founder: str = "",
-    ) -> None:  # fmt: skip
+        self,
+        item: Item,
+        article: Article,
+        analysis: Analysis,
+        placement: Placement,
+        now: float,
+        fingerprint: Fingerprint | None = None,
+        report: Report | None = None,
+        *,
+        indexed: bool = False,
+        founder: str = "",
+    ) -> None:
         """What record.lua writes in one step, in three: the story (sorted set and summary)
         and, for an original, its LSH buckets and postings; then its entry."""
         keys, story = self.keys, placement.story_id

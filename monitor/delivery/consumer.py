@@ -57,13 +57,21 @@ class AlertConsumer:
             raise ValueError("a consumer group name is required")
         keys = Keys(prefix)
         self.group = StreamGroup[dict[str, Any]](
-            client, keys.alerts, group, field="alert", decode=json.loads,
+            client,
+            keys.alerts,
+            group,
+            field="alert",
+            decode=json.loads,
             dead_stream=keys.alerts_dead,
-        )  # fmt: skip
+        )
         self.requeued = StreamGroup[dict[str, Any]](
-            client, keys.alerts_requeued(group), group, field="alert", decode=json.loads,
+            client,
+            keys.alerts_requeued(group),
+            group,
+            field="alert",
+            decode=json.loads,
             dead_stream=keys.alerts_dead,
-        )  # fmt: skip
+        )
         self.name = consumer or f"{socket.gethostname()}-{threading.get_native_id()}"
         self.claim_idle = claim_idle
         self.max_deliveries = max_deliveries
@@ -146,8 +154,13 @@ class AlertConsumer:
 
     def retry(self, delivery: Delivery, reason: str) -> None:
         """Leave it pending: it is handed out again after `claim_idle`."""
-        log.warning("alert_retry", entry=delivery.entry_id, deliveries=delivery.deliveries,
-                    reason=reason, group=self.group.group)  # fmt: skip
+        log.warning(
+            "alert_retry",
+            entry=delivery.entry_id,
+            deliveries=delivery.deliveries,
+            reason=reason,
+            group=self.group.group,
+        )
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("alert_dead", entry=delivery.entry_id, reason=reason, group=self.group.group)
@@ -190,9 +203,10 @@ def requeue(
     chosen = [
         (entry_id, fields)
         for entry_id, fields in client.xrange(keys.alerts_dead)
-        if fields.get("group") and (not group or fields["group"] == group)
+        if fields.get("group")
+        and (not group or fields["group"] == group)
         and (wanted is None or _names(entry_id, fields) & wanted)
-    ]  # fmt: skip
+    ]
     unknown = (wanted or set()).difference(*(_names(e, f) for e, f in chosen))
     if unknown:
         raise UnknownDeadLetter(unknown)  # before moving anything
@@ -204,8 +218,10 @@ def requeue(
             if "BUSYGROUP" not in str(exc):
                 raise
         pipe = client.pipeline(transaction=True)
-        pipe.xadd(stream, {"id": fields.get("id", ""), "alert": fields.get("alert", ""),
-                           "requeued": entry_id})  # fmt: skip
+        pipe.xadd(
+            stream,
+            {"id": fields.get("id", ""), "alert": fields.get("alert", ""), "requeued": entry_id},
+        )
         pipe.xdel(keys.alerts_dead, entry_id)
         pipe.execute()
     return [{"entry": entry_id, **fields} for entry_id, fields in chosen]

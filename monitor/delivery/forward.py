@@ -70,10 +70,18 @@ class Forwarder:
         self.url = url
         self.consumer = consumer
         config = SinkConfig(
-            name="webhook", type="webhook", url=url, secret=secret, timeout=timeout,
-            attempts=attempts, backoff=backoff, trip_after=trip_after, pause=pause,
-            claim_idle=consumer.claim_idle, max_deliveries=consumer.max_deliveries,
-        )  # fmt: skip
+            name="webhook",
+            type="webhook",
+            url=url,
+            secret=secret,
+            timeout=timeout,
+            attempts=attempts,
+            backoff=backoff,
+            trip_after=trip_after,
+            pause=pause,
+            claim_idle=consumer.claim_idle,
+            max_deliveries=consumer.max_deliveries,
+        )
         self.sink = WebhookSink(config)
         self.runner = SinkRunner(self.sink, consumer.group.client, members=consumer, stop=stop)
 

@@ -20,9 +20,14 @@ class ItemsQueue(StreamGroup[Item]):
 
     def __init__(self, client: redis.Redis, keys: Keys, *, maxlen: int) -> None:
         super().__init__(
-            client, keys.items, self.GROUP, field="item", decode=Item.from_json,
-            dead_stream=keys.items_dead, dead_maxlen=maxlen,
-        )  # fmt: skip
+            client,
+            keys.items,
+            self.GROUP,
+            field="item",
+            decode=Item.from_json,
+            dead_stream=keys.items_dead,
+            dead_maxlen=maxlen,
+        )
         self.maxlen = maxlen
         self._append = client.register_script(_APPEND_TRIMMED)
         self._counter = keys.counter(keys.items)

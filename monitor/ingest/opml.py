@@ -114,8 +114,12 @@ def render(feeds: list[FeedConfig], *, title: str = "news-monitor feeds") -> byt
                 body, "outline", text=feed.tags[0], title=feed.tags[0]
             )
             folders[feed.tags[0]] = parent
-        attributes = {"type": "rss", "text": feed.name or feed.url, "title": feed.name or feed.url,
-                      "xmlUrl": feed.url}  # fmt: skip
+        attributes = {
+            "type": "rss",
+            "text": feed.name or feed.url,
+            "title": feed.name or feed.url,
+            "xmlUrl": feed.url,
+        }
         if feed.tags:
             attributes["category"] = ",".join("/" + t for t in feed.tags)
         SubElement(parent, "outline", attributes)

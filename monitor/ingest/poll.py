@@ -253,10 +253,13 @@ class Poller:
         if taken.skewed:
             example = next(i for i in new if i.skewed)
             log.warning(
-                "feed_clock_skew", feed=fid, url=state.url, entries=taken.skewed,
+                "feed_clock_skew",
+                feed=fid,
+                url=state.url,
+                entries=taken.skewed,
                 published=example.published.isoformat() if example.published else None,
                 first_seen=seen_at.isoformat(),
-            )  # fmt: skip
+            )
         if new:
             self.items.append(new)
         if new or folded_marks:

@@ -123,8 +123,12 @@ def _encode(feed: FeedConfig) -> str:
 
 def _decode(url: str, data: str) -> FeedConfig:
     fields = json.loads(data)
-    return FeedConfig(url=url, name=fields.get("name", ""), interval=fields.get("interval"),
-                      tags=tuple(fields.get("tags", ())))  # fmt: skip
+    return FeedConfig(
+        url=url,
+        name=fields.get("name", ""),
+        interval=fields.get("interval"),
+        tags=tuple(fields.get("tags", ())),
+    )
 
 
 def feed_rows(settings: Settings, client: redis.Redis) -> list[dict[str, Any]]:
@@ -172,10 +176,14 @@ def poll_now(
     fetcher = HttpFetcher(settings.http, trusted_hosts=hosts)
     try:
         poller = Poller(
-            client, keys, fetcher, ItemsQueue(client, keys, maxlen=settings.daemon.items_maxlen),
-            settings.schedule, seen_per_feed=settings.daemon.seen_per_feed,
+            client,
+            keys,
+            fetcher,
+            ItemsQueue(client, keys, maxlen=settings.daemon.items_maxlen),
+            settings.schedule,
+            seen_per_feed=settings.daemon.seen_per_feed,
             max_entries=settings.daemon.max_entries,
-        )  # fmt: skip
+        )
         fid = _feed_id(feed)
         state = poller.state(feed)
         interval = state.interval or feed.interval or settings.schedule.interval

@@ -69,8 +69,13 @@ def run(
         if dry_run or kept.placement.outcome not in ALERTING:
             continue  # copies never alert, live or backfilled
         published = pipeline.alert(  # claimed as of when the item was processed, like live
-            kept.item, kept.article, kept.url, kept.placement, [match], backfill=True,
+            kept.item,
+            kept.article,
+            kept.url,
+            kept.placement,
+            [match],
+            backfill=True,
             at=kept.processed_at,
-        )  # fmt: skip
+        )
         story.alerts.extend(a for a, _ in published)
     return report

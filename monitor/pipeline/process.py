@@ -107,9 +107,11 @@ class Pipeline:
         started = time.perf_counter()
         read = [self._read(item, page) for item, page in batch]
         placements = place_batch(
-            self.index, [(item, article, analysis) for item, article, analysis, _ in read],
-            time.time() if now is None else now, self.rounds,
-        )  # fmt: skip
+            self.index,
+            [(item, article, analysis) for item, article, analysis, _ in read],
+            time.time() if now is None else now,
+            self.rounds,
+        )
         each = (time.perf_counter() - started) / max(len(batch), 1)
         done = []
         for n, ((item, article, analysis, warnings), placement) in enumerate(
@@ -118,11 +120,15 @@ class Pipeline:
             # A story's alert lists its members as they were when the report came: not
             # those of the batch placed after it.
             later = frozenset(
-                other.id for (other, *_), p in zip(read[n + 1 :], placements[n + 1 :], strict=True)
+                other.id
+                for (other, *_), p in zip(read[n + 1 :], placements[n + 1 :], strict=True)
                 if p.story_id == placement.story_id and p.outcome is not Outcome.SEEN
-            )  # fmt: skip
-            done.append(self._matched(item, article, analysis, placement, warnings,
-                                      time.perf_counter() - each, later))  # fmt: skip
+            )
+            done.append(
+                self._matched(
+                    item, article, analysis, placement, warnings, time.perf_counter() - each, later
+                )
+            )
         return done
 
     def _read(
@@ -136,9 +142,15 @@ class Pipeline:
         return item, article, analyse(item, article), warnings
 
     def _matched(
-        self, item: Item, article: Article, analysis: Analysis, placement: Placement,
-        warnings: list[str], started: float, later: frozenset[str] = frozenset(),
-    ) -> Processed:  # fmt: skip
+        self,
+        item: Item,
+        article: Article,
+        analysis: Analysis,
+        placement: Placement,
+        warnings: list[str],
+        started: float,
+        later: frozenset[str] = frozenset(),
+    ) -> Processed:
         """The rules, retention and alerts of a placed item (`later`: members of its story
         placed after it, not yet there when it came)."""
         url = analysis.url
@@ -154,8 +166,15 @@ class Pipeline:
         if self.retained is not None and placement.outcome is not Outcome.SEEN:
             entry = self.retained.append(item, article, url, placement)
             if self.desk is not None:
-                self.desk.record(entry, item, article, url, placement,
-                                 [m.rule_id for m in matches], analysis.wires)  # fmt: skip
+                self.desk.record(
+                    entry,
+                    item,
+                    article,
+                    url,
+                    placement,
+                    [m.rule_id for m in matches],
+                    analysis.wires,
+                )
         alerts: list[tuple[str, str]] = []
         suppressed = ""
         if placement.outcome in ALERTING or (
@@ -269,9 +288,13 @@ class Pipeline:
                 if not size:  # the story left the dedup window (a late backfill): the item alone
                     when = item.published or article.published
                     itself = Source(
-                        item.id, item.source, url, item.title or article.title,
-                        when.isoformat() if when else "", wires,
-                    )  # fmt: skip
+                        item.id,
+                        item.source,
+                        url,
+                        item.title or article.title,
+                        when.isoformat() if when else "",
+                        wires,
+                    )
                     size, sources = 1, [itself]
                 known.append((size, sources))
             return known[0]
@@ -286,8 +309,13 @@ class Pipeline:
         guess = 0 if first else None
         for match in matches:
             if match.rule_id in muted:
-                log.info("alert_muted", rule=match.rule_id, story=placement.story_id,
-                         item=item.id, source=item.source)  # fmt: skip
+                log.info(
+                    "alert_muted",
+                    rule=match.rule_id,
+                    story=placement.story_id,
+                    item=item.id,
+                    source=item.source,
+                )
                 continue
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
@@ -312,9 +340,15 @@ class Pipeline:
 
             # The claim and the publication are one step (one script): no crash between them.
             done = self.queue.claim_and_publish(
-                placement.story_id, rule.id, item.id, build,
-                at=at, quiet=self.index.quiet, claim_ttl=self.index.claim_ttl, guess=guess,
-            )  # fmt: skip
+                placement.story_id,
+                rule.id,
+                item.id,
+                build,
+                at=at,
+                quiet=self.index.quiet,
+                claim_ttl=self.index.claim_ttl,
+                guess=guess,
+            )
             if done is None or done[1] is None:
                 continue  # nothing to raise, or raised before
             alert = done[0]

@@ -133,18 +133,31 @@ class Desk:
         self.retention = retention
 
     def record(
-        self, entry: str, item: Item, article: Article, url: str, placement: Placement,
-        rules: Iterable[str], wires: Iterable[str] = (),
-    ) -> None:  # fmt: skip
+        self,
+        entry: str,
+        item: Item,
+        article: Article,
+        url: str,
+        placement: Placement,
+        rules: Iterable[str],
+        wires: Iterable[str] = (),
+    ) -> None:
         """File a retained report under its story (one round trip)."""
         now = time.time()
         when = item.time or article.published
         report = {
-            "item": item.id, "title": item.title or article.title, "source": item.source,
-            "url": url, "time": when.isoformat() if when else "", "processed": round(now, 3),
-            "outcome": str(placement.outcome), "duplicate_of": placement.duplicate_of or "",
-            "language": article.language, "wires": list(wires), "rules": list(rules),
-        }  # fmt: skip
+            "item": item.id,
+            "title": item.title or article.title,
+            "source": item.source,
+            "url": url,
+            "time": when.isoformat() if when else "",
+            "processed": round(now, 3),
+            "outcome": str(placement.outcome),
+            "duplicate_of": placement.duplicate_of or "",
+            "language": article.language,
+            "wires": list(wires),
+            "rules": list(rules),
+        }
         key = self.keys.desk_story(placement.story_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(key, entry + "\t" + json.dumps(report, ensure_ascii=False))
@@ -154,9 +167,13 @@ class Desk:
         pipe.execute()
 
     def stories(
-        self, *, limit: int = 50, before: float | None = None, filters: Filters = Filters(),
+        self,
+        *,
+        limit: int = 50,
+        before: float | None = None,
+        filters: Filters = Filters(),
         scan: int = 2000,
-    ) -> list[StoryCard]:  # fmt: skip
+    ) -> list[StoryCard]:
         """The stories with the latest activity first (before `before`), at most `limit`
         that pass `filters`, looking through at most `scan` stories."""
         found: list[StoryCard] = []
@@ -210,8 +227,11 @@ class Desk:
         sources = {s.casefold(): s for s in card.sources}
         for rule_id, members in zip(card.rules, pipe.execute(), strict=True):
             mine = {"story"} if f"story:{card.id}" in members else set()
-            mine |= {f"source:{sources[m[7:]]}" for m in members
-                     if m.startswith("source:") and m[7:] in sources}  # fmt: skip
+            mine |= {
+                f"source:{sources[m[7:]]}"
+                for m in members
+                if m.startswith("source:") and m[7:] in sources
+            }
             mutes[rule_id] = mine
         return mutes
 
@@ -232,8 +252,16 @@ def _report(line: str) -> Report:
     entry, _, body = line.partition("\t")
     data = json.loads(body)
     return Report(
-        entry=entry, item=data["item"], title=data["title"], source=data["source"],
-        url=data["url"], time=data["time"], processed=data["processed"],
-        outcome=data["outcome"], duplicate_of=data["duplicate_of"], language=data["language"],
-        wires=tuple(data["wires"]), rules=tuple(data["rules"]),
-    )  # fmt: skip
+        entry=entry,
+        item=data["item"],
+        title=data["title"],
+        source=data["source"],
+        url=data["url"],
+        time=data["time"],
+        processed=data["processed"],
+        outcome=data["outcome"],
+        duplicate_of=data["duplicate_of"],
+        language=data["language"],
+        wires=tuple(data["wires"]),
+        rules=tuple(data["rules"]),
+    )

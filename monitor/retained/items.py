@@ -63,9 +63,7 @@ class RetainedItems:
         pipe = self.client.pipeline(transaction=False)
         for entry_id in entry_ids:
             pipe.xrange(self.key, min=entry_id, max=entry_id)
-        return [
-            retained_entry(*found[0]) if found else None for found in pipe.execute()
-        ]  # fmt: skip
+        return [retained_entry(*found[0]) if found else None for found in pipe.execute()]
 
     def read(self, since: float, batch: int = 500) -> Iterator[Retained]:
         """Items processed at or after `since` (Unix seconds), oldest first."""
@@ -86,9 +84,12 @@ def retained_entry(entry_id: str, fields: dict[str, str]) -> Retained:
     item = Item.from_json(fields["item"])
     text_from = fields.get("text_from", "page")  # kept since text_from exists
     article = Article(
-        text=fields["text"], title=fields["title"], language=fields["language"],
-        from_page=text_from == "page", summary_only=text_from == "summary",
-    )  # fmt: skip
+        text=fields["text"],
+        title=fields["title"],
+        language=fields["language"],
+        from_page=text_from == "page",
+        summary_only=text_from == "summary",
+    )
     placement = Placement(
         outcome=Outcome(fields["outcome"]),
         story_id=fields["story"],

@@ -275,9 +275,11 @@ def _parse_query(
     if not _positive(tree):
         line, column = _position(node, query, 0)
         raise RuleError(
-            str(path), "query: needs a term outside NOT (a match is scored by its terms)",
-            line, column,
-        )  # fmt: skip
+            str(path),
+            "query: needs a term outside NOT (a match is scored by its terms)",
+            line,
+            column,
+        )
     return tree
 
 

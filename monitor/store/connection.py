@@ -67,8 +67,10 @@ def primaries(client: Any) -> list[Any]:
     what is per server, not per key (INFO, CONFIG, SCRIPT LOAD)."""
     if not is_cluster(client):
         return [client]
-    return [node.redis_connection or client.get_redis_connection(node)
-            for node in client.get_primaries()]  # fmt: skip
+    return [
+        node.redis_connection or client.get_redis_connection(node)
+        for node in client.get_primaries()
+    ]
 
 
 def _cluster_enabled(client: redis.Redis) -> bool:
@@ -110,8 +112,11 @@ def _sentinel(url: str) -> redis.Redis:
     for key in ("sentinel_username", "sentinel_password"):
         if key in options:
             sentinel_kwargs[key.removeprefix("sentinel_")] = options.pop(key)
-    server: dict[str, Any] = {"decode_responses": True, "socket_timeout": TIMEOUT,
-                              "db": int(db or options.pop("db", "0") or 0)}  # fmt: skip
+    server: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": TIMEOUT,
+        "db": int(db or options.pop("db", "0") or 0),
+    }
     if parts.username:
         server["username"] = unquote(parts.username)
     if parts.password:
@@ -198,8 +203,11 @@ def run(client: Any, commands: Commands, *, raise_on_error: bool = True) -> list
     return replies
 
 
-_REDIRECTED = (redis.exceptions.AskError, redis.exceptions.TryAgainError,
-               redis.exceptions.ClusterDownError)  # fmt: skip
+_REDIRECTED = (
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
 
 
 def _per_master(client: Any, commands: Commands) -> list | None:

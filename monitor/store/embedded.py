@@ -122,21 +122,34 @@ class EmbeddedRedis:
         # bytes, so it runs from the data dir with a relative socket name.
         args = [
             str(binary),
-            "--port", "0",
-            "--unixsocket", "redis.sock",
-            "--unixsocketperm", "700",
-            "--dir", ".",
-            "--appendonly", "yes",
-            "--save", "",
-            "--daemonize", "yes",
-            "--pidfile", "redis.pid",
-            "--logfile", "redis.log",
-        ]  # fmt: skip
+            "--port",
+            "0",
+            "--unixsocket",
+            "redis.sock",
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            ".",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            "redis.pid",
+            "--logfile",
+            "redis.log",
+        ]
         try:
             launched = subprocess.run(
-                args, cwd=self.data_dir, stdin=subprocess.DEVNULL, capture_output=True,
-                timeout=self.start_timeout, check=False,
-            )  # fmt: skip
+                args,
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=self.start_timeout,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise RedisUnavailable(f"cannot start {binary}: {exc}") from exc
         if launched.returncode != 0:

@@ -69,6 +69,10 @@ def migrate(client: redis.Redis, keys: Keys) -> int:
             continue
     client.set(marker(keys), LAYOUT)
     if renamed:
-        log.warning("keys_renamed", keys=renamed, layout=LAYOUT,
-                    reason="hash tags for Redis Cluster (CHANGELOG)")  # fmt: skip
+        log.warning(
+            "keys_renamed",
+            keys=renamed,
+            layout=LAYOUT,
+            reason="hash tags for Redis Cluster (CHANGELOG)",
+        )
     return renamed

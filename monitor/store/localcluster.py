@@ -103,11 +103,20 @@ class LocalCluster:
             _wait(self.ready, deadline, "the cluster did not become ready")
             return self
         created = subprocess.run(
-            [str(find_redis_cli()), "--cluster", "create",
-             *(f"127.0.0.1:{p}" for p in self.ports),
-             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            [
+                str(find_redis_cli()),
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in self.ports),
+                "--cluster-replicas",
+                str(self.replicas),
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if created.returncode != 0:
             raise RedisUnavailable(f"redis-cli --cluster create failed: {created.stdout[-500:]}")
         _wait(self.ready, deadline, "the cluster did not become ready")
@@ -117,12 +126,28 @@ class LocalCluster:
         node = self.directory / str(port)
         node.mkdir(parents=True, exist_ok=True)
         args = [
-            str(find_redis_server()), "--port", str(port), "--bind", "127.0.0.1",
-            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(self.node_timeout_ms), "--dir", str(node),
-            "--appendonly", "yes" if self.persist else "no", "--save", "",
-            "--logfile", "redis.log", "--pidfile", "redis.pid",
-        ]  # fmt: skip
+            str(find_redis_server()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(self.node_timeout_ms),
+            "--dir",
+            str(node),
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--save",
+            "",
+            "--logfile",
+            "redis.log",
+            "--pidfile",
+            "redis.pid",
+        ]
         if daemonize:
             subprocess.run([*args, "--daemonize", "yes"], check=True, cwd=node)
         else:
@@ -230,12 +255,14 @@ def _nodes(client: redis.Redis) -> list[_Node]:
     found = []
     for address, node in client.execute_command("CLUSTER NODES").items():
         flags = set(node["flags"].split(","))
-        found.append(_Node(
-            port=int(address.rsplit(":", 1)[1].split("@")[0]),
-            master="master" in flags,
-            failing=bool(flags & {"fail", "fail?", "noaddr"}) or not node["connected"],
-            slots=bool(node["slots"]),
-        ))  # fmt: skip
+        found.append(
+            _Node(
+                port=int(address.rsplit(":", 1)[1].split("@")[0]),
+                master="master" in flags,
+                failing=bool(flags & {"fail", "fail?", "noaddr"}) or not node["connected"],
+                slots=bool(node["slots"]),
+            )
+        )
     return found
 
 

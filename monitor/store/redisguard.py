@@ -89,9 +89,12 @@ def check_eviction(client: redis.Redis, *, allow: bool, where: str) -> None:
         return
     if allow:
         log.warning(
-            "redis_may_evict", redis=where, policy=policy, maxmemory=maxmemory,
+            "redis_may_evict",
+            redis=where,
+            policy=policy,
+            maxmemory=maxmemory,
             reason="allowed by redis_allow_eviction: alerts may be doubled or lost",
-        )  # fmt: skip
+        )
         return
     raise RedisEvicts(where, policy, maxmemory)
 
@@ -117,10 +120,12 @@ class EvictionWatch:
         if previous is None or total <= previous:
             return 0  # the first reading, or a restarted Redis
         log.error(
-            "redis_evicted_keys", evicted=total - previous, total=total,
+            "redis_evicted_keys",
+            evicted=total - previous,
+            total=total,
             hint=f"set maxmemory-policy {SAFE_POLICY}: evicted keys lose feed state, "
             "alert markers and stream entries",
-        )  # fmt: skip
+        )
         return total - previous
 
 

@@ -82,10 +82,14 @@ def stream_groups(client: redis.Redis, settings: Settings) -> list[GroupLag]:
     """The groups of the alerts and items streams, with their retention."""
     keys = Keys(settings.prefix)
     return [
-        *group_lags(client, keys.alerts, maxlen=settings.alerts_maxlen,
-                    max_age=settings.alerts_max_age_days * 86400),
+        *group_lags(
+            client,
+            keys.alerts,
+            maxlen=settings.alerts_maxlen,
+            max_age=settings.alerts_max_age_days * 86400,
+        ),
         *group_lags(client, keys.items, maxlen=settings.daemon.items_maxlen),
-    ]  # fmt: skip
+    ]
 
 
 def _after(client: redis.Redis, stream: str, info: dict, after: list, last_seq: int | None) -> int:

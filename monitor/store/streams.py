@@ -154,9 +154,13 @@ class StreamGroup(Generic[T]):
         if not claimed:
             return []
         pending = self.client.xpending_range(
-            self.stream, self.group, min=alive[0], max=alive[-1],
-            count=len(alive) * 4 + 100, consumername=consumer,
-        )  # fmt: skip
+            self.stream,
+            self.group,
+            min=alive[0],
+            max=alive[-1],
+            count=len(alive) * 4 + 100,
+            consumername=consumer,
+        )
         times = {p["message_id"]: p["times_delivered"] for p in pending}
         return [self._entry(eid, fields, times.get(eid, 1)) for eid, fields in claimed if fields]
 
@@ -169,17 +173,28 @@ class StreamGroup(Generic[T]):
         (their content is gone, their ids and counts are not), never silently acked."""
         if not entry_ids:
             return
-        log.error("entries_trimmed_before_delivery", stream=self.stream, group=self.group,
-                  entries=len(entry_ids), first=entry_ids[0],
-                  hint="the group fell behind the stream's retention")  # fmt: skip
+        log.error(
+            "entries_trimmed_before_delivery",
+            stream=self.stream,
+            group=self.group,
+            entries=len(entry_ids),
+            first=entry_ids[0],
+            hint="the group fell behind the stream's retention",
+        )
         for entry_id in entry_ids:
             self.dead_letter(Entry(entry_id, None, {}, deliveries.get(entry_id, 0)), TRIMMED)
         self.trimmed += len(entry_ids)
 
     def dead_letter(self, entry: Entry[T], reason: str, **context: str) -> None:
         """Move an entry that cannot be handled aside, with the reason, and ack it."""
-        fields = {**entry.raw, "reason": reason, "entry": entry.entry_id, "group": self.group,
-                  "deliveries": str(entry.deliveries), **context}  # fmt: skip
+        fields = {
+            **entry.raw,
+            "reason": reason,
+            "entry": entry.entry_id,
+            "group": self.group,
+            "deliveries": str(entry.deliveries),
+            **context,
+        }
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.dead_stream, fields, maxlen=self.dead_maxlen, approximate=True)
         pipe.xack(self.stream, self.group, entry.entry_id)

@@ -82,12 +82,15 @@ def create_app(
     keys = Keys(settings.prefix)
     retention = settings.retention_days * 86400
     top = Desktop(
-        settings=settings, client=client, keys=keys,
+        settings=settings,
+        client=client,
+        keys=keys,
         rules_of=rules if callable(rules) else lambda: rules,
         desk=Desk(client, keys, retention=retention),
-        retained=RetainedItems(client, keys, retention=retention,
-                               maxlen=settings.retention_max_items),
-    )  # fmt: skip
+        retained=RetainedItems(
+            client, keys, retention=retention, maxlen=settings.retention_max_items
+        ),
+    )
     pages = _Pages(top)
     static = resources.files("monitor.web") / "static"
     routes = [
@@ -121,10 +124,14 @@ class _Pages:
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.update(
-            request=request, writable=self.top.writable, signed_in=self.signed_in(request),
-            csrf=self.csrf if self.signed_in(request) else "", rules=self.top.rules.rules,
-            severities=SEVERITIES, query=dict(request.query_params),
-        )  # fmt: skip
+            request=request,
+            writable=self.top.writable,
+            signed_in=self.signed_in(request),
+            csrf=self.csrf if self.signed_in(request) else "",
+            rules=self.top.rules.rules,
+            severities=SEVERITIES,
+            query=dict(request.query_params),
+        )
         body = self.env.get_template(name).render(**context)
         return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
@@ -151,8 +158,12 @@ class _Pages:
                 since = time.time() - parse_duration(q["since"])
             except ValueError as exc:
                 return self.render(request, "error.html", 400, message=str(exc))
-        filters = Filters(rule=q.get("rule", ""), source=q.get("source", ""),
-                          language=q.get("lang", ""), since=since)  # fmt: skip
+        filters = Filters(
+            rule=q.get("rule", ""),
+            source=q.get("source", ""),
+            language=q.get("lang", ""),
+            since=since,
+        )
         before = float(q["before"]) if is_number(q.get("before")) else None
         started = time.perf_counter()
         cards = self.top.desk.stories(limit=50, before=before, filters=filters)
@@ -161,9 +172,13 @@ class _Pages:
             params = {**q, "before": f"{cards[-1].active.timestamp():.3f}"}
             more = "?" + urlencode(params)
         return self.render(
-            request, "stories.html", cards=cards, more=more, total=self.top.desk.count(),
+            request,
+            "stories.html",
+            cards=cards,
+            more=more,
+            total=self.top.desk.count(),
             ms=round((time.perf_counter() - started) * 1000, 1),
-        )  # fmt: skip
+        )
 
     def story(self, request: Request) -> Response:
         card = self.top.desk.story(request.path_params["story_id"])
@@ -174,8 +189,7 @@ class _Pages:
         hits = {entry: self._hits(item) for entry, item in kept.items() if item is not None}
         alerts = [a for a in self._alerts(limit=5000, story=card.id) if a["story"]["id"] == card.id]
         mutes = self.top.desk.mutes_of(card)
-        return self.render(request, "story.html", card=card, hits=hits, alerts=alerts,
-                           mutes=mutes)  # fmt: skip
+        return self.render(request, "story.html", card=card, hits=hits, alerts=alerts, mutes=mutes)
 
     async def mute(self, request: Request) -> Response:
         form = await self._writer(request)
@@ -319,8 +333,16 @@ class _Pages:
         recent = {}
         for r in self.top.rules.rules:  # each rule's recent matches, from the desk's index
             recent[r.id] = self.top.desk.stories(limit=5, filters=Filters(rule=r.id), scan=500)
-        return self.render(request, "rules.html", tested=tested, error=error, text=text,
-                           days=days, chosen=chosen, recent=recent)  # fmt: skip
+        return self.render(
+            request,
+            "rules.html",
+            tested=tested,
+            error=error,
+            text=text,
+            days=days,
+            chosen=chosen,
+            recent=recent,
+        )
 
     def search(self, request: Request) -> Response:
         q = request.query_params
@@ -332,8 +354,7 @@ class _Pages:
                 found = self._test(ad_hoc_rule(text, self.top.rules.aliases), days)
             except MonitorError as exc:
                 error = str(exc)
-        return self.render(request, "search.html", found=found, error=error, text=text,
-                           days=days)  # fmt: skip
+        return self.render(request, "search.html", found=found, error=error, text=text, days=days)
 
     def _test(self, rule: Rule, days: float, *, alerted: bool = False) -> dict[str, Any]:
         """What `rule` matches among the retained items of the last `days`, newest first,
@@ -342,8 +363,9 @@ class _Pages:
         stories: dict[str, str] = {}
         scanned = 0
         needs = keys(rule.node)  # a match has one of these words (None: no such word)
-        for entry_id, fields in newest_retained(self.top.client, self.top.keys.retained,
-                                                 since=time.time() - days * 86400):  # fmt: skip
+        for entry_id, fields in newest_retained(
+            self.top.client, self.top.keys.retained, since=time.time() - days * 86400
+        ):
             scanned += 1
             if scanned > SCAN_ITEMS:
                 break
@@ -369,9 +391,12 @@ class _Pages:
             matches.append({"kept": kept, "match": match, "clauses": clauses})
         would = sum(v == "would raise new" for v in stories.values())
         return {
-            "matches": matches[:SHOWN], "count": len(matches), "stories": stories,
-            "scanned": min(scanned, SCAN_ITEMS), "would_alert": would,
-        }  # fmt: skip
+            "matches": matches[:SHOWN],
+            "count": len(matches),
+            "stories": stories,
+            "scanned": min(scanned, SCAN_ITEMS),
+            "would_alert": would,
+        }
 
     # --- session --------------------------------------------------------------------
 
@@ -383,8 +408,14 @@ class _Pages:
         if not self.top.writable or not same_secret(given, self.top.settings.web.token):
             return self.render(request, "login.html", 403, failed=True)
         response = RedirectResponse("/", 303)
-        response.set_cookie(SESSION, self.session, httponly=True, samesite="strict",
-                            max_age=7 * 86400, secure=request.url.scheme == "https")  # fmt: skip
+        response.set_cookie(
+            SESSION,
+            self.session,
+            httponly=True,
+            samesite="strict",
+            max_age=7 * 86400,
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def logout(self, request: Request) -> Response:

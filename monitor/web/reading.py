@@ -19,9 +19,12 @@ SEVERITIES = ("low", "medium", "high", "critical")
 
 def document_of(kept: Retained) -> Document:
     return Document(
-        title=kept.item.title or kept.article.title, text=kept.article.text,
-        source=kept.item.source, lang=kept.article.language, url=kept.url,
-    )  # fmt: skip
+        title=kept.item.title or kept.article.title,
+        text=kept.article.text,
+        source=kept.item.source,
+        lang=kept.article.language,
+        url=kept.url,
+    )
 
 
 def clauses_of(rule: Rule) -> tuple:
@@ -68,12 +71,16 @@ def alert_passes(alert: dict, rule: str, severity: str) -> bool:
 def alert_row(alert: dict) -> dict[str, Any]:
     """What the live alerts page shows of an alert (rendered as text by the page)."""
     return {
-        "created": when(alert["created_at"]), "kind": alert["kind"],
-        "severity": alert["rule"]["severity"], "rule": alert["rule"]["name"],
-        "title": alert["item"]["title"], "source": alert["item"]["source"],
-        "url": alert["item"]["url"], "story": alert["story"]["id"],
+        "created": when(alert["created_at"]),
+        "kind": alert["kind"],
+        "severity": alert["rule"]["severity"],
+        "rule": alert["rule"]["name"],
+        "title": alert["item"]["title"],
+        "source": alert["item"]["source"],
+        "url": alert["item"]["url"],
+        "story": alert["story"]["id"],
         "size": alert["story"]["size"],
-    }  # fmt: skip
+    }
 
 
 def stream_entries(reply: Any) -> list:

@@ -64,8 +64,11 @@ class DigestStore:
         if self.client.hexists(self.keys.digest_sent(self.sink), str(start)):
             start = self.schedule.window(now)[0]
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.digest_window(self.sink, start), str(alert.get("id", "")),
-                  json.dumps(alert, ensure_ascii=False))  # fmt: skip
+        pipe.hset(
+            self.keys.digest_window(self.sink, start),
+            str(alert.get("id", "")),
+            json.dumps(alert, ensure_ascii=False),
+        )
         pipe.zadd(self.keys.digest_windows(self.sink), {str(start): start})
         pipe.execute()
         return start
@@ -84,8 +87,9 @@ class DigestStore:
 
     def lock(self) -> Any:
         """The sink's send lock (redis-py Lock, expiring): only its holder sends windows."""
-        return self.client.lock(self.keys.digest_lock(self.sink), timeout=self.lock_ttl,
-                                blocking=False)  # fmt: skip
+        return self.client.lock(
+            self.keys.digest_lock(self.sink), timeout=self.lock_ttl, blocking=False
+        )
 
     def still_waiting(self, start: int) -> bool:
         return self.client.zscore(self.keys.digest_windows(self.sink), str(start)) is not None

@@ -94,9 +94,10 @@ def alert_message(alert: dict[str, Any], told: frozenset[str] = frozenset()) -> 
     if kind == "update":
         fresh = [n for n in new_sources(alert, told) if n] if told else []
         changed = (
-            f"new since the last message: {', '.join(fresh)}" if fresh
+            f"new since the last message: {', '.join(fresh)}"
+            if fresh
             else f"{item.get('source') or 'a new source'} reported it too"
-        )  # fmt: skip
+        )
         paragraphs.append(
             f"What changed: {changed}; the story now has {story.get('size', '?')} reports from "
             f"{len(other_sources(alert)) + 1} sources."
@@ -122,11 +123,14 @@ def digest_message(sink: str, start: int, end: int, alerts: Sequence[dict[str, A
     def rank(rule_alerts: list[dict[str, Any]]) -> tuple[int, str]:
         rule = rule_alerts[0].get("rule") or {}
         severity = rule.get("severity")
-        return (-(SEVERITIES.index(severity) if severity in SEVERITIES else -1),
-                str(rule.get("name", "")))  # fmt: skip
+        return (
+            -(SEVERITIES.index(severity) if severity in SEVERITIES else -1),
+            str(rule.get("name", "")),
+        )
 
-    total = len({(rule, (a.get("story") or {}).get("id")) for rule, group in by_rule.items()
-                 for a in group})  # fmt: skip
+    total = len(
+        {(rule, (a.get("story") or {}).get("id")) for rule, group in by_rule.items() for a in group}
+    )
     until = _when(_iso(end))
     span = (
         f"{_when(_iso(start))} to {until[11:] if until[:10] == _when(_iso(start))[:10] else until}"

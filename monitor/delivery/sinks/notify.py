@@ -48,9 +48,11 @@ class AppriseSink:
     def _notify(self, message: Message, kind: Any) -> Attempt:
         with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = self.apprise.notify(
-                body=message.body, title=message.title, notify_type=kind,
+                body=message.body,
+                title=message.title,
+                notify_type=kind,
                 body_format=apprise.NotifyFormat.MARKDOWN,
-            )  # fmt: skip
+            )
             logged = captured.getvalue().strip().splitlines()
         if ok:
             return Attempt(True, False, "sent")
@@ -62,8 +64,9 @@ class AppriseSink:
         return _shown(self.config, alert_message(alert))
 
     def preview_digest(self, window: Window) -> str:
-        return _shown(self.config, digest_message(window.sink, window.start, window.end,
-                                                  window.alerts))  # fmt: skip
+        return _shown(
+            self.config, digest_message(window.sink, window.start, window.end, window.alerts)
+        )
 
 
 def _shown(config: SinkConfig, message: Message) -> str:

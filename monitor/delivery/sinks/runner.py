@@ -65,19 +65,25 @@ class SinkMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
-        self.delivered = Counter("monitor_sink_delivered", "Messages delivered", ["sink", "what"],
-                                 registry=r)  # fmt: skip
-        self.failed = Counter("monitor_sink_failed", "Delivery attempts that failed", ["sink"],
-                              registry=r)  # fmt: skip
-        self.filtered = Counter("monitor_sink_filtered", "Alerts the sink's filter left out",
-                                ["sink"], registry=r)  # fmt: skip
+        self.delivered = Counter(
+            "monitor_sink_delivered", "Messages delivered", ["sink", "what"], registry=r
+        )
+        self.failed = Counter(
+            "monitor_sink_failed", "Delivery attempts that failed", ["sink"], registry=r
+        )
+        self.filtered = Counter(
+            "monitor_sink_filtered", "Alerts the sink's filter left out", ["sink"], registry=r
+        )
         self.dead = Counter("monitor_sink_dead", "Alerts dead-lettered", ["sink"], registry=r)
-        self.latency = Histogram("monitor_sink_latency_seconds", "Time of one delivery attempt",
-                                 ["sink"], registry=r)  # fmt: skip
-        self.lag = Gauge("monitor_sink_lag", "Alerts not yet read by the sink's group", ["sink"],
-                         registry=r)  # fmt: skip
-        self.pending = Gauge("monitor_sink_pending", "Alerts read but not yet acked", ["sink"],
-                             registry=r)  # fmt: skip
+        self.latency = Histogram(
+            "monitor_sink_latency_seconds", "Time of one delivery attempt", ["sink"], registry=r
+        )
+        self.lag = Gauge(
+            "monitor_sink_lag", "Alerts not yet read by the sink's group", ["sink"], registry=r
+        )
+        self.pending = Gauge(
+            "monitor_sink_pending", "Alerts read but not yet acked", ["sink"], registry=r
+        )
 
 
 @dataclass
@@ -147,10 +153,13 @@ class SinkRunner:
                     Keys(self.prefix).alerts, self.config.consumer_group, id="$", mkstream=True
                 )
         return AlertConsumer(
-            self.client, group=self.config.consumer_group, consumer=self.consumer_name,
-            prefix=self.prefix, claim_idle=self.config.claim_idle,
+            self.client,
+            group=self.config.consumer_group,
+            consumer=self.consumer_name,
+            prefix=self.prefix,
+            claim_idle=self.config.claim_idle,
             max_deliveries=self.config.max_deliveries,
-        )  # fmt: skip
+        )
 
     # --- one alert ---------------------------------------------------------------------
 
@@ -188,8 +197,12 @@ class SinkRunner:
             self.stats.failed += 1
             self.consumer.retry(delivery, attempt.detail)
         self._accepted = attempt.delivered
-        log.info("alert_sent" if attempt.delivered else "alert_not_sent", sink=self.name,
-                 alert=alert.get("id"), detail=attempt.detail)  # fmt: skip
+        log.info(
+            "alert_sent" if attempt.delivered else "alert_not_sent",
+            sink=self.name,
+            alert=alert.get("id"),
+            detail=attempt.detail,
+        )
         return attempt
 
     def _told(self, story: str) -> frozenset[str]:
@@ -261,8 +274,9 @@ class SinkRunner:
                 attempt = self._deliver(functools.partial(self.sink.send_digest, window))
                 if not attempt.delivered:
                     self.stats.failed += 1
-                    log.warning("digest_not_sent", sink=self.name, window=start,
-                                detail=attempt.detail)  # fmt: skip
+                    log.warning(
+                        "digest_not_sent", sink=self.name, window=start, detail=attempt.detail
+                    )
                     return attempt
                 self.store.mark_sent(window, self.clock())
                 self.breaker.success()
@@ -324,9 +338,13 @@ class SinkRunner:
             )
             return False
         log.warning(
-            "endpoint_paused", sink=self.name, url=self.config.shown_url,
-            failures=self.breaker.failures, detail=attempt.detail, seconds=pause,
-        )  # fmt: skip
+            "endpoint_paused",
+            sink=self.name,
+            url=self.config.shown_url,
+            failures=self.breaker.failures,
+            detail=attempt.detail,
+            seconds=pause,
+        )
         if self.stop.wait(pause):
             return False
         log.info("endpoint_probed", sink=self.name, url=self.config.shown_url)  # the next alert
