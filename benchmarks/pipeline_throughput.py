@@ -21,7 +21,6 @@ publishing) and other (logging, canonical URL, wire credits). --profile runs the
 under cProfile instead and prints its top entries in monitor/.
 
     python benchmarks/pipeline_throughput.py [--items 10000] [--rules 1000] [--leads 10]
-                                             [--batch 20]  (1: one by one)
     python benchmarks/pipeline_throughput.py --items 500 --profile
 """
 
@@ -144,9 +143,6 @@ class Timed:
 
 def instrument(pipeline: monitor.pipeline.process.Pipeline, spent: dict[str, float]) -> None:
     pipeline.index = Timed(pipeline.index, spent, place="dedup")
-    monitor.pipeline.process.place_batch = timed(
-        spent, "dedup", monitor.pipeline.process.place_batch
-    )
     pipeline.rules = Timed(pipeline.rules, spent, match="match")
     pipeline.retained = Timed(pipeline.retained, spent, append="retain")
     pipeline.alert = timed(spent, "alerts", pipeline.alert)
@@ -171,13 +167,6 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--leads", type=int, default=10, help="NeuS leads per article")
     parser.add_argument("--profile", action="store_true", help="cProfile the pipeline instead")
-    parser.add_argument(
-        "--batch",
-        type=int,
-        default=Settings().daemon.batch,
-        help="items per Pipeline.process_batch, as the daemon reads them "
-        "(1: Pipeline.process, one by one)",
-    )
     args = parser.parse_args()
     texts, origin = reports()
     names, topics, _ = vocabulary()
@@ -232,19 +221,14 @@ def main() -> None:
             else:
                 profiler.enable()
             dedup_before = spent["dedup"]
-            for at in range(0, len(block), args.batch):
-                chunk = [it for it, _ in block[at : at + args.batch]]
+            for it, _ in block:
                 started = time.perf_counter()
-                if args.batch == 1:
-                    results = [pipeline.process(chunk[0])]
-                else:
-                    results = pipeline.process_batch([(it, None) for it in chunk])
-                per_item += [(time.perf_counter() - started) / len(chunk)] * len(chunk)
-                for result in results:
-                    fallbacks += not result.article.from_page  # the page gave no article text
-                    words.append(len(result.article.text.split()))
-                    alerts += len(result.alerts)
-                    outcomes[str(result.placement.outcome)] += 1
+                result = pipeline.process(it)
+                per_item.append(time.perf_counter() - started)
+                fallbacks += not result.article.from_page  # the page gave no article text
+                words.append(len(result.article.text.split()))
+                alerts += len(result.alerts)
+                outcomes[str(result.placement.outcome)] += 1
             dedup_by_block.append((spent["dedup"] - dedup_before) / len(block))
             if profiler is not None:
                 profiler.disable()
@@ -281,9 +265,6 @@ def main() -> None:
         "dedup_ms_first_block": round(dedup_by_block[0] * 1000, 2),
         "dedup_ms_last_block": round(dedup_by_block[-1] * 1000, 2),
         "outcomes": dict(outcomes),
-        "batch": args.batch,
-        "dedup_rounds": pipeline.rounds.rounds,  # batches: rounds of asking (dedup/batch.py)
-        "dedup_asked": pipeline.rounds.asked,
         "alerts": alerts,
         "redis_mb": round(memory / 2**20, 1),
         "peak_rss_mb": round(peak_rss_mb(os.getpid()), 1),
@@ -301,8 +282,6 @@ def main() -> None:
         f"  ms per item: {parts}\n"
         f"  dedup: {figures['dedup_ms_first_block']} ms per item over the first {BLOCK} items, "
         f"{figures['dedup_ms_last_block']} ms over the last {BLOCK}\n"
-        f"  batches of {args.batch}: {pipeline.rounds.rounds} dedup rounds, "
-        f"{pipeline.rounds.asked} reports asked for\n"
         f"  peak RSS {figures['peak_rss_mb']} MB, Redis {figures['redis_mb']} MB, "
         f"{alerts} alerts, outcomes {dict(outcomes)}"
     )

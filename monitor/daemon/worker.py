@@ -206,9 +206,6 @@ class Worker:
             if health.stop.is_set():
                 break  # the rest stay pending: another daemon (or we, restarted) re-claims them
             held.append((queued, page))
-        # One by one: Pipeline.process_batch gives the same placements, but on related news
-        # its rounds stop often and ask again (benchmarks/pipeline_throughput.py --batch 16:
-        # dedup 13.7 ms per item against 10.6 one by one, in one run).
         self._one_by_one(held)
 
     def _one_by_one(self, held: list[tuple[Entry[Item], Page | MonitorError | None]]) -> None:

@@ -12,7 +12,6 @@ Deciding an item is one round trip; recording it is one script.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,7 +87,6 @@ class Decision:
 
 class DedupIndex:
     attempts = ATTEMPTS
-    batches = True  # place_batch may ask for many reports at once (dedup/batch.py)
 
     def __init__(
         self,
@@ -185,13 +183,11 @@ class DedupIndex:
         signature: np.ndarray,
         report: Report,
         now: float,
-        pending: tuple[int, Counter[str] | None] = (0, None),
     ) -> None:
         """Queue the one round trip that asks every question: known already? URL claimed?
         near-duplicate candidates? the candidate stories (and the article's TF-IDF vector)?
         The scripts go by their SHA: a pipeline calling them as Script objects would first
-        ask SCRIPT EXISTS, a round trip more per item. `pending`: the originals of the same
-        batch recorded before this one, and how many of them carry each term."""
+        ask SCRIPT EXISTS, a round trip more per item."""
         url = analysis.url
         url_key = self.keys.canonical(stable_id("url", url))
         generations = self._generations(now)
@@ -202,13 +198,7 @@ class DedupIndex:
             ",".join(self.keys.lsh(g) for g in generations),
             LSH_GROUP,
         ]
-        documents, carried = pending
-        counted = "\n".join(
-            f"{t}\t{n}\t{prior_df(t)}\t{carried[t]}"
-            if carried and t in carried
-            else f"{t}\t{n}\t{prior_df(t)}"
-            for t, n in analysis.counts.items()
-        )
+        counted = "\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in analysis.counts.items())
         story_args = [
             counted,
             PRIOR_DOCUMENTS,
@@ -224,7 +214,6 @@ class DedupIndex:
             self.keys.summary_affixes[0],
             "\n".join(name_terms(report.top_names, analysis.counts)),
             self.keys.summary_affixes[1],
-            documents,
         ]
         pipe.hmget(self.keys.entry(item_id), "story", "duplicate_of", "outcome")
         if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
@@ -384,16 +373,13 @@ class DedupIndex:
             *(x for kv in entry.items() for x in kv),
         ]
 
-    def story(
-        self, story_id: str, limit: int = 50, exclude: frozenset[str] = frozenset()
-    ) -> tuple[int, list[Source]]:
-        """The story's size and its members, oldest first (at most `limit`), leaving out
-        those in `exclude`: two round trips."""
+    def story(self, story_id: str, limit: int = 50) -> tuple[int, list[Source]]:
+        """The story's size and its members, oldest first (at most `limit`): two round
+        trips."""
         pipe = self.client.pipeline(transaction=False)
         pipe.zcard(self.keys.story(story_id))
-        pipe.zrange(self.keys.story(story_id), 0, limit + len(exclude) - 1)
+        pipe.zrange(self.keys.story(story_id), 0, limit - 1)
         size, ids = pipe.execute()
-        ids = [i for i in ids if i not in exclude][:limit]
         for iid in ids:
             pipe.hmget(self.keys.entry(iid), "source", "url", "title", "published", "wires")
         sources = []
@@ -403,7 +389,7 @@ class DedupIndex:
                 sources.append(
                     Source(iid, source or "", url, title or "", published or "", agencies)
                 )
-        return max(int(size) - len(exclude), 0), sources
+        return int(size), sources
 
     def originals(self, now: float | None = None) -> int:
         """About how many originals (new stories and same-story reports) the window holds:

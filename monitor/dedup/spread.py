@@ -54,7 +54,6 @@ class SpreadIndex(DedupIndex):
     # A decision here takes a few round trips, not one: more rewrites of one story may
     # commit meanwhile (each costs a look again, a few ms) before the last, unchecked try.
     attempts = 20
-    batches = False  # a batch's reports are placed one by one
 
     def __init__(self, client: Any, keys: Keys, **options: Any) -> None:
         super().__init__(client, keys, **options)

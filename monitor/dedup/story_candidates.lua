@@ -13,9 +13,7 @@
 -- [2] prior documents, [3] keep, [4] query, [5] horizon, [6] fanout, [7] item id, [8] limit,
 -- [9] min_shared, [10] entry prefix, [11] term prefix, [12] and [14] what comes before and
 -- after a story id in its summary's name (Keys.summary_affixes), [13] the terms of the item's
--- names (newline-joined: looked up and posted besides the `query` heaviest terms); in a
--- batch, [15] the originals recorded before this report and each count line's fourth
--- column, how many of them carry the term (counted as if written already).
+-- names (newline-joined: looked up and posted besides the `query` heaviest terms).
 -- Reply: {vector as stored (JSON, 4 decimals), the query terms (newline-joined), their
 -- document frequencies (newline-joined, for the check of record.lua), the candidates (id,
 -- story, cosine, title terms, wires; flat), their stories (id, size, oldest, newest,
@@ -24,16 +22,11 @@
 
 -- include: frequencies.lua
 
-local terms, counts, prior, pending = {}, {}, {}, {}
-for term, count, p, more in string.gmatch(ARGV[1], "([^\t\n]+)\t([^\t\n]+)\t([^\t\n]+)\t?([^\n]*)") do
-  terms[#terms + 1], counts[#counts + 1] = term, tonumber(count)
-  prior[#prior + 1], pending[#pending + 1] = tonumber(p), tonumber(more) or 0
+local terms, counts, prior = {}, {}, {}
+for term, count, p in string.gmatch(ARGV[1], "([^\t\n]+)\t([^\t\n]+)\t([^\t\n]+)") do
+  terms[#terms + 1], counts[#counts + 1], prior[#prior + 1] = term, tonumber(count), tonumber(p)
 end
 local documents, df = frequencies(KEYS, terms)
--- Reports of the same batch recorded before this one (DedupIndex.place_batch): counted as
--- if they were in the index already.
-documents = documents + (tonumber(ARGV[15]) or 0)
-for i = 1, #terms do df[i] = df[i] + pending[i] end
 local scale, weights, sorted, df_of = documents + tonumber(ARGV[2]), {}, {}, {}
 for i = 1, #terms do
   weights[i] = (1 + math.log(counts[i])) * math.log(scale / (df[i] + prior[i] + 1))

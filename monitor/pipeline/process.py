@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from monitor.dedup.analysis import Analysis, analyse
-from monitor.dedup.batch import Rounds, place_batch
 from monitor.dedup.index import DedupIndex
 from monitor.dedup.wires import credited
 from monitor.delivery.alerts import build_alert
@@ -87,7 +86,6 @@ class Pipeline:
         self.retained = retained
         self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
         self.desk = desk  # what the web desk reads, filed beside the retained items
-        self.rounds = Rounds()  # how batches were placed (process_batch)
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -96,40 +94,6 @@ class Pipeline:
         item, article, analysis, warnings = self._read(item, page)
         placement = self.index.place(item, article, analysis=analysis)
         return self._matched(item, article, analysis, placement, warnings, started)
-
-    def process_batch(
-        self, batch: list[tuple[Item, Page | MonitorError | None]], now: float | None = None
-    ) -> list[Processed]:
-        """Process items in order, as `process` would one after the other, their dedup
-        placements asked and recorded for the batch at once (dedup/batch.py)."""
-        if not self.index.batches:
-            return [self.process(item, page) for item, page in batch]
-        started = time.perf_counter()
-        read = [self._read(item, page) for item, page in batch]
-        placements = place_batch(
-            self.index,
-            [(item, article, analysis) for item, article, analysis, _ in read],
-            time.time() if now is None else now,
-            self.rounds,
-        )
-        each = (time.perf_counter() - started) / max(len(batch), 1)
-        done = []
-        for n, ((item, article, analysis, warnings), placement) in enumerate(
-            zip(read, placements, strict=True)
-        ):
-            # A story's alert lists its members as they were when the report came: not
-            # those of the batch placed after it.
-            later = frozenset(
-                other.id
-                for (other, *_), p in zip(read[n + 1 :], placements[n + 1 :], strict=True)
-                if p.story_id == placement.story_id and p.outcome is not Outcome.SEEN
-            )
-            done.append(
-                self._matched(
-                    item, article, analysis, placement, warnings, time.perf_counter() - each, later
-                )
-            )
-        return done
 
     def _read(
         self, item: Item, page: Page | MonitorError | None
@@ -149,10 +113,8 @@ class Pipeline:
         placement: Placement,
         warnings: list[str],
         started: float,
-        later: frozenset[str] = frozenset(),
     ) -> Processed:
-        """The rules, retention and alerts of a placed item (`later`: members of its story
-        placed after it, not yet there when it came)."""
+        """The rules, retention and alerts of a placed item."""
         url = analysis.url
         doc = Document(
             title=analysis.title,
@@ -182,9 +144,7 @@ class Pipeline:
         ):
             suppressed = self.suppression(item)
             if not suppressed:
-                alerts = self.alert(
-                    item, article, url, placement, matches, wires=analysis.wires, later=later
-                )
+                alerts = self.alert(item, article, url, placement, matches, wires=analysis.wires)
         log.info(
             "item_processed",
             item=item.id,
@@ -272,7 +232,6 @@ class Pipeline:
         wires: tuple[str, ...] | None = None,
         backfill: bool = False,
         at: float | None = None,
-        later: frozenset[str] = frozenset(),
     ) -> list[tuple[str, str]]:
         """Claim and publish the alerts of an original item: (alert id, rule id) of those
         published now (`wires`: the agencies its text credits, if known already). Repeating
@@ -284,7 +243,7 @@ class Pipeline:
         def story() -> tuple[int, list[Source]]:
             """The story's size and members, read once per item (when an alert needs them)."""
             if not known:
-                size, sources = self.index.story(placement.story_id, exclude=later)
+                size, sources = self.index.story(placement.story_id)
                 if not size:  # the story left the dedup window (a late backfill): the item alone
                     when = item.published or article.published
                     itself = Source(
