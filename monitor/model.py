@@ -111,13 +111,19 @@ class Article:
 
 
 class Outcome(enum.StrEnum):
-    """How dedup placed an item (DESIGN §4.4), plus `seen` for the same entry again."""
+    """How dedup placed an item (docs/architecture.md), plus `seen` for the same entry again."""
 
     SEEN = "seen"  # this very entry was processed before (re-poll, replay, re-delivery)
     SAME_ITEM = "same_item"  # another entry with the same canonical URL
     NEAR_DUPLICATE = "near_duplicate"  # the same text republished with small edits
     SAME_STORY = "same_story"  # another report of the same event
     NEW_STORY = "new_story"
+
+    @property
+    def is_original(self) -> bool:
+        """A report of its own (a new story, or another report of one), not a copy: what
+        may alert, is counted in document frequencies and shown as a story's member."""
+        return self in (Outcome.NEW_STORY, Outcome.SAME_STORY)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -346,7 +346,7 @@ class DedupIndex:
         index: list[str | int] = [""] * 10
         summary = summary_args(fingerprint, report)
         # Only originals are indexed: a copy of a copy is found through the original.
-        if fingerprint and placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
+        if fingerprint and placement.outcome.is_original:
             current = int(now // self.window)
             ttl = 2 * self.window  # until the last lookup that includes it
             index = [

@@ -132,7 +132,7 @@ class SpreadIndex(DedupIndex):
             signature, shingles, buckets, counts, vector.stored, "\n".join(vector.query)
         )
         placing = None
-        if placement.outcome in (Outcome.NEW_STORY, Outcome.SAME_STORY):
+        if placement.outcome.is_original:
             current = int(now // self.window)
             placing = self._commit(
                 keys=[keys.df(current), keys.placements, keys.placing],

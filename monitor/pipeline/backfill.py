@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from monitor.model import AlertKind, RuleMatch, alert_id
-from monitor.pipeline.process import ALERTING, Pipeline
+from monitor.pipeline.process import Pipeline
 from monitor.retained.items import Retained, RetainedItems
 from monitor.rules import Document, Rule
 
@@ -66,7 +66,7 @@ def run(
             new_id = alert_id(rule.id, story.story_id, AlertKind.NEW)
             story.already_alerted = pipeline.queue.is_published(new_id)
         story.matches.append((kept, match))
-        if dry_run or kept.placement.outcome not in ALERTING:
+        if dry_run or not kept.placement.outcome.is_original:
             continue  # copies never alert, live or backfilled
         published = pipeline.alert(  # claimed as of when the item was processed, like live
             kept.item,

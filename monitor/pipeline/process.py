@@ -45,8 +45,6 @@ from monitor.rules import Document, Rule, RuleSet
 
 log = structlog.get_logger(__name__)
 
-ALERTING = frozenset({Outcome.NEW_STORY, Outcome.SAME_STORY})
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Processed:
@@ -139,8 +137,10 @@ class Pipeline:
                 )
         alerts: list[tuple[str, str]] = []
         suppressed = ""
-        if placement.outcome in ALERTING or (
-            placement.outcome is Outcome.SEEN and placement.first_outcome in ALERTING
+        if placement.outcome.is_original or (
+            placement.outcome is Outcome.SEEN
+            and placement.first_outcome is not None
+            and placement.first_outcome.is_original
         ):
             suppressed = self.suppression(item)
             if not suppressed:

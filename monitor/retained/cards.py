@@ -55,7 +55,7 @@ class StoryCard:
 
     @property
     def headline(self) -> str:
-        originals = [r for r in self.reports if r.outcome in ORIGINALS] or self.reports
+        originals = [r for r in self.reports if Outcome(r.outcome).is_original] or self.reports
         return originals[0].title if originals else ""
 
     @property
@@ -106,9 +106,6 @@ class StoryCard:
                 shown.extend(group)
                 copies[original] = []
         return [(r, copies.get(r.item, [])) for r in shown]
-
-
-ORIGINALS = frozenset({Outcome.NEW_STORY, Outcome.SAME_STORY})
 
 
 @dataclass(frozen=True, slots=True)

@@ -381,7 +381,7 @@ class _Pages:
                 spans = evaluate(clause, doc)
                 clauses.append((str(clause), spans is not None, explain(spans or [], doc)[:4]))
             story = kept.placement.story_id
-            if str(kept.placement.outcome) in ("new_story", "same_story"):
+            if kept.placement.outcome.is_original:
                 published = alerted and self.top.client.exists(
                     self.top.keys.alert_seen(alert_id(rule.id, story, AlertKind.NEW))
                 )
