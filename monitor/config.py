@@ -26,6 +26,12 @@ from monitor.units import DURATION, parse_duration
 _LEVELS = ("debug", "info", "warning", "error")
 
 
+def _check_listen(listen: str) -> None:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"listen: expected HOST:PORT, got {listen!r}")
+
+
 def _positive(obj: object, *names: str) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
@@ -91,9 +97,7 @@ class DaemonSettings:
             "max_entries",
         )
         if self.listen:
-            host, _, port = self.listen.rpartition(":")
-            if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-                raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
+            _check_listen(self.listen)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,9 +121,7 @@ class WebSettings:
     in_daemon: bool = False
 
     def __post_init__(self) -> None:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
+        _check_listen(self.listen)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ RETRY_FIRST, RETRY_EVERY = 0.5, 2.0  # seconds between tries while Redis is away
 HEARTBEAT_EVERY = 10.0
 RETENTION_WARN_EVERY = 300.0  # seconds between two warnings about one group's retention
 WRITE_PROBE_EVERY = 1.0  # seconds between write attempts while Redis refuses writes
+AFTER_LOOP_ERROR = 2.0  # seconds of pause after an unexpected error in the loop
 
 
 class Worker:
@@ -135,7 +136,7 @@ class Worker:
                     health.stop.wait(WRITE_PROBE_EVERY)
                     continue
                 log.exception("loop_error", error=str(exc))
-                health.stop.wait(2)
+                health.stop.wait(AFTER_LOOP_ERROR)
 
     def beat(self) -> None:
         """The heartbeat, now; the next in HEARTBEAT_EVERY."""
