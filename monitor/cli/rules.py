@@ -149,7 +149,7 @@ def _read_text(path: Path) -> str:
 
 
 def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.config import parse_duration
+    from monitor.units import parse_duration
     from monitor.ingest.fetch import LocalFetcher
     from monitor.pipeline import backfill
 

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 import yaml
 
-from monitor.config import parse_duration
+from monitor.units import parse_duration
 from monitor.errors import QuerySyntaxError, RuleError
 from monitor.rules.model import SEVERITIES, Rule, RuleSet
 from monitor.rules.query import And, Field, Node, Not, Or, Term, lint, parse, term
