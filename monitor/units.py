@@ -1,4 +1,5 @@
-"""Durations as people write them in settings and rules: "90m", "12h", "3d", "2w"."""
+"""Durations as people write them in settings and rules ("90m", "12h", "3d", "2w"), and
+elapsed times as people read them ("4.2 h")."""
 
 from __future__ import annotations
 
@@ -17,8 +18,25 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The largest whole unit: 172800 -> "2d", 5400 -> "90m", 90 -> "90s"."""
-    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+    """A duration as settings write it, in the largest whole unit: 5400 -> "90m",
+    172800 -> "48h", 259200 -> "3d", 90 -> "90s".
+
+    Days from three on: one and two days read as the settings write them (24h, 48h). No
+    weeks: "14d", not "2w"."""
+    if seconds > 2 * 86400 and seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    for unit, size in (("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def format_age(seconds: float) -> str:
+    """An elapsed time, rounded for people: "45 s", "12 min", "4.2 h", "2.5 d"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -15,7 +15,7 @@ from monitor.ingest.feeds import canonical_url
 from monitor.ingest.fetch import LocalFetcher
 from monitor.model import AlertKind, Item, Outcome, alert_id
 from monitor.pipeline import runtime
-from monitor.pipeline.process import Pipeline
+from monitor.pipeline.process import Pipeline, article_of
 from monitor.pipeline.replay import read_feeds
 from monitor.rules import load_rules
 
@@ -159,7 +159,7 @@ def test_an_item_redelivered_after_a_crash_still_alerts_once(
     korea_herald = next(i for i in items if "koreaherald" in i.guid)
     for item in items[: items.index(korea_herald)]:
         pipeline.process(item)
-    article, _ = pipeline._article(korea_herald)
+    article, _ = article_of(korea_herald, pipeline.fetcher)
     pipeline.index.place(korea_herald, article)  # ...then the process dies
     assert client.xlen("monitor:alerts") == 0
 
@@ -190,8 +190,6 @@ def test_no_crash_leaves_a_claim_without_its_alert(redis_url: str, client: redis
             "dprk-russia-treaty",
             first.item.id,
             dies,
-            quiet=3600,
-            claim_ttl=60,
         )
     assert client.exists(f"monitor:story:{first.placement.story_id}:alerts") == 0  # no claim
     # `first` went dead; `second` (same story) is processed: the story's `new` is not lost.
@@ -201,8 +199,6 @@ def test_no_crash_leaves_a_claim_without_its_alert(redis_url: str, client: redis
         "dprk-russia-treaty",
         second.item.id,
         lambda kind, n: {"id": alert_id("dprk-russia-treaty", story, kind, n), "kind": str(kind)},
-        quiet=3600,
-        claim_ttl=60,
     )
     assert built is not None and built[0]["kind"] == "new" and built[1] is not None
     assert [a["kind"] for a in alerts_in_stream(client)] == ["new"]
@@ -240,13 +236,13 @@ def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redi
     from monitor.delivery.queue import AlertQueue
     from monitor.store.keys import Keys
 
-    queue = AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600)
+    queue = AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600, quiet=600)
 
     def claim(item: str, at: float) -> tuple[AlertKind, int] | None:
         def build(kind: AlertKind, n: int) -> dict:
             return {"id": alert_id("r", "s1", kind, n), "kind": str(kind), "n": n}
 
-        done = queue.claim_and_publish("s1", "r", item, build, at=at, quiet=600, claim_ttl=3600)
+        done = queue.claim_and_publish("s1", "r", item, build, at=at)
         return None if done is None else (AlertKind(done[0]["kind"]), done[0]["n"])
 
     claims = [
@@ -308,9 +304,7 @@ def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redi
 
     rng = random.Random(3)
     text = " ".join(f"w{rng.randrange(10**6)}" for _ in range(300_000))  # ~2.4 MB, 260k terms
-    index = DedupIndex(
-        client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3, claim_ttl=3600
-    )
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3)
     item = Item(guid="urn:huge", url="https://example.org/huge", title="Huge", source="s", feed="f")
     placement = index.place(item, Article(text=text, title="Huge"))
     assert placement.outcome is Outcome.NEW_STORY
@@ -330,9 +324,7 @@ def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> 
 
     rng = random.Random(7)
     vocabulary = [f"term{n}" for n in range(300)]
-    index = DedupIndex(
-        client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.99, claim_ttl=3600
-    )
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.99)
     df: dict[str, int] = {}
     for n in range(40):
         title = " ".join(rng.choices(vocabulary, k=5))
@@ -357,9 +349,7 @@ def test_the_window_count_takes_the_share_of_the_older_generation(client: redis.
     from monitor.model import Article
     from monitor.store.keys import Keys
 
-    index = DedupIndex(
-        client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3, claim_ttl=3600
-    )
+    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3)
     start = 1_000 * 3600.0  # a generation's first second
 
     def place(n: int, now: float) -> None:

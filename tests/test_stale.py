@@ -22,6 +22,7 @@ from monitor.ingest.fetch import HttpFetcher
 from monitor.ingest.items import ItemsQueue
 from monitor.ingest.poll import Poller, newest
 from monitor.model import CLOCK_SKEW, Item, report_time
+from monitor.pipeline.process import article_of
 from monitor.pipeline.replay import read_feeds
 from monitor.store.keys import Keys
 
@@ -480,7 +481,7 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
     )
     now = datetime.now(UTC)
     herald = next(i for i in read_feeds([SAMPLE_FEEDS]) if "koreaherald" in i.guid)
-    page, _ = pipeline.article_of(herald, pipeline.fetcher)
+    page, _ = article_of(herald, pipeline.fetcher)
     text = "".join(f"<p>{p}</p>" for p in page.text.split("\n"))
     dates = [
         None,

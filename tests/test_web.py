@@ -21,6 +21,7 @@ from monitor.config import FeedConfig, Settings, WebSettings
 from monitor.ingest.fetch import LocalFetcher
 from monitor.model import stable_id
 from monitor.pipeline import runtime
+from monitor.pipeline.process import article_of
 from monitor.pipeline.replay import read_feeds
 from monitor.rules import load_rules
 
@@ -83,7 +84,7 @@ def test_near_duplicates_fold_under_their_original(
     settings = replayed(redis_url, client)
     pipeline = runtime.pipeline(client, settings, load_rules(RULES), LocalFetcher(ROOT))
     herald = next(i for i in read_feeds([SAMPLE_FEEDS]) if "koreaherald" in i.guid)
-    article, _ = pipeline.article_of(herald, pipeline.fetcher)
+    article, _ = article_of(herald, pipeline.fetcher)
     copy = dataclasses.replace(
         herald,
         guid="urn:copy:1",

@@ -76,6 +76,14 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
     }
 
 
+def _held(result: Processed) -> str:
+    """Why a matching original raised no alert, in a word."""
+    held = result.alert_suppressed if result.matches else None
+    if not held:
+        return ""
+    return " (old)" if held.startswith("older") else " (undated)"
+
+
 def print_table(rows, summary: Summary) -> None:
     header = ("#", "source", "dedup", "story", "rules", "alerts", "title")
     lines = [header]
@@ -90,14 +98,7 @@ def print_table(rows, summary: Summary) -> None:
                 str(result.placement.outcome),
                 result.placement.story_id[:8],
                 ",".join(m.rule_id for m in result.matches) or "-",
-                str(len(result.alerts))
-                + (
-                    " (old)"
-                    if result.matches and result.alert_suppressed.startswith("older")
-                    else " (undated)"
-                    if result.matches and result.alert_suppressed
-                    else ""
-                ),
+                str(len(result.alerts)) + _held(result),
                 clip(item.title or result.article.title, 48),
             )
         )

@@ -117,7 +117,7 @@ def cmd_rules_explain(args: argparse.Namespace, settings: Settings) -> int:
 def _explain_document(args: argparse.Namespace) -> Document:
     from monitor.extract import detect_language
     from monitor.ingest.fetch import LocalFetcher
-    from monitor.pipeline.process import Pipeline
+    from monitor.pipeline.process import article_of
     from monitor.pipeline.replay import feed_files, read_feeds
 
     if args.text is not None or args.file is not None:
@@ -131,7 +131,7 @@ def _explain_document(args: argparse.Namespace) -> Document:
     if item is None:
         raise MonitorError(f"no item with GUID or URL {args.url_from_replay!r} in {args.feeds}")
     fetcher = LocalFetcher(*{f.parent for f in files})
-    article, _ = Pipeline.article_of(item, fetcher)
+    article, _ = article_of(item, fetcher)
     return Document(
         title=item.title or article.title,
         text=article.text,

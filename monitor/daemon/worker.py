@@ -238,7 +238,7 @@ class Worker:
         self.metrics.latency.observe(seconds)
         self.metrics.processed.labels(str(result.placement.outcome)).inc()
         self.metrics.alerts.inc(len(result.alerts))
-        if result.outcome_folded:
+        if result.is_same_item:
             self.metrics.folded.inc()
         if result.alert_suppressed and result.matches:
             reason = "too_old" if result.alert_suppressed.startswith("older") else "undated"

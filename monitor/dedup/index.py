@@ -96,8 +96,6 @@ class DedupIndex:
         window: int,
         near_threshold: float,
         story_threshold: float,
-        claim_ttl: int,  # kept here for the alert claims (AlertQueue.claim_and_publish)
-        quiet: float = 3600.0,
         model: StoryModel | None = None,
     ) -> None:
         self.client = client
@@ -105,8 +103,6 @@ class DedupIndex:
         self.window = max(window, 1)  # also the length of a generation (see _generations)
         self.near_threshold = near_threshold
         self.story_threshold = story_threshold
-        self.claim_ttl = claim_ttl
-        self.quiet = quiet  # seconds between two updates of one story for one rule
         self._near_candidates = Lua(client, _NEAR_CANDIDATES)
         self._candidates = Lua(client, _CANDIDATES)
         self.model = model or StoryModel.load()
@@ -120,8 +116,6 @@ class DedupIndex:
             window=settings.window_seconds,
             near_threshold=settings.near_duplicate_threshold,
             story_threshold=settings.story_threshold,
-            claim_ttl=int(settings.alert_id_ttl_days * 86400),
-            quiet=settings.update_quiet_minutes * 60,
         )
 
     def place(

@@ -41,16 +41,30 @@ class Delivered:
 
 class AlertQueue:
     """The alerts stream. Retention: at most ~`maxlen` alerts and, if `max_age` (seconds) is
-    set, none older than that; trimming happens as alerts are published."""
+    set, none older than that; trimming happens as alerts are published.
+
+    Claims (claim_and_publish): a story's claims live `claim_ttl` seconds (by default as
+    long as the alert ids, `id_ttl`); `quiet` seconds at least between two updates of one
+    story for one rule."""
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, *, maxlen: int, id_ttl: int, max_age: float = 0
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        maxlen: int,
+        id_ttl: int,
+        max_age: float = 0,
+        claim_ttl: int | None = None,
+        quiet: float = 3600.0,
     ) -> None:
         self.client = client
         self.keys = keys
         self.maxlen = maxlen
         self.id_ttl = id_ttl
         self.max_age = max_age
+        self.claim_ttl = id_ttl if claim_ttl is None else claim_ttl
+        self.quiet = quiet
         self._script = client.register_script(_CLAIM_PUBLISH)
 
     def publish(self, alert: dict[str, Any]) -> str | None:
@@ -66,8 +80,6 @@ class AlertQueue:
         build: Callable[[AlertKind, int], dict[str, Any]],
         *,
         at: float | None = None,
-        quiet: float,
-        claim_ttl: int,
         guess: int | None = None,
     ) -> tuple[dict[str, Any], str | None] | None:
         """Claim the alert this item raises for (story, rule), if any, and publish it, in
@@ -79,7 +91,7 @@ class AlertQueue:
         `guess`: the claim to build first without asking (0 for the first report of a new
         story: one round trip instead of two when right; a wrong guess writes nothing)."""
         now = time.time() if at is None else at
-        claim_args = [rule_id, item_id, claim_ttl, now, quiet]
+        claim_args = [rule_id, item_id, self.claim_ttl, now, self.quiet]
         keys = [self.keys.story_alerts(story_id)]
         if guess is None:
             claim, _ = self._script(

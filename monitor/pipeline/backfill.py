@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from monitor.dedup.wires import credited
 from monitor.model import AlertKind, RuleMatch, alert_id
-from monitor.pipeline.process import Pipeline
+from monitor.pipeline.process import Matched, Pipeline
 from monitor.retained.items import Retained, RetainedItems
 from monitor.rules import Document, Rule
 
@@ -68,14 +69,15 @@ def run(
         story.matches.append((kept, match))
         if dry_run or not kept.placement.outcome.is_original:
             continue  # copies never alert, live or backfilled
-        published = pipeline.alert(  # claimed as of when the item was processed, like live
-            kept.item,
-            kept.article,
-            kept.url,
-            kept.placement,
-            [match],
-            backfill=True,
-            at=kept.processed_at,
+        found = Matched(
+            item=kept.item,
+            article=kept.article,
+            url=kept.url,
+            placement=kept.placement,
+            matches=[match],
+            wires=credited(kept.article.text),
         )
+        # Claimed as of when the item was processed, like live.
+        published = pipeline.alert(found, backfill=True, at=kept.processed_at)
         story.alerts.extend(a for a, _ in published)
     return report

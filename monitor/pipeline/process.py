@@ -4,6 +4,7 @@
     analysis <- the text read once: tokens, words, shingles, term counts, names, wires, URL
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
+    retained <- the item kept for backfills, and filed on the desk (unless seen before)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
                 claim new/update per (story, rule), publish idempotently
@@ -18,12 +19,13 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, partial
+from typing import Any
 
 import structlog
 
 from monitor.dedup.analysis import Analysis, analyse
 from monitor.dedup.index import DedupIndex
-from monitor.dedup.wires import credited
 from monitor.delivery.alerts import build_alert
 from monitor.delivery.queue import AlertQueue
 from monitor.errors import ExtractError, FetchError, MonitorError
@@ -42,6 +44,7 @@ from monitor.model import (
 from monitor.retained.cards import Desk
 from monitor.retained.items import RetainedItems
 from monitor.rules import Document, Rule, RuleSet
+from monitor.units import format_duration
 
 log = structlog.get_logger(__name__)
 
@@ -57,12 +60,29 @@ class Processed:
     alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
     wires: tuple[str, ...] = ()  # agencies the article credits
     warnings: list[str] = field(default_factory=list)
-    alert_suppressed: str = ""  # why an original raised no alert ("older than 48h"), if so
+    alert_suppressed: str | None = None  # why an original raised no alert ("older than 48h")
 
     @property
-    def outcome_folded(self) -> bool:
-        """Folded into another entry with the same canonical URL (same item): counted."""
+    def is_same_item(self) -> bool:
+        """Another entry of an item already placed (same canonical URL): folded into it."""
         return self.placement.outcome is Outcome.SAME_ITEM
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Matched:
+    """An item placed in its story and matched by the rules: what retention, the desk and
+    alerts read of it."""
+
+    item: Item
+    article: Article
+    url: str  # canonical URL of the article
+    placement: Placement
+    matches: list[RuleMatch]
+    wires: tuple[str, ...]  # agencies the article credits
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [m.rule_id for m in self.matches]
 
 
 class Pipeline:
@@ -89,97 +109,82 @@ class Pipeline:
         """Process one item. `page` is its page when the caller fetched it already
         (or the error that fetching gave); otherwise it is fetched here when needed."""
         started = time.perf_counter()
-        item, article, analysis, warnings = self._read(item, page)
+        item, article, warnings = self._read(item, page)
+        analysis = analyse(item, article)
         placement = self.index.place(item, article, analysis=analysis)
-        return self._matched(item, article, analysis, placement, warnings, started)
+        matches = self.rules.match(_document(item, article, analysis))
+        found = Matched(
+            item=item,
+            article=article,
+            url=analysis.url,
+            placement=placement,
+            matches=matches,
+            wires=analysis.wires,
+        )
+        self._retain(found)
+        published, held = self._raise_alerts(found)
+        result = Processed(
+            item=item,
+            article=article,
+            url=found.url,
+            placement=placement,
+            matches=matches,
+            alerts=[a for a, _ in published],
+            alert_rules=[r for _, r in published],
+            wires=found.wires,
+            warnings=warnings,
+            alert_suppressed=held,
+        )
+        _log_processed(result, started)
+        return result
 
     def _read(
         self, item: Item, page: Page | MonitorError | None
-    ) -> tuple[Item, Article, Analysis, list[str]]:
-        """The item's article (its date adopted when the feed gave none), read once."""
-        article, warnings = self._article(item, page)
+    ) -> tuple[Item, Article, list[str]]:
+        """The item (with the page's date when the feed gave none), its article, and why
+        the article is only the feed's summary, if it is."""
+        article, warnings = article_of(item, self.fetcher, page)
         if item.published is None and article.published is not None:
             # The page's own date is the report's date when the feed gave none.
             item = dataclasses.replace(item, published=article.published)
-        return item, article, analyse(item, article), warnings
+        return item, article, warnings
 
-    def _matched(
-        self,
-        item: Item,
-        article: Article,
-        analysis: Analysis,
-        placement: Placement,
-        warnings: list[str],
-        started: float,
-    ) -> Processed:
-        """The rules, retention and alerts of a placed item."""
-        url = analysis.url
-        doc = Document(
-            title=analysis.title,
-            text=article.text,
-            source=item.source,
-            lang=article.language,
-            url=url,
-            tokens={"title": analysis.title_tokens, "text": analysis.text_tokens},
-        )
-        matches = self.rules.match(doc)
-        if self.retained is not None and placement.outcome is not Outcome.SEEN:
-            entry = self.retained.append(item, article, url, placement)
-            if self.desk is not None:
-                self.desk.record(
-                    entry,
-                    item,
-                    article,
-                    url,
-                    placement,
-                    [m.rule_id for m in matches],
-                    analysis.wires,
-                )
-        alerts: list[tuple[str, str]] = []
-        suppressed = ""
-        if placement.outcome.is_original or (
-            placement.outcome is Outcome.SEEN
-            and placement.first_outcome is not None
-            and placement.first_outcome.is_original
-        ):
-            suppressed = self.suppression(item)
-            if not suppressed:
-                alerts = self.alert(item, article, url, placement, matches, wires=analysis.wires)
-        log.info(
-            "item_processed",
-            item=item.id,
-            feed=item.feed,
-            story=placement.story_id,
-            outcome=str(placement.outcome),
-            rules=[m.rule_id for m in matches],
-            alerts=[a for a, _ in alerts],
-            alert_suppressed=(suppressed or None) if matches else None,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return Processed(
-            item=item,
-            article=article,
-            url=url,
-            placement=placement,
-            matches=matches,
-            alerts=[a for a, _ in alerts],
-            alert_rules=[r for _, r in alerts],
-            wires=analysis.wires,
-            warnings=warnings,
-            alert_suppressed=suppressed,
-        )
+    def _retain(self, found: Matched) -> None:
+        """Keep the item for backfills, and file it on the desk (a repeat is kept already)."""
+        if self.retained is None or found.placement.outcome is Outcome.SEEN:
+            return
+        item, article, url, placement = found.item, found.article, found.url, found.placement
+        entry = self.retained.append(item, article, url, placement)
+        if self.desk is not None:
+            self.desk.record(entry, item, article, url, placement, found.rule_ids, found.wires)
 
-    def suppression(self, item: Item, now: datetime | None = None) -> str:
-        """Why this report raises no alert, or "" when it may (DESIGN §4.5): older than
+    def _raise_alerts(self, found: Matched) -> tuple[list[tuple[str, str]], str | None]:
+        """The alerts the item publishes now, (alert id, rule id) each, and why it raises
+        none when it is an original held back (why_held). Only originals alert; one seen
+        before is retried, as its alerts may have been lost in a crash."""
+        placement = found.placement
+        first = placement.first_outcome
+        original = placement.outcome.is_original or (
+            placement.outcome is Outcome.SEEN and first is not None and first.is_original
+        )
+        if not original:
+            return [], None
+        held = self.why_held(found.item)
+        if held is not None:
+            return [], held
+        return self.alert(found), None
+
+    def why_held(self, item: Item, now: datetime | None = None) -> str | None:
+        """Why this report raises no alert, or None when it may (DESIGN §4.5): older than
         `max_age` when first seen; from a feed's back catalogue (its first poll) and either
         that old or undated."""
         seen = item.first_seen or now or datetime.now(UTC)
         when = report_time(item.published, seen)
         if self.max_age and when is not None and seen - when > timedelta(seconds=self.max_age):
-            return f"older than {_duration(self.max_age)}"
+            return f"older than {format_duration(self.max_age)}"
         if item.baseline and item.published is None:
             return "undated, on the feed's first poll"
-        return ""
+        return None
 
     def needs_page(self, item: Item) -> bool:
         if not item.url or item.shared_page:
@@ -188,124 +193,28 @@ class Pipeline:
             return False
         return len(html_to_text(item.content)) < MIN_TEXT if item.content else True
 
-    def _article(
-        self, item: Item, page: Page | MonitorError | None = None
-    ) -> tuple[Article, list[str]]:
-        return self.article_of(item, self.fetcher, page)
-
-    @staticmethod
-    def article_of(
-        item: Item, fetcher: Fetcher, page: Page | MonitorError | None = None
-    ) -> tuple[Article, list[str]]:
-        """The feed's own full text when it has one, else the page's; if the page cannot
-        be had, the feed summary (the item is never dropped for it)."""
-        content = html_to_text(item.content) if item.content else ""
-        if len(content) >= MIN_TEXT or (item.shared_page and page is None):
-            text = content or html_to_text(item.summary) or item.title
-            return Article(text=text, title=item.title, language=detect_language(text)), []
-        try:
-            if isinstance(page, MonitorError):
-                raise page
-            if page is None and not item.url:
-                raise FetchError(item.guid, "the entry has no link")
-            page = page or fetcher.fetch(item.url)
-            # The feed's title and date make the page's metadata search unnecessary.
-            return extract(
-                page.body, url=page.url, metadata=not (item.title and item.published)
-            ), []
-        except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
-            log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))
-            text = content or html_to_text(item.summary) or item.title
-            fallback = Article(
-                text=text, title=item.title, language=detect_language(text), summary_only=True
-            )
-            return fallback, [str(exc)]
-
     def alert(
-        self,
-        item: Item,
-        article: Article,
-        url: str,
-        placement: Placement,
-        matches: list[RuleMatch],
-        *,
-        wires: tuple[str, ...] | None = None,
-        backfill: bool = False,
-        at: float | None = None,
+        self, found: Matched, *, backfill: bool = False, at: float | None = None
     ) -> list[tuple[str, str]]:
         """Claim and publish the alerts of an original item: (alert id, rule id) of those
-        published now (`wires`: the agencies its text credits, if known already). Repeating
-        it for the same item publishes nothing new."""
-        wires = credited(article.text) if wires is None else wires
-        published = []
-        known: list[tuple[int, list[Source]]] = []
-
-        def story() -> tuple[int, list[Source]]:
-            """The story's size and members, read once per item (when an alert needs them)."""
-            if not known:
-                size, sources = self.index.story(placement.story_id)
-                if not size:  # the story left the dedup window (a late backfill): the item alone
-                    when = item.published or article.published
-                    itself = Source(
-                        item.id,
-                        item.source,
-                        url,
-                        item.title or article.title,
-                        when.isoformat() if when else "",
-                        wires,
-                    )
-                    size, sources = 1, [itself]
-                known.append((size, sources))
-            return known[0]
-
-        muted = (
-            self.desk.muted([m.rule_id for m in matches], placement.story_id, item.source)
-            if self.desk is not None
-            else set()
-        )
+        published now. `at`: when the claims are made (default now; a backfill gives when
+        the item was processed). Repeating it for the same item publishes nothing new."""
+        placement = found.placement
+        drafts = _Drafts(found, self.index, backfill=backfill)
         # The first report of a new story most likely raises `new`: built without asking.
         first = Outcome.NEW_STORY in (placement.outcome, placement.first_outcome)
         guess = 0 if first else None
-        for match in matches:
-            if match.rule_id in muted:
-                log.info(
-                    "alert_muted",
-                    rule=match.rule_id,
-                    story=placement.story_id,
-                    item=item.id,
-                    source=item.source,
-                )
-                continue
+        published = []
+        for match in self._unmuted(found):
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
-
-            def build(kind: AlertKind, update: int, rule: Rule = rule, match: RuleMatch = match):
-                size, sources = story()
-                return build_alert(
-                    kind=kind,
-                    rule=rule,
-                    match=match,
-                    story_id=placement.story_id,
-                    story_size=size,
-                    sources=sources,
-                    item=item,
-                    article=article,
-                    url=url,
-                    now=datetime.now(UTC),
-                    backfill=backfill,
-                    update=update,
-                    wires=wires,
-                )
-
             # The claim and the publication are one step (one script): no crash between them.
             done = self.queue.claim_and_publish(
                 placement.story_id,
                 rule.id,
-                item.id,
-                build,
+                found.item.id,
+                partial(drafts.build, rule, match),
                 at=at,
-                quiet=self.index.quiet,
-                claim_ttl=self.index.claim_ttl,
                 guess=guess,
             )
             if done is None or done[1] is None:
@@ -318,17 +227,118 @@ class Pipeline:
                 kind=alert["kind"],
                 rule=rule.id,
                 story=placement.story_id,
-                item=item.id,
+                item=found.item.id,
                 backfill=backfill or None,
             )
         return published
 
+    def _unmuted(self, found: Matched) -> list[RuleMatch]:
+        """The matches whose alerts are not muted on the desk (for the story or the source)."""
+        if self.desk is None:
+            return found.matches
+        item, story_id = found.item, found.placement.story_id
+        muted = self.desk.muted(found.rule_ids, story_id, item.source)
+        for rule_id in (r for r in found.rule_ids if r in muted):
+            log.info("alert_muted", rule=rule_id, story=story_id, item=item.id, source=item.source)
+        return [m for m in found.matches if m.rule_id not in muted]
 
-def _duration(seconds: float) -> str:
-    """How settings write a duration: 3d, 48h, 90m, 45s."""
-    if seconds % 86400 == 0 and seconds > 2 * 86400:
-        return f"{int(seconds // 86400)}d"
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+
+class _Drafts:
+    """The alerts of one item, built on demand. They share the story's size and members,
+    read once, when the first is built (most matches raise none: their story alerted)."""
+
+    def __init__(self, found: Matched, index: DedupIndex, *, backfill: bool) -> None:
+        self.found = found
+        self.index = index
+        self.backfill = backfill
+
+    @cached_property
+    def story(self) -> tuple[int, list[Source]]:
+        found = self.found
+        size, sources = self.index.story(found.placement.story_id)
+        if size:
+            return size, sources
+        # The story left the dedup window (a late backfill): the item alone.
+        item, article = found.item, found.article
+        when = item.published or article.published
+        itself = Source(
+            item.id,
+            item.source,
+            found.url,
+            item.title or article.title,
+            when.isoformat() if when else "",
+            found.wires,
+        )
+        return 1, [itself]
+
+    def build(self, rule: Rule, match: RuleMatch, kind: AlertKind, update: int) -> dict[str, Any]:
+        size, sources = self.story
+        found = self.found
+        return build_alert(
+            kind=kind,
+            rule=rule,
+            match=match,
+            story_id=found.placement.story_id,
+            story_size=size,
+            sources=sources,
+            item=found.item,
+            article=found.article,
+            url=found.url,
+            now=datetime.now(UTC),
+            backfill=self.backfill,
+            update=update,
+            wires=found.wires,
+        )
+
+
+def article_of(
+    item: Item, fetcher: Fetcher, page: Page | MonitorError | None = None
+) -> tuple[Article, list[str]]:
+    """The feed's own full text when it has one, else the page's; if the page cannot be
+    had, the feed summary (the item is never dropped for it), and why."""
+    content = html_to_text(item.content) if item.content else ""
+    if len(content) >= MIN_TEXT or (item.shared_page and page is None):
+        text = content or html_to_text(item.summary) or item.title
+        return Article(text=text, title=item.title, language=detect_language(text)), []
+    try:
+        if isinstance(page, MonitorError):
+            raise page
+        if page is None and not item.url:
+            raise FetchError(item.guid, "the entry has no link")
+        page = page or fetcher.fetch(item.url)
+        # The feed's title and date make the page's metadata search unnecessary.
+        return extract(page.body, url=page.url, metadata=not (item.title and item.published)), []
+    except (FetchError, ExtractError) as exc:  # anything else is the caller's to handle
+        log.warning("article_unavailable", item=item.id, url=item.url, error=str(exc))
+        text = content or html_to_text(item.summary) or item.title
+        fallback = Article(
+            text=text, title=item.title, language=detect_language(text), summary_only=True
+        )
+        return fallback, [str(exc)]
+
+
+def _document(item: Item, article: Article, analysis: Analysis) -> Document:
+    """What the rules read: the article, tokenised once (by the analysis)."""
+    return Document(
+        title=analysis.title,
+        text=article.text,
+        source=item.source,
+        lang=article.language,
+        url=analysis.url,
+        tokens={"title": analysis.title_tokens, "text": analysis.text_tokens},
+    )
+
+
+def _log_processed(result: Processed, started: float) -> None:
+    """The canonical line of an item: one per item processed."""
+    log.info(
+        "item_processed",
+        item=result.item.id,
+        feed=result.item.feed,
+        story=result.placement.story_id,
+        outcome=str(result.placement.outcome),
+        rules=[m.rule_id for m in result.matches],
+        alerts=result.alerts,
+        alert_suppressed=result.alert_suppressed if result.matches else None,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )

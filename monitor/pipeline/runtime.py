@@ -104,6 +104,8 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
         maxlen=settings.alerts_maxlen,
         id_ttl=int(settings.alert_id_ttl_days * 86400),
         max_age=settings.alerts_max_age_days * 86400,
+        claim_ttl=int(settings.alert_id_ttl_days * 86400),
+        quiet=settings.update_quiet_minutes * 60,
     )
 
 

@@ -17,6 +17,7 @@ import redis
 
 from monitor.config import Settings
 from monitor.store.keys import Keys
+from monitor.units import format_age
 
 WARN_AT = 0.8  # share of the retention a group may use before a warning (within 20%)
 _COUNT_CAP = 10_000  # entries counted one by one on streams written before `seq` existed
@@ -39,7 +40,7 @@ class GroupLag:
 
     def describe(self) -> str:
         line = (
-            f"{self.lag} unread, {self.pending} pending, oldest {_duration(self.oldest_age)}, "
+            f"{self.lag} unread, {self.pending} pending, oldest {format_age(self.oldest_age)}, "
             f"{self.used:.0%} of retention"
         )
         if self.lost:
@@ -118,13 +119,3 @@ def _behind(client: redis.Redis, stream: str, oldest: str, last_seq: int | None)
 def _seq(fields: dict) -> int | None:
     value = fields.get("seq")
     return int(value) if value is not None else None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
