@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 # A published date this far past the moment the entry was first seen is a skewed clock, not a
-# time zone slip: the report's time is then the first-seen time (DESIGN §4.5).
+# time zone slip: the report's time is then the first-seen time.
 CLOCK_SKEW = timedelta(minutes=10)
 
 
 def report_time(published: datetime | None, first_seen: datetime | None) -> datetime | None:
-    """A report's time, defined once (DESIGN §4.5): its published date, clamped to when it
-    was first seen if it lies in the future, and the first-seen time if it has none."""
+    """A report's time, defined once: its published date, clamped to when it was first seen
+    if it lies in the future, and the first-seen time if it has none."""
     if published is None:
         return first_seen
     if first_seen is not None and published > first_seen + CLOCK_SKEW:

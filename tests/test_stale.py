@@ -1,4 +1,4 @@
-"""Nothing stale, nothing dropped (DESIGN §4.5): a report's time, the alert age policy and a
+"""Nothing stale, nothing dropped: a report's time, the alert age policy and a
 feed's first poll as a baseline; distinct posts of a shared page; JSON Feed. Real feed
 servers on 127.0.0.1, a real Redis, real `monitor` processes."""
 

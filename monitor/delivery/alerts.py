@@ -1,4 +1,4 @@
-"""Building alert documents (DESIGN §4.2). Pure: everything it needs is passed in."""
+"""Building alert documents (fields: docs/alert.schema.json). Pure: everything it needs is passed in."""
 
 from __future__ import annotations
 

@@ -243,7 +243,7 @@ class Poller:
             taken.skipped = taken.entries - len(items)
         new, folded_marks = self._unseen(fid, items)
         taken.folded = len(folded_marks)
-        # The first poll that reads the feed is its baseline (DESIGN §4.5): its entries are
+        # The first poll that reads the feed is its baseline: its entries are
         # processed, but alert only when recent.
         taken.baseline = not state.baselined and not state.total_items
         if taken.baseline:

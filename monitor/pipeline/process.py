@@ -175,9 +175,9 @@ class Pipeline:
         return self.alert(found), None
 
     def why_held(self, item: Item, now: datetime | None = None) -> str | None:
-        """Why this report raises no alert, or None when it may (DESIGN §4.5): older than
-        `max_age` when first seen; from a feed's back catalogue (its first poll) and either
-        that old or undated."""
+        """Why this report raises no alert, or None when it may. The age policy: older than
+        `max_age` when first seen, or from a feed's back catalogue (its first poll) and
+        either that old or undated."""
         seen = item.first_seen or now or datetime.now(UTC)
         when = report_time(item.published, seen)
         if self.max_age and when is not None and seen - when > timedelta(seconds=self.max_age):

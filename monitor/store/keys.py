@@ -48,7 +48,7 @@ class Keys:
 
     @property
     def alerts(self) -> str:
-        """Stream of published alerts (DESIGN §4.2)."""
+        """Stream of published alerts (docs/alert.schema.json)."""
         return f"{self.prefix}alerts"
 
     @property
