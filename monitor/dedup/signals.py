@@ -1,5 +1,6 @@
 """Same-story signals: what a report shares with a candidate story besides its words, and
-the fitted decision that weighs them (docs/architecture.md, §3 step 7.3). Pure functions over strings and numbers.
+the fitted decision that weighs them (docs/architecture.md, §3 step 7.3). Pure functions over
+strings and numbers.
 
 A report is compared with a story as a whole (its centroid, its closest members, the names
 and figures all its members carry, the times of its oldest and newest report), and one

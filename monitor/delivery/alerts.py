@@ -1,4 +1,5 @@
-"""Building alert documents (fields: docs/alert.schema.json). Pure: everything it needs is passed in."""
+"""Building alert documents (their fields: docs/alert.schema.json). Pure: everything it
+needs is passed in."""
 
 from __future__ import annotations
 
