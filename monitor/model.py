@@ -177,3 +177,20 @@ class Source:
     title: str
     published: str
     wires: tuple[str, ...] = ()  # agencies the report credits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Matched:
+    """An item placed in its story and matched by the rules: what retention, the desk and
+    alerts read of it."""
+
+    item: Item
+    article: Article
+    url: str  # canonical URL of the article
+    placement: Placement
+    matches: list[RuleMatch]
+    wires: tuple[str, ...]  # agencies the article credits
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [m.rule_id for m in self.matches]

@@ -130,3 +130,31 @@ def test_progress_shows_rate_and_eta_only_on_a_terminal(tmp_path: Path) -> None:
         shown.close()
     assert "replay [############............] 5/10" in line and "/s ETA 0:00:0" in line
     assert log.read_text().endswith("\n")
+
+
+def test_a_scan_says_which_stories_would_alert_and_which_did(
+    client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    process_all(client, redis_url, rules_without(tmp_path, "dprk-russia-treaty"))
+    rules = load_rules(RULES)
+    pipeline = runtime.pipeline(client, Settings(redis_url=redis_url), rules, LocalFetcher())
+    assert pipeline.retained is not None
+    rule = rules.get("dprk-russia-treaty")
+    since = time.time() - 3600
+    scan = backfill.scan(
+        rule, pipeline.retained, since=since, published=pipeline.queue.is_published
+    )
+    assert scan.scanned == 7 and scan.count >= 3 and len(scan.matches) == scan.count
+    assert list(scan.stories.values()) == [backfill.Verdict.WOULD_ALERT]
+    assert scan.would_alert == 1 and alerts(client) == []  # a scan publishes nothing
+    assert all(m.clauses and m.clauses[0].holds for m in scan.matches)
+    newest = [tuple(map(int, m.kept.entry_id.split("-"))) for m in scan.matches]
+    assert newest == sorted(newest, reverse=True)
+
+    backfill.run(rule, pipeline.retained, pipeline, since=since, dry_run=False)
+    again = backfill.scan(
+        rule, pipeline.retained, since=since, published=pipeline.queue.is_published
+    )
+    assert list(again.stories.values()) == [backfill.Verdict.ALERTED] and again.would_alert == 0
+    shown = backfill.scan(rule, pipeline.retained, since=since, limit=2, shown=1)
+    assert shown.scanned == 2 and len(shown.matches) <= 1

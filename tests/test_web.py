@@ -175,6 +175,9 @@ def test_write_actions_need_the_token_and_the_csrf_field(
     assert web.post(poll, data={"csrf": csrf[1]}, follow_redirects=False).status_code == 303
     assert feed_server.hits("/feed.xml") == 1  # polled from the desk, at once
     assert client.xlen("monitor:items") == 5
+    (row,) = re.findall(r"<tr class=.*?</tr>", web.get("/feeds").text, re.S)
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert cells[5] == "5"  # the items column: what the poll took
     del fid
 
 

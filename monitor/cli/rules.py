@@ -16,7 +16,6 @@ from monitor.errors import MonitorError
 from monitor.pipeline import runtime
 from monitor.rules import Document, load_rules
 from monitor.rules.match import evaluate, explain
-from monitor.rules.query import And
 
 
 def register(commands: Any, command: Command) -> None:
@@ -103,8 +102,7 @@ def cmd_rules_explain(args: argparse.Namespace, settings: Settings) -> int:
     status = f"MATCH, score {result.score}" if result else "NO MATCH"
     print(f"{rule.id} ({rule.name}): {status} (min_score {rule.min_score})")
     print(f"  query: {rule.query}")
-    clauses = rule.node.nodes if isinstance(rule.node, And) else (rule.node,)
-    for clause in clauses:
+    for clause in rule.clauses:
         spans = evaluate(clause, doc)
         print(f"  {'✓' if spans is not None else '✗'} {clause}")
         for hit in explain(spans or [], doc)[:6]:

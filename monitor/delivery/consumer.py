@@ -31,6 +31,7 @@ from typing import Any
 import redis
 import structlog
 
+from monitor.delivery.queue import ALERT_FIELD
 from monitor.errors import MonitorError
 from monitor.store.connection import connect
 from monitor.store.keys import Keys
@@ -60,7 +61,7 @@ class AlertConsumer:
             client,
             keys.alerts,
             group,
-            field="alert",
+            field=ALERT_FIELD,
             decode=json.loads,
             dead_stream=keys.alerts_dead,
         )
@@ -68,7 +69,7 @@ class AlertConsumer:
             client,
             keys.alerts_requeued(group),
             group,
-            field="alert",
+            field=ALERT_FIELD,
             decode=json.loads,
             dead_stream=keys.alerts_dead,
         )
@@ -174,9 +175,9 @@ def dead_letters(client: redis.Redis, prefix: str = "monitor:") -> Iterator[dict
     """The dead-letter stream, oldest first: alert, reason, group, consumer, deliveries."""
     for entry_id, fields in client.xrange(Keys(prefix).alerts_dead):
         try:
-            alert = json.loads(fields.get("alert", "null"))
+            alert = json.loads(fields.get(ALERT_FIELD, "null"))
         except ValueError:
-            alert = fields.get("alert")
+            alert = fields.get(ALERT_FIELD)
         yield {"entry": entry_id, **fields, "alert": alert}
 
 
@@ -220,7 +221,11 @@ def requeue(
         pipe = client.pipeline(transaction=True)
         pipe.xadd(
             stream,
-            {"id": fields.get("id", ""), "alert": fields.get("alert", ""), "requeued": entry_id},
+            {
+                "id": fields.get("id", ""),
+                ALERT_FIELD: fields.get(ALERT_FIELD, ""),
+                "requeued": entry_id,
+            },
         )
         pipe.xdel(keys.alerts_dead, entry_id)
         pipe.execute()

@@ -21,12 +21,16 @@ from monitor.errors import MonitorError
 from monitor.model import AlertKind
 from monitor.store.keys import Keys
 from monitor.store.scripts import script
+from monitor.store.streams import stream_entries
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 _CLAIM_PUBLISH = script("claim_publish", "monitor.delivery")
 ASK = -2  # the claim argument that only asks
+# The field of an alerts-stream entry (and of its dead letters) holding the alert's JSON;
+# claim_publish.lua writes it under this name.
+ALERT_FIELD = "alert"
 
 
 class ClaimRace(MonitorError):
@@ -136,7 +140,7 @@ class AlertQueue:
             size = batch if remaining is None else min(batch, remaining)
             entries = self.client.xrange(self.keys.alerts, min=start, count=size)
             for entry_id, fields in entries:
-                yield Delivered(entry_id, json.loads(fields["alert"]))
+                yield Delivered(entry_id, json.loads(fields[ALERT_FIELD]))
             if remaining is not None:
                 remaining -= len(entries)
             if len(entries) < size:
@@ -150,3 +154,23 @@ class AlertQueue:
             else None
         )
         return info["last-generated-id"] if info else "0-0"
+
+    def latest(self, count: int, *, containing: str = "") -> list[Delivered]:
+        """The newest `count` alerts, newest first. `containing`: only those whose JSON
+        holds that text at all are decoded (a cheap look before parsing)."""
+        entries = self.client.xrevrange(self.keys.alerts, count=count)
+        return [
+            Delivered(entry_id, json.loads(fields[ALERT_FIELD]))
+            for entry_id, fields in entries
+            if containing in fields[ALERT_FIELD]
+        ]
+
+    def after(
+        self, entry_id: str, *, count: int = 50, block_ms: int | None = None
+    ) -> list[Delivered]:
+        """The alerts after `entry_id` in stream order, at most `count`, waiting up to
+        `block_ms` for one when there are none yet (None: not waiting)."""
+        reply = self.client.xread({self.keys.alerts: entry_id}, count=count, block=block_ms)
+        return [
+            Delivered(eid, json.loads(fields[ALERT_FIELD])) for eid, fields in stream_entries(reply)
+        ]

@@ -35,6 +35,7 @@ from monitor.model import (
     AlertKind,
     Article,
     Item,
+    Matched,
     Outcome,
     Placement,
     RuleMatch,
@@ -66,23 +67,6 @@ class Processed:
     def is_same_item(self) -> bool:
         """Another entry of an item already placed (same canonical URL): folded into it."""
         return self.placement.outcome is Outcome.SAME_ITEM
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Matched:
-    """An item placed in its story and matched by the rules: what retention, the desk and
-    alerts read of it."""
-
-    item: Item
-    article: Article
-    url: str  # canonical URL of the article
-    placement: Placement
-    matches: list[RuleMatch]
-    wires: tuple[str, ...]  # agencies the article credits
-
-    @property
-    def rule_ids(self) -> list[str]:
-        return [m.rule_id for m in self.matches]
 
 
 class Pipeline:

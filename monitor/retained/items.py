@@ -76,6 +76,19 @@ class RetainedItems:
                 return
             start = "(" + entries[-1][0]
 
+    def newest_entries(
+        self, since: float, batch: int = 500
+    ) -> Iterator[tuple[str, dict[str, str]]]:
+        """The raw entries (id, fields) processed at or after `since`, newest first: a
+        caller may look at the raw text before parsing (`retained_entry`)."""
+        high, low = "+", f"{int(since * 1000)}-0"
+        while True:
+            entries = self.client.xrevrange(self.key, max=high, min=low, count=batch)
+            yield from entries
+            if len(entries) < batch:
+                return
+            high = "(" + entries[-1][0]
+
     def count(self) -> int:
         return int(self.client.xlen(self.key))
 

@@ -10,7 +10,7 @@ from monitor.errors import RuleError
 from monitor.model import RuleMatch
 from monitor.rules.match import Document, evaluate, explain, score
 from monitor.rules.prefilter import Prefilter
-from monitor.rules.query import Node, Term
+from monitor.rules.query import And, Node, Term
 from monitor.text import words
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -36,6 +36,11 @@ class Rule:
     warnings: tuple[RuleError, ...] = field(
         default=(), compare=False
     )  # lint: parses, but likely not what was meant
+
+    @property
+    def clauses(self) -> tuple[Node, ...]:
+        """The parts of the query that must all hold: an AND's branches, or the query."""
+        return self.node.nodes if isinstance(self.node, And) else (self.node,)
 
     def match(self, doc: Document) -> RuleMatch | None:
         if not self.enabled:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 import structlog
@@ -70,7 +70,7 @@ class StreamGroup(Generic[T]):
         reply = self.client.xreadgroup(
             self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
         )
-        return [self._entry(eid, fields) for eid, fields in _entries(reply)]
+        return [self._entry(eid, fields) for eid, fields in stream_entries(reply)]
 
     def claim_stale(self, consumer: str, *, min_idle_ms: int, count: int) -> list[Entry[T]]:
         """Take over entries left pending (by any member, this one too) for `min_idle_ms`,
@@ -221,7 +221,9 @@ def _order(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _entries(reply) -> list:
+def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of an XREAD or XREADGROUP reply on one stream, as RESP2 or RESP3 gives
+    it (a list of [stream, entries] pairs, or a map from stream to entries)."""
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3

@@ -5,6 +5,9 @@ Read-only unless `web.token` is set; write actions (pause, resume, poll a feed n
 story or a source for a rule) then need a session opened with the token, and each form
 carries a CSRF token derived from it. Everything from a feed is escaped when rendered.
 
+The routes (`app`) parse a request, ask the desk service (`service`, plain data) and render
+(`render`); sessions and CSRF are in `session`.
+
 May import: the pipeline, the stages, `retained`, the store and the vocabulary; not the
 daemon or the CLI (the daemon serves the desk, not the other way round).
 """

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Callable
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,8 +32,6 @@ class Served:
     """An ASGI app served by uvicorn in a thread, on a socket bound by the caller."""
 
     def __init__(self, app: Starlette, sock: socket.socket) -> None:
-        import uvicorn
-
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from monitor.delivery.queue import ALERT_FIELD
 from monitor.delivery.sinks.digest import DigestStore, Window, created
 from monitor.delivery.sinks.runner import SinkRunner
 from monitor.sinkconfig import SinkConfig
@@ -36,7 +37,7 @@ def preview(
     alerts: list[dict[str, Any]] = []
     for _, fields in [] if start == "+" else client.xrange(keys.alerts, min=start, count=10_000):
         try:
-            alert = json.loads(fields.get("alert", ""))
+            alert = json.loads(fields.get(ALERT_FIELD, ""))
         except ValueError:
             continue
         if isinstance(alert, dict) and runner.config.filter.matches(alert):
@@ -75,7 +76,7 @@ def status(client: redis.Redis, config: SinkConfig, prefix: str = "monitor:") ->
         client,
         keys.alerts,
         config.consumer_group,
-        field="alert",
+        field=ALERT_FIELD,
         decode=json.loads,
         dead_stream=keys.alerts_dead,
     ).lag()  # (counts what follows the group's position where Redis < 7 has no lag field)
