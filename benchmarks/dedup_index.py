@@ -32,6 +32,7 @@ from _support import percentile, redis_server, report
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
+from monitor.dedup.server import ServerStore
 from monitor.model import Article, Item
 from monitor.store.keys import Keys
 
@@ -77,10 +78,12 @@ def server_time(
     every command logged (a script's time includes the commands it runs)."""
     if not numbers:
         return {}
+    store = index.store
+    assert isinstance(store, ServerStore)
     names = {
-        index._near_candidates.script.sha: "near_candidates.lua",
-        index._candidates.script.sha: "story_candidates.lua",
-        index._record_script.sha: "record.lua",
+        store._near_candidates.script.sha: "near_candidates.lua",
+        store._story_candidates.script.sha: "story_candidates.lua",
+        store._record.script.sha: "record.lua",
     }
     client.config_set("slowlog-max-len", 1_000_000)  # commands inside scripts are logged too
     client.config_set("slowlog-log-slower-than", 0)
@@ -128,7 +131,7 @@ def main() -> None:
         load_s = time.perf_counter() - started
         used = client.info("memory")["used_memory"] - base
         recording: list[float] = []
-        record = index._record
+        record = index.store.record
 
         def timed_record(*a, **kw):  # the part of place() that writes, timed on its own
             t0 = time.perf_counter()
@@ -136,7 +139,7 @@ def main() -> None:
             recording.append(time.perf_counter() - t0)
             return written
 
-        index._record = timed_record  # type: ignore[method-assign]
+        index.store.record = timed_record  # type: ignore[method-assign]
         times, outcomes = [], Counter()
         first = args.items
         for n in range(first, first + args.warmup + args.sample):

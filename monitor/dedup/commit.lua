@@ -11,14 +11,20 @@
 -- original counting one of them, which a decision of one round trip can afford; a shared
 -- name like "Reuters" would make every slower decision here start again.)
 --
--- KEYS: [1] the current generation's frequency hash, [2] the placement log (stream), [3] the
--- placements in flight (hash: log entry id -> "<expiry ms>|<item>").
--- ARGV: [1] the log's last id at the snapshot, [2] the snapshot's time (ms), [3] the ids
--- in flight then (comma-joined), [4] the item's id, [5] its query terms (newline-joined),
--- [6] the terms it counts (newline-joined, '#documents' among them), [7] the frequencies'
--- ttl (s), [8] how long a placement may stay in flight (ms), [9] '1': check ('0': the last
--- attempt, unchecked), [10] how long the log keeps entries (ms), [11] how many shared
--- query terms make a candidate.
+-- KEYS[1] df: the current generation's frequency hash
+-- KEYS[2] log: the placement log (stream)
+-- KEYS[3] flight: the placements in flight (hash: log entry id -> "<expiry ms>|<item>")
+-- ARGV[1] last: the log's last id at the snapshot
+-- ARGV[2] taken_at: the snapshot's time (ms)
+-- ARGV[3] flying: the ids in flight then (comma-joined)
+-- ARGV[4] id: the item's id
+-- ARGV[5] query: its query terms (newline-joined)
+-- ARGV[6] counted: the terms it counts (newline-joined, '#documents' among them)
+-- ARGV[7] df_ttl: the frequencies' ttl (s)
+-- ARGV[8] flight_ms: how long a placement may stay in flight (ms)
+-- ARGV[9] check: '1': check ('0': the last attempt, unchecked)
+-- ARGV[10] log_ms: how long the log keeps entries (ms)
+-- ARGV[11] min_shared: how many shared query terms make a candidate
 -- Reply: the placement's log entry id, or -1.
 
 local time = redis.call('TIME')

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from monitor.dedup.calls import Found, NearCandidate, StorySummary
 from monitor.dedup.fingerprint import decode_signature, jaccard
 from monitor.dedup.signals import Candidate, Report, StoryModel, signals, title_overlap
 from monitor.model import Outcome, Placement
@@ -15,31 +16,36 @@ CONTAINED_JACCARD = 0.3
 
 
 def near_duplicate(
-    signature: np.ndarray, shingles: int, found: list, threshold: float
+    signature: np.ndarray, shingles: int, found: list[NearCandidate], threshold: float
 ) -> Placement | None:
     """The best earlier original whose text this one repeats (`found`: the members of its
     LSH buckets, as near_candidates.lua returns them): estimated Jaccard of the word 3-grams
     at least `threshold`, or (a copy trimmed or padded with outlet boilerplate) most of the
     smaller text's 3-grams shared, with a Jaccard of at least CONTAINED_JACCARD."""
     best: Placement | None = None
-    for cid, sig, story, original, size in sorted(found):
-        if not (sig and story):
+    for candidate in sorted(found, key=lambda c: c.id):  # each id once
+        if not (candidate.minhash and candidate.story):
             continue  # expired meanwhile
-        score = jaccard(signature, decode_signature(sig))
-        if not (score >= threshold or contained(score, shingles, size)):
+        score = jaccard(signature, decode_signature(candidate.minhash))
+        if not (score >= threshold or contained(score, shingles, candidate.shingles)):
             continue
         if best is None or score > best.similarity:
             best = Placement(
                 outcome=Outcome.NEAR_DUPLICATE,
-                story_id=story,
-                duplicate_of=original or cid,  # point at the first copy, not a copy of it
+                story_id=candidate.story,
+                # point at the first copy, not a copy of it
+                duplicate_of=candidate.duplicate_of or candidate.id,
                 similarity=score,
             )
     return best
 
 
 def closest_story(
-    model: StoryModel, threshold: float, report: Report, found: list, summaries: list
+    model: StoryModel,
+    threshold: float,
+    report: Report,
+    found: list[Found],
+    summaries: list[StorySummary],
 ) -> tuple[float, str] | None:
     """The candidate story the model finds likeliest, with its probability, if that reaches
     the threshold."""
@@ -51,28 +57,28 @@ def closest_story(
     return best
 
 
-def candidate_stories(report: Report, found: list, summaries: list) -> list[Candidate]:
+def candidate_stories(
+    report: Report, found: list[Found], summaries: list[StorySummary]
+) -> list[Candidate]:
     """The candidate stories of a report, from what story_candidates.lua returned: each story's
     summary, and its best member cosine, title overlap and wires over its candidates."""
     stories: dict[str, Candidate] = {}
-    for i in range(0, len(summaries), 7):
-        story, size, oldest, newest, centroid, known, numbers = summaries[i : i + 7]
-        stories[story] = Candidate(
-            story=story,
-            size=int(size or 1),
-            oldest=float(oldest or report.time),
-            newest=float(newest or report.time),
-            centroid=float(centroid) if centroid else -1.0,  # -1: its one member's cosine
-            names=frozenset(known.split("|")) if known else frozenset(),
-            figures=frozenset(numbers.split("|")) if numbers else frozenset(),
+    for s in summaries:
+        stories[s.story] = Candidate(
+            story=s.story,
+            size=int(s.size or 1),
+            oldest=float(s.oldest or report.time),
+            newest=float(s.newest or report.time),
+            centroid=float(s.centroid) if s.centroid else -1.0,  # -1: its one member's cosine
+            names=frozenset(s.names.split("|")) if s.names else frozenset(),
+            figures=frozenset(s.figures.split("|")) if s.figures else frozenset(),
         )
-    for i in range(0, len(found), 5):
-        _, story, score, title, wires = found[i : i + 5]
-        candidate = stories[story]
-        candidate.best = max(candidate.best, float(score))
-        overlap = title_overlap(report.title, frozenset(title.split()))
+    for f in found:
+        candidate = stories[f.story]
+        candidate.best = max(candidate.best, f.cosine)
+        overlap = title_overlap(report.title, frozenset(f.title_terms.split()))
         candidate.title = max(candidate.title, overlap)
-        candidate.wires.update(w for w in wires.split(",") if w)
+        candidate.wires.update(w for w in f.wires.split(",") if w)
     for candidate in stories.values():
         if candidate.centroid < 0:
             candidate.centroid = candidate.best

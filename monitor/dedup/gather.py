@@ -14,6 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from monitor.dedup.calls import Found, StorySummary
+
 
 @dataclass(frozen=True, slots=True)
 class Vector:
@@ -87,19 +89,19 @@ def ranked(
 
 def scored(
     weights: dict[str, float], candidates: list[str], entries: list[list], summaries: dict
-) -> tuple[list[str], list[str]]:
-    """story_candidates.lua's reply lists: candidates (id, story, cosine, title terms,
-    wires; flat) and their stories (id, size, oldest, newest, centroid cosine or '', names,
-    figures; flat). `entries[i]`: candidate i's terms, story, title terms, wires;
-    `summaries`: story -> size, oldest, newest, centroid, names, figures."""
-    found: list[str] = []
-    stories: list[str] = []
+) -> tuple[list[Found], list[StorySummary]]:
+    """story_candidates.lua's reply lists: the candidates found and their stories (each
+    once). `entries[i]`: candidate i's terms, story, title terms, wires; `summaries`:
+    story -> size, oldest, newest, centroid, names, figures."""
+    found: list[Found] = []
+    stories: list[StorySummary] = []
     seen: set[str] = set()
     for item, (terms, story, title, wires) in zip(candidates, entries, strict=True):
         if not (terms and story):
             continue
         score = sum(weights[t] * w for t, w in json.loads(terms).items() if t in weights)
-        found += [item, story, f"{score:.6f}", title or "", wires or ""]
+        # rounded as the script rounds it
+        found.append(Found(item, story, float(f"{score:.6f}"), title or "", wires or ""))
         if story in seen:
             continue
         seen.add(story)
@@ -112,15 +114,11 @@ def scored(
                 if t in weights:
                     dot += weights[t] * w
             cosine = f"{dot / math.sqrt(length) if length > 0 else dot:.6f}"
-        stories += [
-            story,
-            size or "1",
-            oldest or "",
-            newest or "",
-            cosine,
-            known or "",
-            figures or "",
-        ]
+        stories.append(
+            StorySummary(
+                story, size or "1", oldest or "", newest or "", cosine, known or "", figures or ""
+            )
+        )
     return found, stories
 
 

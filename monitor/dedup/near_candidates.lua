@@ -1,8 +1,11 @@
--- Near-duplicate candidates (DedupIndex._place): the ids in an item's LSH buckets in the
+-- Near-duplicate candidates (dedup/server.py): the ids in an item's LSH buckets in the
 -- window's generations, with their fingerprints.
 -- KEYS: none (key names are built from the prefixes below).
--- ARGV: [1] the item's id, [2] the entry key prefix, [3] the buckets (comma-joined, in band
--- order), [4] the generations' LSH prefixes (comma-joined), [5] the bucket group width.
+-- ARGV[1] id: the item's id
+-- ARGV[2] entry_prefix: the entry key prefix
+-- ARGV[3] buckets: the buckets (comma-joined, in band order)
+-- ARGV[4] lsh_prefixes: the generations' LSH prefixes (comma-joined)
+-- ARGV[5] group: the bucket group width
 -- Reply: a list of {id, minhash, story, duplicate_of, shingles}, each id once, the item's own
 -- id left out.
 

@@ -1,20 +1,37 @@
 -- Everything an item leaves behind in the dedup index, in one atomic step
--- (DedupIndex._record).
+-- (dedup/server.py).
 --
--- KEYS: [1] its entry hash, [2] its story's sorted set, [3] its story's summary hash.
--- ARGV: [1] id, [2] now, [3] window;
---   the check, for originals: [4] the generations' frequency hashes read (comma-joined),
---   [5] "term<TAB>frequency" lines of the query terms as the decision saw them: if another
---   original carrying one of those terms was recorded meanwhile, nothing is written and -1 is
---   returned, and the caller decides again (so two daemons deciding rewrites of one story at
---   the same moment give one story);
---   the story summary update: [6] the vector JSON or "", [7] the report's time, [8] names and
---   [9] figures ("|"-joined), [10] the centroid's size, [11] names and [12] figures kept;
---   for originals only (else empty strings): [13] the generation's frequency hash, [14] its
---   ttl, [15] the counted terms (newline-joined), [16] the generation's LSH prefix, [17] its
---   ttl, [18] the buckets (comma-joined), [19] the term key prefix, [20] the query terms
---   (newline-joined), [21] the postings kept per term, [22] the bucket group width;
---   from [23] on, the entry's fields and values.
+-- KEYS[1] entry: its entry hash
+-- KEYS[2] story: its story's sorted set
+-- KEYS[3] summary: its story's summary hash
+-- ARGV[1] id: the item's id
+-- ARGV[2] now: the time of placing
+-- ARGV[3] window: the entry's and story's ttl (s)
+-- The check, for originals ("": none): if another original carrying one of the query terms
+-- was recorded meanwhile, nothing is written and -1 is returned, and the caller decides
+-- again (so two daemons deciding rewrites of one story at the same moment give one story).
+-- ARGV[4] check_keys: the generations' frequency hashes read (comma-joined)
+-- ARGV[5] check_terms: "term<TAB>frequency" lines of the query terms as the decision saw them
+-- The story summary update (summary.lua):
+-- ARGV[6] vector: the vector JSON or "" (no update)
+-- ARGV[7] time: the report's time
+-- ARGV[8] names: its names ("|"-joined)
+-- ARGV[9] figures: its figures ("|"-joined)
+-- ARGV[10] centroid_size: the centroid's size
+-- ARGV[11] names_kept: how many names the summary keeps
+-- ARGV[12] figures_kept: how many figures it keeps
+-- The indexing, for originals only (else empty strings):
+-- ARGV[13] df: the generation's frequency hash
+-- ARGV[14] df_ttl: its ttl (s)
+-- ARGV[15] counted: the counted terms (newline-joined)
+-- ARGV[16] lsh: the generation's LSH prefix
+-- ARGV[17] lsh_ttl: its hashes' ttl (s)
+-- ARGV[18] buckets: the buckets (comma-joined)
+-- ARGV[19] term_prefix: the term key prefix
+-- ARGV[20] query: the query terms (newline-joined)
+-- ARGV[21] fanout: the postings kept per term
+-- ARGV[22] group: the bucket group width
+-- ARGV[23..] fields: the entry's fields and values
 -- Reply: -1 (the check failed, nothing written), 0 (recorded, not indexed: a copy or a seen
 -- item), 1 (recorded and indexed).
 

@@ -2,10 +2,12 @@
 -- article's terms and, at the same instant, the state of the placement log — its last entry
 -- and the placements committed but not written yet — which commit.lua compares with.
 --
--- KEYS: [1] and [2] the window's generations' frequency hashes (field '#documents':
--- originals counted), [3] the placement log (stream), [4] the placements in flight (hash:
--- log entry id -> "<expiry ms>|<item>").
--- ARGV: [1] the article's terms (newline-joined).
+-- KEYS[1] previous: the previous generation's frequency hash (field '#documents':
+--   originals counted)
+-- KEYS[2] current: the current generation's
+-- KEYS[3] log: the placement log (stream)
+-- KEYS[4] flight: the placements in flight (hash: log entry id -> "<expiry ms>|<item>")
+-- ARGV[1] terms: the article's terms (newline-joined)
 -- Reply: {the log's last entry id ('0-0': none), the placements in flight (their log entry
 -- id, item and query terms, newline-joined; flat), documents, the terms' frequencies summed over
 -- the generations (newline-joined, in order), the server's time (ms)}.

@@ -1,5 +1,5 @@
-"""The dedup index on a Redis Cluster: the same decisions as on one server (DedupIndex),
-with the index spread over the masters.
+"""The dedup index's store on a Redis Cluster: the same decisions as on one server
+(dedup/server.py), with the index spread over the masters.
 
 On one server a decision is one script that reads whatever keys it needs. A cluster runs a
 script on one slot only, and the index's keys — items, LSH bucket groups, term postings,
@@ -19,154 +19,194 @@ next delivery), its entry last, and the placement leaves the log's in-flight set
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from monitor.dedup import gather
 from monitor.dedup.analysis import Analysis
+from monitor.dedup.calls import (
+    BucketCall,
+    CommitCall,
+    Found,
+    NearCandidate,
+    PostCall,
+    Snapshot,
+    SnapshotCall,
+    StoryCall,
+    StorySummary,
+)
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
-from monitor.dedup.index import (
+from monitor.dedup.signals import Report, name_terms
+from monitor.dedup.store import (
     DOCUMENTS,
     MIN_SHARED_TERMS,
     QUERY_TERMS,
     STORY_CANDIDATES,
     TERM_FANOUT,
-    DedupIndex,
-    Fingerprint,
+    Candidates,
+    Decision,
+    Known,
+    Look,
     entry_fields,
-    summary_args,
+    generations,
+    known_placement,
+    summary_update,
 )
-from monitor.dedup.signals import Report, name_terms
-from monitor.model import Article, Item, Outcome, Placement, stable_id
+from monitor.model import Outcome, stable_id
 from monitor.store.keys import LSH_GROUP, Keys
-from monitor.store.scripts import Lua, pipelined, script
+from monitor.store.scripts import Lua, pipelined
 
 FLIGHT_MS = 5_000  # a placement not written by then was abandoned (its daemon died)
 LOG_MS = 30_000  # how long the placement log keeps an entry: longer than any decision
-NEEDS_FOUNDER = -2  # story.lua: the summary needs the vector of the story's one member
 
 
-class SpreadIndex(DedupIndex):
-    """DedupIndex for a cluster client (monitor.store.connection.is_cluster)."""
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """What near_candidates.lua and story_candidates.lua return on one server, gathered
+    across the masters, and the vectors of candidate stories of one report (their one
+    member's: story.lua needs it to start a centroid)."""
+
+    near: list[NearCandidate]
+    found: list[Found]
+    stories: list[StorySummary]
+    founders: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Looked:
+    """What a cluster's record needs from its look: the snapshot (and the founders)."""
+
+    snapshot: Snapshot
+    founders: dict[str, str]
+
+
+class SpreadStore:
+    """PlacementStore on a cluster client (monitor.store.connection.is_cluster)."""
 
     # A decision here takes a few round trips, not one: more rewrites of one story may
     # commit meanwhile (each costs a look again, a few ms) before the last, unchecked try.
     attempts = 20
 
-    def __init__(self, client: Any, keys: Keys, **options: Any) -> None:
-        super().__init__(client, keys, **options)
-        self._snapshot = Lua(client, script("snapshot", "monitor.dedup"))
-        self._commit = Lua(client, script("commit", "monitor.dedup"))
-        self._story = Lua(client, script("story", "monitor.dedup"))
-        self._bucket = Lua(client, script("bucket", "monitor.dedup"))
-        self._post = Lua(client, script("post", "monitor.dedup"))
+    def __init__(self, client: Any, keys: Keys, *, window: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.window = window
+        self._snapshot = Lua(client, SnapshotCall)
+        self._commit = Lua(client, CommitCall)
+        self._story = Lua(client, StoryCall)
+        self._bucket = Lua(client, BucketCall)
+        self._post = Lua(client, PostCall)
         self._scripts = (self._snapshot, self._story, self._bucket, self._post)
 
-    def _place(
-        self,
-        item: Item,
-        article: Article,
-        analysis: Analysis,
-        signature: np.ndarray,
-        report: Report,
-        now: float,
-        *,
-        checked: bool,
-    ) -> Placement | None:
-        keys, item_id = self.keys, item.id
-        url_key = keys.canonical(stable_id("url", analysis.url))
+    def look(
+        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
+    ) -> Look:
+        """A snapshot (and the entry and URL claim), then the candidates in three round
+        trips. Placements being written that could be candidates are waited for (a few ms)
+        and the snapshot taken again, rather than read without them and fail at the commit;
+        FLIGHT_MS bounds the waiting however many placements come and go."""
         counts = analysis.counts
-        generations = self._generations(now)
-
-        def known(pipe: Any) -> None:
-            pipe.hmget(keys.entry(item_id), "story", "duplicate_of", "outcome")
-            if analysis.url:  # claim the URL, or learn who has it
-                pipe.set(url_key, item_id, nx=True, ex=self.window)
-                pipe.get(url_key)
-            self._snapshot.queue(
-                pipe,
-                [*(keys.df(g) for g in generations), keys.placements, keys.placing],
-                ["\n".join(counts)],
-            )
-
         deadline = time.monotonic() + FLIGHT_MS / 1000
         while True:
-            seen, *claimed, snapshot = pipelined(self.client, known, self._scripts)
-            last, flying, documents, frequencies, taken_at = snapshot
-            if placed := self._known(item_id, seen, claimed):
-                if placed.outcome is Outcome.SAME_ITEM:
-                    self._write(item, article, analysis, placed, now)
-                if own := [
-                    p for p, other, _ in zip(*[iter(flying)] * 3, strict=True) if other == item_id
-                ]:
-                    self.client.hdel(keys.placing, *own)  # written; a failure stopped the rest
-                return placed
+            seen, claimed, snapshot = self._snapshot_of(item_id, analysis, now)
+            if known := known_placement(self.client, self.keys, item_id, seen, claimed):
+                return Known(known, Looked(snapshot, {}))
             vector = gather.vector(
                 counts,
                 [prior_df(t) for t in counts],
-                [int(n) for n in frequencies.split("\n")] if counts else [],
-                int(documents),
+                snapshot.frequencies,
+                snapshot.documents,
                 prior_documents=PRIOR_DOCUMENTS,
                 keep=VECTOR_TERMS,
                 query=QUERY_TERMS,
                 names=name_terms(report.top_names, counts),
             )
-            # Placements being written that could be candidates: wait for them (a few ms)
-            # and look again, rather than read without them and fail at the commit.
             query = set(vector.query)
             writing = [
-                placing
-                for placing, other, terms in zip(*[iter(flying)] * 3, strict=True)
-                if other != item_id  # its own earlier attempt, cut short: not waited for
-                and len(query.intersection(terms.split("\n"))) >= MIN_SHARED_TERMS
+                flight.placing
+                for flight in snapshot.flying
+                if flight.item != item_id  # its own earlier attempt, cut short: not waited for
+                and len(query.intersection(flight.terms)) >= MIN_SHARED_TERMS
             ]
             if not writing or time.monotonic() > deadline or not self._written(writing, deadline):
-                break  # (the deadline bounds the waiting however many placements come and go)
-        buckets = band_buckets(signature)
-        near, found, stories, founders = self._gather(item_id, buckets, vector, now)
-        shingles = len(analysis.shingles)
-        placement = self._decide(item, signature, shingles, report, near, found, stories)
-        fingerprint = Fingerprint(
-            signature, shingles, buckets, counts, vector.stored, "\n".join(vector.query)
-        )
+                break
+        got = self._gather(item_id, band_buckets(signature), vector, now)
+        looked = Looked(snapshot, got.founders)
+        return Candidates(got.near, got.found, got.stories, vector.stored, vector.query, looked)
+
+    def record(self, decision: Decision, *, checked: bool) -> bool:
+        """An original commits (commit.lua: False if another original came meanwhile), then
+        its keys are written, its entry last, and it leaves the in-flight hash. A known item
+        only clears its own earlier attempts from that hash (after writing, if the same
+        item)."""
+        keys, item_id, placement = self.keys, decision.item.id, decision.placement
+        looked: Looked = decision.look.state
+        if isinstance(decision.look, Known):
+            if placement.outcome is Outcome.SAME_ITEM:
+                self._write(decision)
+            flying = looked.snapshot.flying
+            if own := [flight.placing for flight in flying if flight.item == item_id]:
+                self.client.hdel(keys.placing, *own)  # written; a failure stopped the rest
+            return True
+        fingerprint = decision.fingerprint
+        assert fingerprint is not None
         placing = None
         if placement.outcome.is_original:
-            current = int(now // self.window)
+            snapshot, current = looked.snapshot, int(decision.now // self.window)
             placing = self._commit(
-                keys=[keys.df(current), keys.placements, keys.placing],
-                args=[
-                    last,
-                    taken_at,
-                    ",".join(flying[0::3]),
-                    item_id,
-                    fingerprint.query,
-                    "\n".join([DOCUMENTS, *counts]),
-                    2 * self.window,
-                    FLIGHT_MS,
-                    "1" if checked else "0",
-                    LOG_MS,
-                    MIN_SHARED_TERMS,
-                ],
-            )
-            if placing == -1:
-                return None  # another original came meanwhile: decide again
-        founder = founders.get(placement.story_id, "")
-        self._write(
-            item,
-            article,
-            analysis,
-            placement,
-            now,
-            fingerprint,
-            report,
-            indexed=placing is not None,
-            founder=founder,
-        )
+                CommitCall(
+                    df=keys.df(current),
+                    log=keys.placements,
+                    flight=keys.placing,
+                    last=snapshot.last,
+                    taken_at=snapshot.taken_at,
+                    flying=",".join(flight.placing for flight in snapshot.flying),
+                    id=item_id,
+                    query=fingerprint.query,
+                    counted="\n".join([DOCUMENTS, *fingerprint.counts]),
+                    df_ttl=2 * self.window,
+                    flight_ms=FLIGHT_MS,
+                    check="1" if checked else "0",
+                    log_ms=LOG_MS,
+                    min_shared=MIN_SHARED_TERMS,
+                )
+            ).placing
+            if placing is None:
+                return False  # another original came meanwhile: decide again
+        founder = looked.founders.get(placement.story_id, "")
+        self._write(decision, indexed=placing is not None, founder=founder)
         if placing is not None:
             self.client.hdel(keys.placing, placing)
-        return placement
+        return True
+
+    def _snapshot_of(
+        self, item_id: str, analysis: Analysis, now: float
+    ) -> tuple[list, list, Snapshot]:
+        """The item's entry, its URL claim (SET NX, GET) and a snapshot, in one round trip."""
+        keys = self.keys
+        url_key = keys.canonical(stable_id("url", analysis.url))
+        previous, current = generations(now, self.window)
+        call = SnapshotCall(
+            previous=keys.df(previous),
+            current=keys.df(current),
+            log=keys.placements,
+            flight=keys.placing,
+            terms="\n".join(analysis.counts),
+        )
+
+        def ask(pipe: Any) -> None:
+            pipe.hmget(keys.entry(item_id), "story", "duplicate_of", "outcome")
+            if analysis.url:  # claim the URL, or learn who has it
+                pipe.set(url_key, item_id, nx=True, ex=self.window)
+                pipe.get(url_key)
+            self._snapshot.queue(pipe, call)
+
+        seen, *claimed, snapshot = pipelined(self.client, ask, self._scripts)
+        return seen, claimed, call.parse(snapshot)
 
     def _written(self, placements: list[str], deadline: float) -> bool:
         """Wait until these placements are written (they leave the in-flight hash); False
@@ -181,16 +221,15 @@ class SpreadIndex(DedupIndex):
 
     def _gather(
         self, item_id: str, buckets: list[str], vector: gather.Vector, now: float
-    ) -> tuple[list, list, list, dict[str, str]]:
+    ) -> Gathered:
         """What near_candidates.lua and story_candidates.lua return, in three round trips
-        (buckets and postings; the entries found there; their stories' summaries), and the
-        vectors of the candidate stories of one report (their one member's)."""
-        keys, generations = self.keys, self._generations(now)
+        (buckets and postings; the entries found there; their stories' summaries)."""
+        keys, window = self.keys, generations(now, self.window)
         fields = gather.bucket_fields(buckets, LSH_GROUP)
 
         def lookups(pipe: Any) -> None:
             for suffix, field in fields:
-                for generation in generations:
+                for generation in window:
                     pipe.hget(keys.lsh(generation) + suffix, field)
             for term in vector.query:
                 pipe.zrevrangebyscore(
@@ -198,7 +237,7 @@ class SpreadIndex(DedupIndex):
                 )
 
         replies = pipelined(self.client, lookups, ())
-        split = len(fields) * len(generations)
+        split = len(fields) * len(window)
         near_ids = gather.bucket_ids(replies[:split], item_id)
         candidates = gather.ranked(
             vector.query,
@@ -216,7 +255,7 @@ class SpreadIndex(DedupIndex):
                 pipe.hmget(keys.entry(cid), "terms", "story", "title_terms", "wires")
 
         replies = pipelined(self.client, entries, ()) if near_ids or candidates else []
-        near = [[cid, *found] for cid, found in zip(near_ids, replies, strict=False)]
+        near = [NearCandidate(cid, *found) for cid, found in zip(near_ids, replies, strict=False)]
         read = replies[len(near_ids) :]
         named = list(dict.fromkeys(story for terms, story, *_ in read if terms and story))
 
@@ -240,44 +279,45 @@ class SpreadIndex(DedupIndex):
             for terms, story, *_ in read
             if terms and story in summary and not summary[story][3]
         }
-        return near, found, stories, founders
+        return Gathered(near, found, stories, founders)
 
-    def _write(
-        self,
-        item: Item,
-        article: Article,
-        analysis: Analysis,
-        placement: Placement,
-        now: float,
-        fingerprint: Fingerprint | None = None,
-        report: Report | None = None,
-        *,
-        indexed: bool = False,
-        founder: str = "",
-    ) -> None:
+    def _write(self, decision: Decision, *, indexed: bool = False, founder: str = "") -> None:
         """What record.lua writes in one step, in three: the story (sorted set and summary)
         and, for an original, its LSH buckets and postings; then its entry."""
-        keys, story = self.keys, placement.story_id
-        story_keys = [keys.story(story), keys.story_summary(story)]
-        story_args = [item.id, now, self.window, *summary_args(fingerprint, report)]
+        keys, item_id, now = self.keys, decision.item.id, decision.now
+        story, fingerprint = decision.placement.story_id, decision.fingerprint
+        joining = StoryCall(
+            story=keys.story(story),
+            summary=keys.story_summary(story),
+            id=item_id,
+            now=now,
+            window=self.window,
+            founder=founder,
+            **summary_update(decision),
+        )
 
         def index(pipe: Any) -> None:
-            self._story.queue(pipe, story_keys, [*story_args, founder])
+            self._story.queue(pipe, joining)
             if not (indexed and fingerprint):
                 return
             current, ttl = int(now // self.window), 2 * self.window
             for suffix, field in gather.bucket_fields(fingerprint.buckets, LSH_GROUP):
-                self._bucket.queue(pipe, [keys.lsh(current) + suffix], [field, item.id, ttl])
+                self._bucket.queue(
+                    pipe, BucketCall(keys.lsh(current) + suffix, field, item_id, ttl)
+                )
             for term in fingerprint.query.split("\n") if fingerprint.query else ():
-                self._post.queue(pipe, [keys.term(term)], [item.id, now, TERM_FANOUT, self.window])
+                self._post.queue(
+                    pipe, PostCall(keys.term(term), item_id, now, TERM_FANOUT, self.window)
+                )
 
         joined, *_ = pipelined(self.client, index, self._scripts)
-        if joined == NEEDS_FOUNDER:  # "{}": the member expired, the report starts the centroid
-            self._story(keys=story_keys, args=[*story_args, self._founder(story, item.id) or "{}"])
-        entry = entry_fields(item, article, analysis, placement, now, fingerprint, report)
+        if joining.parse(joined).needs_founder:  # "{}": the member expired, the report starts
+            founder = self._founder(story, item_id) or "{}"  # the centroid
+            self._story(dataclasses.replace(joining, founder=founder))
+        entry = entry_fields(decision)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(keys.entry(item.id), mapping=entry)
-        pipe.expire(keys.entry(item.id), self.window)
+        pipe.hset(keys.entry(item_id), mapping=entry)
+        pipe.expire(keys.entry(item_id), self.window)
         pipe.execute()
 
     def _founder(self, story: str, item_id: str) -> str:

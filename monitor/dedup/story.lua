@@ -2,11 +2,20 @@
 -- summary, one slot (tagged with the story id). Idempotent: a report already in the story
 -- changes nothing (a re-delivered item writes again what it wrote before a crash).
 --
--- KEYS: [1] the story's sorted set, [2] its summary.
--- ARGV: [1] the item's id, [2] now, [3] window (ttl); the summary update (see summary.lua),
--- [4] the vector JSON or "" (no update: a same-item record), [5] the report's time, [6] names
--- and [7] figures ("|"-joined), [8] the centroid's size, [9] names and [10] figures kept,
--- [11] the vector JSON of the story's one member, or "".
+-- KEYS[1] story: the story's sorted set
+-- KEYS[2] summary: its summary
+-- ARGV[1] id: the item's id
+-- ARGV[2] now: its score
+-- ARGV[3] window: the ttl (s)
+-- The summary update (summary.lua):
+-- ARGV[4] vector: the vector JSON or "" (no update: a same-item record)
+-- ARGV[5] time: the report's time
+-- ARGV[6] names: its names ("|"-joined)
+-- ARGV[7] figures: its figures ("|"-joined)
+-- ARGV[8] centroid_size: the centroid's size
+-- ARGV[9] names_kept: how many names the summary keeps
+-- ARGV[10] figures_kept: how many figures it keeps
+-- ARGV[11] founder: the vector JSON of the story's one member, or ""
 -- Reply: 1 (joined), 0 (was a member already), -2 (nothing written: the summary needs the
 -- one member's vector, ARGV[11]; the caller reads it and asks again).
 

@@ -1,4 +1,4 @@
--- Same-story candidates, gathered on the server in one call (DedupIndex._place).
+-- Same-story candidates, gathered on the server in one call (dedup/server.py).
 --
 -- First the article's TF-IDF vector, as fingerprint.tfidf computes it (that function is the
 -- reference; tests hold them equal): document frequencies summed over the window's
@@ -8,12 +8,23 @@
 -- is scored by the dot product of the two vectors (stored as JSON), and each of their stories
 -- by the dot product with its centroid. No time cut: times are signals, weighed in Python.
 --
--- KEYS: the generations' document-frequency hashes (field '#documents': originals counted).
--- ARGV: [1] counts ("term<TAB>count<TAB>background frequency" lines: fingerprint.prior_df),
--- [2] prior documents, [3] keep, [4] query, [5] horizon, [6] fanout, [7] item id, [8] limit,
--- [9] min_shared, [10] entry prefix, [11] term prefix, [12] and [14] what comes before and
--- after a story id in its summary's name (Keys.summary_affixes), [13] the terms of the item's
--- names (newline-joined: looked up and posted besides the `query` heaviest terms).
+-- KEYS[1..] frequencies: the generations' document-frequency hashes (field '#documents':
+--   originals counted)
+-- ARGV[1] counts: "term<TAB>count<TAB>background frequency" lines (fingerprint.prior_df)
+-- ARGV[2] prior_documents: the background's documents
+-- ARGV[3] keep: terms kept in the vector
+-- ARGV[4] query: the heaviest terms looked up and posted
+-- ARGV[5] horizon: the window's start (postings older are skipped)
+-- ARGV[6] fanout: postings read per term
+-- ARGV[7] id: the item's id
+-- ARGV[8] limit: candidates scored in full
+-- ARGV[9] min_shared: query terms a candidate shares at least
+-- ARGV[10] entry_prefix: the entry key prefix
+-- ARGV[11] term_prefix: the term key prefix
+-- ARGV[12] summary_prefix: what comes before a story id in its summary's name
+-- ARGV[13] names: the terms of the item's names (newline-joined: looked up and posted
+--   besides the `query` heaviest terms)
+-- ARGV[14] summary_suffix: what comes after it (Keys.summary_affixes)
 -- Reply: {vector as stored (JSON, 4 decimals), the query terms (newline-joined), their
 -- document frequencies (newline-joined, for the check of record.lua), the candidates (id,
 -- story, cosine, title terms, wires; flat), their stories (id, size, oldest, newest,

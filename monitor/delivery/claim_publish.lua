@@ -4,11 +4,23 @@
 --   rule:new            the item that raised `new`
 --   rule:item:<id>      the update number an item raised (so a re-delivery gets the same)
 --   rule:updates        how many updates were raised; rule:last: when the last one was
--- KEYS: the alert's marker, the alerts stream, its entry counter, the story's alerts hash
--- (absent: publish without a claim). ARGV: the alert (JSON), marker ttl, maxlen, alert id,
--- min id ('0': no age limit); with a claim: rule, item, claim ttl, now, quiet, and the claim
--- the alert was built for (0: new, n: update n; -2: only say what the claim would be).
--- Returns {claim, entry id or false}; claim -1: nothing to raise. When the claim is not the
+-- KEYS[1] marker: the alert's marker (its id published)
+-- KEYS[2] stream: the alerts stream
+-- KEYS[3] counter: its entry counter
+-- KEYS[4]? claims: the story's alerts hash (absent: publish without a claim)
+-- ARGV[1] alert: the alert (JSON)
+-- ARGV[2] marker_ttl: the marker's ttl (s)
+-- ARGV[3] maxlen: about how many alerts the stream keeps
+-- ARGV[4] alert_id: the alert's id
+-- ARGV[5] min_id: the oldest entry id kept ('0': no age limit)
+-- ARGV[6]? rule: the rule (with a claim, as all that follow)
+-- ARGV[7]? item: the item raising the alert
+-- ARGV[8]? claim_ttl: the alerts hash's ttl (s)
+-- ARGV[9]? now: the time of the claim
+-- ARGV[10]? quiet: seconds between two updates of the story for the rule
+-- ARGV[11]? claim: the claim the alert was built for (0: new, n: update n; -2: only say
+--   what the claim would be: the alert's arguments are not read)
+-- Reply: {claim, entry id or false}; claim -1: nothing to raise. When the claim is not the
 -- one the alert was built for, nothing is written: the caller builds that one and asks again.
 
 local claim, record = 0, nil

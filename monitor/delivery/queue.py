@@ -8,11 +8,12 @@ its XADD happen in one Lua script: no crash can leave a claim without its alert.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 import redis
 import structlog
@@ -20,17 +21,52 @@ import structlog
 from monitor.errors import MonitorError
 from monitor.model import AlertKind
 from monitor.store.keys import Keys
-from monitor.store.scripts import script
+from monitor.store.scripts import KEY, Call, Lua
 from monitor.store.streams import stream_entries
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-_CLAIM_PUBLISH = script("claim_publish", "monitor.delivery")
 ASK = -2  # the claim argument that only asks
 # The field of an alerts-stream entry (and of its dead letters) holding the alert's JSON;
 # claim_publish.lua writes it under this name.
 ALERT_FIELD = "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """claim_publish.lua's reply."""
+
+    claim: int  # the item's claim (0: new, n: update n; -1: nothing to raise)
+    entry: str | None  # the stream entry written, None: nothing written
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimPublishCall(Call[Claimed]):
+    """Publish an alert, with (`claims` set) the claim for its story and rule, in one step."""
+
+    script: ClassVar[str] = "claim_publish"
+    package: ClassVar[str] = "monitor.delivery"
+
+    marker: str = field(metadata=KEY)
+    stream: str = field(metadata=KEY)
+    counter: str = field(metadata=KEY)
+    claims: str | None = field(default=None, metadata=KEY)
+    alert: str
+    marker_ttl: int
+    maxlen: int
+    alert_id: str
+    min_id: str
+    rule: str | None = None
+    item: str | None = None
+    claim_ttl: int | None = None
+    now: float | None = None
+    quiet: float | None = None
+    claim: int | None = None
+
+    def parse(self, reply: Any) -> Claimed:
+        claim, entry = reply
+        return Claimed(int(claim), str(entry) if entry else None)
 
 
 class ClaimRace(MonitorError):
@@ -68,13 +104,12 @@ class AlertQueue:
         self.id_ttl = id_ttl
         self.max_age = max_age
         self.claim_ttl = id_ttl if claim_ttl is None else claim_ttl
-        self.quiet = quiet
-        self._script = client.register_script(_CLAIM_PUBLISH)
+        self.quiet = quiet  # seconds between two updates of one story for one rule
+        self._script = Lua(client, ClaimPublishCall)
 
     def publish(self, alert: dict[str, Any]) -> str | None:
         """Append the alert unless its id was published before; the entry id, or None."""
-        _, entry = self._script(keys=self._keys(alert["id"]), args=self._args(alert))
-        return str(entry) if entry else None
+        return self._script(self._publishing(alert)).entry
 
     def claim_and_publish(
         self,
@@ -95,12 +130,34 @@ class AlertQueue:
         `guess`: the claim to build first without asking (0 for the first report of a new
         story: one round trip instead of two when right; a wrong guess writes nothing)."""
         now = time.time() if at is None else at
-        claim_args = [rule_id, item_id, self.claim_ttl, now, self.quiet]
-        keys = [self.keys.story_alerts(story_id)]
-        if guess is None:
-            claim, _ = self._script(
-                keys=[*self._keys(""), *keys], args=["", 0, 0, "", "0", *claim_args, ASK]
+        claims = self.keys.story_alerts(story_id)
+
+        def claiming(call: ClaimPublishCall, claim: int) -> ClaimPublishCall:
+            return dataclasses.replace(
+                call,
+                claims=claims,
+                rule=rule_id,
+                item=item_id,
+                claim_ttl=self.claim_ttl,
+                now=now,
+                quiet=self.quiet,
+                claim=claim,
             )
+
+        if guess is None:
+            # Only asking: the alert's arguments are not read (its marker key only names
+            # the alerts stream's slot).
+            asking = ClaimPublishCall(
+                marker=self.keys.alert_seen(""),
+                stream=self.keys.alerts,
+                counter=self.keys.counter(self.keys.alerts),
+                alert="",
+                marker_ttl=0,
+                maxlen=0,
+                alert_id="",
+                min_id="0",
+            )
+            claim = self._script(claiming(asking, ASK)).claim
         else:
             claim = guess
         for _attempt in range(5):
@@ -108,26 +165,26 @@ class AlertQueue:
                 return None
             kind = AlertKind.NEW if claim == 0 else AlertKind.UPDATE
             alert = build(kind, int(claim))
-            actual, entry = self._script(
-                keys=[*self._keys(alert["id"]), *keys],
-                args=[*self._args(alert), *claim_args, claim],
-            )
-            if actual == claim:
-                return alert, (str(entry) if entry else None)
-            claim = actual  # another daemon claimed meanwhile: build what is left, again
+            reply = self._script(claiming(self._publishing(alert), claim))
+            if reply.claim == claim:
+                return alert, reply.entry
+            claim = reply.claim  # another daemon claimed meanwhile: build what is left, again
         raise ClaimRace(f"story {story_id}, rule {rule_id}: the claim kept changing")
 
-    def _keys(self, alert_id: str) -> list[str]:
-        return [
-            self.keys.alert_seen(alert_id),
-            self.keys.alerts,
-            self.keys.counter(self.keys.alerts),
-        ]
-
-    def _args(self, alert: dict[str, Any]) -> list[Any]:
+    def _publishing(self, alert: dict[str, Any]) -> ClaimPublishCall:
+        """The call publishing `alert` without a claim."""
         body = json.dumps(alert, ensure_ascii=False, separators=(",", ":"))
         min_id = f"{int((time.time() - self.max_age) * 1000)}-0" if self.max_age else "0"
-        return [body, self.id_ttl, self.maxlen, alert["id"], min_id]
+        return ClaimPublishCall(
+            marker=self.keys.alert_seen(alert["id"]),
+            stream=self.keys.alerts,
+            counter=self.keys.counter(self.keys.alerts),
+            alert=body,
+            marker_ttl=self.id_ttl,
+            maxlen=self.maxlen,
+            alert_id=alert["id"],
+            min_id=min_id,
+        )
 
     def is_published(self, alert_id: str) -> bool:
         return bool(self.client.exists(self.keys.alert_seen(alert_id)))

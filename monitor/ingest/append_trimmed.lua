@@ -1,8 +1,13 @@
 -- Append to a stream read by consumer groups, then trim it to about `maxlen` entries — but
 -- only entries every group is done with: below each group's oldest pending entry and not
 -- after its last delivered one. A group far behind holds the stream longer (the lag metrics
--- show it); nothing it still has to handle is trimmed. KEYS: the stream, its entry counter.
--- ARGV: maxlen, the field, then the values. Returns the entry ids.
+-- show it); nothing it still has to handle is trimmed.
+-- KEYS[1] stream: the stream
+-- KEYS[2] counter: its entry counter
+-- ARGV[1] maxlen: about how many entries to keep
+-- ARGV[2] field_name: the field of the values
+-- ARGV[3..] values: one entry each
+-- Reply: the entry ids.
 
 local function before(a, b)  -- stream ids "ms-seq": a < b
   local am, as = string.match(a, '(%d+)-(%d+)')

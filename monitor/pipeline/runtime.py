@@ -14,7 +14,7 @@ from monitor.config import Settings
 from monitor.delivery.queue import AlertQueue
 from monitor.errors import RedisUnavailable
 from monitor.retained.items import RetainedItems
-from monitor.store.connection import connect, is_cluster, redact
+from monitor.store.connection import connect, redact
 from monitor.store.embedded import EmbeddedRedis
 from monitor.store.keys import Keys
 from monitor.store.layout import migrate
@@ -110,15 +110,10 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
 
 
 def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
-    """The dedup index; on a cluster, the one that spreads its reads (dedup/spread.py)."""
+    """The dedup index; on a cluster, its store spreads its reads (dedup/spread.py)."""
     from monitor.dedup.index import DedupIndex
 
-    kind = DedupIndex
-    if is_cluster(client):
-        from monitor.dedup.spread import SpreadIndex
-
-        kind = SpreadIndex
-    return kind.from_settings(client, Keys(settings.prefix), settings)
+    return DedupIndex.from_settings(client, Keys(settings.prefix), settings)
 
 
 def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:

@@ -5,20 +5,47 @@ acked, re-claimed after `min_idle`, dead-lettered when they keep failing. The it
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
 import redis
 import structlog
 
 from monitor.store.retention import group_lags
-from monitor.store.scripts import script
+from monitor.store.scripts import KEY, Call, Lua
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-_AUTOCLAIM = script("autoclaim", "monitor.store")
 TRIMMED = "trimmed before delivery"  # the dead-letter reason of a pending entry trimmed away
+
+
+@dataclass(frozen=True, slots=True)
+class Autoclaimed:
+    """autoclaim.lua's reply."""
+
+    cursor: str  # where the next call starts ('0-0': the end of the pending list)
+    claimed: list[str]  # the ids taken over
+    deleted: list[str]  # pending ids whose entries were trimmed (Redis 7; none on 6.2)
+
+
+@dataclass(frozen=True, slots=True)
+class AutoclaimCall(Call[Autoclaimed]):
+    """XAUTOCLAIM ... JUSTID with its cursor (store/autoclaim.lua)."""
+
+    script: ClassVar[str] = "autoclaim"
+    package: ClassVar[str] = "monitor.store"
+
+    stream: str = field(metadata=KEY)
+    group: str
+    consumer: str
+    min_idle_ms: int
+    start: str
+    count: int
+
+    def parse(self, reply: Any) -> Autoclaimed:
+        cursor, claimed, deleted = reply
+        return Autoclaimed(cursor or "0-0", list(claimed), list(deleted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +82,7 @@ class StreamGroup(Generic[T]):
         self.dead_stream = dead_stream
         self.dead_maxlen = dead_maxlen
         self._cursor = "0-0"
-        self._autoclaim = client.register_script(_AUTOCLAIM)
+        self._autoclaim = Lua(client, AutoclaimCall)
         self.trimmed = 0  # pending entries found trimmed (and dead-lettered) by this object
 
     def ensure_group(self) -> None:
@@ -79,12 +106,12 @@ class StreamGroup(Generic[T]):
         list (a cursor is kept)."""
         # Through Lua: redis-py drops the cursor of a JUSTID reply. Redis 7 removes trimmed
         # entries from the pending list itself and names them in a third element.
-        cursor, ids, deleted = self._autoclaim(
-            keys=[self.stream], args=[self.group, consumer, min_idle_ms, self._cursor, count]
+        reply = self._autoclaim(
+            AutoclaimCall(self.stream, self.group, consumer, min_idle_ms, self._cursor, count)
         )
-        self._cursor = cursor or "0-0"
-        self._trimmed(list(deleted), {})
-        return self._take(consumer, ids)
+        self._cursor = reply.cursor
+        self._trimmed(reply.deleted, {})
+        return self._take(consumer, reply.claimed)
 
     def rewind(self) -> None:
         """Start the next claim_stale at the beginning of the pending list."""

@@ -1,0 +1,341 @@
+"""The dedup index's Lua scripts as typed calls: for each `.lua` of this package that Python
+runs, its arguments by name (a `Call`: KEYS and ARGV in the header's order) and its reply
+as a named dataclass. One server runs near_candidates, story_candidates and record; a
+cluster runs snapshot, commit, story, bucket and post (summary.lua and frequencies.lua are
+included in others, never called).
+
+Some scripts build key names from prefixes (the entry, term and LSH prefixes of `Keys`)
+and take terms, buckets and generations as one joined argument each: packing and parsing a
+few hundred separate arguments and replies costs more than the work itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from monitor.store.scripts import KEY, KEYS, SPREAD, Call
+
+PACKAGE = "monitor.dedup"
+
+
+def _lines(text: str) -> list[str]:
+    return text.split("\n") if text else []
+
+
+# --- replies -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NearCandidate:
+    """An earlier original in one of an item's LSH buckets, with its fingerprint (None:
+    its entry expired meanwhile)."""
+
+    id: str
+    minhash: str | None
+    story: str | None
+    duplicate_of: str | None
+    shingles: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A same-story candidate: an earlier original sharing enough query terms."""
+
+    id: str
+    story: str
+    cosine: float  # of the two TF-IDF vectors
+    title_terms: str  # space-joined
+    wires: str  # comma-joined
+
+
+@dataclass(frozen=True, slots=True)
+class StorySummary:
+    """A candidate's story as its summary says (strings as stored; "" for absent)."""
+
+    story: str
+    size: str
+    oldest: str
+    newest: str
+    centroid: str  # the cosine with the story's centroid; "": a story of one report
+    names: str  # "|"-joined
+    figures: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCandidates:
+    """story_candidates.lua's reply."""
+
+    vector: str  # the article's TF-IDF vector as stored (JSON, 4 decimals)
+    query: list[str]  # its query terms, sorted
+    query_df: list[int]  # their document frequencies (for record.lua's check)
+    found: list[Found]
+    stories: list[StorySummary]  # each candidate's story once
+    full: list[str]  # query terms whose postings in the window are at the fanout
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """record.lua's reply."""
+
+    written: bool  # False: the check failed, nothing written (decide again)
+    indexed: bool  # posted, bucketed and counted (an original)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A placement committed on a cluster and not written yet."""
+
+    placing: str  # its placement log entry id
+    item: str
+    terms: list[str]  # its query terms
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """snapshot.lua's reply."""
+
+    last: str  # the placement log's last entry id ('0-0': none)
+    flying: list[InFlight]
+    documents: int  # originals counted in the window's generations
+    frequencies: list[int]  # of the article's terms, in order
+    taken_at: int  # the server's time (ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """commit.lua's reply."""
+
+    placing: str | None  # the placement's log entry id; None: decide again
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """story.lua's reply."""
+
+    joined: bool  # False: a member already, or nothing written (`needs_founder`)
+    needs_founder: bool  # the summary needs the vector of the story's one member
+
+
+@dataclass(frozen=True, slots=True)
+class Bucketed:
+    """bucket.lua's reply."""
+
+    added: bool  # False: there already
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """post.lua's reply (it always posts)."""
+
+    posted: bool
+
+
+# --- calls ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NearCandidatesCall(Call[list[NearCandidate]]):
+    """Near-duplicate candidates: the members of an item's LSH buckets (one server)."""
+
+    script: ClassVar[str] = "near_candidates"
+    package: ClassVar[str] = PACKAGE
+
+    id: str
+    entry_prefix: str
+    buckets: str  # comma-joined, in band order
+    lsh_prefixes: str  # comma-joined
+    group: int
+
+    def parse(self, reply: Any) -> list[NearCandidate]:
+        return [NearCandidate(*found) for found in reply]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCandidatesCall(Call[StoryCandidates]):
+    """An article's TF-IDF vector and its same-story candidates (one server)."""
+
+    script: ClassVar[str] = "story_candidates"
+    package: ClassVar[str] = PACKAGE
+
+    frequencies: list[str] = field(metadata=KEYS)
+    counts: str
+    prior_documents: float
+    keep: int
+    query: int
+    horizon: float
+    fanout: int
+    id: str
+    limit: int
+    min_shared: int
+    entry_prefix: str
+    term_prefix: str
+    summary_prefix: str
+    names: str
+    summary_suffix: str
+
+    def parse(self, reply: Any) -> StoryCandidates:
+        vector, query, query_df, found, stories, full = reply
+        return StoryCandidates(
+            vector,
+            _lines(query),
+            [int(n) for n in _lines(query_df)],
+            [
+                Found(i, story, float(cosine), title, wires)
+                for i, story, cosine, title, wires in _rows(found, 5)
+            ],
+            [StorySummary(*row) for row in _rows(stories, 7)],
+            list(full),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordCall(Call[Recorded]):
+    """Everything an item leaves in the index, in one step (one server). The check and the
+    indexing are left empty ("") when not wanted: no check, not an original."""
+
+    script: ClassVar[str] = "record"
+    package: ClassVar[str] = PACKAGE
+
+    entry: str = field(metadata=KEY)
+    story: str = field(metadata=KEY)
+    summary: str = field(metadata=KEY)
+    id: str
+    now: float
+    window: int
+    check_keys: str = ""
+    check_terms: str = ""
+    vector: str = ""
+    time: float | str = ""
+    names: str = ""
+    figures: str = ""
+    centroid_size: int
+    names_kept: int
+    figures_kept: int
+    df: str = ""
+    df_ttl: int | str = ""
+    counted: str = ""
+    lsh: str = ""
+    lsh_ttl: int | str = ""
+    buckets: str = ""
+    term_prefix: str = ""
+    query: str = ""
+    fanout: int | str = ""
+    group: int | str = ""
+    fields: list[Any] = field(metadata=SPREAD)
+
+    def parse(self, reply: Any) -> Recorded:
+        return Recorded(written=reply != -1, indexed=reply == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCall(Call[Snapshot]):
+    """Where placement on a cluster starts: frequencies and the placement log's state."""
+
+    script: ClassVar[str] = "snapshot"
+    package: ClassVar[str] = PACKAGE
+
+    previous: str = field(metadata=KEY)
+    current: str = field(metadata=KEY)
+    log: str = field(metadata=KEY)
+    flight: str = field(metadata=KEY)
+    terms: str
+
+    def parse(self, reply: Any) -> Snapshot:
+        last, flying, documents, frequencies, taken_at = reply
+        return Snapshot(
+            last,
+            [InFlight(p, item, terms.split("\n")) for p, item, terms in _rows(flying, 3)],
+            int(documents),
+            [int(n) for n in _lines(frequencies)],
+            taken_at,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitCall(Call[Committed]):
+    """The commit of an original's placement on a cluster."""
+
+    script: ClassVar[str] = "commit"
+    package: ClassVar[str] = PACKAGE
+
+    df: str = field(metadata=KEY)
+    log: str = field(metadata=KEY)
+    flight: str = field(metadata=KEY)
+    last: str
+    taken_at: int
+    flying: str
+    id: str
+    query: str
+    counted: str
+    df_ttl: int
+    flight_ms: int
+    check: str
+    log_ms: int
+    min_shared: int
+
+    def parse(self, reply: Any) -> Committed:
+        return Committed(None if reply == -1 else str(reply))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoryCall(Call[Joined]):
+    """A report joins its story and updates its summary (a cluster)."""
+
+    script: ClassVar[str] = "story"
+    package: ClassVar[str] = PACKAGE
+
+    story: str = field(metadata=KEY)
+    summary: str = field(metadata=KEY)
+    id: str
+    now: float
+    window: int
+    vector: str = ""
+    time: float | str = ""
+    names: str = ""
+    figures: str = ""
+    centroid_size: int
+    names_kept: int
+    figures_kept: int
+    founder: str = ""
+
+    def parse(self, reply: Any) -> Joined:
+        return Joined(joined=reply == 1, needs_founder=reply == -2)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCall(Call[Bucketed]):
+    """An original enters one LSH bucket (a cluster)."""
+
+    script: ClassVar[str] = "bucket"
+    package: ClassVar[str] = PACKAGE
+
+    group: str = field(metadata=KEY)
+    field: str
+    id: str
+    ttl: int
+
+    def parse(self, reply: Any) -> Bucketed:
+        return Bucketed(reply == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PostCall(Call[Posted]):
+    """An original is posted under one of its query terms (a cluster)."""
+
+    script: ClassVar[str] = "post"
+    package: ClassVar[str] = PACKAGE
+
+    postings: str = field(metadata=KEY)
+    id: str
+    now: float
+    keep: int
+    ttl: int
+
+    def parse(self, reply: Any) -> Posted:
+        return Posted(reply == 1)
+
+
+def _rows(flat: list, width: int) -> list[list]:
+    """A flat reply list cut into rows of `width` values."""
+    return [flat[i : i + width] for i in range(0, len(flat), width)]
