@@ -14,8 +14,19 @@ _QUIET = ("apscheduler", "aiohttp", "httpx", "httpcore", "charset_normalizer", "
 _SILENT = ("trafilatura", "htmldate", "courlan", "justext")
 
 
+_for_people = False
+
+
+def for_people() -> bool:
+    """Whether the log is rendered for a person (at a terminal) rather than as JSON: a
+    command that prints what happened then need not log it too."""
+    return _for_people
+
+
 def configure(level: str = "warning", *, json: bool | None = None) -> None:
+    global _for_people
     json = not sys.stderr.isatty() if json is None else json
+    _for_people = not json
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

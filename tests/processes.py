@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,3 +50,22 @@ def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.1)
+
+
+def embedded_redis_running(state_dir: Path, pid: int) -> bool:
+    """Whether the embedded redis-server of `state_dir` (its pid read while it ran) is still
+    alive or answering: its socket is there, or the process is (and is no zombie)."""
+    if (state_dir / "redis.sock").exists():
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"redis-server" in cmdline
+
+
+def stop_embedded_redis(pid: int) -> None:
+    """Clean up after a failed test: the server is a daemon of its own."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -116,6 +116,18 @@ def test_rules_check_and_test_on_the_bundled_rules(tmp_path: Path) -> None:
     assert test.returncode == 0 and " 0 failed" in test.stdout
 
 
+def test_rules_check_refuses_a_misspelt_near_with_file_line_and_column(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text("id: r\nname: R\nquery: 'putin NEAR/x kim'\n")
+    check = monitor("rules", "check", str(rules), cwd=tmp_path)
+    assert check.returncode == 1
+    assert check.stderr.splitlines() == [
+        f"{rules}/r.yaml:3:15: query: 'NEAR/x' is not an operator: write NEAR/n, n a number of "
+        "words (NEAR/5), or NEAR alone (n = 5)"
+    ]
+
+
 def test_embedded_redis_keeps_alerts_between_commands(tmp_path: Path) -> None:
     replay = monitor("replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr

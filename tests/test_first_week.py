@@ -24,7 +24,7 @@ from monitor.config import load
 
 from .conftest import RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
-from .processes import wait_for
+from .processes import embedded_redis_running, stop_embedded_redis, wait_for
 from .test_cli import json_lines, monitor
 from .test_daemon import alerts, config, serve_sample
 
@@ -206,6 +206,49 @@ def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     assert daemon.stop() == 0
 
 
+def test_a_failed_poll_now_is_one_line_saying_why_and_exits_1(
+    feed_server: FeedServer, redis_url: str, tmp_path: Path
+) -> None:
+    serve_sample(feed_server, count=1)
+    page = b"<html><body><p>Not a feed.</p></body></html>"
+    feed_server.routes["/page.html"] = lambda h: Reply(200, page, {"Content-Type": "text/html"})
+    with socket.socket() as taken:  # a port nothing listens on: the connection is refused
+        taken.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{taken.getsockname()[1]}/feed.xml"
+    cfg = tmp_path / "monitor.toml"
+    feeds = {
+        "good": feed_server.url("/feed.xml"),
+        "gone": feed_server.url("/gone.xml"),
+        "page": feed_server.url("/page.html"),
+        "refused": refused,
+    }
+    cfg.write_text("".join(f'[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in feeds.items()))
+    for name, why in (
+        ("gone", "failed, HTTP 404; next poll"),
+        ("page", "failed, not a feed (no RSS, Atom or RDF root element); next poll"),
+        ("refused", "failed, ClientConnectorError: Cannot connect to host"),
+    ):
+        run = monitor(
+            "--config", str(cfg), "feeds", "poll-now", name, cwd=tmp_path, redis_url=redis_url
+        )
+        said = [line for line in run.stderr.splitlines() if not line.startswith("{")]
+        assert run.returncode == 1 and run.stdout == "", (name, run.stdout, run.stderr)
+        assert len(said) == 1 and said[0].startswith(f"polled {name} (") and why in said[0], said
+        # At a terminal, the same: one line, not also the poller's warning.
+        args = ("--config", str(cfg), "feeds", "poll-now", name)
+        code, out = _on_a_terminal(*args, cwd=tmp_path, redis_url=redis_url, stderr_too=True)
+        lines = out.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and why in lines[0], out
+    good = monitor(
+        "--config", str(cfg), "feeds", "poll-now", "good", cwd=tmp_path, redis_url=redis_url
+    )
+    assert good.returncode == 0 and "HTTP 200, 1 entries, 1 new" in good.stdout, good.stderr
+    both = monitor(
+        "--config", str(cfg), "feeds", "poll-now", "good", "gone", cwd=tmp_path, redis_url=redis_url
+    )
+    assert both.returncode == 1 and "HTTP 304, 0 entries, 0 new" in both.stdout
+
+
 def test_status_lists_only_failing_feeds(
     feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -219,12 +262,12 @@ def test_status_lists_only_failing_feeds(
         )
         + "</body></opml>"
     )
-    for args in (
-        ("feeds", "import", str(opml)),
-        ("feeds", "poll-now", "sample", feed_server.url("/f3.xml")),
+    for args, code in (
+        (("feeds", "import", str(opml)), 0),
+        (("feeds", "poll-now", "sample", feed_server.url("/f3.xml")), 1),  # f3.xml: a 404
     ):
         run = monitor("--config", str(cfg), *args, cwd=tmp_path, redis_url=redis_url)
-        assert run.returncode == 0, run.stderr
+        assert run.returncode == code, run.stderr
     status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url).stdout
     assert "feeds: 9 (1 configured, 8 imported), 0 paused, 1 failing" in status
     table = status.split("failing", 1)[1]
@@ -269,7 +312,7 @@ def test_lower_case_operators_between_terms_are_lint_warnings() -> None:
     assert [m for _, m in lint("huawei and ban")] == [
         "'and' is searched as a word: did you mean AND?"
     ]
-    assert [o for o, _ in lint("a or b not c near/3 d")] == [2, 7, 13]
+    assert [o for o, _ in lint("a or b not c near d")] == [2, 7, 13]
     assert lint("huawei AND ban") == []
     assert lint('"rock and roll" OR and') == []  # in a phrase, or at the end: meant as words
     assert lint("(and) OR x") == []
@@ -421,8 +464,11 @@ def test_dead_letters_are_listed_and_requeued_for_their_group(
 # --- 7. output that speaks --------------------------------------------------------------------
 
 
-def _on_a_terminal(*args: str, cwd: Path, redis_url: str) -> tuple[int, str]:
-    """Run `monitor ARGS` with its stdout on a pseudo-terminal."""
+def _on_a_terminal(
+    *args: str, cwd: Path, redis_url: str, stderr_too: bool = False
+) -> tuple[int, str]:
+    """Run `monitor ARGS` with its stdout (and with `stderr_too` its stderr, where the log
+    goes) on a pseudo-terminal."""
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
@@ -431,7 +477,7 @@ def _on_a_terminal(*args: str, cwd: Path, redis_url: str) -> tuple[int, str]:
         cwd=cwd,
         env=env,
         stdout=secondary,
-        stderr=subprocess.DEVNULL,
+        stderr=secondary if stderr_too else subprocess.DEVNULL,
     )
     os.close(secondary)
     output = b""
@@ -552,6 +598,41 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
             summary = json.loads(out.splitlines()[-1])["summary"]
             assert summary["interrupted"] is True and summary["of"] == 3000
             assert 3 <= summary["done"] < 3000 and summary["items"] == summary["done"]
+
+
+def test_sigterm_during_a_replay_stops_it_and_its_embedded_redis(tmp_path: Path) -> None:
+    """SIGTERM ends a replay as Ctrl-C does (between two items, with the summary), exits 143,
+    and stops the embedded redis-server it started (it was killed, and the server ran on)."""
+    feed = _feed(tmp_path / "many.xml", 3000)
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    argv = ["replay", "--rules", str(RULES), str(feed), "--json", "--state-dir", str(state)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", *argv],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    pid = 0
+    try:
+        for _ in range(3):
+            assert json.loads(proc.stdout.readline())["guid"]
+        pid = int((state / "redis.pid").read_text())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err
+        summary = json.loads(out.splitlines()[-1])["summary"]
+        assert summary["interrupted"] is True and 3 <= summary["done"] < 3000
+        assert not embedded_redis_running(state, pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if pid:
+            stop_embedded_redis(pid)
 
 
 # --- 9. redis-cli against the configured server ------------------------------------------------

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.errors import QuerySyntaxError, RuleError
-from monitor.rules import Document, load_rules
+from monitor.rules import Document, ad_hoc_rule, load_rules
 from monitor.rules.match import evaluate, explain, score
 from monitor.rules.query import parse, term
 
@@ -113,6 +113,37 @@ def test_syntax_errors_point_at_the_problem(query: str, message: str, offset: in
     assert info.value.offset == offset
 
 
+@pytest.mark.parametrize(
+    ("query", "message", "offset"),
+    [
+        ("putin NEAR/x kim", "'NEAR/x' is not an operator: write NEAR/n", 6),
+        ("putin NEAR/ kim", "'NEAR/' is not an operator: write NEAR/n", 6),
+        ("putin NEAR/3x kim", "'NEAR/3x' is not an operator", 6),
+        ("putin near/5 kim", "'near/5' is not an operator: did you mean NEAR/5?", 6),
+        ("putin Near/ kim", "'Near/' is not an operator", 6),
+        ("putin NEAR5 kim", "'NEAR5' is not an operator: did you mean NEAR/5?", 6),
+        ("(putin W/5 kim)", "'W/5' is not an operator: did you mean NEAR/5?", 7),
+        ("putin w/10 kim", "'w/10' is not an operator: did you mean NEAR/10?", 6),
+        ("putin pre/3 kim", "did you mean NEAR/3?", 6),
+        ("NEAR/x kim", "'NEAR/x' is not an operator", 0),
+    ],
+)
+def test_a_misspelt_proximity_operator_is_an_error_not_a_phrase(
+    query: str, message: str, offset: int
+) -> None:
+    """`NEAR/x` was the phrase "near x", silently."""
+    with pytest.raises(QuerySyntaxError, match=re.escape(message)) as info:
+        parse(query, lookup)
+    assert info.value.offset == offset
+
+
+def test_words_with_a_slash_stay_words() -> None:
+    assert str(parse("24/7 coverage")) == '"24 7" AND coverage'
+    assert str(parse("near/far OR w/o")) == '"near far" OR "w o"'
+    assert str(parse('putin "NEAR/x" kim')) == 'putin AND "near x" AND kim'  # a phrase as written
+    assert str(parse("putin NEAR/3 kim OR a NEAR b")) == "putin NEAR/3 kim OR a NEAR/5 b"
+
+
 def test_explanation_names_field_term_and_snippet() -> None:
     doc = Document(
         title="Putin in Pyongyang", text="Moscow and Pyongyang signed a new treaty today."
@@ -180,6 +211,34 @@ def test_query_error_names_file_line_and_column(tmp_path: Path) -> None:
     err = info.value
     assert (err.path, err.line, err.column) == (str(tmp_path / "rule.yaml"), 3, 19)
     assert "expected ')'" in str(err)
+
+
+def test_a_misspelt_near_in_a_rule_file_names_line_and_column(tmp_path: Path) -> None:
+    directory = write_rules(tmp_path, "id: r1\nname: R\nquery: '@dprk NEAR/x treaty'\n")
+    with pytest.raises(RuleError) as info:
+        load_rules(directory)
+    err = info.value
+    assert (err.path, err.line, err.column) == (str(tmp_path / "rule.yaml"), 3, 15)
+    assert "'NEAR/x' is not an operator" in str(err)
+
+
+def test_a_typed_query_gets_the_hints_of_a_rule_file() -> None:
+    """The desk's search and tester: `putin and kim` is three words, as in a rule file
+    (a hint, not an error: "and" may be meant); a misspelt NEAR is an error."""
+    rule = ad_hoc_rule("putin and kim", ALIASES)
+    assert [str(w) for w in rule.warnings] == [
+        "query:1:7: query: 'and' is searched as a word: did you mean AND?"
+    ]
+    assert rule.match(Document(text="Putin and Kim met.")) is not None  # it still runs
+    hints = ad_hoc_rule("@russia or xi not kim near treaty", ALIASES).warnings
+    assert [(w.column, w.message.rsplit(" ", 1)[1]) for w in hints] == [
+        (9, "OR?"),
+        (15, "NOT?"),
+        (23, "NEAR?"),
+    ]
+    assert ad_hoc_rule("putin AND kim", ALIASES).warnings == ()
+    with pytest.raises(RuleError, match=re.escape("query:1:7: query: 'NEAR/x' is not")):
+        ad_hoc_rule("putin NEAR/x kim", ALIASES)
 
 
 def test_unknown_alias_is_an_error(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +29,7 @@ from monitor.rules import load_rules
 
 from .conftest import ROOT, RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer
-from .processes import wait_for
+from .processes import embedded_redis_running, stop_embedded_redis, wait_for
 
 TOKEN = "s3cret-desk-token"
 
@@ -238,6 +240,42 @@ def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_desk_and_its_embedded_redis(tmp_path: Path, sig: int) -> None:
+    """systemd, Docker and `kill` send SIGTERM: like Ctrl-C, the desk exits 0 and stops the
+    embedded redis-server it started (it was killed, and the server ran on)."""
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    log = tmp_path / "web.log"
+    argv = ["web", "--listen", "127.0.0.1:0", "--rules", str(RULES), "--state-dir", str(state)]
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", *argv],
+            env=env,
+            stderr=stderr,
+            stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
+    pid = 0
+    try:
+        wait_for(lambda: "web_listening" in log.read_text())
+        pid = int((state / "redis.pid").read_text())
+        address = json.loads(
+            next(line for line in log.read_text().splitlines() if "web_listening" in line)
+        )["address"]
+        with httpx.stream("GET", f"http://{address}/alerts/stream", timeout=20) as live:
+            assert next(live.iter_lines()) == ": connected"  # an open live view
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 0, log.read_text()
+        assert not embedded_redis_running(state, pid)
+        assert "Traceback" not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if pid:
+            stop_embedded_redis(pid)
 
 
 def test_live_alerts_arrive_as_server_sent_events(

@@ -7,6 +7,7 @@ May import: everything below it (daemon, desk, pipeline, stages, store, vocabula
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.passed = passed
+    # SIGTERM (`kill`, systemd, Docker) unwinds like Ctrl-C instead of killing the process:
+    # the `with` blocks are left, so an embedded Redis this command started is stopped.
+    # The commands that run until stopped (run, web, consume, forward, replay) set their own.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         settings = load(
             args.config,
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `monitor ... | head`
         sys.stderr.close()
         return 0
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monitor import log
 from monitor.cli.output import Command, iso_time, print_feeds
 from monitor.config import Settings
 from monitor.errors import MonitorError
@@ -106,6 +107,7 @@ def cmd_feeds_manage(args: argparse.Namespace, settings: Settings) -> int:
         registry = FeedRegistry(client, runtime.Keys(settings.prefix))
         feeds = merged(settings.feeds, registry)
         chosen = [find(feeds, ref) for ref in args.feeds]  # all named, or nothing done
+        failed = 0
         for feed in chosen:
             label = f"{feed.name or feed.url} ({feed.url})" if feed.name else feed.url
             if args.action == "remove":
@@ -122,27 +124,35 @@ def cmd_feeds_manage(args: argparse.Namespace, settings: Settings) -> int:
             elif args.action == "resume":
                 done = registry.resume(feed)
                 print(f"resumed {label}" if done else f"{label} was not paused")
-            else:
-                poll_now_and_say(settings, client, feed, feeds, label)
+            elif not poll_now_and_say(settings, client, feed, feeds, label):
+                failed += 1
     if args.action in ("remove", "pause", "resume"):
         print(
             "running daemons follow within daemon.rules_check "
             f"({settings.daemon.rules_check:g} s) or at once on SIGHUP"
         )
-    return 0
+    return 1 if failed else 0
 
 
-def poll_now_and_say(settings: Settings, client, feed, feeds: list, label: str) -> None:
-    """Poll the feed from this process (see `registry.poll_now`) and say what came of it."""
+def poll_now_and_say(settings: Settings, client, feed, feeds: list, label: str) -> bool:
+    """Poll the feed from this process (see `registry.poll_now`) and say what came of it,
+    a failure on stderr; whether the poll succeeded. At a terminal the failure is said
+    once: by that line, not also by the poller's warning."""
     from monitor.ingest.registry import poll_now
 
     keys = runtime.Keys(settings.prefix)
-    report = poll_now(settings, client, feed, feeds)
+    report = poll_now(settings, client, feed, feeds, warn=not log.for_people())
+    when = f"next poll {(iso_time(report.next_poll) or '-')[:19].replace('T', ' ')} UTC"
+    if report.error:
+        # "HTTP 404" says it all; "not a feed" after a 200 says more with its status
+        status = f"HTTP {report.status}, " if report.status and report.status != 200 else ""
+        why = report.error if report.error.startswith("HTTP ") else status + report.error
+        print(f"polled {label}: failed, {why}; {when}", file=sys.stderr)
+        return False
     daemons = any(True for _ in client.scan_iter(keys.daemon("*")))
-    outcome = f"error: {report.error}" if report.error else f"{len(report.new)} new"
     waiting = "a running daemon processes them" if daemons else "they wait for `monitor run`"
     print(
-        f"polled {label}: HTTP {report.status or '-'}, {report.entries} entries, {outcome}"
-        + (f" ({waiting})" if report.new else "")
-        + f"; next poll {(iso_time(report.next_poll) or '-')[:19].replace('T', ' ')} UTC"
+        f"polled {label}: HTTP {report.status or '-'}, {report.entries} entries, "
+        f"{len(report.new)} new" + (f" ({waiting})" if report.new else "") + f"; {when}"
     )
+    return True

@@ -62,17 +62,20 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         rows = []
         progress = Progress(len(items), "replay", enabled=False if args.json else None)
         done = 0
-        # Ctrl-C stops between two items (the one in hand is finished: what was done is done
-        # and durable); a second one at once. A flag, not KeyboardInterrupt alone: raised
-        # inside a library's C callback, that exception can be swallowed and the replay ran on.
+        # Ctrl-C or SIGTERM stops between two items (the one in hand is finished: what was
+        # done is done and durable); a second one at once. A flag, not KeyboardInterrupt
+        # alone: raised inside a library's C callback, that exception can be swallowed and
+        # the replay ran on.
         stop = threading.Event()
+        stopped_by: list[int] = []
 
         def interrupt(signum: int, frame: object) -> None:
             if stop.is_set():
                 raise KeyboardInterrupt
+            stopped_by.append(signum)
             stop.set()
 
-        previous = signal.signal(signal.SIGINT, interrupt)
+        previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for item, result, error in replay(items, pipeline.process, summary):
                 done += 1
@@ -87,7 +90,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         interrupted = stop.is_set() and done < len(items)
         progress.close()
     if args.json:
@@ -100,5 +104,5 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.redis_url:
             print(f"state: {settings.state_dir.resolve()} (embedded Redis)")
     if interrupted:
-        return 130
+        return 128 + stopped_by[0]  # 130 after Ctrl-C, 143 after SIGTERM
     return 1 if summary.errors else 0

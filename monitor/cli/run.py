@@ -57,9 +57,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    """Serve the desk until SIGTERM or SIGINT, then exit 0, the embedded Redis stopped (if
+    nobody else uses it). uvicorn serves from a thread: on the main thread it re-raises
+    SIGTERM once stopped, and the process died before leaving its `with` blocks."""
+    from monitor.web import Served, bind, create_app
 
-    from monitor.web import bind, create_app
+    stopping = threading.Event()
+    served: Served | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        if stopping.is_set() and served is not None:
+            served.server.force_exit = True  # a second signal: open requests are cut
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
 
     listen = args.listen or settings.web.listen
     host, _, port = listen.rpartition(":")
@@ -68,19 +80,17 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(settings.rules_dir)
     with runtime.redis_client(settings) as client:
         app = create_app(settings, client, rules)
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
         try:
             sock = bind(host.strip("[]"), int(port))
         except OSError as exc:
             raise MonitorError(
                 f"cannot listen on {listen} ({exc.strerror}): set web.listen or --listen"
             ) from None
-        sockets = [sock]
-        where = sockets[0].getsockname()
+        where = sock.getsockname()
+        served = Served(app, sock)
         structlog.get_logger(__name__).info(
             "web_listening", address=f"{where[0]}:{where[1]}", writable=bool(settings.web.token)
         )
         print(f"the desk: http://{where[0]}:{where[1]}/", file=sys.stderr, flush=True)
-        server.run(sockets=sockets)
+        served.wait(stopping)
     return 0

@@ -122,7 +122,10 @@ class Poller:
         max_entries: int = 1_000,
         rng: random.Random | None = None,
         redis_io: BatchedRedis | None = None,
+        warn_failures: bool = True,
     ) -> None:
+        """`warn_failures=False`: a failed poll's `feed_polled` is logged at info, like a
+        good one, for a caller that tells the failure itself (`monitor feeds poll-now`)."""
         self.client = client
         self.keys = keys
         self.fetcher = fetcher
@@ -132,6 +135,7 @@ class Poller:
         self.max_entries = max_entries
         self.rng = rng or random.Random()
         self.redis_io = redis_io or BatchedRedis(client)
+        self.warn_failures = warn_failures
 
     def state(self, feed: FeedConfig) -> FeedState:
         return FeedState.from_hash(self.client.hgetall(self.keys.feed(feed_id(feed))))
@@ -202,7 +206,7 @@ class Poller:
         state.total_items += len(new)
         written = state.to_hash()
         await self.redis_io(lambda pipe: pipe.hset(self.keys.feed(fid), mapping=written))
-        log_event = log.info if ok else log.warning
+        log_event = log.warning if self.warn_failures and not ok else log.info
         log_event(
             "feed_polled",
             feed=fid,

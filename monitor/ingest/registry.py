@@ -163,11 +163,17 @@ def feed_rows(settings: Settings, client: redis.Redis) -> list[dict[str, Any]]:
 
 
 def poll_now(
-    settings: Settings, client: redis.Redis, feed: FeedConfig, feeds: list[FeedConfig]
+    settings: Settings,
+    client: redis.Redis,
+    feed: FeedConfig,
+    feeds: list[FeedConfig],
+    *,
+    warn: bool = True,
 ) -> PollReport:
     """Poll the feed from this process; new entries go to the items stream, where a
     running daemon (or the next one started) processes them. An old lease left by the
-    previous poll is taken over: it guards nothing any more."""
+    previous poll is taken over: it guards nothing any more. `warn=False`: a failure is
+    not logged as a warning (the caller tells it; the report has it)."""
     from monitor.ingest.fetch import HttpFetcher
     from monitor.ingest.items import ItemsQueue
 
@@ -183,6 +189,7 @@ def poll_now(
             settings.schedule,
             seen_per_feed=settings.daemon.seen_per_feed,
             max_entries=settings.daemon.max_entries,
+            warn_failures=warn,
         )
         fid = _feed_id(feed)
         state = poller.state(feed)

@@ -222,10 +222,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
     query_node = fields["query"][1]
     assert isinstance(query_node, yaml.ScalarNode)
     node_tree = _parse_query(path, query_node, query, aliases)
-    warnings = tuple(
-        RuleError(str(path), f"query: {message}", *_position(query_node, query, offset))
-        for offset, message in lint(query)
-    )
+    warnings = _lint(path, query_node, query)
     languages = _strings(path, fields["languages"][1], "languages") if "languages" in fields else ()
     match, no_match = _examples(path, fields.get("examples"))
     include, exclude = _sources(path, fields.get("sources"))
@@ -283,13 +280,24 @@ def _parse_query(
     return tree
 
 
+def _lint(path: Path, node: yaml.ScalarNode, query: str) -> tuple[RuleError, ...]:
+    """The query's lint warnings (`query.lint`), placed in the file."""
+    return tuple(
+        RuleError(str(path), f"query: {message}", *_position(node, query, offset))
+        for offset, message in lint(query)
+    )
+
+
 def ad_hoc_rule(query: str, aliases: dict[str, tuple[Term, ...]], rule_id: str = "query") -> Rule:
     """A rule made of a query typed by hand (the desk's tester and search): the rule
-    language with the rules' aliases. A bad query is a RuleError naming the column."""
+    language with the rules' aliases. A bad query is a RuleError naming the column; the
+    rule's `warnings` are the hints a rule file's query gets (`huawei and ban`: "did you
+    mean AND?")."""
     mark = yaml.Mark("query", 0, 0, 0, query, 0)
     node = yaml.ScalarNode("tag:yaml.org,2002:str", query, start_mark=mark, end_mark=mark)
-    tree = _parse_query(Path("query"), node, query, aliases)
-    return Rule(id=rule_id, name=query, query=query, node=tree)
+    path = Path("query")
+    tree = _parse_query(path, node, query, aliases)
+    return Rule(id=rule_id, name=query, query=query, node=tree, warnings=_lint(path, node, query))
 
 
 def _positive(node: Node) -> bool:

@@ -9,7 +9,9 @@
     term    := word | word* | "a phrase" | @alias
 
 Precedence, tightest first: NEAR, NOT, AND, OR. Operators are upper-case; lower-case
-"and"/"or"/"not" are ordinary words. Fields: title, text, source, lang.
+"and"/"or"/"not"/"near" are ordinary words (`lint` asks whether they were meant). A proximity
+operator spelt wrong (`NEAR/x`, `NEAR/`, `near/5`, `NEAR5`, `W/5`) is an error, never the
+phrase it would otherwise be. Fields: title, text, source, lang.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ _TOKEN = re.compile(
       (?P<lparen>\()|(?P<rparen>\))
     | (?P<phrase>"(?P<body>[^"]*)"(?P<pstar>\*)?)
     | (?P<near>NEAR(?:/(?P<n>\d+))?)(?=[\s()"]|$)
+    | (?P<badnear>(?:NEAR/[^\s()"]*|(?i:near)/\d*|(?i:near)\d+|(?i:w|n|pre)/\d+)(?=[\s()"]|$))
     | (?P<op>AND|OR|NOT)(?=[\s()"]|$)
     | (?P<field>[A-Za-z]+):
     | (?P<alias>@[\w-]+)
@@ -146,7 +149,7 @@ def _lex(query: str) -> Iterator[_Tok]:
         pos = m.end()
 
 
-_KINDS = ("lparen", "rparen", "phrase", "near", "op", "field", "alias", "word")
+_KINDS = ("lparen", "rparen", "phrase", "near", "badnear", "op", "field", "alias", "word")
 
 
 AliasLookup = Callable[[str, int], tuple["Term", ...]]
@@ -259,8 +262,21 @@ class _Parser:
             return term(tok.value + tok.extra, tok.offset, label=f'"{tok.value}"{tok.extra}')
         if tok.kind == "word":
             return term(tok.value, tok.offset)
+        if tok.kind == "badnear":
+            raise self.error(_near_hint(tok.value), tok)
         what = {"rparen": "')'", "near": "NEAR", "op": tok.value}[tok.kind]
         raise self.error(f"expected a term but found {what}", tok)
+
+
+def _near_hint(written: str) -> str:
+    """What a misspelt proximity operator should have been."""
+    n = re.search(r"\d+$", written)
+    if n and int(n[0]) >= 1:
+        return f"{written!r} is not an operator: did you mean NEAR/{int(n[0])}?"
+    return (
+        f"{written!r} is not an operator: write NEAR/n, n a number of words "
+        f"(NEAR/{DEFAULT_NEAR}), or NEAR alone (n = {DEFAULT_NEAR})"
+    )
 
 
 def term(text: str, offset: int = 0, label: str = "") -> Term:
@@ -281,7 +297,7 @@ def parse(query: str, aliases: AliasLookup | None = None) -> Node:
     return _Parser(query, aliases).parse()
 
 
-_LOWER_OPERATOR = re.compile(r"(?i)^(and|or|not|near(?:/\d+)?)$")
+_LOWER_OPERATOR = re.compile(r"(?i)^(and|or|not|near)$")  # `near/5` is an error: no word
 
 
 def lint(query: str) -> list[tuple[int, str]]:

@@ -3,6 +3,8 @@ desk, and the tests), and putting the daemon's endpoints in front of the desk.""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -28,12 +30,28 @@ def with_desk(
     return Starlette(routes=[*routes, Mount("/", desk)])
 
 
+class _Cancelled(logging.Filter):
+    """Drops uvicorn's traceback of a request cancelled by the shutdown (a live view)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+_CANCELLED = _Cancelled()
+
+
 class Served:
-    """An ASGI app served by uvicorn in a thread, on a socket bound by the caller."""
+    """An ASGI app served by uvicorn in a thread, on a socket bound by the caller.
+
+    Off the main thread uvicorn leaves signals alone: the caller handles them and decides
+    when to stop. Open live views (server-sent events) are cut after 5 s of shutdown."""
 
     def __init__(self, app: Starlette, sock: socket.socket) -> None:
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        )
         self.server = uvicorn.Server(config)
+        logging.getLogger("uvicorn.error").addFilter(_CANCELLED)  # once: a set of filters
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
         )
@@ -42,6 +60,12 @@ class Served:
     def shutdown(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+    def wait(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set (or the server ends), then shut down."""
+        while self.thread.is_alive() and not stop.wait(0.5):
+            pass
+        self.shutdown()
 
 
 def bind(host: str, port: int) -> socket.socket:
