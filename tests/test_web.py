@@ -144,6 +144,8 @@ def test_rules_tester_and_search_explain_what_matches(
     assert "would raise 1 new alert" in typed and "<mark>" in typed
     found = web.get("/search", params={"q": "title:(Putin AND Kim)", "days": "9999"}).text
     assert "2 matches" in found
+    lower = web.get("/search", params={"q": "putin and kim", "days": "9999"}).text
+    assert "did you mean AND?" in lower  # the same hint as `rules check` gives a rule file
     bad = web.get("/search", params={"q": "Putin AND (Kim", "days": "1"}).text
     assert "expected &#39;)&#39;" in bad or "expected ')'" in bad
 

@@ -212,6 +212,7 @@ class Pages:
             "rules.html",
             tested=page.tried.found,
             error=page.tried.error,
+            hints=page.tried.hints,
             text=page.text,
             days=days,
             chosen=page.chosen,
@@ -224,7 +225,13 @@ class Pages:
         text = q.get("q", "")
         tried = self.service.search(text, days)
         return self.render(
-            request, "search.html", found=tried.found, error=tried.error, text=text, days=days
+            request,
+            "search.html",
+            found=tried.found,
+            error=tried.error,
+            hints=tried.hints,
+            text=text,
+            days=days,
         )
 
     # --- session --------------------------------------------------------------------

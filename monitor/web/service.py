@@ -55,6 +55,7 @@ class Tried:
 
     found: backfill.Scan | None = None
     error: str = ""
+    hints: tuple[str, ...] = ()  # likely mistakes that parse ("did you mean AND?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,4 +207,10 @@ class DeskService:
             since=time.time() - days * 86400,
             published=self.queue.is_published if chosen else None,
         )
-        return Tried(found)
+        return Tried(found, hints=tuple(_hint(w) for w in rule.warnings))
+
+
+def _hint(warning: object) -> str:
+    """A typed query's lint warning without the file position it would have in a rule file
+    ("query:1:7: query: 'and' is searched as a word: did you mean AND?" -> from 'and' on)."""
+    return str(warning).split(": query: ", 1)[-1]
