@@ -149,9 +149,9 @@ def _read_text(path: Path) -> str:
 
 
 def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.units import parse_duration
     from monitor.ingest.fetch import LocalFetcher
     from monitor.pipeline import backfill
+    from monitor.units import parse_duration
 
     rules = load_rules(settings.rules_dir)
     rule = rules.get(args.rule)

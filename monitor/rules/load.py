@@ -15,11 +15,11 @@ from typing import Any
 import structlog
 import yaml
 
-from monitor.units import parse_duration
 from monitor.errors import QuerySyntaxError, RuleError
 from monitor.rules.model import SEVERITIES, Rule, RuleSet
 from monitor.rules.query import And, Field, Node, Not, Or, Term, lint, parse, term
 from monitor.text import words
+from monitor.units import parse_duration
 
 log = structlog.get_logger(__name__)
 
