@@ -52,6 +52,8 @@ def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str
     summary = last["summary"]
     assert summary["items"] == 5 and summary["stories"] == 1
     assert summary["alerts_published"] == len(published)
+    documented = replay_json_fields()
+    assert {k for i in items for k in i} | summary.keys() <= documented
 
     second = monitor(*args, cwd=tmp_path, redis_url=redis_url)
     assert second.returncode == 0, second.stderr
@@ -68,6 +70,19 @@ def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str
     assert alerts[0]["kind"] == "new" and alerts[0]["rule"]["id"] == "dprk-russia-treaty"
     for alert in alerts:
         jsonschema.validate(alert, SCHEMA)
+
+
+def replay_json_fields() -> set[str]:
+    """The fields the README's section on `replay --json` documents (its tables' first
+    column)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What `replay --json` prints") :]
+    section = section[: section.index("\n## ")]
+    return {
+        name
+        for row in re.findall(r"^\| (`[^|]+`) \|", section, flags=re.M)
+        for name in re.findall(r"`(\w+)`", row)
+    }
 
 
 def test_human_output_and_consumer_groups(tmp_path: Path, redis_url: str) -> None:

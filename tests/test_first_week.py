@@ -4,14 +4,18 @@ feeds that can be managed, rules, dead letters, output that speaks, redis-cli.""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -22,7 +26,7 @@ from structlog.testing import capture_logs
 from monitor.cli import _parser
 from monitor.config import load
 
-from .conftest import RULES, SAMPLE_FEEDS
+from .conftest import FIXTURES, RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
 from .processes import wait_for
 from .test_cli import json_lines, monitor
@@ -421,9 +425,11 @@ def test_dead_letters_are_listed_and_requeued_for_their_group(
 # --- 7. output that speaks --------------------------------------------------------------------
 
 
-def _on_a_terminal(*args: str, cwd: Path, redis_url: str) -> tuple[int, str]:
-    """Run `monitor ARGS` with its stdout on a pseudo-terminal."""
+def _on_a_terminal(*args: str, cwd: Path, redis_url: str, columns: int = 0) -> tuple[int, str]:
+    """Run `monitor ARGS` with its stdout on a pseudo-terminal (`columns` wide, if given)."""
     primary, secondary = pty.openpty()
+    if columns:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
     proc = subprocess.Popen(
@@ -552,6 +558,74 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
             summary = json.loads(out.splitlines()[-1])["summary"]
             assert summary["interrupted"] is True and summary["of"] == 3000
             assert 3 <= summary["done"] < 3000 and summary["items"] == summary["done"]
+
+
+def _archive(root: Path) -> Path:
+    """Feed files as a user keeps them: the seed feed and its pages, a subdirectory with
+    another feed and its pages, a feed without a title whose 40 pages are on the web (not
+    read by a replay), and two files that are no feeds."""
+    shutil.copytree(SAMPLE_FEEDS, root, ignore=shutil.ignore_patterns("*.json", "*.py", "*.md"))
+    shutil.copytree(FIXTURES / "feeds" / "pages", root / "2024" / "pages")
+    shutil.copy(FIXTURES / "feeds" / "extra.xml", root / "2024")
+    shutil.copy(FIXTURES / "feeds" / "not_a_feed.xml", root / "2024")
+    shutil.copy(FIXTURES / "feeds" / "jsonfeed-truncated.json", root)
+    untitled = _feed(root / "2024" / "web.xml", 40)
+    untitled.write_text(untitled.read_text().replace("<title>t</title>", ""))
+    return root
+
+
+def test_a_replay_skips_unreadable_files_and_counts_unread_pages(
+    redis_url: str, tmp_path: Path
+) -> None:
+    feeds = _archive(tmp_path / "archive")
+    args = ("replay", "--rules", str(RULES), str(feeds))
+    run = monitor(*args, cwd=tmp_path, redis_url=redis_url)
+    assert run.returncode == 2, run.stderr
+    errors = run.stderr.strip().splitlines()  # one line per bad file, nothing else
+    assert len(errors) == 2, run.stderr
+    assert "jsonfeed-truncated.json: not a readable JSON feed" in errors[0]
+    assert "not_a_feed.xml: not a readable feed" in errors[1]
+    assert "article_unavailable" not in run.stderr
+    # the others replayed, the subdirectory's included
+    assert "47 items, " in run.stdout  # 5 + 2 + 40
+    assert "Ghent council approves tram line" in run.stdout
+    assert (
+        "40 of 47 items matched on the feed's text, their page unread: "
+        '40 "replay reads local files only (no network)"' in run.stdout
+    )
+    assert "2 of 5 files could not be read and were skipped (each named on stderr)" in run.stdout
+    # a feed without a title is named after its file, not its file:// URL
+    assert "file://" not in run.stdout and re.search(r"\n\d+ +web\.xml +", run.stdout)
+
+    again = monitor(*args, "--json", cwd=tmp_path, redis_url=redis_url)
+    assert again.returncode == 2
+    summary = json_lines(again.stdout)[-1]["summary"]
+    assert summary["items"] == 47 and summary["files"] == 3
+    assert summary["text_from_summary"] == 40
+    assert summary["pages_unread"] == {"replay reads local files only (no network)": 40}
+    assert [f["file"].rsplit("/", 1)[-1] for f in summary["unreadable_files"]] == [
+        "jsonfeed-truncated.json",
+        "not_a_feed.xml",
+    ]
+    detail = monitor(*args, "--log-level", "info", cwd=tmp_path, redis_url=redis_url)
+    assert detail.stderr.count("article_unavailable") == 40  # asked for: each one
+
+
+def test_a_replay_table_fits_the_terminal(redis_url: str, tmp_path: Path) -> None:
+    feeds = _archive(tmp_path / "archive")
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    for n in range(4):  # many rules matching one item: a wide rules column
+        (rules / f"a-rule-with-a-long-name-{n}.yaml").write_text(
+            f"id: a-rule-with-a-long-name-{n}\nname: R{n}\nquery: pyongyang\n"
+        )
+    rc, out = _on_a_terminal(
+        "replay", "--rules", str(rules), str(feeds), cwd=tmp_path, redis_url=redis_url, columns=90
+    )
+    assert rc == 2
+    table = out.split("\r\n\r\n", 1)[0].splitlines()
+    assert len(table) == 48 and max(len(line) for line in table) <= 90, table
+    assert "  a-rule-with-…  " in table[1] and "  Russia and DPRK…" in table[1]
 
 
 # --- 9. redis-cli against the configured server ------------------------------------------------

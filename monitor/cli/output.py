@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -76,7 +77,14 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
     }
 
 
-def print_table(rows, summary: Summary) -> None:
+# The replay table's columns that give way, in turn, to fit a terminal: index -> least width.
+_SHRINK = {6: 16, 4: 12, 1: 12}
+_CAPS = {1: 24, 4: 32, 6: 48}  # source, rules and title are cut there in any case
+
+
+def print_table(rows, summary: Summary, *, width: int | None = None) -> None:
+    """The replay's rows and summary. `width`: the terminal's, which no row goes beyond
+    (source, rules and title cut); None when not a terminal."""
     header = ("#", "source", "dedup", "story", "rules", "alerts", "title")
     lines = [header]
     for n, (item, result, error) in enumerate(rows, 1):
@@ -98,23 +106,49 @@ def print_table(rows, summary: Summary) -> None:
                     if result.matches and result.alert_suppressed
                     else ""
                 ),
-                clip(item.title or result.article.title, 48),
+                item.title or result.article.title,
             )
         )
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
+    widths = [
+        min(max(len(row[i]) for row in lines), _CAPS.get(i, 10**6)) for i in range(len(header))
+    ]
+    if width:
+        for i, least in _SHRINK.items():
+            over = sum(widths) + 2 * (len(widths) - 1) - width
+            if over <= 0:
+                break
+            widths[i] = max(least, widths[i] - over)
     for row in lines:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        cells = [clip(c, w) for c, w in zip(row, widths, strict=True)]
+        print(
+            "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False))
+            + "  "
+            + cells[-1]
+        )
     s = summary.as_dict()
     print()
     print(
         f"{counted(s['items'], 'item')}, {counted(s['stories'], 'story', 'stories')} "
         f"({s['new_stories']} new), "
-        f"{s['near_duplicates']} near-duplicates, "
+        f"{counted(s['near_duplicates'], 'near-duplicate')}, "
         f"{s['same_items'] + s['seen_before']} already seen, "
         f"{counted(s['alerts_published'], 'alert')} published, {counted(s['errors'], 'error')}"
     )
+    if s["text_from_summary"]:
+        reasons = list(s["pages_unread"].items())
+        shown = ", ".join(f'{count} "{reason}"' for reason, count in reasons[:3])
+        print(
+            f"{s['text_from_summary']} of {counted(s['items'], 'item')} matched on the feed's "
+            f"text, their page unread: {shown}" + (", …" if len(reasons) > 3 else "")
+        )
     for reason, count in s["alerts_suppressed"].items():
         print(f"no alert for {counted(count, 'matching report')}: {reason}")
+    if s["unreadable_files"]:
+        total = s["files"] + len(s["unreadable_files"])
+        print(
+            f"{len(s['unreadable_files'])} of {counted(total, 'file')} could not be read and "
+            "were skipped (each named on stderr)"
+        )
     if s["rules_matched"]:
         width = max(len(r) for r in s["rules_matched"])
         print(f"\n  {'rule'.ljust(width)}  matched  alerts")
@@ -122,6 +156,14 @@ def print_table(rows, summary: Summary) -> None:
             alerts = s["alerts_per_rule"].get(rule_id, 0)
             print(f"  {rule_id.ljust(width)}  {count:>7}  {alerts:>6}")
     print("\nRead the alerts with: monitor consume --from-start")
+
+
+def terminal_width() -> int | None:
+    """The terminal's width in columns when stdout is one, else None (a pipe, a file)."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
+    except (OSError, ValueError):
+        return None
 
 
 def counted(count: int, one: str, many: str = "") -> str:
