@@ -92,6 +92,11 @@ def test_human_output_and_consumer_groups(tmp_path: Path, redis_url: str) -> Non
     assert run.returncode == 0, run.stderr
     assert "5 items, 1 story (1 new)" in run.stdout
     assert re.search(r"dprk-russia-treaty +3 +1", run.stdout)  # matched, alerts
+    status = monitor("status", cwd=tmp_path, redis_url=redis_url).stdout
+    # five items say nothing of the memory one item takes (Redis's own outweighs theirs)
+    assert "5 items indexed; Redis memory" in status
+    assert "(too few items to estimate the memory per item)" in status
+    assert "KB per item" not in status
 
     group = ("consume", "--group", "bots", "--consumer", "b1", "--json")
     got = json_lines(monitor(*group, cwd=tmp_path, redis_url=redis_url).stdout)

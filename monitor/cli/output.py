@@ -179,12 +179,16 @@ def print_alert(alert: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(alert, ensure_ascii=False), flush=True)
         return
     rule, item, story = alert["rule"], alert["item"], alert["story"]
+    kind = f"{alert['kind']} (backfill)" if alert.get("backfill") else alert["kind"]
     print(
-        f"[{rule['severity']}] {rule['name']} — {alert['kind']} · story {story['id'][:8]} "
-        f"({story['size']} item{'s' if story['size'] != 1 else ''}) · {alert['created_at']}"
+        f"[{rule['severity']}] {rule['name']} — {kind} · story {story['id'][:8]} "
+        f"({counted(story['size'], 'item')}) · {alert['created_at']}"
     )
     print(f"  {item['source']}: {item['title']}")
     print(f"  {dated(item.get('published'), alert['created_at'])} · {item['url']}")
+    if alert.get("backfill"):
+        # raised now for an older report: its time is the backfill's, not the news's
+        print("  (a backfill: raised by `monitor rules backfill` over retained items, not live)")
     if item.get("text_from") == "summary":
         print("  (matched on the feed's summary: the page could not be fetched)")
     # one line per query term (an alias counts once), its first hit
