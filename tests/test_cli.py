@@ -174,3 +174,24 @@ def test_rules_explain_says_why(tmp_path: Path) -> None:
     )
     assert miss.returncode == 1
     assert "NO MATCH" in miss.stdout and "✗ treaty OR pact" in miss.stdout
+
+
+def test_counts_the_cli_prints_take_the_right_number(capsys: pytest.CaptureFixture) -> None:
+    from monitor.cli.output import counted, plural, print_dead, print_table
+    from monitor.pipeline.replay import Summary
+
+    assert [counted(n, "report") for n in (0, 1, 2)] == ["0 reports", "1 report", "2 reports"]
+    assert (
+        counted(1, "story", "stories") == "1 story" and plural(3, "story", "stories") == "stories"
+    )
+    letter = {"entry": "1-0", "group": "g", "deliveries": 1, "reason": "refused", "alert": {}}
+    print_dead(letter, as_json=False)
+    summary = Summary(items=1, errors=1)
+    summary.outcomes["near_duplicate"] = 1
+    print_table([], summary)
+    out = capsys.readouterr().out
+    assert "g, consumer -, 1 delivery: refused" in out
+    assert (
+        "1 item, 0 stories (0 new), 1 near-duplicate, 0 already seen, 0 alerts published, " in out
+    )
+    assert "1 error" in out and "1 errors" not in out

@@ -167,7 +167,13 @@ def terminal_width() -> int | None:
 
 
 def counted(count: int, one: str, many: str = "") -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
+    """A count with its noun in the right number: "1 report", "2 reports", "0 stories"."""
+    return f"{count} {plural(count, one, many)}"
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """The noun for `count` of it: `one` for 1, else `many` (default: `one` + "s")."""
+    return one if count == 1 else many or one + "s"
 
 
 def clip(text: str, width: int) -> str:
@@ -227,9 +233,13 @@ def print_dead(letter: dict[str, Any], as_json: bool) -> None:
         return
     alert = letter["alert"] if isinstance(letter["alert"], dict) else {}
     where = f"group {letter.get('group')}, consumer {letter.get('consumer', '-')}"
-    print(
-        f"{letter['entry']}  {where}, {letter.get('deliveries')} deliveries: {letter.get('reason')}"
+    deliveries = letter.get("deliveries")
+    tried = (
+        counted(deliveries, "delivery", "deliveries")
+        if isinstance(deliveries, int)
+        else "? deliveries"
     )
+    print(f"{letter['entry']}  {where}, {tried}: {letter.get('reason')}")
     if alert:
         print(
             f"  {alert.get('id')} {alert.get('kind')} {alert.get('rule', {}).get('id')}: "
