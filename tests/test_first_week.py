@@ -223,6 +223,8 @@ def test_status_lists_only_failing_feeds(
         )
         + "</body></opml>"
     )
+    broken = (FIXTURES / "feeds" / "not_a_feed.xml").read_bytes()  # a long error
+    feed_server.static("/f3.xml", broken, **{"Content-Type": "application/rss+xml"})
     for args in (
         ("feeds", "import", str(opml)),
         ("feeds", "poll-now", "sample", feed_server.url("/f3.xml")),
@@ -234,7 +236,16 @@ def test_status_lists_only_failing_feeds(
     table = status.split("failing", 1)[1]
     assert "/f3.xml" in table and "/feed.xml" not in table and "/f4.xml" not in table
     listed = monitor("--config", str(cfg), "feeds", "list", cwd=tmp_path, redis_url=redis_url)
-    assert len(listed.stdout.splitlines()) == 1 + 9
+    assert len(listed.stdout.splitlines()) == 1 + 9 + 1  # and the failing feed's error
+    rows = json_lines(
+        monitor(
+            "--config", str(cfg), "feeds", "list", "--json", cwd=tmp_path, redis_url=redis_url
+        ).stdout
+    )
+    (error,) = [r["last_error"] for r in rows if r["last_error"]]
+    assert len(error) > 40 and "not a readable feed" in error
+    assert f"\n  last error: {error}\n" in listed.stdout  # whole, not cut at 30 characters
+    assert f"\n  last error: {error}\n" in status
 
 
 # --- 5. rules ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,11 @@ def iso_time(ts: float) -> str | None:
 
 
 def print_feeds(rows: list[dict[str, Any]]) -> None:
+    """One row per feed; a failing feed's last error whole, on the line below it (wrapped
+    to the terminal's width, on one)."""
     header = ("feed", "last poll (UTC)", "status", "new", "errors", "next poll (UTC)", "url")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
+    errors: list[str] = [""]
     for r in rows:
         lines.append(
             (
@@ -34,14 +38,19 @@ def print_feeds(rows: list[dict[str, Any]]) -> None:
                 (r["last_poll"] or "never")[:19].replace("T", " "),
                 "paused" if r["paused"] else str(r["status"] or "-"),
                 str(r["new"]),
-                str(r["errors"]) + (f" ({clip(r['last_error'], 30)})" if r["last_error"] else ""),
+                str(r["errors"]),
                 (r["next_poll"] or "-")[:19].replace("T", " "),
                 r["url"],
             )
         )
+        errors.append(r["last_error"] or "")
     widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
-    for row in lines:
+    width = terminal_width()
+    for row, error in zip(lines, errors, strict=True):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        if error:
+            text = f"  last error: {error}"
+            print(textwrap.fill(text, width, subsequent_indent="    ") if width else text)
 
 
 def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
