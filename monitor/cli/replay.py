@@ -15,6 +15,7 @@ from monitor import log
 from monitor.cli.output import Command, counted, item_json, print_table, terminal_width
 from monitor.cli.progress import Progress
 from monitor.config import Settings
+from monitor.errors import FeedError
 from monitor.pipeline import runtime
 
 
@@ -48,7 +49,6 @@ def _as_of(text: str) -> datetime:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.errors import FeedError
     from monitor.ingest.fetch import LocalFetcher
     from monitor.pipeline.replay import Summary, feed_files, read_feeds, replay
     from monitor.rules import load_rules
@@ -116,7 +116,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 2 if unreadable else 1 if summary.errors else 0
 
 
-def _name(unreadable: list) -> None:
+def _name(unreadable: list[FeedError]) -> None:
     """Each file that could not be replayed, one line each, as the CLI prints errors."""
     sys.stdout.flush()
     for error in unreadable:
