@@ -3,8 +3,10 @@ structlog and stdlib loggers (APScheduler, aiohttp, httpx) alike."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 import structlog
 
@@ -62,3 +64,33 @@ def configure(level: str = "warning", *, json: bool | None = None) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+class _Leave(logging.Filter):
+    def __init__(self, events: frozenset[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # structlog hands the stdlib its event dict as the record's message
+        event = record.msg.get("event") if isinstance(record.msg, dict) else record.msg
+        return event not in self.events
+
+
+@contextlib.contextmanager
+def counted_instead(*events: str) -> Iterator[None]:
+    """Leave these events out while inside: the command counts them and says so once.
+    At level info or finer each is still logged, for whoever asked for the detail."""
+    root = logging.getLogger()
+    if root.getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    leave = _Leave(frozenset(events))
+    handlers = list(root.handlers)
+    for handler in handlers:
+        handler.addFilter(leave)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(leave)

@@ -1,20 +1,33 @@
-"""Durations as people write them in settings and rules ("90m", "12h", "3d", "2w"), and
-elapsed times as people read them ("4.2 h")."""
+"""Durations as people write them in settings and rules: "90m", "12h", "3d", "2w", or in
+words: "90 minutes", "12 hours", "3 days", "2 weeks"; and elapsed times as people read them
+("4.2 h")."""
 
 from __future__ import annotations
 
 import re
 
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Each unit's other spellings. No "mo"/"month": "m" is minutes, and a month has no one length.
+_WORDS = {
+    "s": ("sec", "secs", "second", "seconds"),
+    "m": ("min", "mins", "minute", "minutes"),
+    "h": ("hr", "hrs", "hour", "hours"),
+    "d": ("day", "days"),
+    "w": ("wk", "wks", "week", "weeks"),
+}
+_SPELLING = {word: unit for unit, words in _WORDS.items() for word in (unit, *words)}
+DURATION = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_SPELLING, key=len, reverse=True)) + r")\s*$",
+    re.IGNORECASE,
+)
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in "90m", "12h", "3d" or "2w"."""
+    """Seconds in "90m", "12h", "3d", "2w" (or "90 minutes", "12 hours", "3 days", "2 weeks")."""
     m = DURATION.match(text)
     if not m:
         raise ValueError(f"expected a duration like 90m, 12h, 3d or 2w, got {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return float(m.group(1)) * _UNITS[_SPELLING[m.group(2).lower()]]
 
 
 def format_duration(seconds: float) -> str:

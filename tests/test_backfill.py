@@ -112,6 +112,11 @@ def test_backfill_on_the_command_line(client: redis.Redis, redis_url: str, tmp_p
         len(stories) == 1
         and summary["summary"]["alerts_published"] == len(stories[0]["alerts"]) >= 1
     )
+    consume = [sys.executable, "-m", "monitor", "consume", "--from-start"]
+    read = subprocess.run(consume, env=env, capture_output=True, text=True)
+    first, *_ = read.stdout.split("\n\n")
+    assert "treaty — new (backfill) · story" in first, read.stdout  # not to be taken as live
+    assert "(a backfill: raised by `monitor rules backfill` over retained items" in first
     bad = subprocess.run([*command[:-1], "soon"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "--since: expected a duration" in bad.stderr
 

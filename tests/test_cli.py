@@ -52,6 +52,8 @@ def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str
     summary = last["summary"]
     assert summary["items"] == 5 and summary["stories"] == 1
     assert summary["alerts_published"] == len(published)
+    documented = replay_json_fields()
+    assert {k for i in items for k in i} | summary.keys() <= documented
 
     second = monitor(*args, cwd=tmp_path, redis_url=redis_url)
     assert second.returncode == 0, second.stderr
@@ -70,6 +72,19 @@ def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str
         jsonschema.validate(alert, SCHEMA)
 
 
+def replay_json_fields() -> set[str]:
+    """The fields the README's section on `replay --json` documents (its tables' first
+    column)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What `replay --json` prints") :]
+    section = section[: section.index("\n## ")]
+    return {
+        name
+        for row in re.findall(r"^\| (`[^|]+`) \|", section, flags=re.M)
+        for name in re.findall(r"`(\w+)`", row)
+    }
+
+
 def test_human_output_and_consumer_groups(tmp_path: Path, redis_url: str) -> None:
     run = monitor(
         "replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path, redis_url=redis_url
@@ -77,6 +92,11 @@ def test_human_output_and_consumer_groups(tmp_path: Path, redis_url: str) -> Non
     assert run.returncode == 0, run.stderr
     assert "5 items, 1 story (1 new)" in run.stdout
     assert re.search(r"dprk-russia-treaty +3 +1", run.stdout)  # matched, alerts
+    status = monitor("status", cwd=tmp_path, redis_url=redis_url).stdout
+    # five items say nothing of the memory one item takes (Redis's own outweighs theirs)
+    assert "5 items indexed; Redis memory" in status
+    assert "(too few items to estimate the memory per item)" in status
+    assert "KB per item" not in status
 
     group = ("consume", "--group", "bots", "--consumer", "b1", "--json")
     got = json_lines(monitor(*group, cwd=tmp_path, redis_url=redis_url).stdout)
@@ -166,3 +186,24 @@ def test_rules_explain_says_why(tmp_path: Path) -> None:
     )
     assert miss.returncode == 1
     assert "NO MATCH" in miss.stdout and "✗ treaty OR pact" in miss.stdout
+
+
+def test_counts_the_cli_prints_take_the_right_number(capsys: pytest.CaptureFixture) -> None:
+    from monitor.cli.output import counted, plural, print_dead, print_table
+    from monitor.pipeline.replay import Summary
+
+    assert [counted(n, "report") for n in (0, 1, 2)] == ["0 reports", "1 report", "2 reports"]
+    assert (
+        counted(1, "story", "stories") == "1 story" and plural(3, "story", "stories") == "stories"
+    )
+    letter = {"entry": "1-0", "group": "g", "deliveries": 1, "reason": "refused", "alert": {}}
+    print_dead(letter, as_json=False)
+    summary = Summary(items=1, errors=1)
+    summary.outcomes["near_duplicate"] = 1
+    print_table([], summary)
+    out = capsys.readouterr().out
+    assert "g, consumer -, 1 delivery: refused" in out
+    assert (
+        "1 item, 0 stories (0 new), 1 near-duplicate, 0 already seen, 0 alerts published, " in out
+    )
+    assert "1 error" in out and "1 errors" not in out

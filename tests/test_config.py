@@ -36,7 +36,16 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
             {"MONITOR_DAEMON_LISTN": "x"},
             "MONITOR_DAEMON_LISTN: no such setting (did you mean MONITOR_DAEMON_LISTEN?)",
         ),
-        ("story_window_hours = 'long'\n", {}, "story_window_hours expects a float"),
+        ("story_window_hours = 'long'\n", {}, "story_window_hours expects a number, got 'long'"),
+        ("story_window_hours = '2d'\n", {}, "story_window_hours expects a number"),  # hours
+        (
+            "",
+            {"MONITOR_ALERTS_MAX_AGE": "2 fortnights"},
+            "MONITOR_ALERTS_MAX_AGE: max_age expects a duration like 48h, 2d, 2w or seconds, "
+            "got '2 fortnights'",
+        ),
+        ("[http]\nread_timeout = true\n", {}, "read_timeout expects a duration like 48h"),
+        ("[daemon]\nbatch = 'lots'\n", {}, "batch expects a whole number, got 'lots'"),
         ("", {"MONITOR_ALERTS_MAXLEN": "many"}, "MONITOR_ALERTS_MAXLEN: alerts_maxlen expects"),
         ("", {"MONITOR_REDIS_URL": "localhost:6379"}, "redis_url: expected redis://"),
         ("", {"MONITOR_STORY_THRESHOLD": "1.5"}, "story_threshold: must be in (0, 1]"),
@@ -80,3 +89,30 @@ def test_feed_entries_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="MONITOR_NOPE: no such setting"):
         load(env={"MONITOR_NOPE": "1"})
     assert load(env={"MONITOR_HTTP_READ_TIMEOUT": "5"}).http.read_timeout == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2w", 14 * 86400),
+        ("2 weeks", 14 * 86400),
+        ("1 week", 7 * 86400),
+        ("48h", 48 * 3600),
+        ("36 hours", 36 * 3600),
+        ("2d", 2 * 86400),
+        ("3 Days", 3 * 86400),
+        ("90 min", 5400),
+        ("30 seconds", 30),
+        ("172800", 172800),
+    ],
+)
+def test_durations_in_settings_as_people_write_them(text: str, seconds: float) -> None:
+    assert load(env={"MONITOR_ALERTS_MAX_AGE": text}).alerts.max_age == seconds
+
+
+def test_words_that_are_no_unit_are_no_duration() -> None:
+    from monitor.units import parse_duration
+
+    for text in ("2 months", "2 mo", "2", "weeks", "2 w eeks", "-2d"):
+        with pytest.raises(ValueError, match="expected a duration"):
+            parse_duration(text)

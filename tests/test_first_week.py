@@ -4,14 +4,18 @@ feeds that can be managed, rules, dead letters, output that speaks, redis-cli.""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -22,7 +26,7 @@ from structlog.testing import capture_logs
 from monitor.cli import _parser
 from monitor.config import load
 
-from .conftest import RULES, SAMPLE_FEEDS
+from .conftest import FIXTURES, RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
 from .processes import embedded_redis_running, stop_embedded_redis, wait_for
 from .test_cli import json_lines, monitor
@@ -262,9 +266,11 @@ def test_status_lists_only_failing_feeds(
         )
         + "</body></opml>"
     )
+    broken = (FIXTURES / "feeds" / "not_a_feed.xml").read_bytes()  # a long error
+    feed_server.static("/f3.xml", broken, **{"Content-Type": "application/rss+xml"})
     for args, code in (
         (("feeds", "import", str(opml)), 0),
-        (("feeds", "poll-now", "sample", feed_server.url("/f3.xml")), 1),  # f3.xml: a 404
+        (("feeds", "poll-now", "sample", feed_server.url("/f3.xml")), 1),  # not a feed: failed
     ):
         run = monitor("--config", str(cfg), *args, cwd=tmp_path, redis_url=redis_url)
         assert run.returncode == code, run.stderr
@@ -273,7 +279,16 @@ def test_status_lists_only_failing_feeds(
     table = status.split("failing", 1)[1]
     assert "/f3.xml" in table and "/feed.xml" not in table and "/f4.xml" not in table
     listed = monitor("--config", str(cfg), "feeds", "list", cwd=tmp_path, redis_url=redis_url)
-    assert len(listed.stdout.splitlines()) == 1 + 9
+    assert len(listed.stdout.splitlines()) == 1 + 9 + 1  # and the failing feed's error
+    rows = json_lines(
+        monitor(
+            "--config", str(cfg), "feeds", "list", "--json", cwd=tmp_path, redis_url=redis_url
+        ).stdout
+    )
+    (error,) = [r["last_error"] for r in rows if r["last_error"]]
+    assert len(error) > 40 and "not a readable feed" in error
+    assert f"\n  last error: {error}\n" in listed.stdout  # whole, not cut at 30 characters
+    assert f"\n  last error: {error}\n" in status
 
 
 # --- 5. rules ------------------------------------------------------------------------------
@@ -465,11 +480,13 @@ def test_dead_letters_are_listed_and_requeued_for_their_group(
 
 
 def _on_a_terminal(
-    *args: str, cwd: Path, redis_url: str, stderr_too: bool = False
+    *args: str, cwd: Path, redis_url: str, stderr_too: bool = False, columns: int = 0
 ) -> tuple[int, str]:
     """Run `monitor ARGS` with its stdout (and with `stderr_too` its stderr, where the log
-    goes) on a pseudo-terminal."""
+    goes) on a pseudo-terminal (`columns` wide, if given)."""
     primary, secondary = pty.openpty()
+    if columns:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url
     proc = subprocess.Popen(
@@ -633,6 +650,74 @@ def test_sigterm_during_a_replay_stops_it_and_its_embedded_redis(tmp_path: Path)
             proc.kill()
         if pid:
             stop_embedded_redis(pid)
+
+
+def _archive(root: Path) -> Path:
+    """Feed files as a user keeps them: the seed feed and its pages, a subdirectory with
+    another feed and its pages, a feed without a title whose 40 pages are on the web (not
+    read by a replay), and two files that are no feeds."""
+    shutil.copytree(SAMPLE_FEEDS, root, ignore=shutil.ignore_patterns("*.json", "*.py", "*.md"))
+    shutil.copytree(FIXTURES / "feeds" / "pages", root / "2024" / "pages")
+    shutil.copy(FIXTURES / "feeds" / "extra.xml", root / "2024")
+    shutil.copy(FIXTURES / "feeds" / "not_a_feed.xml", root / "2024")
+    shutil.copy(FIXTURES / "feeds" / "jsonfeed-truncated.json", root)
+    untitled = _feed(root / "2024" / "web.xml", 40)
+    untitled.write_text(untitled.read_text().replace("<title>t</title>", ""))
+    return root
+
+
+def test_a_replay_skips_unreadable_files_and_counts_unread_pages(
+    redis_url: str, tmp_path: Path
+) -> None:
+    feeds = _archive(tmp_path / "archive")
+    args = ("replay", "--rules", str(RULES), str(feeds))
+    run = monitor(*args, cwd=tmp_path, redis_url=redis_url)
+    assert run.returncode == 2, run.stderr
+    errors = run.stderr.strip().splitlines()  # one line per bad file, nothing else
+    assert len(errors) == 2, run.stderr
+    assert "jsonfeed-truncated.json: not a readable JSON feed" in errors[0]
+    assert "not_a_feed.xml: not a readable feed" in errors[1]
+    assert "article_unavailable" not in run.stderr
+    # the others replayed, the subdirectory's included
+    assert "47 items, " in run.stdout  # 5 + 2 + 40
+    assert "Ghent council approves tram line" in run.stdout
+    assert (
+        "40 of 47 items matched on the feed's text, their page unread: "
+        '40 "replay reads local files only (no network)"' in run.stdout
+    )
+    assert "2 of 5 files could not be read and were skipped (each named on stderr)" in run.stdout
+    # a feed without a title is named after its file, not its file:// URL
+    assert "file://" not in run.stdout and re.search(r"\n\d+ +web\.xml +", run.stdout)
+
+    again = monitor(*args, "--json", cwd=tmp_path, redis_url=redis_url)
+    assert again.returncode == 2
+    summary = json_lines(again.stdout)[-1]["summary"]
+    assert summary["items"] == 47 and summary["files"] == 3
+    assert summary["text_from_summary"] == 40
+    assert summary["pages_unread"] == {"replay reads local files only (no network)": 40}
+    assert [f["file"].rsplit("/", 1)[-1] for f in summary["unreadable_files"]] == [
+        "jsonfeed-truncated.json",
+        "not_a_feed.xml",
+    ]
+    detail = monitor(*args, "--log-level", "info", cwd=tmp_path, redis_url=redis_url)
+    assert detail.stderr.count("article_unavailable") == 40  # asked for: each one
+
+
+def test_a_replay_table_fits_the_terminal(redis_url: str, tmp_path: Path) -> None:
+    feeds = _archive(tmp_path / "archive")
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    for n in range(4):  # many rules matching one item: a wide rules column
+        (rules / f"a-rule-with-a-long-name-{n}.yaml").write_text(
+            f"id: a-rule-with-a-long-name-{n}\nname: R{n}\nquery: pyongyang\n"
+        )
+    rc, out = _on_a_terminal(
+        "replay", "--rules", str(rules), str(feeds), cwd=tmp_path, redis_url=redis_url, columns=90
+    )
+    assert rc == 2
+    table = out.split("\r\n\r\n", 1)[0].splitlines()
+    assert len(table) == 48 and max(len(line) for line in table) <= 90, table
+    assert "  a-rule-with-…  " in table[1] and "  Russia and DPRK…" in table[1]
 
 
 # --- 9. redis-cli against the configured server ------------------------------------------------

@@ -252,7 +252,13 @@ def test_unknown_alias_is_an_error(tmp_path: Path) -> None:
     [
         ("id: r1\nname: R\n", "missing 'query'"),
         ("id: r1\nname: R\nquery: x\nseverity: urgent\n", "severity must be one of"),
-        ("id: r1\nname: R\nquery: x\nquerry: y\n", "unknown key 'querry'"),
+        ("id: r1\nname: R\nquery: x\nquerry: y\n", "unknown key 'querry', did you mean 'query'?"),
+        ("id: r1\nname: R\nquery: x\nlanguage: [en]\n", "did you mean 'languages'?"),
+        ("id: r1\nname: R\nquery: x\ncolour: red\n", r"unknown key 'colour' \(expected one"),
+        (
+            "id: r1\nname: R\nquery: x\nexamples: {matches: [x]}\n",
+            "unknown examples key 'matches', did you mean 'match'?",
+        ),
         ("id: R 1\nname: R\nquery: x\n", "bad rule id"),
         ("id: r1\nname: R\nquery: x\nmin_score: 0\n", "min_score must be at least 1"),
         ("id: r1\nname: R\nquery: NOT x\n", "needs a term outside NOT"),

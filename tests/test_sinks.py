@@ -277,6 +277,8 @@ def test_the_message_is_made_for_people() -> None:
     update = alert_message(make_alert(8, kind="update", item={"source": "TASS"}, story={"size": 4}))
     assert update.title.startswith("[HIGH] DPRK–Russia treaty — update: ")
     assert "What changed: TASS reported it too; the story now has 4 reports" in update.body
+    one = make_alert(9, kind="update", story={"size": 1, "sources": []})
+    assert "the story now has 1 report from 1 source." in alert_message(one).body
 
 
 # --- real receivers ---------------------------------------------------------------------

@@ -229,7 +229,7 @@ def cmd_forward(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             forwarder.close()
     dead = f", {forwarder.dead} dead-lettered" if forwarder.dead else ""
-    print(f"{delivered} alerts delivered to {args.webhook}{dead}", file=sys.stderr)
+    print(f"{counted(delivered, 'alert')} delivered to {args.webhook}{dead}", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,8 +26,11 @@ def iso_time(ts: float) -> str | None:
 
 
 def print_feeds(rows: list[dict[str, Any]]) -> None:
+    """One row per feed; a failing feed's last error whole, on the line below it (wrapped
+    to the terminal's width, on one)."""
     header = ("feed", "last poll (UTC)", "status", "new", "errors", "next poll (UTC)", "url")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
+    errors: list[str] = [""]
     for r in rows:
         lines.append(
             (
@@ -33,14 +38,19 @@ def print_feeds(rows: list[dict[str, Any]]) -> None:
                 (r["last_poll"] or "never")[:19].replace("T", " "),
                 "paused" if r["paused"] else str(r["status"] or "-"),
                 str(r["new"]),
-                str(r["errors"]) + (f" ({clip(r['last_error'], 30)})" if r["last_error"] else ""),
+                str(r["errors"]),
                 (r["next_poll"] or "-")[:19].replace("T", " "),
                 r["url"],
             )
         )
+        errors.append(r["last_error"] or "")
     widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
-    for row in lines:
+    width = terminal_width()
+    for row, error in zip(lines, errors, strict=True):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        if error:
+            text = f"  last error: {error}"
+            print(textwrap.fill(text, width, subsequent_indent="    ") if width else text)
 
 
 def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
@@ -84,7 +94,14 @@ def _held(result: Processed) -> str:
     return " (old)" if held.startswith("older") else " (undated)"
 
 
-def print_table(rows, summary: Summary) -> None:
+# The replay table's columns that give way, in turn, to fit a terminal: index -> least width.
+_SHRINK = {6: 16, 4: 12, 1: 12}
+_CAPS = {1: 24, 4: 32, 6: 48}  # source, rules and title are cut there in any case
+
+
+def print_table(rows, summary: Summary, *, width: int | None = None) -> None:
+    """The replay's rows and summary. `width`: the terminal's, which no row goes beyond
+    (source, rules and title cut); None when not a terminal."""
     header = ("#", "source", "dedup", "story", "rules", "alerts", "title")
     lines = [header]
     for n, (item, result, error) in enumerate(rows, 1):
@@ -99,23 +116,49 @@ def print_table(rows, summary: Summary) -> None:
                 result.placement.story_id[:8],
                 ",".join(m.rule_id for m in result.matches) or "-",
                 str(len(result.alerts)) + _held(result),
-                clip(item.title or result.article.title, 48),
+                item.title or result.article.title,
             )
         )
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
+    widths = [
+        min(max(len(row[i]) for row in lines), _CAPS.get(i, 10**6)) for i in range(len(header))
+    ]
+    if width:
+        for i, least in _SHRINK.items():
+            over = sum(widths) + 2 * (len(widths) - 1) - width
+            if over <= 0:
+                break
+            widths[i] = max(least, widths[i] - over)
     for row in lines:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        cells = [clip(c, w) for c, w in zip(row, widths, strict=True)]
+        print(
+            "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False))
+            + "  "
+            + cells[-1]
+        )
     s = summary.as_dict()
     print()
     print(
         f"{counted(s['items'], 'item')}, {counted(s['stories'], 'story', 'stories')} "
         f"({s['new_stories']} new), "
-        f"{s['near_duplicates']} near-duplicates, "
+        f"{counted(s['near_duplicates'], 'near-duplicate')}, "
         f"{s['same_items'] + s['seen_before']} already seen, "
         f"{counted(s['alerts_published'], 'alert')} published, {counted(s['errors'], 'error')}"
     )
+    if s["text_from_summary"]:
+        reasons = list(s["pages_unread"].items())
+        shown = ", ".join(f'{count} "{reason}"' for reason, count in reasons[:3])
+        print(
+            f"{s['text_from_summary']} of {counted(s['items'], 'item')} matched on the feed's "
+            f"text, their page unread: {shown}" + (", …" if len(reasons) > 3 else "")
+        )
     for reason, count in s["alerts_suppressed"].items():
         print(f"no alert for {counted(count, 'matching report')}: {reason}")
+    if s["unreadable_files"]:
+        total = s["files"] + len(s["unreadable_files"])
+        print(
+            f"{len(s['unreadable_files'])} of {counted(total, 'file')} could not be read and "
+            "were skipped (each named on stderr)"
+        )
     if s["rules_matched"]:
         width = max(len(r) for r in s["rules_matched"])
         print(f"\n  {'rule'.ljust(width)}  matched  alerts")
@@ -125,8 +168,22 @@ def print_table(rows, summary: Summary) -> None:
     print("\nRead the alerts with: monitor consume --from-start")
 
 
+def terminal_width() -> int | None:
+    """The terminal's width in columns when stdout is one, else None (a pipe, a file)."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
+    except (OSError, ValueError):
+        return None
+
+
 def counted(count: int, one: str, many: str = "") -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
+    """A count with its noun in the right number: "1 report", "2 reports", "0 stories"."""
+    return f"{count} {plural(count, one, many)}"
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """The noun for `count` of it: `one` for 1, else `many` (default: `one` + "s")."""
+    return one if count == 1 else many or one + "s"
 
 
 def clip(text: str, width: int) -> str:
@@ -138,12 +195,16 @@ def print_alert(alert: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(alert, ensure_ascii=False), flush=True)
         return
     rule, item, story = alert["rule"], alert["item"], alert["story"]
+    kind = f"{alert['kind']} (backfill)" if alert.get("backfill") else alert["kind"]
     print(
-        f"[{rule['severity']}] {rule['name']} — {alert['kind']} · story {story['id'][:8]} "
-        f"({story['size']} item{'s' if story['size'] != 1 else ''}) · {alert['created_at']}"
+        f"[{rule['severity']}] {rule['name']} — {kind} · story {story['id'][:8]} "
+        f"({counted(story['size'], 'item')}) · {alert['created_at']}"
     )
     print(f"  {item['source']}: {item['title']}")
     print(f"  {dated(item.get('published'), alert['created_at'])} · {item['url']}")
+    if alert.get("backfill"):
+        # raised now for an older report: its time is the backfill's, not the news's
+        print("  (a backfill: raised by `monitor rules backfill` over retained items, not live)")
     if item.get("text_from") == "summary":
         print("  (matched on the feed's summary: the page could not be fetched)")
     # one line per query term (an alias counts once), its first hit
@@ -182,9 +243,13 @@ def print_dead(letter: dict[str, Any], as_json: bool) -> None:
         return
     alert = letter["alert"] if isinstance(letter["alert"], dict) else {}
     where = f"group {letter.get('group')}, consumer {letter.get('consumer', '-')}"
-    print(
-        f"{letter['entry']}  {where}, {letter.get('deliveries')} deliveries: {letter.get('reason')}"
+    deliveries = letter.get("deliveries")
+    tried = (
+        counted(deliveries, "delivery", "deliveries")
+        if isinstance(deliveries, int)
+        else "? deliveries"
     )
+    print(f"{letter['entry']}  {where}, {tried}: {letter.get('reason')}")
     if alert:
         print(
             f"  {alert.get('id')} {alert.get('kind')} {alert.get('rule', {}).get('id')}: "

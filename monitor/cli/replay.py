@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.output import Command, counted, item_json, print_table
+from monitor import log
+from monitor.cli.output import Command, counted, item_json, print_table, terminal_width
 from monitor.cli.progress import Progress
 from monitor.config import Settings
+from monitor.errors import FeedError
 from monitor.pipeline import runtime
 
 
@@ -51,10 +54,14 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.rules import load_rules
 
     rules = load_rules(settings.rules_dir)
-    files = feed_files(args.paths)
-    items = read_feeds(files, as_of=args.as_of)
+    unreadable: list[FeedError] = []  # one bad file among many: the others are replayed
+    files = feed_files(args.paths, unreadable)
+    items = read_feeds(files, as_of=args.as_of, failed=unreadable)
+    summary = Summary(files=len(files) - len(unreadable), unreadable=unreadable)
+    if unreadable and not items:
+        _name(unreadable)
+        return 2
     fetcher = LocalFetcher(*{f.parent for f in files}, max_bytes=settings.http.max_bytes)
-    summary = Summary()
     with runtime.redis_client(settings) as client:
         if args.fresh:
             runtime.clear(client, settings)
@@ -77,16 +84,20 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
         previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for item, result, error in replay(items, pipeline.process, summary):
-                done += 1
-                progress.advance()
-                if args.json:
-                    line = json.dumps(item_json(item, result, error), ensure_ascii=False)
-                    print(line, flush=True)
-                else:
-                    rows.append((item, result, error))
-                if stop.is_set():
-                    break
+            # A page that cannot be read is counted in the summary, not logged per item:
+            # pages off the local files are never read, and hundreds of lines would bury
+            # the progress line and the table.
+            with log.counted_instead("article_unavailable"):
+                for item, result, error in replay(items, pipeline.process, summary):
+                    done += 1
+                    progress.advance()
+                    if args.json:
+                        line = json.dumps(item_json(item, result, error), ensure_ascii=False)
+                        print(line, flush=True)
+                    else:
+                        rows.append((item, result, error))
+                    if stop.is_set():
+                        break
         except KeyboardInterrupt:
             pass
         finally:
@@ -96,13 +107,21 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         progress.close()
     if args.json:
         extra = {"interrupted": True, "done": done, "of": len(items)} if interrupted else {}
-        print(json.dumps({"summary": {**summary.as_dict(), **extra}}))
+        print(json.dumps({"summary": {**summary.as_dict(), **extra}}), flush=True)
     else:
-        print_table(rows, summary)
+        print_table(rows, summary, width=terminal_width())
         if interrupted:
             print(f"\ninterrupted: {done} of {counted(len(items), 'item')} processed")
         if not settings.redis_url:
             print(f"state: {settings.state_dir.resolve()} (embedded Redis)")
+    _name(unreadable)
     if interrupted:
         return 128 + stopped_by[0]  # 130 after Ctrl-C, 143 after SIGTERM
-    return 1 if summary.errors else 0
+    return 2 if unreadable else 1 if summary.errors else 0
+
+
+def _name(unreadable: list[FeedError]) -> None:
+    """Each file that could not be replayed, one line each, as the CLI prints errors."""
+    sys.stdout.flush()
+    for error in unreadable:
+        print(f"monitor: error: {error}", file=sys.stderr)

@@ -190,7 +190,9 @@ def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
     for story in report.stories.values():
         _, match = story.matches[0]
         state = "already alerted live" if story.already_alerted else "no alert before"
-        print(f"story {story.story_id[:8]}: {len(story.matches)} matching item(s), {state}")
+        print(
+            f"story {story.story_id[:8]}: {counted(len(story.matches), 'matching item')}, {state}"
+        )
         for kept, _ in story.matches:
             line = f"{kept.item.source}: {clip(kept.item.title, 60)}  ({kept.placement.outcome})"
             print(f"  {iso_time(kept.processed_at)}  {line}")
@@ -200,7 +202,8 @@ def cmd_rules_backfill(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  published: {', '.join(story.alerts)}")
     verb = "would match" if args.dry_run else "matched"
     print(
-        f"\n{rule.id}: {report.items} retained items since {args.since}, {report.matched} {verb}, "
+        f"\n{rule.id}: {counted(report.items, 'retained item')} since {args.since}, "
+        f"{report.matched} {verb}, "
         f"{counted(len(report.stories), 'story', 'stories')}, "
         f"{counted(report.alerts, 'alert')} published" + (" (dry run)" if args.dry_run else "")
     )

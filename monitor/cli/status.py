@@ -16,6 +16,10 @@ from monitor.config import Settings
 from monitor.errors import MonitorError
 from monitor.pipeline import runtime
 
+# Below this many items Redis's own footprint (~1 MB) outweighs theirs: a per-item figure
+# would be off by orders of magnitude.
+ESTIMATE_FROM = 1000
+
 
 def register(commands: Any, command: Command) -> None:
     p = command(commands, "status", "streams, daemons and feeds at a glance")
@@ -76,12 +80,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     )
     if sinks:
         print(f"sinks: {len(sinks)}" + "".join(f"\n  {line}" for line in sinks))
-    line = f"dedup window ({settings.story_window_hours:g} h): {indexed} items indexed"
+    line = f"dedup window ({settings.story_window_hours:g} h): {counted(indexed, 'item')} indexed"
     if memory is not None:
         line += f"; Redis memory {memory / 2**20:.1f} MB"
-        line += (
-            f" (~{memory / indexed / 1024:.1f} KB per item, streams included)" if indexed else ""
-        )
+        if indexed >= ESTIMATE_FROM:
+            line += f" (~{memory / indexed / 1024:.1f} KB per item, streams included)"
+        elif indexed:
+            line += " (too few items to estimate the memory per item)"
     print(line)
     print(f"Redis maxmemory-policy: {policy[0]}" if isinstance(policy, tuple) else policy)
     for group in groups:

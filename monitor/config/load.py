@@ -36,18 +36,49 @@ _RENAMED = {"data_dir": "state_dir"}  # old top-level names still accepted
 STATE_DIR = ".monitor"
 
 
+# Settings in seconds, which also take a duration ("48h", "2d", "2 weeks"); the other
+# numbers (story_window_hours, thresholds, …) are plain numbers in their own unit.
+_SECONDS = frozenset(
+    {
+        "connect_timeout",
+        "read_timeout",
+        "interval",
+        "min_interval",
+        "max_interval",
+        "max_backoff",
+        "claim_idle",
+        "rules_check",
+        "max_age",
+    }
+)
+_EXPECTED = {
+    float: "a number",
+    int: "a whole number",
+    bool: "true or false",
+    str: "a string",
+    tuple: "a list of strings",
+    Path: "a path",
+}
+
+
 def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
     default = getattr(cls(), name)
     kind = Path if isinstance(default, Path) else type(default)
+    duration = kind is float and name in _SECONDS
+    expected = (
+        "a duration like 48h, 2d, 2w or seconds"
+        if duration
+        else _EXPECTED.get(kind, f"a {kind.__name__}")
+    )
     if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"{origin}: {name} expects a {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{origin}: {name} expects {expected}, got {value!r}")
     try:
         if kind is Path and isinstance(value, str | Path):
             return Path(value)
         if kind is bool and isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 return value.lower() in ("1", "true", "yes", "on")
-        elif kind is float and isinstance(value, str) and DURATION.match(value):
+        elif duration and isinstance(value, str) and DURATION.match(value):
             return parse_duration(value)
         elif kind in (float, int) and isinstance(value, str | int | float):
             number = kind(value)
@@ -62,7 +93,7 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
             return value
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"{origin}: {name} expects a {kind.__name__}, got {value!r}")
+    raise ConfigError(f"{origin}: {name} expects {expected}, got {value!r}")
 
 
 def _known(cls: type) -> set[str]:

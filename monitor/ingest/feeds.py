@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 import structlog
@@ -91,6 +91,17 @@ def parse_feed(body: bytes, *, url: str, headers: dict[str, str] | None = None) 
     return parse_document(body, url=url, headers=headers).items
 
 
+def untitled(url: str) -> str:
+    """The source name of a feed without a title: its host, or a local file's name (not
+    its whole file:// URL, which would be the widest column of every table)."""
+    parts = urlsplit(url)
+    if parts.hostname:
+        return parts.hostname
+    if parts.scheme == "file":
+        return unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) or url
+    return url
+
+
 def parse_document(body: bytes, *, url: str, headers: dict[str, str] | None = None) -> FeedDocument:
     """A feed document (see `_document`). Whatever hostile bytes do to a parser ends as a
     FeedError, recorded against the feed like any other."""
@@ -140,7 +151,7 @@ def _document(body: bytes, *, url: str, headers: dict[str, str] | None = None) -
         raise FeedError(url, "not a feed (no RSS, Atom or RDF root element)")
     if parsed.bozo:
         log.warning("feed_ill_formed", feed=url, error=str(parsed.get("bozo_exception")))
-    channel = parsed.feed.get("title", "") or urlsplit(url).hostname or url
+    channel = parsed.feed.get("title", "") or untitled(url)
     items = []
     for entry in parsed.entries:
         item = _item(entry, feed=url, channel=channel)
@@ -209,7 +220,7 @@ def _json_feed(body: bytes, *, url: str) -> FeedDocument:
     entries = data.get("items")
     if not isinstance(entries, list):
         raise FeedError(url, "not a readable JSON feed (items is not a list)")
-    channel = _string(data.get("title")) or urlsplit(url).hostname or url
+    channel = _string(data.get("title")) or untitled(url)
     feed_author = _json_author(data)
     items = []
     for n, entry in enumerate(entries):

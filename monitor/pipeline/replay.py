@@ -8,6 +8,7 @@ archived feed alerts on what was news when it was fetched, and its back catalogu
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,22 +31,42 @@ FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf", ".json")
 MAX_FEED_BYTES = 50 * 1024 * 1024
 
 
-def feed_files(paths: Iterable[Path]) -> list[Path]:
-    """The feed files named, directories expanded to the feed files directly inside them."""
+def feed_files(paths: Iterable[Path], failed: list[FeedError] | None = None) -> list[Path]:
+    """The feed files named, directories expanded to the feed files in them and in their
+    subdirectories (hidden ones skipped). A path that gives none is a FeedError: raised, or
+    appended to `failed` when a list is given (and the others still returned)."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            inside = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in FEED_SUFFIXES and _feedlike(p)
-            )
-            if not inside:
-                raise FeedError(str(path), f"no feed files ({', '.join(FEED_SUFFIXES)}) in it")
-            found.extend(inside)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise FeedError(str(path), "no such file or directory")
+        try:
+            found.extend(_files_of(path))
+        except FeedError as exc:
+            if failed is None:
+                raise
+            failed.append(exc)
     return found
+
+
+def _files_of(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FeedError(str(path), "no such file or directory")
+    inside = []
+    for folder, subfolders, names in os.walk(path):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(names):
+            file = Path(folder, name)
+            if (
+                file.suffix.lower() in FEED_SUFFIXES
+                and not name.startswith(".")
+                and _feedlike(file)
+            ):
+                inside.append(file)
+    if not inside:
+        raise FeedError(
+            str(path), f"no feed files ({', '.join(FEED_SUFFIXES)}) in it or its subdirectories"
+        )
+    return inside
 
 
 def _feedlike(path: Path) -> bool:
@@ -65,27 +86,43 @@ def _feedlike(path: Path) -> bool:
     return False
 
 
-def read_feeds(paths: Iterable[Path], *, as_of: datetime | None = None) -> list[Item]:
+def read_feeds(
+    paths: Iterable[Path],
+    *,
+    as_of: datetime | None = None,
+    failed: list[FeedError] | None = None,
+) -> list[Item]:
     """Every entry of every feed, in file order, as a first poll of each feed would give
-    them at `as_of` (default: when each file was written, see `written`). Any unreadable
-    feed fails the whole call, before anything is processed."""
+    them at `as_of` (default: when each file was written, see `written`). An unreadable
+    feed fails the whole call, before anything is processed; unless `failed` is a list:
+    then its FeedError is appended there and the other feeds are read."""
     items: list[Item] = []
-    for path in feed_files(paths):
+    for path in feed_files(paths, failed):
         try:
-            body = path.read_bytes()
-        except OSError as exc:
-            raise FeedError(str(path), exc.strerror or str(exc)) from exc
-        if len(body) > MAX_FEED_BYTES:
-            raise FeedError(str(path), f"larger than {MAX_FEED_BYTES} bytes")
-        try:
-            document = parse_document(body, url=path.resolve().as_uri())
+            document = _document(path)
         except FeedError as exc:
-            raise FeedError(str(path), exc.reason) from None
+            if failed is None:
+                raise
+            failed.append(exc)
+            continue
         seen = as_of or written(document)
         items.extend(
             dataclasses.replace(item, first_seen=seen, baseline=True) for item in document.items
         )
     return items
+
+
+def _document(path: Path) -> FeedDocument:
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise FeedError(str(path), exc.strerror or str(exc)) from exc
+    if len(body) > MAX_FEED_BYTES:
+        raise FeedError(str(path), f"larger than {MAX_FEED_BYTES} bytes")
+    try:
+        return parse_document(body, url=path.resolve().as_uri())
+    except FeedError as exc:
+        raise FeedError(str(path), exc.reason) from None
 
 
 def written(document: FeedDocument, now: datetime | None = None) -> datetime:
@@ -110,9 +147,15 @@ class Summary:
     rules: Counter[str] = field(default_factory=Counter)
     alerts: Counter[str] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)  # reason -> matching items
+    # items matched on the feed's text because their page could not be read: reason -> count
+    unread_pages: Counter[str] = field(default_factory=Counter)
+    files: int = 0  # feed files read
+    unreadable: list[FeedError] = field(default_factory=list)  # files skipped, with why
 
     def add(self, result: Processed) -> None:
         self.items += 1
+        if result.article.summary_only:
+            self.unread_pages[_why_unread(result)] += 1
         self.stories.add(result.placement.story_id)
         self.outcomes[str(result.placement.outcome)] += 1
         self.rules.update(m.rule_id for m in result.matches)
@@ -138,8 +181,21 @@ class Summary:
                 if k != "published"
             },
             "alerts_suppressed": dict(sorted(self.suppressed.items())),
+            "text_from_summary": self.unread_pages.total(),
+            "pages_unread": dict(self.unread_pages.most_common()),
             "errors": self.errors,
+            "files": self.files,
+            "unreadable_files": [{"file": e.source, "error": e.reason} for e in self.unreadable],
         }
+
+
+def _why_unread(result: Processed) -> str:
+    """Why an item's page was not read, without its URL (so that reasons can be counted)."""
+    why = result.warnings[0] if result.warnings else "unknown"
+    for url in (result.item.url, result.item.guid):
+        if url and why.startswith(url + ": "):
+            return why.removeprefix(url + ": ")
+    return why
 
 
 def replay(

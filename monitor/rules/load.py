@@ -7,7 +7,9 @@ and reports every broken file and rule, and lint warnings (likely mistakes that 
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,7 +189,10 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
     for name, (key, _) in fields.items():
         if name not in _KEYS:
             raise _fail(
-                path, key, f"unknown key {name!r} (expected one of {', '.join(sorted(_KEYS))})"
+                path,
+                key,
+                f"unknown key {name!r}{_meant(name, _KEYS)} "
+                f"(expected one of {', '.join(sorted(_KEYS))})",
             )
     for required in ("id", "name", "query"):
         if required not in fields:
@@ -338,9 +343,19 @@ def _lists(
     for key, value in node.value:
         if not isinstance(key, yaml.ScalarNode) or key.value not in found:
             name = key.value if isinstance(key, yaml.ScalarNode) else "(not a plain name)"
-            raise _fail(path, key, f"unknown {what} key {name!r} (expected {', '.join(names)})")
+            raise _fail(
+                path,
+                key,
+                f"unknown {what} key {name!r}{_meant(name, names)} (expected {', '.join(names)})",
+            )
         found[key.value] = _strings(path, value, f"{what}.{key.value}")
     return found[names[0]], found[names[1]]
+
+
+def _meant(name: str, known: Iterable[str]) -> str:
+    """ ", did you mean 'x'?" for the known key closest to a misspelt one, if any."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f", did you mean {close[0]!r}?" if close else ""
 
 
 def _examples(path: Path, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[tuple[str, ...], ...]:

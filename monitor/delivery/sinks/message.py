@@ -98,9 +98,10 @@ def alert_message(alert: dict[str, Any], told: frozenset[str] = frozenset()) -> 
             if fresh
             else f"{item.get('source') or 'a new source'} reported it too"
         )
+        size, sources = story.get("size", "?"), len(other_sources(alert)) + 1
         paragraphs.append(
-            f"What changed: {changed}; the story now has {story.get('size', '?')} reports from "
-            f"{len(other_sources(alert)) + 1} sources."
+            f"What changed: {changed}; the story now has {size} report{'' if size == 1 else 's'}"
+            f" from {sources} source{'' if sources == 1 else 's'}."
         )
     paragraphs += [f"**{headline}**", f"{item.get('source', '')} · {_when(item.get('published'))}"]
     if also := also_reported(alert):

@@ -132,7 +132,8 @@ class WebhookSink:
 
     def preview_digest(self, window: Window) -> str:
         body = encode(digest_document(window))
+        count = len(window.alerts)
         return (
             f"POST {self.config.shown_url} webhook-id: {window.id} ({len(body)} bytes: "
-            f"{DIGEST_SCHEMA}, {len(window.alerts)} alerts)"
+            f"{DIGEST_SCHEMA}, {count} alert{'' if count == 1 else 's'})"
         )
