@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from .conftest import RULES, SAMPLE_FEEDS, recent
@@ -53,6 +54,7 @@ def alerts(client: redis.Redis) -> list[dict]:
     return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
 
 
+@pytest.mark.slow
 def test_an_item_added_to_a_live_feed_alerts_and_sigterm_exits_0(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -96,6 +98,7 @@ def serve_sample_with_a_hanging_page(server: FeedServer):
     return HERALD, page
 
 
+@pytest.mark.slow
 def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -118,6 +121,7 @@ def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -139,6 +143,7 @@ def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -159,6 +164,7 @@ def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once
     assert [a["kind"] for a in alerts(client)] == ["new"]  # later sources: within the quiet hour
 
 
+@pytest.mark.slow
 def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path, redis_url: str
 ) -> None:
@@ -196,6 +202,7 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     assert "dedup window (168 h): 0 items indexed; Redis memory" in status.stdout
 
 
+@pytest.mark.slow
 def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(
     feed_server: FeedServer, daemons, tmp_path: Path
 ) -> None:
@@ -217,6 +224,7 @@ def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_new_rule_with_a_backfill_window_alerts_on_what_came_before(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -243,6 +251,7 @@ def test_a_new_rule_with_a_backfill_window_alerts_on_what_came_before(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_feeds_imported_while_running_are_polled(
     feed_server: FeedServer, daemons, tmp_path: Path, redis_url: str
 ) -> None:

@@ -86,6 +86,7 @@ def own_redis() -> Iterator[RedisProcess]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_redis_unreachable_at_start_is_retried_until_it_answers(
     own_redis: RedisProcess, feed_server: FeedServer, daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
@@ -107,6 +108,7 @@ def test_redis_unreachable_at_start_is_retried_until_it_answers(
     assert waiting.stop() == 0  # SIGTERM while waiting: a clean exit
 
 
+@pytest.mark.slow
 def test_redis_restarted_mid_run_loses_nothing(
     own_redis: RedisProcess, feed_server: FeedServer, daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
@@ -192,6 +194,7 @@ def run_to_the_end(daemon: Daemon, client: redis.Redis, items: int) -> list[str]
     return [a["id"] for a in alerts(client)]
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_1000_item_run_loses_and_doubles_no_alert(
     feed_server: FeedServer, daemons: Callable[..., Daemon], client: redis.Redis, tmp_path: Path
 ) -> None:

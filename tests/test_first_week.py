@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 from structlog.testing import capture_logs
 
@@ -49,6 +50,7 @@ def test_global_options_are_accepted_before_and_after_the_command() -> None:
     assert (args.config, args.redis, args.log_level, args.state_dir) == (None, None, None, None)
 
 
+@pytest.mark.slow
 def test_status_with_options_on_either_side(tmp_path: Path, redis_url: str) -> None:
     cfg = tmp_path / "monitor.toml"
     cfg.write_text('prefix = "wk:"\n')
@@ -79,6 +81,7 @@ def test_state_dir_follows_the_config_file(tmp_path: Path) -> None:
     assert load(cfg, env={"MONITOR_RULES_DIR": "r"}).rules_dir == Path("r")
 
 
+@pytest.mark.slow
 def test_the_same_config_from_another_directory_sees_the_same_data(tmp_path: Path) -> None:
     cfg = tmp_path / "conf" / "monitor.toml"
     cfg.parent.mkdir()
@@ -120,6 +123,7 @@ def test_a_taken_listen_address_is_one_line_naming_the_setting(
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_port_0_and_the_real_feed_count_are_logged(
     feed_server: FeedServer, daemons, redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -152,6 +156,7 @@ def test_port_0_and_the_real_feed_count_are_logged(
 # --- 4. feeds you can manage ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     feed_server: FeedServer, daemons, redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -206,6 +211,7 @@ def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_status_lists_only_failing_feeds(
     feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -368,6 +374,7 @@ def test_a_failing_endpoint_is_paused_with_backoff_then_probed(
     assert delivered == 6 and consumer.lag() == (0, 0)
 
 
+@pytest.mark.slow
 def test_dead_letters_are_listed_and_requeued_for_their_group(
     client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -447,6 +454,7 @@ def _on_a_terminal(*args: str, cwd: Path, redis_url: str) -> tuple[int, str]:
     return proc.wait(timeout=60), output.decode()
 
 
+@pytest.mark.slow
 def test_an_empty_consume_says_so_on_a_terminal_and_not_with_json(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -479,6 +487,7 @@ def _feed(path: Path, count: int, link: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) -> None:
     import jsonschema
 
@@ -516,6 +525,7 @@ def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) 
     assert "feed's summary" not in human
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from monitor.config import FeedConfig
@@ -140,6 +141,7 @@ def metric(text: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+@pytest.mark.slow
 def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_alerts(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:

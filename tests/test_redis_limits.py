@@ -51,6 +51,7 @@ def redis_with() -> Iterator[Callable[..., RedisProcess]]:
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_an_evicting_redis_is_refused_at_start_unless_allowed(
     redis_with: Callable[..., RedisProcess], feed_server: FeedServer, tmp_path: Path
 ) -> None:
@@ -186,6 +187,7 @@ def _synthetic(tmp_path: Path, feed_server: FeedServer, stories: int) -> Path:
     return rules_dir
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_nothing(
     redis_with: Callable[..., RedisProcess],
     feed_server: FeedServer,
@@ -284,6 +286,7 @@ def _item(n: int) -> Item:
     return Item(guid=f"g{n}", url="", title=f"title {n}", source="s", feed="f", content=text)
 
 
+@pytest.mark.slow
 def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     redis_with: Callable[..., RedisProcess], running: Callable[[str], DaemonLoop]
 ) -> None:
@@ -323,6 +326,7 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     assert info["reason"].endswith("; stopping")
 
 
+@pytest.mark.slow
 def test_a_running_daemon_reports_keys_evicted_meanwhile(
     redis_with: Callable[..., RedisProcess], running: Callable[[str], DaemonLoop]
 ) -> None:

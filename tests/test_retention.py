@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import redis
 from structlog.testing import capture_logs
 
@@ -54,6 +55,7 @@ def test_the_items_stream_is_never_trimmed_under_a_pending_or_unread_item(
     assert queue.lag() == (2, 0)  # the last two were never read
 
 
+@pytest.mark.slow
 def test_lag_is_computed_without_xinfo_lag_at_any_stream_length(client: redis.Redis) -> None:
     queue = AlertQueue(client, Keys(), maxlen=100_000, id_ttl=60)
     for n in range(25_000):  # beyond what counting entries one by one would reach

@@ -123,6 +123,7 @@ def _news(seen: list[dict]) -> dict[tuple[str, int], set[str]]:
     return news
 
 
+@pytest.mark.slow
 def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
     aof_redis: RedisProcess,
     feed_server: FeedServer,

@@ -69,6 +69,7 @@ def _replicas_seen(sentinel: int) -> bool:
     return any(r.get("master-link-status") == "ok" for r in found)
 
 
+@pytest.mark.slow
 def test_the_seed_replay_through_sentinel_and_a_failover(
     pair: tuple[int, int, int, subprocess.Popen], tmp_path: Path
 ) -> None:

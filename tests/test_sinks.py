@@ -282,6 +282,7 @@ def test_the_message_is_made_for_people() -> None:
 # --- real receivers ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_email_sink_through_a_real_smtp_server(
     client: redis.Redis, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -461,6 +462,7 @@ def test_a_refused_alert_is_dead_lettered_and_redriven(
     assert json.loads(feed_server.bodies[-1])["id"] == "00000000000000000002"
 
 
+@pytest.mark.slow
 def test_a_digest_over_a_window_is_sent_once_across_forwarder_restarts(
     client: redis.Redis, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -568,6 +570,7 @@ def test_dry_run_prints_what_each_sink_would_send_and_sends_nothing(
     assert client.xinfo_groups("monitor:alerts") == []  # no group made, nothing acked
 
 
+@pytest.mark.slow
 def test_forward_serves_every_sink_from_the_command_line_with_metrics(
     client: redis.Redis,
     redis_url: str,
@@ -641,6 +644,7 @@ def test_sink_metrics_count_deliveries_latency_and_lag(
     assert count == 21 and len(shown_all) == 5
 
 
+@pytest.mark.slow
 def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
     client: redis.Redis, redis_url: str, tmp_path: Path, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -718,6 +722,7 @@ def test_the_documented_sink_tables_load(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
     client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -748,6 +753,7 @@ def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
         assert run.returncode == 2 and error in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_an_smtp_server_that_is_down_leaves_the_alert_pending_with_the_reason(
     client: redis.Redis,
 ) -> None:

@@ -201,6 +201,7 @@ def test_every_post_of_a_day_page_is_an_item() -> None:
     assert not lone[0].shared_page and item_url(lone[0]) == "http://x.example/a"
 
 
+@pytest.mark.slow
 def test_day_page_posts_reach_the_stream_and_keep_their_own_text(
     feed_server: FeedServer, poller: Poller, client: redis.Redis, tmp_path: Path, redis_url: str
 ) -> None:
@@ -290,6 +291,7 @@ def test_json_feed_polls_with_conditional_get(feed_server: FeedServer, poller: P
     assert (second.status, second.new) == (304, [])
 
 
+@pytest.mark.slow
 def test_replay_reads_json_feeds_and_names_the_broken_one(tmp_path: Path, redis_url: str) -> None:
     folder = tmp_path / "feeds"
     folder.mkdir()
@@ -327,6 +329,7 @@ def test_replay_reads_json_feeds_and_names_the_broken_one(tmp_path: Path, redis_
 # --- the alert age policy, through replay -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_replay_of_a_back_catalogue_alerts_only_on_its_recent_reports(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -370,6 +373,7 @@ def test_replay_of_a_back_catalogue_alerts_only_on_its_recent_reports(
     assert json_lines(today.stdout)[-1]["summary"]["alerts_published"] == 0
 
 
+@pytest.mark.slow
 def test_alerts_max_age_0_switches_the_age_policy_off(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "reservoir.yaml").write_text(RULE)
     cfg = tmp_path / "monitor.toml"
@@ -403,6 +407,7 @@ def test_read_feeds_replays_each_file_as_of_when_it_was_written() -> None:
 # --- the daemon, end to end --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -446,6 +451,7 @@ def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_consume_shows_the_articles_own_date_and_age(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "reservoir.yaml").write_text(RULE)
     monitor(

@@ -13,6 +13,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import pytest
+
 from monitor.store.connection import connect, primaries
 
 from .feedserver import FeedServer
@@ -118,6 +120,7 @@ def partition(story_of: dict[str, str]) -> set[frozenset[str]]:
     return {frozenset(g) for g in groups.values()}
 
 
+@pytest.mark.slow
 def test_three_daemons_give_the_stories_of_one(
     feed_server: FeedServer, redis_url: str, cluster_url: str, tmp_path: Path
 ) -> None:
