@@ -15,6 +15,8 @@ import httpx
 import pytest
 import redis
 
+from monitor.store.keys import Keys
+
 from .conftest import RULES, SAMPLE_FEEDS, recent
 from .feedserver import FeedServer, Reply
 from .processes import wait_for
@@ -51,7 +53,7 @@ def config(tmp_path: Path, server: FeedServer, rules: Path = RULES, **daemon: st
 
 
 def alerts(client: redis.Redis) -> list[dict]:
-    return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+    return [json.loads(f["alert"]) for _, f in client.xrange(Keys().alerts)]
 
 
 @pytest.mark.slow
@@ -109,13 +111,13 @@ def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     time.sleep(0.5)
     first.stop(signal.SIGKILL)
     assert alerts(client) == []
-    pending = client.xpending("monitor:items", "processors")["pending"]
+    pending = client.xpending(Keys().items, "processors")["pending"]
     assert pending >= 1  # the item in hand was never acked
 
     feed_server.routes[herald] = page
     second = daemons(cfg)
     wait_for(lambda: len(alerts(client)) == 1)
-    wait_for(lambda: client.xpending("monitor:items", "processors")["pending"] == 0)
+    wait_for(lambda: client.xpending(Keys().items, "processors")["pending"] == 0)
     time.sleep(1.5)  # a few more polls: nothing new, nothing re-alerted
     assert [a["kind"] for a in alerts(client)] == ["new"]
     assert second.stop() == 0
@@ -130,7 +132,7 @@ def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     first = daemons(cfg)
     wait_for(lambda: feed_server.hits(herald) >= 1)
     first.stop(signal.SIGKILL)
-    held = client.xpending_range("monitor:items", "processors", "-", "+", 10, "monitor-0")
+    held = client.xpending_range(Keys().items, "processors", "-", "+", 10, "monitor-0")
     assert held  # the item in hand, and maybe more of its batch
 
     feed_server.routes[herald] = page
@@ -177,7 +179,7 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     started = time.monotonic()
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5  # did not wait for the page
-    assert client.xpending("monitor:items", "processors")["pending"] == 1  # handed back
+    assert client.xpending(Keys().items, "processors")["pending"] == 1  # handed back
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     listing = subprocess.run(

@@ -128,7 +128,7 @@ def test_redis_restarted_mid_run_loses_nothing(
     client = own_redis.client()
     wait_for(lambda: [a["kind"] for a in alerts(client)] == ["new"], 60)
     wait_for(lambda: len({e["item"] for e in daemon.events("item_processed")}) == 5, 60)
-    wait_for(lambda: client.xpending("monitor:items", "processors")["pending"] == 0, 60)
+    wait_for(lambda: client.xpending(Keys().items, "processors")["pending"] == 0, 60)
     processed = {e["item"] for e in daemon.events("item_processed")}
     assert len(processed) == len(guids) == 5
     time.sleep(2)  # more polls, nothing new
@@ -187,8 +187,8 @@ def synthetic_feed(stories: int, per_story: int, seed: int = 7) -> tuple[bytes, 
 
 def run_to_the_end(daemon: Daemon, client: redis.Redis, items: int) -> list[str]:
     """Waits until every item is processed; the ids of the alerts published."""
-    queue = ItemsQueue(client, Keys("monitor:"), maxlen=10**6)
-    wait_for(lambda: len(client.xrange("monitor:items")) >= items, 60)
+    queue = ItemsQueue(client, Keys(), maxlen=10**6)
+    wait_for(lambda: len(client.xrange(Keys().items)) >= items, 60)
     wait_for(lambda: queue.lag() == (0, 0), 120)
     assert daemon.stop() == 0
     return [a["id"] for a in alerts(client)]

@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 
 from monitor.cli import _parser
 from monitor.config import load
+from monitor.store.keys import Keys
 
 from .conftest import RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
@@ -147,7 +148,7 @@ def test_port_0_and_the_real_feed_count_are_logged(
     host, port = listening["address"].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0 and started["listen"] == listening["address"]
     assert started["redis"] == redis_url  # where the data is (embedded: its state directory)
-    wait_for(lambda: bool(client.keys("monitor:daemon:*")))
+    wait_for(lambda: bool(client.keys(Keys().daemon("*"))))
     status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url)
     assert f"listening on {listening['address']}, 3 feeds" in status.stdout
     daemon.stop()
@@ -176,7 +177,7 @@ def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     # The feed was just polled and its lease is held for half its 600 s interval: a new
     # report now would wait ~10 minutes. poll-now takes it at once.
     serve_sample(feed_server, count=3)
-    assert client.exists(f"monitor:lease:{daemon.events('feed_polled')[0]['feed']}")
+    assert client.exists(Keys().lease(daemon.events("feed_polled")[0]["feed"]))
     out = cli("feeds", "poll-now", "sample")
     assert "HTTP 200, 3 entries, 1 new (a running daemon processes them)" in out
     wait_for(lambda: len(alerts(client)) == 1, timeout=15)  # the Korea Herald report
@@ -422,7 +423,7 @@ def test_dead_letters_are_listed_and_requeued_for_their_group(
     assert "1 dead letter requeued; read them with: monitor consume --group tickets" in (
         by_alert.stdout
     )
-    assert client.xpending("monitor:alerts", "bots")["pending"] == 0
+    assert client.xpending(Keys().alerts, "bots")["pending"] == 0
 
 
 # --- 7. output that speaks --------------------------------------------------------------------
@@ -545,9 +546,7 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
         )
         assert proc.stdout is not None
         if human:  # nothing is printed before the end: wait until some items are done
-            wait_for(
-                lambda: client.exists("monitor:retained") and client.xlen("monitor:retained") > 3
-            )
+            wait_for(lambda: client.exists(Keys().retained) and client.xlen(Keys().retained) > 3)
         else:
             for _ in range(3):
                 assert json.loads(proc.stdout.readline())["guid"]
@@ -570,15 +569,15 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
 def test_redis_cli_passes_through_to_the_configured_or_embedded_server(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
-    client.hset("monitor:feed:abc", mapping={"next_poll": "5"})
+    client.hset(Keys().feed("abc"), mapping={"next_poll": "5"})
     run = monitor(
-        "redis-cli", "HGET", "monitor:feed:abc", "next_poll", cwd=tmp_path, redis_url=redis_url
+        "redis-cli", "HGET", Keys().feed("abc"), "next_poll", cwd=tmp_path, redis_url=redis_url
     )
     assert run.returncode == 0 and run.stdout.strip() == "5", run.stderr
     scan = monitor(
-        "--redis", redis_url, "redis-cli", "--scan", "--pattern", "monitor:*", cwd=tmp_path
+        "--redis", redis_url, "redis-cli", "--scan", "--pattern", Keys().pattern, cwd=tmp_path
     )  # fmt: skip  (options after redis-cli are redis-cli's)
-    assert scan.stdout.split() == ["monitor:feed:abc"]
+    assert scan.stdout.split() == [Keys().feed("abc")]
     cfg = tmp_path / "conf" / "monitor.toml"
     cfg.parent.mkdir()
     cfg.write_text("")

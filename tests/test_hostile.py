@@ -158,7 +158,7 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
     wait_for(lambda: daemon.events("http_listening"))
     listen = "http://" + daemon.events("http_listening")[0]["address"]
 
-    keys = Keys("monitor:")
+    keys = Keys()
 
     def state(path: str) -> dict[str, str]:
         return client.hgetall(keys.feed(feed_id(FeedConfig(url=feed_server.url(path)))))
@@ -169,7 +169,7 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
     wait_for(lambda: ItemsQueue(client, keys, maxlen=10**6).lag() == (0, 0), 60)
 
     # Entity tricks: the billion laughs stay unexpanded, the external entity unread.
-    items = [Item.from_json(fields["item"]) for _, fields in client.xrange("monitor:items")]
+    items = [Item.from_json(fields["item"]) for _, fields in client.xrange(Keys().items)]
     titles = {item.url.rsplit("/", 1)[1]: item.title for item in items}
     assert titles["laughs"] == "&l9;"
     assert titles["xxe"] == "leak &secret; here"

@@ -567,7 +567,7 @@ def test_dry_run_prints_what_each_sink_would_send_and_sends_nothing(
     assert "== sink daily (webhook https://hooks.example.org/…, digest daily at 08:00 UTC" in out
     assert "secret-token" not in out
     assert not box.messages
-    assert client.xinfo_groups("monitor:alerts") == []  # no group made, nothing acked
+    assert client.xinfo_groups(Keys().alerts) == []  # no group made, nothing acked
 
 
 @pytest.mark.slow
@@ -677,7 +677,7 @@ def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
         timeout=120,
     )
     assert replayed.returncode == 0, replayed.stderr
-    (entry,) = client.xrange("monitor:alerts")
+    (entry,) = client.xrange(Keys().alerts)
     alert = json.loads(entry[1]["alert"])
     assert alert["rule"]["tags"] == ["asia", "korea"]
     jsonschema.validate(alert, json.loads((ROOT / "docs" / "alert.schema.json").read_text()))
@@ -765,7 +765,7 @@ def test_an_smtp_server_that_is_down_leaves_the_alert_pending_with_the_reason(
     (retry,) = [e for e in logs if e["event"] == "alert_retry"]
     assert retry["reason"].startswith("Connection error while submitting email")
     assert retry["group"] == "sink:editor"
-    assert client.xpending("monitor:alerts", "sink:editor")["pending"] == 1  # for a later try
+    assert client.xpending(Keys().alerts, "sink:editor")["pending"] == 1  # for a later try
 
 
 def test_a_new_sink_starts_with_the_alerts_published_from_then_on(

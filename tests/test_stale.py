@@ -94,7 +94,7 @@ def test_a_re_listed_future_dated_entry_ranks_by_when_it_was_first_seen(
         first = poller.poll(feed, now=t1.timestamp())
     assert (len(first.new), first.skewed) == (4, 4)
     assert [e["entries"] for e in logs if e["event"] == "feed_clock_skew"] == [4]
-    queued = [Item.from_json(f["item"]) for _, f in client.xrange("monitor:items")]
+    queued = [Item.from_json(f["item"]) for _, f in client.xrange(Keys().items)]
     assert all(abs((i.time - t1).total_seconds()) < 1 for i in queued if i.time)
 
     fresh = [rss_entry(n, t1 + timedelta(hours=1, minutes=n)) for n in range(10, 13)]
@@ -428,7 +428,7 @@ def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
     wait_for(lambda: len(daemon.events("item_processed")) == 11, timeout=60)
 
     def alerted() -> list[str]:
-        return [json.loads(f["alert"])["item"]["guid"] for _, f in client.xrange("monitor:alerts")]
+        return [json.loads(f["alert"])["item"]["guid"] for _, f in client.xrange(Keys().alerts)]
 
     assert sorted(alerted()) == ["urn:e:1", "urn:e:2"]  # not the 2016-2019 reports, nor e3
     processed = {e["item"]: e for e in daemon.events("item_processed")}
@@ -511,7 +511,7 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
     new = [a for r in results for a in r.alerts]
     assert len(new) == 1 and results[0].alerts == new  # the first: undated, so seen now
     assert [str(r.placement.outcome) for r in results[1:]] == ["near_duplicate"] * 3
-    kinds = [json.loads(f["alert"])["kind"] for _, f in client.xrange("monitor:alerts")]
+    kinds = [json.loads(f["alert"])["kind"] for _, f in client.xrange(Keys().alerts)]
     assert kinds == ["new"]
 
 
