@@ -21,6 +21,7 @@ import redis
 import uvicorn
 
 from monitor.config import Settings
+from monitor.errors import RedisUnavailable
 from monitor.store.embedded import find_redis_server
 from monitor.store.localcluster import LocalCluster
 
@@ -51,6 +52,17 @@ def recent(feed: str, newest: datetime | None = None) -> str:
         ),
         feed,
     )
+
+
+SLOW_TIMEOUT = 300  # s: a slow test's limit; pyproject's `timeout` holds for the others
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests without a timeout of their own get SLOW_TIMEOUT: a minute-long test on a
+    core shared with another worker can take twice as long."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +109,16 @@ def redis_server() -> Iterator[str]:
 def redis_cluster() -> Iterator[LocalCluster]:
     """Three masters on free loopback ports (and their bus ports, +10000), no replicas."""
     directory = Path(tempfile.mkdtemp(prefix="monitor-cluster-"))
-    cluster = LocalCluster(directory, masters=3, node_timeout_ms=2000).start()
+    # The ports are probed free, then bound: another worker or process may take one in
+    # between. A failed start stops its nodes; then other ports are tried.
+    for attempt in range(3):
+        try:
+            cluster = LocalCluster(directory / str(attempt), masters=3, node_timeout_ms=2000)
+            cluster.start()
+            break
+        except RedisUnavailable:
+            if attempt == 2:
+                raise
     yield cluster
     cluster.stop()
     shutil.rmtree(directory, ignore_errors=True)

@@ -43,7 +43,7 @@ def process_all(client: redis.Redis, redis_url: str, rules_dir: Path) -> None:
 
 
 def alerts(client: redis.Redis) -> list[dict]:
-    return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+    return [json.loads(f["alert"]) for _, f in client.xrange(Keys().alerts)]
 
 
 def test_processed_items_are_retained_with_their_story(client: redis.Redis, redis_url: str) -> None:

@@ -56,6 +56,7 @@ def browse(url: str, tmp: Path, *, screenshot: Path | None = None, size: str = "
     return dom
 
 
+@pytest.mark.slow
 def test_the_seed_story_in_a_real_browser(
     redis_url: str,
     client: redis.Redis,

@@ -37,6 +37,7 @@ def json_lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str) -> None:
     args = ("replay", "--json", "--rules", str(RULES), str(SAMPLE_FEEDS))
     first = monitor(*args, "--fresh", cwd=tmp_path, redis_url=redis_url)
@@ -85,6 +86,7 @@ def replay_json_fields() -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_human_output_and_consumer_groups(tmp_path: Path, redis_url: str) -> None:
     run = monitor(
         "replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path, redis_url=redis_url
@@ -158,6 +160,7 @@ def test_embedded_redis_keeps_alerts_between_commands(tmp_path: Path) -> None:
     assert alerts and alerts[0]["kind"] == "new"
 
 
+@pytest.mark.slow
 def test_rules_explain_says_why(tmp_path: Path) -> None:
     herald = "https://www.koreaherald.com/article/3421317"
     hit = monitor(

@@ -81,6 +81,7 @@ def test_every_node_url_gives_the_cluster(redis_cluster: LocalCluster, cluster_u
     assert len({clients[0].keyslot(f"monitor:k{n}") for n in range(30)}) > 3
 
 
+@pytest.mark.slow
 def test_the_seed_replay_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
     args = ("replay", "--json", "--rules", str(RULES), str(SAMPLE_FEEDS))
     first = monitor(*args, "--fresh", cwd=tmp_path, redis_url=cluster_url)
@@ -125,6 +126,7 @@ def test_the_desk_on_a_cluster(cluster_url: str, desk) -> None:
     assert "dprk-russia-treaty" in web.get("/alerts").text
 
 
+@pytest.mark.slow
 def test_an_acl_user_on_a_cluster(
     redis_cluster: LocalCluster, cluster_url: str, tmp_path: Path
 ) -> None:
@@ -250,6 +252,7 @@ def dated_reports(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_one_server_and_a_cluster_give_the_same_stories_and_alerts(
     redis_url: str, cluster_url: str, tmp_path: Path
@@ -288,6 +291,7 @@ def test_one_server_and_a_cluster_give_the_same_stories_and_alerts(
     assert len(partition) >= STORIES * 0.9  # most stories found whole (the same on both)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_the_daemon_and_the_webhook_forwarder_on_a_cluster(
     cluster_url: str, feed_server: FeedServer, daemons, tmp_path: Path

@@ -180,11 +180,11 @@ def test_drain_returns_every_stale_alert_and_drops_trimmed_ones(client: redis.Re
     ids = publish(client, 25)
     gone = AlertConsumer(client, group="bots", consumer="gone", batch=25, claim_idle=0.05)
     assert len(gone.poll()) == 25  # read, never acked
-    client.xdel("monitor:alerts", client.xrange("monitor:alerts", count=1)[0][0])  # one trimmed
+    client.xdel(Keys().alerts, client.xrange(Keys().alerts, count=1)[0][0])  # one trimmed
     time.sleep(0.1)
     survivor = AlertConsumer(client, group="bots", consumer="s", batch=10, claim_idle=0.05)
     drained = [d.value["id"] for d in survivor.drain()]
     assert drained == ids[1:]  # all 24 left, in three claim batches; the trimmed one is acked
     for delivery_id in drained:
         assert delivery_id
-    assert client.xpending("monitor:alerts", "bots")["pending"] == 24
+    assert client.xpending(Keys().alerts, "bots")["pending"] == 24

@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
+
+from monitor.store.keys import Keys
 
 from .conftest import RULES, SAMPLE_FEEDS, recent
 from .feedserver import FeedServer, Reply
@@ -50,9 +53,10 @@ def config(tmp_path: Path, server: FeedServer, rules: Path = RULES, **daemon: st
 
 
 def alerts(client: redis.Redis) -> list[dict]:
-    return [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+    return [json.loads(f["alert"]) for _, f in client.xrange(Keys().alerts)]
 
 
+@pytest.mark.slow
 def test_an_item_added_to_a_live_feed_alerts_and_sigterm_exits_0(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -96,6 +100,7 @@ def serve_sample_with_a_hanging_page(server: FeedServer):
     return HERALD, page
 
 
+@pytest.mark.slow
 def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -106,18 +111,19 @@ def test_a_daemon_killed_mid_item_loses_and_doubles_nothing(
     time.sleep(0.5)
     first.stop(signal.SIGKILL)
     assert alerts(client) == []
-    pending = client.xpending("monitor:items", "processors")["pending"]
+    pending = client.xpending(Keys().items, "processors")["pending"]
     assert pending >= 1  # the item in hand was never acked
 
     feed_server.routes[herald] = page
     second = daemons(cfg)
     wait_for(lambda: len(alerts(client)) == 1)
-    wait_for(lambda: client.xpending("monitor:items", "processors")["pending"] == 0)
+    wait_for(lambda: client.xpending(Keys().items, "processors")["pending"] == 0)
     time.sleep(1.5)  # a few more polls: nothing new, nothing re-alerted
     assert [a["kind"] for a in alerts(client)] == ["new"]
     assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -126,7 +132,7 @@ def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     first = daemons(cfg)
     wait_for(lambda: feed_server.hits(herald) >= 1)
     first.stop(signal.SIGKILL)
-    held = client.xpending_range("monitor:items", "processors", "-", "+", 10, "monitor-0")
+    held = client.xpending_range(Keys().items, "processors", "-", "+", 10, "monitor-0")
     assert held  # the item in hand, and maybe more of its batch
 
     feed_server.routes[herald] = page
@@ -139,6 +145,7 @@ def test_a_daemon_restarted_under_its_name_resumes_its_items_at_once(
     assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -159,6 +166,7 @@ def test_two_daemons_poll_each_feed_once_per_interval_and_process_each_item_once
     assert [a["kind"] for a in alerts(client)] == ["new"]  # later sources: within the quiet hour
 
 
+@pytest.mark.slow
 def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path, redis_url: str
 ) -> None:
@@ -171,7 +179,7 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     started = time.monotonic()
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5  # did not wait for the page
-    assert client.xpending("monitor:items", "processors")["pending"] == 1  # handed back
+    assert client.xpending(Keys().items, "processors")["pending"] == 1  # handed back
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     listing = subprocess.run(
@@ -196,6 +204,7 @@ def test_sigterm_hands_back_an_item_whose_page_hangs_and_lists_feed_state(
     assert "dedup window (168 h): 0 items indexed; Redis memory" in status.stdout
 
 
+@pytest.mark.slow
 def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(
     feed_server: FeedServer, daemons, tmp_path: Path
 ) -> None:
@@ -217,6 +226,7 @@ def test_rules_reload_on_sighup_and_a_broken_change_keeps_the_old_set(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_new_rule_with_a_backfill_window_alerts_on_what_came_before(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -243,6 +253,7 @@ def test_a_new_rule_with_a_backfill_window_alerts_on_what_came_before(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_feeds_imported_while_running_are_polled(
     feed_server: FeedServer, daemons, tmp_path: Path, redis_url: str
 ) -> None:

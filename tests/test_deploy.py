@@ -54,6 +54,7 @@ def test_dockerfile_copies_what_exists_and_runs_unprivileged() -> None:
     assert len(re.findall(r"^FROM ", text, re.M)) == 2 and "AS build" in text  # two stages
 
 
+@pytest.mark.slow
 def test_the_image_entrypoint_runs_the_daemon_outside_a_container(
     tmp_path: Path, redis_url: str
 ) -> None:

@@ -115,6 +115,7 @@ def readme_block(after: str) -> str:
     return next(sh_blocks(text[text.index(after) :]))
 
 
+@pytest.mark.slow
 def test_the_readme_top_to_bottom(checkout: Path) -> None:
     # 1. Try it: the replay (the venv is this test's interpreter: install is not repeated).
     (try_it,) = [x for x in readme_block("**1. Install").splitlines() if "monitor replay" in x]
@@ -197,6 +198,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_the_consumer_guides_group_example(checkout: Path) -> None:
     text = (ROOT / "docs" / "consumers.md").read_text()
     block = next(b for b in sh_blocks(text) if "--group demo" in b)
@@ -210,6 +212,7 @@ def test_the_consumer_guides_group_example(checkout: Path) -> None:
     assert checked == 3
 
 
+@pytest.mark.slow
 def test_the_operations_guides_recipes(
     feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -260,6 +263,7 @@ def test_the_operations_guides_recipes(
             assert run.stdout.strip() == "2"  # both fields were there (the second one empty)
 
 
+@pytest.mark.slow
 def test_the_operations_guides_local_cluster(checkout: Path) -> None:
     """A new user's cluster, as written: start three masters, point MONITOR_REDIS_URL at one
     node, replay, read the alert, stop (on free ports instead of 7001-7003)."""

@@ -11,17 +11,18 @@ import redis
 from monitor.errors import RedisUnavailable
 from monitor.store.connection import connect
 from monitor.store.embedded import EmbeddedRedis, find_redis_server
+from monitor.store.keys import Keys
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "state"
     with EmbeddedRedis(data) as url:
         client = connect(url)
-        client.xadd("monitor:alerts", {"alert": "{}"})
+        client.xadd(Keys().alerts, {"alert": "{}"})
         client.close()
     assert not (data / "redis.sock").exists()
     with EmbeddedRedis(data) as url:
-        assert connect(url).xlen("monitor:alerts") == 1
+        assert connect(url).xlen(Keys().alerts) == 1
 
 
 def test_last_one_out_shuts_the_server_down(tmp_path: Path) -> None:

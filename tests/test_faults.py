@@ -86,6 +86,7 @@ def own_redis() -> Iterator[RedisProcess]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_redis_unreachable_at_start_is_retried_until_it_answers(
     own_redis: RedisProcess, feed_server: FeedServer, daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
@@ -107,6 +108,7 @@ def test_redis_unreachable_at_start_is_retried_until_it_answers(
     assert waiting.stop() == 0  # SIGTERM while waiting: a clean exit
 
 
+@pytest.mark.slow
 def test_redis_restarted_mid_run_loses_nothing(
     own_redis: RedisProcess, feed_server: FeedServer, daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
@@ -126,7 +128,7 @@ def test_redis_restarted_mid_run_loses_nothing(
     client = own_redis.client()
     wait_for(lambda: [a["kind"] for a in alerts(client)] == ["new"], 60)
     wait_for(lambda: len({e["item"] for e in daemon.events("item_processed")}) == 5, 60)
-    wait_for(lambda: client.xpending("monitor:items", "processors")["pending"] == 0, 60)
+    wait_for(lambda: client.xpending(Keys().items, "processors")["pending"] == 0, 60)
     processed = {e["item"] for e in daemon.events("item_processed")}
     assert len(processed) == len(guids) == 5
     time.sleep(2)  # more polls, nothing new
@@ -185,13 +187,14 @@ def synthetic_feed(stories: int, per_story: int, seed: int = 7) -> tuple[bytes, 
 
 def run_to_the_end(daemon: Daemon, client: redis.Redis, items: int) -> list[str]:
     """Waits until every item is processed; the ids of the alerts published."""
-    queue = ItemsQueue(client, Keys("monitor:"), maxlen=10**6)
-    wait_for(lambda: len(client.xrange("monitor:items")) >= items, 60)
+    queue = ItemsQueue(client, Keys(), maxlen=10**6)
+    wait_for(lambda: len(client.xrange(Keys().items)) >= items, 60)
     wait_for(lambda: queue.lag() == (0, 0), 120)
     assert daemon.stop() == 0
     return [a["id"] for a in alerts(client)]
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_1000_item_run_loses_and_doubles_no_alert(
     feed_server: FeedServer, daemons: Callable[..., Daemon], client: redis.Redis, tmp_path: Path
 ) -> None:

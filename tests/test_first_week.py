@@ -20,11 +20,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 from structlog.testing import capture_logs
 
 from monitor.cli import _parser
 from monitor.config import load
+from monitor.store.keys import Keys
 
 from .conftest import FIXTURES, RULES, SAMPLE_FEEDS
 from .feedserver import FeedServer, Reply
@@ -53,6 +55,7 @@ def test_global_options_are_accepted_before_and_after_the_command() -> None:
     assert (args.config, args.redis, args.log_level, args.state_dir) == (None, None, None, None)
 
 
+@pytest.mark.slow
 def test_status_with_options_on_either_side(tmp_path: Path, redis_url: str) -> None:
     cfg = tmp_path / "monitor.toml"
     cfg.write_text('prefix = "wk:"\n')
@@ -83,6 +86,7 @@ def test_state_dir_follows_the_config_file(tmp_path: Path) -> None:
     assert load(cfg, env={"MONITOR_RULES_DIR": "r"}).rules_dir == Path("r")
 
 
+@pytest.mark.slow
 def test_the_same_config_from_another_directory_sees_the_same_data(tmp_path: Path) -> None:
     cfg = tmp_path / "conf" / "monitor.toml"
     cfg.parent.mkdir()
@@ -124,6 +128,7 @@ def test_a_taken_listen_address_is_one_line_naming_the_setting(
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_port_0_and_the_real_feed_count_are_logged(
     feed_server: FeedServer, daemons, redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -147,7 +152,7 @@ def test_port_0_and_the_real_feed_count_are_logged(
     host, port = listening["address"].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0 and started["listen"] == listening["address"]
     assert started["redis"] == redis_url  # where the data is (embedded: its state directory)
-    wait_for(lambda: bool(client.keys("monitor:daemon:*")))
+    wait_for(lambda: bool(client.keys(Keys().daemon("*"))))
     status = monitor("--config", str(cfg), "status", cwd=tmp_path, redis_url=redis_url)
     assert f"listening on {listening['address']}, 3 feeds" in status.stdout
     daemon.stop()
@@ -156,6 +161,7 @@ def test_port_0_and_the_real_feed_count_are_logged(
 # --- 4. feeds you can manage ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     feed_server: FeedServer, daemons, redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -175,7 +181,7 @@ def test_pause_resume_remove_and_poll_now_with_a_running_daemon(
     # The feed was just polled and its lease is held for half its 600 s interval: a new
     # report now would wait ~10 minutes. poll-now takes it at once.
     serve_sample(feed_server, count=3)
-    assert client.exists(f"monitor:lease:{daemon.events('feed_polled')[0]['feed']}")
+    assert client.exists(Keys().lease(daemon.events("feed_polled")[0]["feed"]))
     out = cli("feeds", "poll-now", "sample")
     assert "HTTP 200, 3 entries, 1 new (a running daemon processes them)" in out
     wait_for(lambda: len(alerts(client)) == 1, timeout=15)  # the Korea Herald report
@@ -253,6 +259,7 @@ def test_a_failed_poll_now_is_one_line_saying_why_and_exits_1(
     assert both.returncode == 1 and "HTTP 304, 0 entries, 0 new" in both.stdout
 
 
+@pytest.mark.slow
 def test_status_lists_only_failing_feeds(
     feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -426,6 +433,7 @@ def test_a_failing_endpoint_is_paused_with_backoff_then_probed(
     assert delivered == 6 and consumer.lag() == (0, 0)
 
 
+@pytest.mark.slow
 def test_dead_letters_are_listed_and_requeued_for_their_group(
     client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -473,7 +481,7 @@ def test_dead_letters_are_listed_and_requeued_for_their_group(
     assert "1 dead letter requeued; read them with: monitor consume --group tickets" in (
         by_alert.stdout
     )
-    assert client.xpending("monitor:alerts", "bots")["pending"] == 0
+    assert client.xpending(Keys().alerts, "bots")["pending"] == 0
 
 
 # --- 7. output that speaks --------------------------------------------------------------------
@@ -510,6 +518,7 @@ def _on_a_terminal(
     return proc.wait(timeout=60), output.decode()
 
 
+@pytest.mark.slow
 def test_an_empty_consume_says_so_on_a_terminal_and_not_with_json(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -542,6 +551,7 @@ def _feed(path: Path, count: int, link: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) -> None:
     import jsonschema
 
@@ -579,6 +589,7 @@ def test_an_alert_from_the_feed_summary_says_so(redis_url: str, tmp_path: Path) 
     assert "feed's summary" not in human
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -598,9 +609,7 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
         )
         assert proc.stdout is not None
         if human:  # nothing is printed before the end: wait until some items are done
-            wait_for(
-                lambda: client.exists("monitor:retained") and client.xlen("monitor:retained") > 3
-            )
+            wait_for(lambda: client.exists(Keys().retained) and client.xlen(Keys().retained) > 3)
         else:
             for _ in range(3):
                 assert json.loads(proc.stdout.readline())["guid"]
@@ -726,15 +735,15 @@ def test_a_replay_table_fits_the_terminal(redis_url: str, tmp_path: Path) -> Non
 def test_redis_cli_passes_through_to_the_configured_or_embedded_server(
     redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
-    client.hset("monitor:feed:abc", mapping={"next_poll": "5"})
+    client.hset(Keys().feed("abc"), mapping={"next_poll": "5"})
     run = monitor(
-        "redis-cli", "HGET", "monitor:feed:abc", "next_poll", cwd=tmp_path, redis_url=redis_url
+        "redis-cli", "HGET", Keys().feed("abc"), "next_poll", cwd=tmp_path, redis_url=redis_url
     )
     assert run.returncode == 0 and run.stdout.strip() == "5", run.stderr
     scan = monitor(
-        "--redis", redis_url, "redis-cli", "--scan", "--pattern", "monitor:*", cwd=tmp_path
+        "--redis", redis_url, "redis-cli", "--scan", "--pattern", Keys().pattern, cwd=tmp_path
     )  # fmt: skip  (options after redis-cli are redis-cli's)
-    assert scan.stdout.split() == ["monitor:feed:abc"]
+    assert scan.stdout.split() == [Keys().feed("abc")]
     cfg = tmp_path / "conf" / "monitor.toml"
     cfg.parent.mkdir()
     cfg.write_text("")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from monitor.config import FeedConfig
@@ -140,6 +141,7 @@ def metric(text: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+@pytest.mark.slow
 def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_alerts(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -156,7 +158,7 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
     wait_for(lambda: daemon.events("http_listening"))
     listen = "http://" + daemon.events("http_listening")[0]["address"]
 
-    keys = Keys("monitor:")
+    keys = Keys()
 
     def state(path: str) -> dict[str, str]:
         return client.hgetall(keys.feed(feed_id(FeedConfig(url=feed_server.url(path)))))
@@ -167,7 +169,7 @@ def test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed_still_al
     wait_for(lambda: ItemsQueue(client, keys, maxlen=10**6).lag() == (0, 0), 60)
 
     # Entity tricks: the billion laughs stay unexpanded, the external entity unread.
-    items = [Item.from_json(fields["item"]) for _, fields in client.xrange("monitor:items")]
+    items = [Item.from_json(fields["item"]) for _, fields in client.xrange(Keys().items)]
     titles = {item.url.rsplit("/", 1)[1]: item.title for item in items}
     assert titles["laughs"] == "&l9;"
     assert titles["xxe"] == "leak &secret; here"

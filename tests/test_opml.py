@@ -97,6 +97,7 @@ def test_round_trip() -> None:
     assert sorted(again, key=lambda f: f.url) == sorted(feeds, key=lambda f: f.url)
 
 
+@pytest.mark.slow
 def test_import_list_and_export_on_the_command_line(tmp_path: Path, redis_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_REDIS_URL"] = redis_url

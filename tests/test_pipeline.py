@@ -295,6 +295,7 @@ def test_a_name_alone_is_not_a_credit() -> None:
     assert credited("Tass said on Monday, citing the Kremlin") == ("TASS",)
 
 
+@pytest.mark.slow
 def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redis.Redis) -> None:
     import random
 

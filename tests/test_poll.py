@@ -48,7 +48,7 @@ def test_new_entries_then_304_then_only_the_added_one(
     feed_server.static("/feed.xml", rss(entries(3)))
     first = poller.poll(feed)
     assert (first.status, len(first.new), first.error) == (200, 3, "")
-    assert client.xlen("monitor:items") == 3
+    assert client.xlen(Keys().items) == 3
 
     second = poller.poll(feed)
     assert (second.status, second.new) == (304, [])
@@ -57,7 +57,7 @@ def test_new_entries_then_304_then_only_the_added_one(
     feed_server.static("/feed.xml", rss(entries(4)))
     third = poller.poll(feed)
     assert [i.guid for i in third.new] == ["urn:story:3"]
-    assert client.xlen("monitor:items") == 4
+    assert client.xlen(Keys().items) == 4
     state = poller.state(feed)
     assert (state.polls, state.total_items, state.errors, state.last_status) == (3, 4, 0, 200)
 

@@ -123,6 +123,7 @@ def trickling() -> Iterator[str]:
     listener.close()
 
 
+@pytest.mark.slow
 def test_the_total_deadline_holds_and_a_slow_feed_does_not_hold_up_the_others(
     feed_server: FeedServer, trickling: str, client: redis.Redis
 ) -> None:

@@ -51,6 +51,7 @@ def redis_with() -> Iterator[Callable[..., RedisProcess]]:
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_an_evicting_redis_is_refused_at_start_unless_allowed(
     redis_with: Callable[..., RedisProcess], feed_server: FeedServer, tmp_path: Path
 ) -> None:
@@ -186,6 +187,7 @@ def _synthetic(tmp_path: Path, feed_server: FeedServer, stories: int) -> Path:
     return rules_dir
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_nothing(
     redis_with: Callable[..., RedisProcess],
     feed_server: FeedServer,
@@ -204,7 +206,7 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     daemon = daemons(cfg, server.url)
     wait_for(lambda: daemon.events("http_listening"))
     base = f"http://{daemon.events('http_listening')[0]['address']}"
-    wait_for(lambda: client.exists("monitor:items") and client.xlen("monitor:items") == items)
+    wait_for(lambda: client.exists(Keys().items) and client.xlen(Keys().items) == items)
     wait_for(lambda: len(daemon.events("item_processed")) >= 20, 60)
     assert _health(base)[0] == 200
 
@@ -220,7 +222,7 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     assert info["reason"] == "Redis refuses writes: out of memory (maxmemory reached, OOM)"
     time.sleep(OOM_SECONDS)
     done_then = {e["item"] for e in daemon.events("item_processed")}
-    queue = ItemsQueue(client, Keys("monitor:"), maxlen=10**6)
+    queue = ItemsQueue(client, Keys(), maxlen=10**6)
     waiting, in_hand = queue.lag()
     metrics = httpx.get(f"{base}/metrics").text
     assert "monitor_redis_writable 0.0" in metrics
@@ -241,7 +243,7 @@ def test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once_losing_no
     assert daemon.stop() == 0
     processed = [e["item"] for e in daemon.events("item_processed")]
     assert len(processed) == len(set(processed)) == items  # each exactly once
-    assert client.xlen("monitor:items:dead") == 0 if client.exists("monitor:items:dead") else True
+    assert client.xlen(Keys().items_dead) == 0  # no item dead-lettered
     disturbed = [a["id"] for a in alerts(client)]
     assert sorted(disturbed) == sorted(undisturbed)  # nothing lost, nothing doubled
     assert len(daemon.events("redis_writable_again")) == 1
@@ -284,6 +286,7 @@ def _item(n: int) -> Item:
     return Item(guid=f"g{n}", url="", title=f"title {n}", source="s", feed="f", content=text)
 
 
+@pytest.mark.slow
 def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     redis_with: Callable[..., RedisProcess], running: Callable[[str], DaemonLoop]
 ) -> None:
@@ -303,7 +306,7 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     assert daemon.metrics.refusals.labels("read-only replica (READONLY)")._value.get() == 1
 
     # Items that fail one after the other (here: their index entries are of the wrong type).
-    queue, keys = daemon.items, Keys("monitor:")
+    queue, keys = daemon.items, Keys()
     broken = [_item(n) for n in range(FAILING_AFTER)]
     for item in broken:
         client.set(keys.entry(item.id), "not a hash")
@@ -323,6 +326,7 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     assert info["reason"].endswith("; stopping")
 
 
+@pytest.mark.slow
 def test_a_running_daemon_reports_keys_evicted_meanwhile(
     redis_with: Callable[..., RedisProcess], running: Callable[[str], DaemonLoop]
 ) -> None:
@@ -330,7 +334,7 @@ def test_a_running_daemon_reports_keys_evicted_meanwhile(
     client = server.client()
     with capture_logs() as logs:
         daemon = running(server.url)  # accepted at start...
-        wait_for(lambda: client.exists("monitor:daemon:" + daemon.instance))
+        wait_for(lambda: client.exists(Keys().daemon(daemon.instance)))
         client.config_set("maxmemory-policy", "allkeys-random")  # ...then someone changes it
         client.set("monitor:x", "y" * 100_000)
         client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 50_000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import redis
 from structlog.testing import capture_logs
 
@@ -38,22 +39,23 @@ def test_the_items_stream_is_never_trimmed_under_a_pending_or_unread_item(
     queue = ItemsQueue(client, Keys(), maxlen=10)
     queue.ensure_group()
     queue.append(_items(0, 30))
-    assert client.xlen("monitor:items") == 30  # nothing read yet: nothing may go
+    assert client.xlen(Keys().items) == 30  # nothing read yet: nothing may go
     held = queue.read("a", count=5)  # pending with a
     queue.append(_items(30, 5))
-    assert client.xlen("monitor:items") == 35
+    assert client.xlen(Keys().items) == 35
     rest = queue.read("b", count=100)
     queue.ack(*(e.entry_id for e in rest))  # all acked but a's five
     queue.append(_items(35, 1))
-    entries = client.xrange("monitor:items")
+    entries = client.xrange(Keys().items)
     assert entries[0][0] == held[0].entry_id  # the oldest pending entry is still there
     queue.ack(*(e.entry_id for e in held))
     queue.append(_items(36, 1))
-    assert client.xlen("monitor:items") == 10  # then trimmed to maxlen, no further
-    assert [int(f["seq"]) for _, f in client.xrange("monitor:items")] == list(range(28, 38))
+    assert client.xlen(Keys().items) == 10  # then trimmed to maxlen, no further
+    assert [int(f["seq"]) for _, f in client.xrange(Keys().items)] == list(range(28, 38))
     assert queue.lag() == (2, 0)  # the last two were never read
 
 
+@pytest.mark.slow
 def test_lag_is_computed_without_xinfo_lag_at_any_stream_length(client: redis.Redis) -> None:
     queue = AlertQueue(client, Keys(), maxlen=100_000, id_ttl=60)
     for n in range(25_000):  # beyond what counting entries one by one would reach
@@ -61,7 +63,7 @@ def test_lag_is_computed_without_xinfo_lag_at_any_stream_length(client: redis.Re
     consumer = AlertConsumer(client, group="slow", claim_idle=0)
     got = consumer.group.read("c", count=100)
     assert len(got) == 100
-    (lag,) = group_lags(client, "monitor:alerts", maxlen=100_000)
+    (lag,) = group_lags(client, Keys().alerts, maxlen=100_000)
     assert (lag.lag, lag.pending, lag.behind) == (24_900, 100, 25_000)
     assert lag.group == "slow" and not lag.at_risk
     assert consumer.lag() == (24_900, 100)
@@ -91,7 +93,7 @@ def test_a_lagging_group_is_warned_then_its_trimmed_pending_alerts_are_dead_lett
     (warning,) = [e for e in logs if e["event"] == "group_near_retention"]
     assert warning["group"] == "slow" and warning["log_level"] == "warning"
     assert warning["used"] == round(250 / 300, 3)
-    metrics = daemon.metrics.group_used.labels("monitor:alerts", "slow")._value.get()
+    metrics = daemon.metrics.group_used.labels(Keys().alerts, "slow")._value.get()
     assert metrics == round(250 / 300, 3)
     (tmp_path / "monitor.toml").write_text("alerts_maxlen = 300\n")
     status = monitor(
@@ -103,7 +105,7 @@ def test_a_lagging_group_is_warned_then_its_trimmed_pending_alerts_are_dead_lett
 
     for n in range(250, 700):  # the stream is trimmed past slow's pending alerts
         queue.publish({"id": f"a{n}", "kind": "new"})
-    assert not client.xrange("monitor:alerts", min=held[0], max=held[0])
+    assert not client.xrange(Keys().alerts, min=held[0], max=held[0])
     with capture_logs() as logs:
         later = list(slow.drain())  # re-claims its pending alerts: gone
     assert [e["event"] for e in logs].count("entries_trimmed_before_delivery") >= 1

@@ -123,6 +123,7 @@ def _news(seen: list[dict]) -> dict[tuple[str, int], set[str]]:
     return news
 
 
+@pytest.mark.slow
 def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
     aof_redis: RedisProcess,
     feed_server: FeedServer,
@@ -151,11 +152,9 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
         watcher.start()
         undisturbed = daemons(cfg, alone.url)
         with alone.client() as probe:
-            probe_queue = ItemsQueue(probe, Keys("monitor:"), maxlen=10**6)
+            probe_queue = ItemsQueue(probe, Keys(), maxlen=10**6)
             wait_for(
-                lambda: (
-                    probe.exists("monitor:items") and probe.xlen("monitor:items") >= 5 * stories
-                ),
+                lambda: probe.exists(Keys().items) and probe.xlen(Keys().items) >= 5 * stories,
                 60,
             )
             wait_for(lambda: probe_queue.lag() == (0, 0), 120)
@@ -170,9 +169,9 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
 
     def _done() -> bool:  # every item processed already: the next crash is after the end
         with aof_redis.client() as probe:
-            queue = ItemsQueue(probe, Keys("monitor:"), maxlen=10**6)
-            return probe.exists("monitor:items") and (
-                probe.xlen("monitor:items") >= 5 * stories and queue.lag() == (0, 0)
+            queue = ItemsQueue(probe, Keys(), maxlen=10**6)
+            return probe.exists(Keys().items) and (
+                probe.xlen(Keys().items) >= 5 * stories and queue.lag() == (0, 0)
             )
 
     aof_redis.start()
@@ -201,8 +200,8 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
 
     last = daemons(cfg, aof_redis.url)
     client = aof_redis.client()
-    queue = ItemsQueue(client, Keys("monitor:"), maxlen=10**6)
-    wait_for(lambda: client.exists("monitor:items") and client.xlen("monitor:items") >= 5 * stories)
+    queue = ItemsQueue(client, Keys(), maxlen=10**6)
+    wait_for(lambda: client.exists(Keys().items) and client.xlen(Keys().items) >= 5 * stories)
     wait_for(lambda: queue.lag() == (0, 0), 120)
     wait_for(lambda: AlertConsumer(client, group="desk").lag() == (0, 0), 30)
     desk.stop.set()

@@ -66,6 +66,7 @@ def acl_redis() -> Iterator[RedisProcess]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_an_acl_user_with_a_password_works_and_the_password_never_shows(
     acl_redis: RedisProcess, feed_server: FeedServer, daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
@@ -146,6 +147,7 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
             end.close()
 
 
+@pytest.mark.slow
 def test_redis_over_tls(acl_redis: RedisProcess, tmp_path: Path) -> None:
     authority = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

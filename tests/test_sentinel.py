@@ -14,6 +14,7 @@ import redis
 
 from monitor.store.connection import connect, is_cluster
 from monitor.store.embedded import find_redis_server
+from monitor.store.keys import Keys
 from monitor.store.localcluster import free_ports
 
 from .conftest import RULES, SAMPLE_FEEDS
@@ -69,6 +70,7 @@ def _replicas_seen(sentinel: int) -> bool:
     return any(r.get("master-link-status") == "ok" for r in found)
 
 
+@pytest.mark.slow
 def test_the_seed_replay_through_sentinel_and_a_failover(
     pair: tuple[int, int, int, subprocess.Popen], tmp_path: Path
 ) -> None:
@@ -77,7 +79,7 @@ def test_the_seed_replay_through_sentinel_and_a_failover(
     run = monitor("replay", "--rules", str(RULES), str(SAMPLE_FEEDS), cwd=tmp_path, redis_url=url)
     assert run.returncode == 0, run.stderr
     assert "1 alert published" in run.stdout
-    assert redis.Redis(port=master).xlen("monitor:alerts") == 1
+    assert redis.Redis(port=master).xlen(Keys().alerts) == 1
 
     client = connect(url)
     assert not is_cluster(client)
@@ -93,7 +95,7 @@ def test_the_seed_replay_through_sentinel_and_a_failover(
             assert time.monotonic() < deadline
             time.sleep(0.2)
     assert redis.Redis(port=replica).get("monitor:after-failover") == b"1"
-    assert redis.Redis(port=replica).xlen("monitor:alerts") == 1  # replicated before
+    assert redis.Redis(port=replica).xlen(Keys().alerts) == 1  # replicated before
 
 
 def test_a_sentinel_url_that_names_no_known_service(

@@ -284,6 +284,7 @@ def test_the_message_is_made_for_people() -> None:
 # --- real receivers ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_email_sink_through_a_real_smtp_server(
     client: redis.Redis, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -463,6 +464,7 @@ def test_a_refused_alert_is_dead_lettered_and_redriven(
     assert json.loads(feed_server.bodies[-1])["id"] == "00000000000000000002"
 
 
+@pytest.mark.slow
 def test_a_digest_over_a_window_is_sent_once_across_forwarder_restarts(
     client: redis.Redis, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -567,9 +569,10 @@ def test_dry_run_prints_what_each_sink_would_send_and_sends_nothing(
     assert "== sink daily (webhook https://hooks.example.org/…, digest daily at 08:00 UTC" in out
     assert "secret-token" not in out
     assert not box.messages
-    assert client.xinfo_groups("monitor:alerts") == []  # no group made, nothing acked
+    assert client.xinfo_groups(Keys().alerts) == []  # no group made, nothing acked
 
 
+@pytest.mark.slow
 def test_forward_serves_every_sink_from_the_command_line_with_metrics(
     client: redis.Redis,
     redis_url: str,
@@ -643,6 +646,7 @@ def test_sink_metrics_count_deliveries_latency_and_lag(
     assert count == 21 and len(shown_all) == 5
 
 
+@pytest.mark.slow
 def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
     client: redis.Redis, redis_url: str, tmp_path: Path, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -675,7 +679,7 @@ def test_rule_tags_reach_the_alert_and_route_a_real_replayed_alert(
         timeout=120,
     )
     assert replayed.returncode == 0, replayed.stderr
-    (entry,) = client.xrange("monitor:alerts")
+    (entry,) = client.xrange(Keys().alerts)
     alert = json.loads(entry[1]["alert"])
     assert alert["rule"]["tags"] == ["asia", "korea"]
     jsonschema.validate(alert, json.loads((ROOT / "docs" / "alert.schema.json").read_text()))
@@ -720,6 +724,7 @@ def test_the_documented_sink_tables_load(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
     client: redis.Redis, feed_server: FeedServer, redis_url: str, tmp_path: Path
 ) -> None:
@@ -750,6 +755,7 @@ def test_a_bare_alert_document_is_still_sent_and_an_unknown_sink_is_named(
         assert run.returncode == 2 and error in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_an_smtp_server_that_is_down_leaves_the_alert_pending_with_the_reason(
     client: redis.Redis,
 ) -> None:
@@ -761,7 +767,7 @@ def test_an_smtp_server_that_is_down_leaves_the_alert_pending_with_the_reason(
     (retry,) = [e for e in logs if e["event"] == "alert_retry"]
     assert retry["reason"].startswith("Connection error while submitting email")
     assert retry["group"] == "sink:editor"
-    assert client.xpending("monitor:alerts", "sink:editor")["pending"] == 1  # for a later try
+    assert client.xpending(Keys().alerts, "sink:editor")["pending"] == 1  # for a later try
 
 
 def test_a_new_sink_starts_with_the_alerts_published_from_then_on(

@@ -95,7 +95,7 @@ def test_a_re_listed_future_dated_entry_ranks_by_when_it_was_first_seen(
         first = poller.poll(feed, now=t1.timestamp())
     assert (len(first.new), first.skewed) == (4, 4)
     assert [e["entries"] for e in logs if e["event"] == "feed_clock_skew"] == [4]
-    queued = [Item.from_json(f["item"]) for _, f in client.xrange("monitor:items")]
+    queued = [Item.from_json(f["item"]) for _, f in client.xrange(Keys().items)]
     assert all(abs((i.time - t1).total_seconds()) < 1 for i in queued if i.time)
 
     fresh = [rss_entry(n, t1 + timedelta(hours=1, minutes=n)) for n in range(10, 13)]
@@ -202,6 +202,7 @@ def test_every_post_of_a_day_page_is_an_item() -> None:
     assert not lone[0].shared_page and item_url(lone[0]) == "http://x.example/a"
 
 
+@pytest.mark.slow
 def test_day_page_posts_reach_the_stream_and_keep_their_own_text(
     feed_server: FeedServer, poller: Poller, client: redis.Redis, tmp_path: Path, redis_url: str
 ) -> None:
@@ -291,6 +292,7 @@ def test_json_feed_polls_with_conditional_get(feed_server: FeedServer, poller: P
     assert (second.status, second.new) == (304, [])
 
 
+@pytest.mark.slow
 def test_replay_reads_json_feeds_and_names_the_broken_one(tmp_path: Path, redis_url: str) -> None:
     folder = tmp_path / "feeds"
     folder.mkdir()
@@ -328,6 +330,7 @@ def test_replay_reads_json_feeds_and_names_the_broken_one(tmp_path: Path, redis_
 # --- the alert age policy, through replay -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_replay_of_a_back_catalogue_alerts_only_on_its_recent_reports(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -371,6 +374,7 @@ def test_replay_of_a_back_catalogue_alerts_only_on_its_recent_reports(
     assert json_lines(today.stdout)[-1]["summary"]["alerts_published"] == 0
 
 
+@pytest.mark.slow
 def test_alerts_max_age_0_switches_the_age_policy_off(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "reservoir.yaml").write_text(RULE)
     cfg = tmp_path / "monitor.toml"
@@ -404,6 +408,7 @@ def test_read_feeds_replays_each_file_as_of_when_it_was_written() -> None:
 # --- the daemon, end to end --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -424,7 +429,7 @@ def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
     wait_for(lambda: len(daemon.events("item_processed")) == 11, timeout=60)
 
     def alerted() -> list[str]:
-        return [json.loads(f["alert"])["item"]["guid"] for _, f in client.xrange("monitor:alerts")]
+        return [json.loads(f["alert"])["item"]["guid"] for _, f in client.xrange(Keys().alerts)]
 
     assert sorted(alerted()) == ["urn:e:1", "urn:e:2"]  # not the 2016-2019 reports, nor e3
     processed = {e["item"]: e for e in daemon.events("item_processed")}
@@ -447,6 +452,7 @@ def test_a_new_feed_alerts_on_its_fresh_reports_only_then_on_news_only(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_consume_shows_the_articles_own_date_and_age(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "reservoir.yaml").write_text(RULE)
     monitor(
@@ -506,7 +512,7 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
     new = [a for r in results for a in r.alerts]
     assert len(new) == 1 and results[0].alerts == new  # the first: undated, so seen now
     assert [str(r.placement.outcome) for r in results[1:]] == ["near_duplicate"] * 3
-    kinds = [json.loads(f["alert"])["kind"] for _, f in client.xrange("monitor:alerts")]
+    kinds = [json.loads(f["alert"])["kind"] for _, f in client.xrange(Keys().alerts)]
     assert kinds == ["new"]
 
 

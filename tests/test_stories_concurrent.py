@@ -13,7 +13,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import pytest
+
 from monitor.store.connection import connect, primaries
+from monitor.store.keys import Keys
 
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for
@@ -101,7 +104,7 @@ def run(count: int, server: FeedServer, url: str, tmp_path: Path) -> tuple[dict,
             assert daemon.stop() == 0
         events = processed()
         assert all(sum(1 for e in d.events("item_processed")) for d in started)  # all worked
-        alerts = [json.loads(f["alert"]) for _, f in client.xrange("monitor:alerts")]
+        alerts = [json.loads(f["alert"]) for _, f in client.xrange(Keys().alerts)]
         return {e["item"]: e["story"] for e in events}, alerts
     finally:
         for daemon in started:
@@ -118,6 +121,7 @@ def partition(story_of: dict[str, str]) -> set[frozenset[str]]:
     return {frozenset(g) for g in groups.values()}
 
 
+@pytest.mark.slow
 def test_three_daemons_give_the_stories_of_one(
     feed_server: FeedServer, redis_url: str, cluster_url: str, tmp_path: Path
 ) -> None:

@@ -311,6 +311,7 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path, redis_url: str, web_serv
     assert f"cannot listen on {taken}" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_monitor_run_serves_the_desk_beside_health_and_metrics(
     feed_server: FeedServer, daemons, client: redis.Redis, tmp_path: Path
 ) -> None:
