@@ -77,6 +77,13 @@ def test_the_story_page_lists_reports_alerts_and_marks_the_matched_words(
     assert html.count('class="report"') == 5
     assert "<mark>North Korea</mark>" in html or "<mark>Pyongyang</mark>" in html
     assert "DPRK\u2013Russia treaty \u2014 new" in html  # the alert raised for it
+    # Newser and RT joined the story within its quiet period: each says so, and until when.
+    held = re.findall(
+        r'class="held[^"]*"><span class="rule">([^<]+)</span> no alert: ([^<]+)<', html
+    )
+    assert len(held) == 2
+    for rule, why in held:
+        assert rule == "dprk-russia-treaty" and why.startswith("update held: quiet until ")
     assert web.get("/story/0000").status_code == 404
 
 
@@ -199,7 +206,8 @@ def test_muted_stories_and_sources_raise_no_alert_for_that_rule(
     assert web.post(f"/story/{story}/mute", data=form, follow_redirects=False).status_code == 303
     replayed(redis_url, client)
     assert client.xlen("monitor:alerts") == 0  # three reports match; the story is muted
-    assert "muted for this story" in web.get(f"/story/{story}").text
+    page = web.get(f"/story/{story}").text
+    assert "muted for this story" in page and page.count("no alert: muted on the desk") == 3
 
     client.flushall()
     web.post("/login", data={"token": TOKEN})

@@ -80,6 +80,7 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "rules": [m.rule_id for m in result.matches],
         "alerts": result.alerts,
         "alert_suppressed": result.alert_suppressed or None,
+        "alerts_held": result.alerts_held,
         "wires": list(result.wires),
         "text_from": result.article.text_from,
         "warnings": result.warnings,
@@ -87,11 +88,15 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
 
 
 def _held(result: Processed) -> str:
-    """Why a matching original raised no alert, in a word."""
+    """Why a matching original raised no alert, in a word (an update held in the story's
+    quiet period: "held")."""
     held = result.alert_suppressed if result.matches else None
-    if not held:
-        return ""
-    return " (old)" if held.startswith("older") else " (undated)"
+    if held:
+        return " (old)" if held.startswith("older") else " (undated)"
+    reasons = result.alerts_held.values()
+    if not result.alerts and any(why.startswith("update held") for why in reasons):
+        return " (held)"
+    return ""
 
 
 # The replay table's columns that give way, in turn, to fit a terminal: index -> least width.
