@@ -201,8 +201,9 @@ def test_rules_explain_says_why(tmp_path: Path) -> None:
 
 
 def test_counts_the_cli_prints_take_the_right_number(capsys: pytest.CaptureFixture) -> None:
-    from monitor.cli.output import counted, plural, print_dead, print_table
+    from monitor.cli.output import counted, print_dead, print_table
     from monitor.pipeline.replay import Summary
+    from monitor.units import plural
 
     assert [counted(n, "report") for n in (0, 1, 2)] == ["0 reports", "1 report", "2 reports"]
     assert (

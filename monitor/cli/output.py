@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.units import counted
+
 if TYPE_CHECKING:
     from monitor.pipeline.process import Processed
     from monitor.pipeline.replay import Summary
@@ -179,16 +181,6 @@ def terminal_width() -> int | None:
         return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
     except (OSError, ValueError):
         return None
-
-
-def counted(count: int, one: str, many: str = "") -> str:
-    """A count with its noun in the right number: "1 report", "2 reports", "0 stories"."""
-    return f"{count} {plural(count, one, many)}"
-
-
-def plural(count: int, one: str, many: str = "") -> str:
-    """The noun for `count` of it: `one` for 1, else `many` (default: `one` + "s")."""
-    return one if count == 1 else many or one + "s"
 
 
 def clip(text: str, width: int) -> str:
