@@ -1,6 +1,6 @@
 """Durations as people write them in settings and rules: "90m", "12h", "3d", "2w", or in
-words: "90 minutes", "12 hours", "3 days", "2 weeks"; and elapsed times as people read them
-("4.2 h")."""
+words: "90 minutes", "12 hours", "3 days", "2 weeks"; elapsed times as people read them
+("4.2 h"); and counts with their nouns ("1 report", "2 reports"), for the CLI and the desk."""
 
 from __future__ import annotations
 
@@ -53,3 +53,13 @@ def format_age(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+def counted(count: int, one: str, many: str = "") -> str:
+    """A count with its noun in the right number: "1 report", "2 reports", "0 stories"."""
+    return f"{count} {plural(count, one, many)}"
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """The noun for `count` of it: `one` for 1, else `many` (default: `one` + "s")."""
+    return one if count == 1 else many or one + "s"

@@ -63,6 +63,18 @@ def test_replay_json_then_again_publishes_nothing(tmp_path: Path, redis_url: str
     assert [i["rules"] for i in again] == [i["rules"] for i in items]
     assert all(i["alerts"] == [] for i in again)
     assert last["summary"]["alerts_published"] == 0
+    # Why each matching item raised no alert: the reports joining the alerted story within
+    # its quiet period are held (said first and again), the one that alerted said so.
+    held = {i["source"]: i["alerts_held"] for i in items if i["rules"] and not i["alerts"]}
+    assert held.keys() == {"Newser", "RT"}
+    for reasons in held.values():
+        assert re.fullmatch(
+            r"update held: quiet until (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC",
+            reasons["dprk-russia-treaty"],
+        )
+    assert {i["source"]: i["alerts_held"] for i in again if i["source"] in held} == held
+    herald = next(i for i in again if i["source"] == "The Korea Herald")
+    assert herald["alerts_held"] == {"dprk-russia-treaty": "already alerted for this item"}
 
     consumed = monitor("consume", "--from-start", "--json", cwd=tmp_path, redis_url=redis_url)
     assert consumed.returncode == 0, consumed.stderr
@@ -192,8 +204,9 @@ def test_rules_explain_says_why(tmp_path: Path) -> None:
 
 
 def test_counts_the_cli_prints_take_the_right_number(capsys: pytest.CaptureFixture) -> None:
-    from monitor.cli.output import counted, plural, print_dead, print_table
+    from monitor.cli.output import counted, print_dead, print_table
     from monitor.pipeline.replay import Summary
+    from monitor.units import plural
 
     assert [counted(n, "report") for n in (0, 1, 2)] == ["0 reports", "1 report", "2 reports"]
     assert (

@@ -114,7 +114,7 @@ def test_import_list_and_export_on_the_command_line(tmp_path: Path, redis_url: s
 
     first = monitor("feeds", "import", str(OPML / "netnewswire.opml"))
     assert first.returncode == 0, first.stderr
-    assert "2 feeds added, 0 already there, 1 duplicates in the file, 1 invalid" in first.stdout
+    assert "2 feeds added, 0 already there, 1 duplicate in the file, 1 invalid" in first.stdout
     again = monitor("feeds", "import", str(OPML / "miniflux.opml"))
     assert "3 feeds added" in again.stdout
     listed = monitor("feeds", "list", "--json")
@@ -125,6 +125,14 @@ def test_import_list_and_export_on_the_command_line(tmp_path: Path, redis_url: s
     assert (
         "0 feeds added, 3 already there"
         in monitor("feeds", "import", str(OPML / "miniflux.opml")).stdout
+    )
+    one = tmp_path / "one.opml"
+    one.write_text(
+        '<opml version="2.0"><body><outline xmlUrl="https://one.example/feed"/></body></opml>'
+    )
+    assert (
+        "one.opml: 1 feed added, 0 already there, 0 duplicates"
+        in monitor("feeds", "import", str(one)).stdout
     )
     hostile = monitor("feeds", "import", str(OPML / "billion_laughs.opml"))
     assert (

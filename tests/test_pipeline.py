@@ -200,7 +200,7 @@ def test_no_crash_leaves_a_claim_without_its_alert(redis_url: str, client: redis
         second.item.id,
         lambda kind, n: {"id": alert_id("dprk-russia-treaty", story, kind, n), "kind": str(kind)},
     )
-    assert built is not None and built[0]["kind"] == "new" and built[1] is not None
+    assert built.alert is not None and built.alert["kind"] == "new" and built.entry is not None
     assert [a["kind"] for a in alerts_in_stream(client)] == ["new"]
 
 
@@ -243,7 +243,7 @@ def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redi
             return {"id": alert_id("r", "s1", kind, n), "kind": str(kind), "n": n}
 
         done = queue.claim_and_publish("s1", "r", item, build, at=at)
-        return None if done is None else (AlertKind(done[0]["kind"]), done[0]["n"])
+        return None if done.alert is None else (AlertKind(done.alert["kind"]), done.alert["n"])
 
     claims = [
         claim("a", at=1000),  # new
@@ -270,6 +270,56 @@ def test_updates_come_at_most_once_per_quiet_period(redis_url: str, client: redi
         alert_id("r", "s1", AlertKind.UPDATE, 2),
     }
     assert len(ids) == 3  # each update its own stable id
+
+
+def test_a_held_update_says_until_when(redis_url: str, client: redis.Redis) -> None:
+    """The claim script says when the quiet period ends; the item says it per rule (and its
+    `item_processed` line), apart from a muted rule and an item that alerted already."""
+    from datetime import UTC, datetime
+
+    from structlog.testing import capture_logs
+
+    from monitor.delivery.queue import AlertQueue
+    from monitor.pipeline.process import ALREADY_ALERTED, MUTED, quiet_until
+    from monitor.store.keys import Keys
+
+    queue = AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600, quiet=600)
+
+    def build(kind: AlertKind, n: int) -> dict:
+        return {"id": alert_id("r", "s1", kind, n), "kind": str(kind)}
+
+    assert queue.claim_and_publish("s1", "r", "a", build, at=1000).alert is not None
+    held = queue.claim_and_publish("s1", "r", "b", build, at=1100)
+    assert held.alert is None and held.held_until == 1600  # the new's time + quiet
+    guessed = queue.claim_and_publish("s1", "r", "b", build, at=1100, guess=0)
+    assert guessed.alert is None and guessed.held_until == 1600
+    now = datetime(2026, 3, 5, 13, 0, tzinfo=UTC)
+    assert quiet_until(now.timestamp() + 3980, now) == "update held: quiet until 14:07 UTC"
+    assert (
+        quiet_until(now.timestamp() + 86400, now) == "update held: quiet until 2026-03-06 13:00 UTC"
+    )
+
+    pipeline = make_pipeline(redis_url, client)
+    with capture_logs() as logs:
+        results = {r.item.source: r for r in map(pipeline.process, read_feeds([SAMPLE_FEEDS]))}
+    reasons = {source: r.alerts_held for source, r in results.items() if r.matches}
+    assert reasons["The Korea Herald"] == {}  # it raised the `new`
+    for source in ("Newser", "RT"):
+        (why,) = reasons[source].values()
+        assert why.startswith("update held: quiet until ") and why.endswith(" UTC")
+        assert results[source].alerts == [] and results[source].alert_suppressed is None
+    lines = {e["item"]: e for e in logs if e["event"] == "item_processed"}
+    assert lines[results["Newser"].item.id]["alerts_held"] == reasons["Newser"]
+    assert lines[results["Fakti.bg"].item.id]["alerts_held"] is None
+
+    again = {r.item.source: r for r in map(pipeline.process, read_feeds([SAMPLE_FEEDS]))}
+    assert again["The Korea Herald"].alerts_held == {"dprk-russia-treaty": ALREADY_ALERTED}
+    assert again["Newser"].alerts_held == reasons["Newser"]
+    story = results["Newser"].placement.story_id
+    assert pipeline.desk is not None
+    pipeline.desk.mute("dprk-russia-treaty", "story", story)
+    muted = pipeline.process(next(i for i in read_feeds([SAMPLE_FEEDS]) if "newser" in i.guid))
+    assert muted.alerts_held == {"dprk-russia-treaty": MUTED}
 
 
 def test_wire_attribution_on_items_and_stories(redis_url: str, client: redis.Redis) -> None:

@@ -4,10 +4,12 @@ field; the live alerts feed is a real server's server-sent events."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,7 @@ import redis
 
 from monitor.config import FeedConfig, Settings, WebSettings
 from monitor.ingest.fetch import LocalFetcher
-from monitor.model import stable_id
+from monitor.model import Item, stable_id
 from monitor.pipeline import runtime
 from monitor.pipeline.process import article_of
 from monitor.pipeline.replay import read_feeds
@@ -77,6 +79,13 @@ def test_the_story_page_lists_reports_alerts_and_marks_the_matched_words(
     assert html.count('class="report"') == 5
     assert "<mark>North Korea</mark>" in html or "<mark>Pyongyang</mark>" in html
     assert "DPRK\u2013Russia treaty \u2014 new" in html  # the alert raised for it
+    # Newser and RT joined the story within its quiet period: each says so, and until when.
+    held = re.findall(
+        r'class="held[^"]*"><span class="rule">([^<]+)</span> no alert: ([^<]+)<', html
+    )
+    assert len(held) == 2
+    for rule, why in held:
+        assert rule == "dprk-russia-treaty" and why.startswith("update held: quiet until ")
     assert web.get("/story/0000").status_code == 404
 
 
@@ -199,7 +208,8 @@ def test_muted_stories_and_sources_raise_no_alert_for_that_rule(
     assert web.post(f"/story/{story}/mute", data=form, follow_redirects=False).status_code == 303
     replayed(redis_url, client)
     assert client.xlen("monitor:alerts") == 0  # three reports match; the story is muted
-    assert "muted for this story" in web.get(f"/story/{story}").text
+    page = web.get(f"/story/{story}").text
+    assert "muted for this story" in page and page.count("no alert: muted on the desk") == 3
 
     client.flushall()
     web.post("/login", data={"token": TOKEN})
@@ -211,10 +221,12 @@ def test_muted_stories_and_sources_raise_no_alert_for_that_rule(
     assert "muted: The Korea Herald" in web.get(f"/story/{story}").text
 
 
-@pytest.fixture
-def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
-    """`monitor web` as a process on a free port; yields its base URL."""
+@contextlib.contextmanager
+def web_process(tmp_path: Path, redis_url: str, rules: Path = RULES) -> Iterator[str]:
+    """`monitor web` as a process on a free port, on a rules directory; yields its base URL."""
     env = {"MONITOR_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # the code under test, where it is not installed
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     log = tmp_path / "web.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
@@ -226,7 +238,7 @@ def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
                 "--listen",
                 "127.0.0.1:0",
                 "--rules",
-                str(RULES),
+                str(rules),
             ],
             env=env,
             stderr=stderr,
@@ -242,6 +254,13 @@ def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def web_server(tmp_path: Path, redis_url: str) -> Iterator[str]:
+    """`monitor web` as a process on a free port; yields its base URL."""
+    with web_process(tmp_path, redis_url) as url:
+        yield url
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -376,3 +395,62 @@ def test_a_reconnecting_live_view_resumes_after_its_last_event(
         assert next(lines) == ": connected"
         got = next(line[4:] for line in lines if line.startswith("id: "))
     assert got != first[0]  # the one after, not the one it had
+
+
+def test_the_desk_follows_its_rules_directory(tmp_path: Path, redis_url: str) -> None:
+    """A rule added while `monitor web` runs is listed within seconds, as the daemon runs it;
+    a broken change keeps the rules in force, and the rules page says why."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    with web_process(tmp_path, redis_url, rules) as base:
+        assert "kcna-statement" not in httpx.get(f"{base}/rules").text
+        (rules / "kcna.yaml").write_text(
+            "id: kcna-statement\nname: KCNA statement\nseverity: low\nquery: KCNA\n"
+        )
+        wait_for(lambda: "kcna-statement" in httpx.get(f"{base}/rules").text, timeout=15)
+        assert "kcna-statement" in httpx.get(f"{base}/").text  # the stories' rule filter too
+
+        (rules / "broken.yaml").write_text("id: broken\nname: Broken\nquery: 'a AND'\n")
+        wait_for(lambda: "does not load" in httpx.get(f"{base}/rules").text, timeout=15)
+        page = httpx.get(f"{base}/rules").text
+        assert "broken.yaml" in page and "keeps the 4 rules it had" in page
+        assert "kcna-statement" in page
+        (rules / "broken.yaml").unlink()
+        wait_for(lambda: "does not load" not in httpx.get(f"{base}/rules").text, timeout=15)
+
+
+def test_the_desk_counts_in_words_and_says_when_a_filter_matches_nothing(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    settings = replayed(redis_url, client)
+    pipeline = runtime.pipeline(client, settings, load_rules(RULES), LocalFetcher(ROOT))
+    alone = Item(  # a story of one report, from one source, that alerts
+        guid="urn:test:alone",
+        url="",
+        title="PLA drills around Taiwan",
+        source="Test Wire",
+        feed="test",
+        summary="China's PLA began large-scale drills around Taiwan on Monday, Taipei said.",
+    )
+    assert pipeline.process(alone).alerts
+    web = desk(settings, client)
+    stories = web.get("/").text
+    assert "2 stories with retained reports" in stories
+    assert "1 report</span>" in stories and "5 reports</span>" in stories
+    one = stable_id("story", alone.key)
+    assert "1 report from 1 source" in web.get(f"/story/{one}").text
+    assert "5 reports from 5 sources" in web.get(story_link(stories.replace(one, ""))).text
+    alerts = web.get("/alerts").text
+    assert f'href="/story/{one}">1 report</a>' in alerts
+
+    nothing = web.get("/", params={"source": "nobody"}).text
+    assert "No story matches these filters (of 2 stories retained)" in nothing
+    assert "No stories yet" not in nothing
+    unknown = web.get("/", params={"rule": "x"}).text
+    assert "no rule 'x'" in unknown and "No story matches" in unknown
+    assert 'name="days" size="3" value="7"' in web.get("/rules", params={"days": "7"}).text
+    assert 'value="0.5"' in web.get("/search", params={"q": "treaty", "days": "0.5"}).text
+    # Every count in the templates takes its noun through the one filter.
+    for template in (ROOT / "monitor" / "web" / "templates").glob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"\}\}\s*(reports|sources|stories|matches|items)\b", text), template

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import log
-from monitor.cli.output import Command, iso_time, print_feeds
+from monitor.cli.output import Command, counted, iso_time, print_feeds
 from monitor.config import Settings
 from monitor.errors import MonitorError
 from monitor.pipeline import runtime
@@ -74,8 +74,8 @@ def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
         registry = FeedRegistry(client, runtime.Keys(settings.prefix))
         added, known = registry.add(found.feeds, settings.feeds)
     print(
-        f"{args.file}: {len(added)} feeds added, {len(known)} already there, "
-        f"{len(found.duplicates)} duplicates in the file, {len(found.invalid)} invalid"
+        f"{args.file}: {counted(len(added), 'feed')} added, {len(known)} already there, "
+        f"{counted(len(found.duplicates), 'duplicate')} in the file, {len(found.invalid)} invalid"
     )
     for feed in added:
         tags = f"  [{', '.join(feed.tags)}]" if feed.tags else ""

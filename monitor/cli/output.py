@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.units import counted
+
 if TYPE_CHECKING:
     from monitor.pipeline.process import Processed
     from monitor.pipeline.replay import Summary
@@ -80,6 +82,7 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "rules": [m.rule_id for m in result.matches],
         "alerts": result.alerts,
         "alert_suppressed": result.alert_suppressed or None,
+        "alerts_held": result.alerts_held,
         "wires": list(result.wires),
         "text_from": result.article.text_from,
         "warnings": result.warnings,
@@ -87,11 +90,15 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
 
 
 def _held(result: Processed) -> str:
-    """Why a matching original raised no alert, in a word."""
+    """Why a matching original raised no alert, in a word (an update held in the story's
+    quiet period: "held")."""
     held = result.alert_suppressed if result.matches else None
-    if not held:
-        return ""
-    return " (old)" if held.startswith("older") else " (undated)"
+    if held:
+        return " (old)" if held.startswith("older") else " (undated)"
+    reasons = result.alerts_held.values()
+    if not result.alerts and any(why.startswith("update held") for why in reasons):
+        return " (held)"
+    return ""
 
 
 # The replay table's columns that give way, in turn, to fit a terminal: index -> least width.
@@ -174,16 +181,6 @@ def terminal_width() -> int | None:
         return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
     except (OSError, ValueError):
         return None
-
-
-def counted(count: int, one: str, many: str = "") -> str:
-    """A count with its noun in the right number: "1 report", "2 reports", "0 stories"."""
-    return f"{count} {plural(count, one, many)}"
-
-
-def plural(count: int, one: str, many: str = "") -> str:
-    """The noun for `count` of it: `one` for 1, else `many` (default: `one` + "s")."""
-    return one if count == 1 else many or one + "s"
 
 
 def clip(text: str, width: int) -> str:

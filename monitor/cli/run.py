@@ -16,7 +16,10 @@ from monitor.cli.output import Command
 from monitor.config import Settings
 from monitor.errors import MonitorError, RedisUnavailable
 from monitor.pipeline import runtime
-from monitor.rules import load_rules
+from monitor.rules import RuleFiles
+
+# Seconds at least between two looks of the desk at the rules directory's files (a stat each).
+RULES_LOOK = 2.0
 
 
 def register(commands: Any, command: Command) -> None:
@@ -77,7 +80,8 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise MonitorError(f"--listen: expected HOST:PORT, got {listen!r}")
-    rules = load_rules(settings.rules_dir)
+    # The desk follows the rules directory as a daemon does (a rule added shows up).
+    rules = RuleFiles(settings.rules_dir, every=RULES_LOOK)
     with runtime.redis_client(settings) as client:
         app = create_app(settings, client, rules)
         try:

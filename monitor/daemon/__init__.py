@@ -210,7 +210,8 @@ class Daemon:
             from monitor.web import create_app
 
             def desk() -> Starlette:
-                return create_app(self.settings, self.client, lambda: self.control.rules)
+                # The daemon reloads the rules (then backfills): its desk shows the ones it runs.
+                return create_app(self.settings, self.client, self.control.files, reload=False)
 
         server, self.listening = serve(self.settings.daemon.listen, endpoints, desk)
         log.info("http_listening", address=self.listening, desk=desk is not None or None)

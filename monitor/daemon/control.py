@@ -5,7 +5,6 @@ that asks for it (`backfill: 3d`), once per version of the rule."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import redis
 import structlog
@@ -15,7 +14,7 @@ from monitor.daemon.metrics import Metrics
 from monitor.model import stable_id
 from monitor.pipeline import backfill
 from monitor.pipeline.process import Pipeline
-from monitor.rules import RuleSet, load_rules
+from monitor.rules import RuleFiles, RuleSet
 from monitor.store.keys import Keys
 
 log = structlog.get_logger("monitor.daemon")
@@ -27,39 +26,20 @@ class RuleControl:
         self.client = client
         self.keys = Keys(settings.prefix)
         self.metrics = metrics
-        self.rules, self._mark = self._load()
+        self.files = RuleFiles(settings.rules_dir)
+        self.metrics.rules.set(len(self.files.rules.rules))
 
-    def _signature(self) -> tuple:
-        directory = self.settings.rules_dir
-        try:
-            return tuple(
-                sorted(
-                    (p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                    for p in Path(directory).iterdir()
-                )
-            )
-        except OSError:
-            return ()
-
-    def _load(self) -> tuple[RuleSet, tuple]:
-        mark = self._signature()
-        rules = load_rules(self.settings.rules_dir)
-        self.metrics.rules.set(len(rules.rules))
-        return rules, mark
+    @property
+    def rules(self) -> RuleSet:
+        return self.files.rules
 
     def reload(self) -> RuleSet | None:
         """The new rules when the directory changed and they load; None otherwise (a
         broken change is logged once, and the rules in force keep running)."""
-        if self._signature() == self._mark:
+        rules = self.files.reload()
+        if not isinstance(rules, RuleSet):
             return None
-        try:
-            rules, mark = self._load()
-        except Exception as exc:  # whatever a rule file does, the old rules keep running
-            self._mark = self._signature()  # do not log it again every check
-            log.error("rules_reload_failed", error=str(exc), kept=len(self.rules.rules))
-            return None
-        self.rules, self._mark = rules, mark
-        log.info("rules_reloaded", rules=len(rules.rules))
+        self.metrics.rules.set(len(rules.rules))
         return rules
 
     def backfill_new(self, pipeline: Pipeline) -> None:

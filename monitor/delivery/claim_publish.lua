@@ -20,8 +20,10 @@
 -- ARGV[10]? quiet: seconds between two updates of the story for the rule
 -- ARGV[11]? claim: the claim the alert was built for (0: new, n: update n; -2: only say
 --   what the claim would be: the alert's arguments are not read)
--- Reply: {claim, entry id or false}; claim -1: nothing to raise. When the claim is not the
--- one the alert was built for, nothing is written: the caller builds that one and asks again.
+-- Reply: {claim, entry id or false, held until}; claim -1: nothing to raise (an update
+-- within the quiet period), and then the third is when that period ends (Unix seconds, a
+-- string: Lua numbers reach Redis as integers). When the claim is not the one the alert was
+-- built for, nothing is written: the caller builds that one and asks again.
 
 local claim, record = 0, nil
 if KEYS[4] then
@@ -35,7 +37,7 @@ if KEYS[4] then
       claim = tonumber(mine)
     else
       local last = tonumber(redis.call('HGET', KEYS[4], rule .. ':last') or '0')
-      if now - last < quiet then return {-1, false} end
+      if now - last < quiet then return {-1, false, tostring(last + quiet)} end
       claim = tonumber(redis.call('HGET', KEYS[4], rule .. ':updates') or '0') + 1
       record = 'update'
     end

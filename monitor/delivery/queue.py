@@ -39,6 +39,7 @@ class Claimed:
 
     claim: int  # the item's claim (0: new, n: update n; -1: nothing to raise)
     entry: str | None  # the stream entry written, None: nothing written
+    held_until: float | None = None  # claim -1: when the story's quiet period for the rule ends
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,8 +66,19 @@ class ClaimPublishCall(Call[Claimed]):
     claim: int | None = None
 
     def parse(self, reply: Any) -> Claimed:
-        claim, entry = reply
-        return Claimed(int(claim), str(entry) if entry else None)
+        claim, entry, *held = reply
+        until = float(held[0]) if held else None
+        return Claimed(int(claim), str(entry) if entry else None, until)
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """What claiming an alert for (story, rule) did: the alert built and its entry, or
+    (no alert) until when the story's updates for the rule are held."""
+
+    alert: dict[str, Any] | None  # None: nothing to raise
+    entry: str | None  # the stream entry written now; None: none (published before)
+    held_until: float | None = None  # no alert: when the quiet period ends (Unix seconds)
 
 
 class ClaimRace(MonitorError):
@@ -120,13 +132,14 @@ class AlertQueue:
         *,
         at: float | None = None,
         guess: int | None = None,
-    ) -> tuple[dict[str, Any], str | None] | None:
+    ) -> Raised:
         """Claim the alert this item raises for (story, rule), if any, and publish it, in
         one step: the first matching item of a story claims `new`; a later one claims update
         number n when the story's last alert for the rule is at least `quiet` seconds older
-        than `at`; others nothing (None). The same item always gets the same claim, so a
-        re-delivered item re-publishes the same alert id (a no-op once published). Returns
-        the alert built by `build(kind, update)` and its entry id (None: already there).
+        than `at`; others nothing (held until that period ends). The same item always gets
+        the same claim, so a re-delivered item re-publishes the same alert id (a no-op once
+        published). Returns the alert built by `build(kind, update)` and its entry id (None:
+        already there), or no alert and until when updates are held.
         `guess`: the claim to build first without asking (0 for the first report of a new
         story: one round trip instead of two when right; a wrong guess writes nothing)."""
         now = time.time() if at is None else at
@@ -157,18 +170,20 @@ class AlertQueue:
                 alert_id="",
                 min_id="0",
             )
-            claim = self._script(claiming(asking, ASK)).claim
+            asked = self._script(claiming(asking, ASK))
+            claim, held_until = asked.claim, asked.held_until
         else:
-            claim = guess
+            claim, held_until = guess, None
         for _attempt in range(5):
             if claim < 0:
-                return None
+                return Raised(None, None, held_until)
             kind = AlertKind.NEW if claim == 0 else AlertKind.UPDATE
             alert = build(kind, int(claim))
             reply = self._script(claiming(self._publishing(alert), claim))
             if reply.claim == claim:
-                return alert, reply.entry
-            claim = reply.claim  # another daemon claimed meanwhile: build what is left, again
+                return Raised(alert, reply.entry)
+            # Another daemon claimed meanwhile (or the guess was wrong): build what is left.
+            claim, held_until = reply.claim, reply.held_until
         raise ClaimRace(f"story {story_id}, rule {rule_id}: the claim kept changing")
 
     def _publishing(self, alert: dict[str, Any]) -> ClaimPublishCall:

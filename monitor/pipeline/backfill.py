@@ -82,8 +82,8 @@ def run(
             wires=credited(kept.article.text),
         )
         # Claimed as of when the item was processed, like live.
-        published = pipeline.alert(found, backfill=True, at=kept.processed_at)
-        story.alerts.extend(a for a, _ in published)
+        alerted = pipeline.alert(found, backfill=True, at=kept.processed_at)
+        story.alerts.extend(a for a, _ in alerted.published)
     return report
 
 

@@ -7,7 +7,9 @@
     retained <- the item kept for backfills, and filed on the desk (unless seen before)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
-                claim new/update per (story, rule), publish idempotently
+                claim new/update per (story, rule), publish idempotently; each matching rule
+                that raised none says why (muted, update held: quiet until ..., already
+                alerted for this item), and the desk notes it beside the report
 
 Every step may repeat after a crash: placement is recorded per item, claims are per item,
 alert ids are derived. Processing an item twice publishes nothing new.
@@ -16,6 +18,7 @@ alert ids are derived. Processing an item twice publishes nothing new.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +52,9 @@ from monitor.units import format_duration
 
 log = structlog.get_logger(__name__)
 
+MUTED = "muted on the desk"
+ALREADY_ALERTED = "already alerted for this item"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Processed:
@@ -62,6 +68,9 @@ class Processed:
     wires: tuple[str, ...] = ()  # agencies the article credits
     warnings: list[str] = field(default_factory=list)
     alert_suppressed: str | None = None  # why an original raised no alert ("older than 48h")
+    # Why each rule it matches raised no alert when the item was news, rule id -> reason
+    # (MUTED, ALREADY_ALERTED, "update held: quiet until 14:07 UTC").
+    alerts_held: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_same_item(self) -> bool:
@@ -106,18 +115,20 @@ class Pipeline:
             wires=analysis.wires,
         )
         self._retain(found)
-        published, held = self._raise_alerts(found)
+        alerted, suppressed = self._raise_alerts(found)
+        self._note_held(found, alerted.held)
         result = Processed(
             item=item,
             article=article,
             url=found.url,
             placement=placement,
             matches=matches,
-            alerts=[a for a, _ in published],
-            alert_rules=[r for _, r in published],
+            alerts=[a for a, _ in alerted.published],
+            alert_rules=[r for _, r in alerted.published],
             wires=found.wires,
             warnings=warnings,
-            alert_suppressed=held,
+            alert_suppressed=suppressed,
+            alerts_held=alerted.held,
         )
         _log_processed(result, started)
         return result
@@ -142,21 +153,29 @@ class Pipeline:
         if self.desk is not None:
             self.desk.record(entry, item, article, url, placement, found.rule_ids, found.wires)
 
-    def _raise_alerts(self, found: Matched) -> tuple[list[tuple[str, str]], str | None]:
-        """The alerts the item publishes now, (alert id, rule id) each, and why it raises
-        none when it is an original held back (why_held). Only originals alert; one seen
-        before is retried, as its alerts may have been lost in a crash."""
+    def _raise_alerts(self, found: Matched) -> tuple[Alerted, str | None]:
+        """The alerts the item raises now, and why it raises none at all when it is an
+        original held back by its age (why_held). Only originals alert; one seen before is
+        retried, as its alerts may have been lost in a crash."""
         placement = found.placement
         first = placement.first_outcome
         original = placement.outcome.is_original or (
             placement.outcome is Outcome.SEEN and first is not None and first.is_original
         )
         if not original:
-            return [], None
+            return Alerted(), None
         held = self.why_held(found.item)
         if held is not None:
-            return [], held
+            return Alerted(), held
         return self.alert(found), None
+
+    def _note_held(self, found: Matched, held: dict[str, str]) -> None:
+        """Note on the desk why a report's rules raised no alert (after `_retain`, which
+        files the report before the alerts: a crash between them loses no report). That
+        the item alerted already is no news there: its alert is listed."""
+        shown = {rule: why for rule, why in held.items() if why != ALREADY_ALERTED}
+        if self.desk is not None and shown:
+            self.desk.hold(found.placement.story_id, found.item.id, shown)
 
     def why_held(self, item: Item, now: datetime | None = None) -> str | None:
         """Why this report raises no alert, or None when it may. The age policy: older than
@@ -177,19 +196,18 @@ class Pipeline:
             return False
         return len(html_to_text(item.content)) < MIN_TEXT if item.content else True
 
-    def alert(
-        self, found: Matched, *, backfill: bool = False, at: float | None = None
-    ) -> list[tuple[str, str]]:
-        """Claim and publish the alerts of an original item: (alert id, rule id) of those
-        published now. `at`: when the claims are made (default now; a backfill gives when
-        the item was processed). Repeating it for the same item publishes nothing new."""
+    def alert(self, found: Matched, *, backfill: bool = False, at: float | None = None) -> Alerted:
+        """Claim and publish the alerts of an original item: those published now, and why
+        each other matching rule published none. `at`: when the claims are made (default
+        now; a backfill gives when the item was processed). Repeating it for the same item
+        publishes nothing new."""
         placement = found.placement
         drafts = _Drafts(found, self.index, backfill=backfill)
         # The first report of a new story most likely raises `new`: built without asking.
         first = Outcome.NEW_STORY in (placement.outcome, placement.first_outcome)
         guess = 0 if first else None
-        published = []
-        for match in self._unmuted(found):
+        alerted = Alerted(held=dict.fromkeys(self._muted(found), MUTED))
+        for match in (m for m in found.matches if m.rule_id not in alerted.held):
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
             # The claim and the publication are one step (one script): no crash between them.
@@ -201,10 +219,14 @@ class Pipeline:
                 at=at,
                 guess=guess,
             )
-            if done is None or done[1] is None:
-                continue  # nothing to raise, or raised before
-            alert = done[0]
-            published.append((alert["id"], rule.id))
+            if done.alert is None:
+                alerted.held[rule.id] = quiet_until(done.held_until)
+                continue
+            if done.entry is None:
+                alerted.held[rule.id] = ALREADY_ALERTED
+                continue
+            alert = done.alert
+            alerted.published.append((alert["id"], rule.id))
             log.info(
                 "alert_published",
                 alert=alert["id"],
@@ -214,17 +236,39 @@ class Pipeline:
                 item=found.item.id,
                 backfill=backfill or None,
             )
-        return published
+        return alerted
 
-    def _unmuted(self, found: Matched) -> list[RuleMatch]:
-        """The matches whose alerts are not muted on the desk (for the story or the source)."""
+    def _muted(self, found: Matched) -> list[str]:
+        """The matching rules whose alerts are muted on the desk (for the story or the
+        source)."""
         if self.desk is None:
-            return found.matches
+            return []
         item, story_id = found.item, found.placement.story_id
         muted = self.desk.muted(found.rule_ids, story_id, item.source)
-        for rule_id in (r for r in found.rule_ids if r in muted):
+        mine = [r for r in found.rule_ids if r in muted]
+        for rule_id in mine:
             log.info("alert_muted", rule=rule_id, story=story_id, item=item.id, source=item.source)
-        return [m for m in found.matches if m.rule_id not in muted]
+        return mine
+
+
+@dataclass(frozen=True, slots=True)
+class Alerted:
+    """What claiming an item's alerts did: the alerts published, (alert id, rule id) each,
+    and why each other matching rule raised none (rule id -> reason)."""
+
+    published: list[tuple[str, str]] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)
+
+
+def quiet_until(until: float | None, now: datetime | None = None) -> str:
+    """Why an update is held: "update held: quiet until 14:07 UTC" (the minute rounded up,
+    when an update may alert again; with the date when it is not today's)."""
+    if until is None:
+        return "update held: quiet period"
+    when = datetime.fromtimestamp(math.ceil(until / 60) * 60, UTC)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    shown = when.strftime("%H:%M" if when.date() == today else "%Y-%m-%d %H:%M")
+    return f"update held: quiet until {shown} UTC"
 
 
 class _Drafts:
@@ -324,5 +368,6 @@ def _log_processed(result: Processed, started: float) -> None:
         rules=[m.rule_id for m in result.matches],
         alerts=result.alerts,
         alert_suppressed=result.alert_suppressed if result.matches else None,
+        alerts_held=result.alerts_held or None,
         ms=round((time.perf_counter() - started) * 1000, 1),
     )

@@ -4,6 +4,7 @@ and the stories ordered by their latest report — so the stories page costs the
 
     desk:stories          sorted set: story id -> when it last got a report (Unix seconds)
     desk:story:<id>       list: one line per report, "<retained entry id>\t<JSON>"
+    desk:held:<id>        hash: item id -> JSON, rule id -> why it raised no alert
     mutes:<rule>          set: "story:<id>" and "source:<name>" that raise no alert for it
 
 Both expire with the retention of processed items; the full texts stay in the retained
@@ -40,6 +41,7 @@ class Report:
     language: str = ""
     wires: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
+    held: dict[str, str] = field(default_factory=dict)  # rule id -> why it raised no alert
 
     @property
     def when(self) -> datetime | None:
@@ -163,6 +165,15 @@ class Desk:
         pipe.zremrangebyscore(self.keys.desk_stories, "-inf", now - self.retention)
         pipe.execute()
 
+    def hold(self, story_id: str, item_id: str, held: dict[str, str]) -> None:
+        """Note why the rules of a report filed under the story raised no alert (rule id ->
+        why), beside it; it expires with the story's reports."""
+        key = self.keys.desk_held(story_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, item_id, json.dumps(held, ensure_ascii=False))
+        pipe.expire(key, int(self.retention))
+        pipe.execute()
+
     def stories(
         self,
         *,
@@ -192,7 +203,7 @@ class Desk:
         return found
 
     def story(self, story_id: str) -> StoryCard | None:
-        (card,) = self._cards([story_id])
+        (card,) = self._cards([story_id], held=True)
         return card if card.reports else None
 
     def mute(self, rule_id: str, scope: str, value: str, *, undo: bool = False) -> None:
@@ -235,19 +246,26 @@ class Desk:
     def count(self) -> int:
         return int(self.client.zcard(self.keys.desk_stories))
 
-    def _cards(self, ids: list[str]) -> list[StoryCard]:
+    def _cards(self, ids: list[str], *, held: bool = False) -> list[StoryCard]:
+        """The stories' cards; with `held`, their reports say why their rules raised no
+        alert (a story page's: the lists of stories do not show it)."""
         pipe = self.client.pipeline(transaction=False)
         for story_id in ids:
             pipe.lrange(self.keys.desk_story(story_id), 0, -1)
+            if held:
+                pipe.hgetall(self.keys.desk_held(story_id))
+        replies = pipe.execute()
+        lists, notes = (replies[::2], replies[1::2]) if held else (replies, [{}] * len(ids))
         return [
-            StoryCard(id=story_id, reports=[_report(line) for line in lines])
-            for story_id, lines in zip(ids, pipe.execute(), strict=True)
+            StoryCard(id=story_id, reports=[_report(line, note) for line in lines])
+            for story_id, lines, note in zip(ids, lists, notes, strict=True)
         ]
 
 
-def _report(line: str) -> Report:
+def _report(line: str, held: dict[str, str]) -> Report:
     entry, _, body = line.partition("\t")
     data = json.loads(body)
+    why = held.get(data["item"])
     return Report(
         entry=entry,
         item=data["item"],
@@ -261,4 +279,5 @@ def _report(line: str) -> Report:
         language=data["language"],
         wires=tuple(data["wires"]),
         rules=tuple(data["rules"]),
+        held=json.loads(why) if why else {},
     )

@@ -203,6 +203,11 @@ class Keys:
         """List of a story's retained reports: "<retained entry id>\t<JSON>" (the desk)."""
         return f"{self.prefix}desk:story:{story_id}"
 
+    def desk_held(self, story_id: str) -> str:
+        """Hash of a story's reports whose rules raised no alert: item id -> JSON, rule id ->
+        why ("update held: quiet until 14:07 UTC", "muted on the desk") (the desk)."""
+        return f"{self.prefix}desk:held:{story_id}"
+
     def mutes(self, rule_id: str) -> str:
         """Set of "story:<id>" / "source:<name>" for which a rule raises no alert (the desk)."""
         return f"{self.prefix}mutes:{rule_id}"

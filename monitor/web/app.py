@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from monitor.config import Settings, parse_duration
 from monitor.retained.cards import Filters
-from monitor.rules import RuleSet
+from monitor.rules import RuleFiles, RuleSet
 from monitor.web.reading import SEVERITIES, days_param, is_number
 from monitor.web.render import SECURITY_HEADERS, environment
 from monitor.web.serve import Served, bind, with_desk
@@ -36,10 +36,11 @@ _STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
 def create_app(
-    settings: Settings, client: redis.Redis, rules: RuleSet | Callable[[], RuleSet]
+    settings: Settings, client: redis.Redis, rules: RuleSet | RuleFiles, *, reload: bool = True
 ) -> Starlette:
-    """The desk. `rules`: the rule set, or a function giving the one in force."""
-    service = DeskService(settings, client, rules if callable(rules) else lambda: rules)
+    """The desk. `rules`: the rule set, or a rules directory's, loaded again when its files
+    change unless `reload` is False (a daemon's desk: the daemon reloads them)."""
+    service = DeskService(settings, client, rules, reload=reload)
     pages = Pages(service, Session(settings.web.token))
     static = resources.files("monitor.web") / "static"
     routes = [
@@ -107,8 +108,16 @@ class Pages:
         more = ""
         if len(found.cards) == STORIES:
             more = "?" + urlencode({**q, "before": f"{found.cards[-1].active.timestamp():.3f}"})
+        unknown = filters.rule if filters.rule and not self.service.rules.get(filters.rule) else ""
         return self.render(
-            request, "stories.html", cards=found.cards, more=more, total=found.total, ms=found.ms
+            request,
+            "stories.html",
+            cards=found.cards,
+            more=more,
+            total=found.total,
+            ms=found.ms,
+            filtered=filters != Filters(),
+            unknown_rule=unknown,
         )
 
     def story(self, request: Request) -> Response:
@@ -217,6 +226,7 @@ class Pages:
             days=days,
             chosen=page.chosen,
             recent=page.recent,
+            rules_error=self.service.rules_error,
         )
 
     def search(self, request: Request) -> Response:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import jinja2
 from markupsafe import Markup, escape
 
+from monitor.units import counted
+
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -19,6 +21,8 @@ def environment() -> jinja2.Environment:
     env.filters["safe_href"] = safe_href
     env.filters["when"] = when
     env.filters["ago"] = ago
+    env.filters["counted"] = counted  # {{ n|counted("report") }}: "1 report", "2 reports"
+    env.filters["number"] = number
     return env
 
 
@@ -43,6 +47,11 @@ def when(value: datetime | float | str | None) -> str:
     if isinstance(value, int | float):
         value = datetime.fromtimestamp(value, UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def number(value: float) -> str:
+    """A number as people write it: 7, 0.5, 1.25 (not 7.0), to two decimals at most."""
+    return f"{round(float(value), 2):g}"
 
 
 def ago(value: datetime | None) -> str:

@@ -21,7 +21,7 @@ from monitor.model import Hit
 from monitor.pipeline import backfill, runtime
 from monitor.retained.cards import Desk, Filters, StoryCard
 from monitor.retained.items import Retained, RetainedItems
-from monitor.rules import Rule, RuleSet, ad_hoc_rule
+from monitor.rules import Rule, RuleFiles, RuleSet, ad_hoc_rule
 from monitor.store.keys import Keys
 from monitor.web.reading import alert_passes, alert_row
 
@@ -67,15 +67,28 @@ class RulesPage:
 
 
 class DeskService:
-    """The desk's reads and writes over Redis. `rules_of` gives the rule set in force (a
-    daemon reloads it)."""
+    """The desk's reads and writes over Redis. `rules`: a fixed rule set, or a rules
+    directory's, which the desk loads again when its files change (`reload`; a daemon's
+    desk leaves that to the daemon, and shows the rules it runs)."""
 
     def __init__(
-        self, settings: Settings, client: redis.Redis, rules_of: Callable[[], RuleSet]
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        rules: RuleSet | RuleFiles,
+        *,
+        reload: bool = True,
     ) -> None:
         self.settings = settings
         self.client = client
-        self.rules_of = rules_of
+        self.rule_files = rules if isinstance(rules, RuleFiles) else None
+        self.rules_of: Callable[[], RuleSet]
+        if isinstance(rules, RuleSet):
+            self.rules_of = lambda: rules
+        elif reload:
+            self.rules_of = rules.current
+        else:
+            self.rules_of = lambda: rules.rules
         self.keys = Keys(settings.prefix)
         retention = settings.retention_days * 86400
         self.cards = Desk(client, self.keys, retention=retention)
@@ -87,6 +100,11 @@ class DeskService:
     @property
     def rules(self) -> RuleSet:
         return self.rules_of()
+
+    @property
+    def rules_error(self) -> str:
+        """Why the rules directory's files are not the rules in force ("": they are)."""
+        return self.rule_files.error if self.rule_files else ""
 
     # --- stories --------------------------------------------------------------------
 

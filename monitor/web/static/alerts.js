@@ -11,7 +11,7 @@
   source.onmessage = function (event) {
     var a = JSON.parse(event.data), row = document.createElement("tr");
     cell(row, a.created); cell(row, a.severity); cell(row, a.rule); cell(row, a.kind);
-    cell(row, a.title + " — " + a.source); cell(row, a.size + " reports", "/story/" + encodeURIComponent(a.story));
+    cell(row, a.title + " — " + a.source); cell(row, a.size + (a.size === 1 ? " report" : " reports"), "/story/" + encodeURIComponent(a.story));
     body.insertBefore(row, body.firstChild);
     var none = document.getElementById("none"); if (none) { none.remove(); }
   };
