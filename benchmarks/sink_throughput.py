@@ -60,10 +60,33 @@ def main() -> None:
             queue.publish(make_alert(n, created_at=old))
         host = base.split("://", 1)[1]
         for table in (
-            {"name": "webhook", "type": "webhook", "url": f"{base}/hook", "secret": "k"},
-            {"name": "apprise-json", "type": "apprise", "url": f"json://{host}/chat"},
-            {"name": "filtered", "type": "webhook", "url": f"{base}/x", "min_severity": "critical"},
-            {"name": "digest", "type": "webhook", "url": f"{base}/digest", "digest": "1h"},
+            {
+                "name": "webhook",
+                "start": "retained",
+                "type": "webhook",
+                "url": f"{base}/hook",
+                "secret": "k",
+            },
+            {
+                "name": "apprise-json",
+                "start": "retained",
+                "type": "apprise",
+                "url": f"json://{host}/chat",
+            },
+            {
+                "name": "filtered",
+                "start": "retained",
+                "type": "webhook",
+                "url": f"{base}/x",
+                "min_severity": "critical",
+            },
+            {
+                "name": "digest",
+                "start": "retained",
+                "type": "webhook",
+                "url": f"{base}/digest",
+                "digest": "1h",
+            },
         ):
             report(
                 "sink_throughput",
@@ -89,8 +112,14 @@ def main() -> None:
                 SinkRunner(build(c), client, stop=stop)
                 for c in parse_sinks(
                     [
-                        {"name": "good", "type": "webhook", "url": f"{good}/"},
-                        {"name": "bad", "type": "webhook", "url": f"{bad}/", "attempts": 1},
+                        {"name": "good", "start": "retained", "type": "webhook", "url": f"{good}/"},
+                        {
+                            "name": "bad",
+                            "start": "retained",
+                            "type": "webhook",
+                            "url": f"{bad}/",
+                            "attempts": 1,
+                        },
                     ],
                     "bench",
                 )
