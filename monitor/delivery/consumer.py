@@ -73,6 +73,7 @@ class AlertConsumer:
             decode=json.loads,
             dead_stream=keys.alerts_dead,
         )
+        self.client = client
         self.name = consumer or f"{socket.gethostname()}-{threading.get_native_id()}"
         self.claim_idle = claim_idle
         self.max_deliveries = max_deliveries
@@ -83,6 +84,10 @@ class AlertConsumer:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AlertConsumer:
         return cls(connect(url), **options)
+
+    def close(self) -> None:
+        """Close the connections (an embedded Redis stops only once no client is left)."""
+        self.client.close()
 
     def poll(self, block_ms: int | None = None) -> list[Delivery]:
         """The next alerts for this member: stale ones first, then new ones (waiting up to
