@@ -3,7 +3,8 @@
 May import: the vocabulary (`config`, `model`, `errors`, `text`). Knows no other stage.
 """
 
-from monitor.rules.load import RuleFiles, ad_hoc_rule, load_rules
+from monitor.rules.files import RuleFiles
+from monitor.rules.load import ad_hoc_rule, load_rules
 from monitor.rules.match import Document
 from monitor.rules.model import Rule, RuleSet
 
