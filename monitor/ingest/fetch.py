@@ -255,6 +255,11 @@ class HttpFetcher:
                     )
         except aiohttp.ServerTimeoutError as exc:  # a connect or read timeout
             raise FetchError(url, f"timed out ({type(exc).__name__})") from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, no such host: in words
+            error = exc.os_error
+            reason = "connection refused" if isinstance(error, ConnectionRefusedError) else None
+            reason = reason or error.strerror or str(error) or type(error).__name__
+            raise FetchError(url, f"cannot connect to {exc.host}:{exc.port}: {reason}") from exc
         except (aiohttp.ClientError, HttpProcessingError) as exc:
             raise FetchError(url, f"{type(exc).__name__}: {exc}") from exc
         except (ValueError, UnicodeError) as exc:  # URLs that cannot even be built
