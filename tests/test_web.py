@@ -211,8 +211,11 @@ def test_muted_stories_and_sources_raise_no_alert_for_that_rule(
     page = web.get(f"/story/{story}").text
     assert "muted for this story" in page and page.count("no alert: muted on the desk") == 3
 
-    client.flushall()
+    client.flushall()  # the session too: a new one, with its own CSRF token
     web.post("/login", data={"token": TOKEN})
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', web.get("/").text)
+    assert csrf
+    form["csrf"] = csrf[1]
     source = {**form, "scope": "source", "source": "The Korea Herald"}
     assert web.post(f"/story/{story}/mute", data=source, follow_redirects=False).status_code == 303
     replayed(redis_url, client)

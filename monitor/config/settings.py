@@ -104,11 +104,16 @@ class WebSettings:
     # Write actions (pause a feed, poll it now, mute a story or a source for a rule) need it;
     # empty: the desk is read-only. Set it from the environment: MONITOR_WEB_TOKEN.
     token: str = field(default="", repr=False)
+    # How long a sign-in lasts (each sign-in opens its own session; signing out ends it).
+    session_hours: float = 12.0
     # Also serve the desk from `monitor run`, on daemon.listen beside /healthz and /metrics.
     in_daemon: bool = False
 
     def __post_init__(self) -> None:
         _check_listen(self.listen)
+        _positive(self, "session_hours")
+        if not self.session_hours < float("inf"):  # nor NaN
+            raise ConfigError(f"session_hours: must be a finite number, got {self.session_hours}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -208,6 +208,17 @@ class Keys:
         why ("update held: quiet until 14:07 UTC", "muted on the desk") (the desk)."""
         return f"{self.prefix}desk:held:{story_id}"
 
+    def desk_session(self, digest: str) -> str:
+        """Hash of one signed-in desk session, named by the SHA-256 of its cookie's id:
+        token (an HMAC of the id keyed by the token it was opened with), csrf; it expires
+        after `web.session_hours`, and signing out deletes it."""
+        return f"{self.prefix}desk:session:{digest}"
+
+    def desk_sign_ins(self, address: str) -> str:
+        """String: how many sign-ins a client address tried this window, with the window's
+        expiry (the desk refuses the address past its limit of failures)."""
+        return f"{self.prefix}desk:sign-in:{address}"
+
     def mutes(self, rule_id: str) -> str:
         """Set of "story:<id>" / "source:<name>" for which a rule raises no alert (the desk)."""
         return f"{self.prefix}mutes:{rule_id}"

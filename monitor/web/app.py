@@ -24,11 +24,12 @@ from starlette.staticfiles import StaticFiles
 from monitor.config import Settings, parse_duration
 from monitor.retained.cards import Filters
 from monitor.rules import RuleFiles, RuleSet
+from monitor.store.keys import Keys
 from monitor.web.reading import SEVERITIES, days_param, is_number
 from monitor.web.render import SECURITY_HEADERS, environment
 from monitor.web.serve import Served, bind, with_desk
 from monitor.web.service import FEED_ACTIONS, STORIES, DeskService
-from monitor.web.session import Session
+from monitor.web.session import Sessions, client_address
 
 LIVE_STREAMS = 16  # live alert views open at once
 ALERTS_SHOWN = 100  # alerts the alerts page lists (the live view adds the new ones)
@@ -41,7 +42,10 @@ def create_app(
     """The desk. `rules`: the rule set, or a rules directory's, loaded again when its files
     change unless `reload` is False (a daemon's desk: the daemon reloads them)."""
     service = DeskService(settings, client, rules, reload=reload)
-    pages = Pages(service, Session(settings.web.token))
+    sessions = Sessions(
+        settings.web.token, client, Keys(settings.prefix), settings.web.session_hours
+    )
+    pages = Pages(service, sessions)
     static = resources.files("monitor.web") / "static"
     routes = [
         Route("/", pages.stories),
@@ -63,7 +67,7 @@ def create_app(
 class Pages:
     """The route handlers."""
 
-    def __init__(self, service: DeskService, session: Session) -> None:
+    def __init__(self, service: DeskService, session: Sessions) -> None:
         self.service = service
         self.session = session
         self.env = environment()
@@ -71,12 +75,12 @@ class Pages:
         self.limiter = anyio.CapacityLimiter(LIVE_STREAMS)  # their blocking reads' threads
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        signed_in = self.session.signed_in(request)
+        opened = self.session.current(request)
         context.update(
             request=request,
             writable=self.session.writable,
-            signed_in=signed_in,
-            csrf=self.session.csrf if signed_in else "",
+            signed_in=opened is not None,
+            csrf=opened.csrf if opened else "",
             rules=self.service.rules.rules,
             severities=SEVERITIES,
             query=dict(request.query_params),
@@ -248,10 +252,29 @@ class Pages:
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return self.render(request, "login.html", failed=False)
+            return await anyio.to_thread.run_sync(self.sign_in_page, request)
         form = await request.form()
-        if not self.session.opens(str(form.get("token", ""))):
-            return self.render(request, "login.html", 403, failed=True)
+        return await anyio.to_thread.run_sync(self.sign_in, request, str(form.get("token", "")))
+
+    def sign_in_page(self, request: Request) -> Response:
+        return self.render(request, "login.html", failed=False, refused="")
+
+    def sign_in(self, request: Request, given: str) -> Response:
+        """A session for the right token; wrong ones are counted per address, and past the
+        limit the address waits (429) whatever it sends."""
+        if not self.session.writable:
+            return self.render(request, "login.html", 403, failed=True, refused="")
+        address = client_address(request)
+        wait = self.session.refused_for(address)
+        if wait:
+            minutes = -(-wait // 60)
+            message = f"Too many wrong tokens from this address: try again in {minutes} min."
+            response = self.render(request, "login.html", 429, failed=False, refused=message)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if not self.session.opens(given):
+            return self.render(request, "login.html", 403, failed=True, refused="")
+        self.session.signed_in_from(address)
         response = RedirectResponse("/", 303)
         self.session.open(response, request)
         return response
@@ -259,7 +282,7 @@ class Pages:
     async def logout(self, request: Request) -> Response:
         await self.session.checked_form(request)
         response = RedirectResponse("/", 303)
-        self.session.close(response)
+        await anyio.to_thread.run_sync(self.session.close, response, request)
         return response
 
 
