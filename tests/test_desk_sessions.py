@@ -170,3 +170,18 @@ def test_a_read_only_desk_counts_no_sign_ins(redis_url: str, client: redis.Redis
     for _ in range(SIGN_IN_FAILURES + 2):
         assert web.post("/login", data={"token": "x"}).status_code == 403
     assert list(client.scan_iter("monitor:desk:*")) == []
+
+
+def test_behind_a_local_proxy_the_cookie_is_secure_and_addresses_are_the_users(
+    redis_url: str, client: redis.Redis, desk
+) -> None:
+    # uvicorn trusts X-Forwarded-* from 127.0.0.1: a reverse proxy on the same host.
+    web = desk(writable(redis_url), client)
+    https = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"}
+    answer = web.post("/login", data={"token": TOKEN}, headers=https, follow_redirects=False)
+    assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
+    for _ in range(SIGN_IN_FAILURES + 1):
+        web.post("/login", data={"token": "guess"}, headers=https)
+    assert web.post("/login", data={"token": "guess"}, headers=https).status_code == 429
+    other = {**https, "x-forwarded-for": "198.51.100.9"}
+    assert web.post("/login", data={"token": "guess"}, headers=other).status_code == 403

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 import redis
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +30,8 @@ COOKIE = "desk_session"
 SIGN_IN_FAILURES = 5  # wrong tokens an address may send per window
 SIGN_IN_WINDOW = 300  # seconds, from its first failure
 _ID_CHARS = 64  # a cookie longer than an id is no id (token_urlsafe(32) gives 43)
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,11 @@ class Sessions:
         pipe.incr(key)
         pipe.ttl(key)
         _, attempts, ttl = pipe.execute()
-        return 0 if attempts <= SIGN_IN_FAILURES else max(1, int(ttl))
+        if attempts <= SIGN_IN_FAILURES:
+            return 0
+        if attempts == SIGN_IN_FAILURES + 1:  # once a window: a guesser may go on and on
+            log.warning("desk_sign_in_refused", address=address, retry_after=ttl)
+        return max(1, int(ttl))
 
     def signed_in_from(self, address: str) -> None:
         """A right token from `address`: its earlier failures are forgotten."""
@@ -135,7 +142,8 @@ class Sessions:
 
 
 def client_address(request: Request) -> str:
-    """Where a request came from, as the desk's server saw it (behind a proxy: the proxy)."""
+    """Where a request came from, as uvicorn reports it: the peer, or the X-Forwarded-For
+    of a reverse proxy on the same host (uvicorn trusts 127.0.0.1's by default)."""
     return request.client.host if request.client else "unknown"
 
 
