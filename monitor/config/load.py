@@ -91,7 +91,7 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
                 return tuple(i.strip() for i in items if i.strip())
         elif isinstance(value, kind):
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
         pass
     raise ConfigError(f"{origin}: {name} expects {expected}, got {value!r}")
 
