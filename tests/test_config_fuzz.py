@@ -77,6 +77,8 @@ STRINGS = [
 ]
 NUMBERS = st.sampled_from([0, -1, 1, 2**63, -(2**63), 10**400]) | st.integers()
 FLOATS = st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 1e-320, 1e308]) | st.floats()
+
+
 class Raw(str):
     """TOML text written as is (a date or time)."""
 
@@ -91,8 +93,10 @@ SCALAR = (
 )
 VALUE = st.recursive(
     SCALAR,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["a", "url", "name", "x"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "url", "name", "x"]), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -106,8 +110,10 @@ def toml(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else {math.inf: "inf", -math.inf: "-inf"}.get(
-            value, repr(value)
+        return (
+            "nan"
+            if math.isnan(value)
+            else {math.inf: "inf", -math.inf: "-inf"}.get(value, repr(value))
         )
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
@@ -176,10 +182,10 @@ def loads_or_refuses(path: Path, env: dict[str, str]) -> None:
 @pytest.mark.slow
 @FUZZ
 @given(documents(), ENV)
-@example('story_window_hours = nan\n', {})
-@example('[daemon]\nbatch = inf\n', {})
-@example('retention_days = 1e308\n', {})
-@example('', {"MONITOR_SCHEDULE_JITTER": "nan"})
+@example("story_window_hours = nan\n", {})
+@example("[daemon]\nbatch = inf\n", {})
+@example("retention_days = 1e308\n", {})
+@example("", {"MONITOR_SCHEDULE_JITTER": "nan"})
 @example('[[sinks]]\nname = "hook"\ntype = "webhook"\nurl = "https://x.example/"\n'
          'attempts = inf\n', {})  # fmt: skip
 def test_any_settings_load_or_say_why(tmp_path: Path, text: str, env: dict[str, str]) -> None:
