@@ -31,9 +31,7 @@ def _in_range(obj: object) -> None:
     comparisons of the checks below, infinity overflows them on use."""
     for f in fields(obj):  # type: ignore[arg-type]
         value = getattr(obj, f.name)
-        if isinstance(value, float) and not (
-            math.isfinite(value) and abs(value) <= _LARGEST_FLOAT
-        ):
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= _LARGEST_FLOAT):
             raise ConfigError(f"{f.name}: expected a finite number up to 1e9, got {value}")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST:
             raise ConfigError(f"{f.name}: expected a number up to 2**63-1, got {value}")
