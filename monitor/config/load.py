@@ -118,7 +118,8 @@ def _section(cls: type, table: Any, origin: str, section: str = "") -> dict[str,
             prefix = f"{section}." if section else ""
             close = difflib.get_close_matches(key, sorted(_known(cls)), n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            raise ConfigError(f"{where}: unknown setting '{prefix}{key}'{hint}")
+            # repr: a key may hold any character, a newline too, and the message is one line
+            raise ConfigError(f"{where}: unknown setting {prefix + key!r}{hint}")
         values[key] = _coerce(cls, key, value, where)
     return values
 
