@@ -13,6 +13,7 @@ name upper-cased with - as _ (MONITOR_SINKS_ONCALL_URL, MONITOR_SINKS_HOOK_SECRE
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -182,8 +183,10 @@ def _number(key: str, value: Any, kind: type) -> Any:
         raise ConfigError(f"{key} must be a number")
     try:
         number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+        if not math.isfinite(number) or abs(number) > 1e9:  # NaN passes every check below
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
+        raise ConfigError(f"{key} must be a finite number up to 1e9, got {value!r}") from None
     if kind is int and float(value) != number:
         raise ConfigError(f"{key} must be a whole number, got {value!r}")
     return number

@@ -91,7 +91,7 @@ def _coerce(cls: type, name: str, value: Any, origin: str) -> Any:
                 return tuple(i.strip() for i in items if i.strip())
         elif isinstance(value, kind):
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
         pass
     raise ConfigError(f"{origin}: {name} expects {expected}, got {value!r}")
 
@@ -118,7 +118,8 @@ def _section(cls: type, table: Any, origin: str, section: str = "") -> dict[str,
             prefix = f"{section}." if section else ""
             close = difflib.get_close_matches(key, sorted(_known(cls)), n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            raise ConfigError(f"{where}: unknown setting '{prefix}{key}'{hint}")
+            # repr: a key may hold any character, a newline too, and the message is one line
+            raise ConfigError(f"{where}: unknown setting {prefix + key!r}{hint}")
         values[key] = _coerce(cls, key, value, where)
     return values
 

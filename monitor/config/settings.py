@@ -3,7 +3,8 @@ construction (`Settings` holds them all). Where they come from is `monitor.confi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +18,23 @@ def _check_listen(listen: str) -> None:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"listen: expected HOST:PORT, got {listen!r}")
+
+
+# Beyond these a setting is no real choice (1e9 seconds: 31 years), and its value in
+# milliseconds would overflow what Redis and int() take.
+_LARGEST = 2**63 - 1
+_LARGEST_FLOAT = 1e9
+
+
+def _in_range(obj: object) -> None:
+    """Every number of `obj` finite and of a size its uses can take: NaN passes the
+    comparisons of the checks below, infinity overflows them on use."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= _LARGEST_FLOAT):
+            raise ConfigError(f"{f.name}: expected a finite number up to 1e9, got {value}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST:
+            raise ConfigError(f"{f.name}: expected a number up to 2**63-1, got {value}")
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -40,6 +58,7 @@ class HttpSettings:
     allow_private: bool = False  # switch the guard off entirely
 
     def __post_init__(self) -> None:
+        _in_range(self)
         _positive(self, "connect_timeout", "read_timeout", "max_bytes", "per_host")
         if self.max_redirects < 0:
             raise ConfigError(f"max_redirects: must be 0 or more, got {self.max_redirects}")
@@ -55,6 +74,7 @@ class ScheduleSettings:
     workers: int = 16  # concurrent polls
 
     def __post_init__(self) -> None:
+        _in_range(self)
         _positive(self, "interval", "min_interval", "max_interval", "max_backoff", "workers")
         if not self.min_interval <= self.interval <= self.max_interval:
             raise ConfigError(
@@ -78,6 +98,7 @@ class DaemonSettings:
     rules_check: float = 30.0  # seconds between checks of the rules directory
 
     def __post_init__(self) -> None:
+        _in_range(self)
         _positive(
             self,
             *("batch", "claim_idle", "max_deliveries", "items_maxlen", "seen_per_feed"),
@@ -94,6 +115,7 @@ class AlertSettings:
     max_age: float = 48 * 3600.0  # seconds; "48h", "2d" are accepted too
 
     def __post_init__(self) -> None:
+        _in_range(self)
         if self.max_age < 0:
             raise ConfigError(f"max_age: must be 0 (off) or more, got {self.max_age}")
 
@@ -110,6 +132,7 @@ class WebSettings:
     in_daemon: bool = False
 
     def __post_init__(self) -> None:
+        _in_range(self)
         _check_listen(self.listen)
         _positive(self, "session_hours")
         if not self.session_hours < float("inf"):  # nor NaN
@@ -124,6 +147,7 @@ class FeedConfig:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _in_range(self)
         try:
             parts = urlsplit(self.url)
             parts.port  # noqa: B018 (raises on a bad port)
@@ -164,6 +188,7 @@ class Settings:
     sinks: tuple[SinkConfig, ...] = ()  # [[sinks]]: where `monitor forward` delivers
 
     def __post_init__(self) -> None:
+        _in_range(self)
         if not self.prefix or any(c.isspace() or c in "*?[]{}" for c in self.prefix):
             raise ConfigError(  # braces would make the prefix a hash tag: one cluster slot
                 "prefix: must be non-empty, without spaces, glob characters or braces, got "

@@ -17,7 +17,13 @@ import anyio
 import redis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -25,7 +31,7 @@ from monitor.config import Settings, parse_duration
 from monitor.retained.cards import Filters
 from monitor.rules import RuleFiles, RuleSet
 from monitor.store.keys import Keys
-from monitor.web.reading import SEVERITIES, days_param, is_number
+from monitor.web.reading import SEVERITIES, days_param, is_number, shown
 from monitor.web.render import SECURITY_HEADERS, environment
 from monitor.web.serve import Served, bind, with_desk
 from monitor.web.service import FEED_ACTIONS, STORIES, DeskService
@@ -99,8 +105,12 @@ class Pages:
         if q.get("since"):
             try:
                 since = time.time() - parse_duration(q["since"])
-            except ValueError as exc:
-                return self.error(request, 400, str(exc))
+            except ValueError:
+                return self.error(
+                    request,
+                    400,
+                    f"since: expected a duration like 90m, 12h, 3d or 2w, got {shown(q['since'])}",
+                )
         filters = Filters(
             rule=q.get("rule", ""),
             source=q.get("source", ""),
@@ -150,7 +160,7 @@ class Pages:
             lambda: self.service.mute(story_id, rule, scope, source, undo=undo)
         )
         if not muted:
-            return Response("unknown rule or scope", 400)
+            return PlainTextResponse("unknown rule or scope", 400)
         return RedirectResponse(f"/story/{story_id}", 303)
 
     # --- alerts ---------------------------------------------------------------------
@@ -172,9 +182,9 @@ class Pages:
         rule, severity = q.get("rule", ""), q.get("severity", "")
         after = request.headers.get("last-event-id") or q.get("after", "$")
         if after != "$" and not _STREAM_ID.match(after):
-            return Response("bad stream position", 400)
+            return PlainTextResponse("bad stream position", 400)
         if self.live >= LIVE_STREAMS:
-            return Response("too many live views open", 503, headers={"Retry-After": "30"})
+            return PlainTextResponse("too many live views open", 503, headers={"Retry-After": "30"})
         service = self.service
 
         async def events() -> AsyncIterator[str]:
@@ -208,10 +218,10 @@ class Pages:
         await self.session.checked_form(request)
         fid, action = request.path_params["feed"], request.path_params["action"]
         if action not in FEED_ACTIONS:
-            return Response("unknown action", 404)
+            return PlainTextResponse("unknown action", 404)
         found = await anyio.to_thread.run_sync(self.service.feed_action, fid, action)
         if not found:
-            return Response("no such feed", 404)
+            return PlainTextResponse("no such feed", 404)
         return RedirectResponse("/feeds", 303)
 
     # --- rules, search --------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 from monitor.rules.model import SEVERITIES
 from monitor.web.render import when
 
-__all__ = ["SEVERITIES", "alert_passes", "alert_row", "days_param", "is_number"]
+__all__ = ["SEVERITIES", "alert_passes", "alert_row", "days_param", "is_number", "shown"]
 
 
 def alert_passes(alert: dict, rule: str, severity: str) -> bool:
@@ -44,3 +44,9 @@ def is_number(text: str | None) -> bool:
 
 def days_param(text: str | None) -> float:
     return min(max(float(text), 0.01), 365.0) if text and is_number(text) else 7.0
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """What a refusal quotes of a value sent: its repr, cut to `limit` characters (a
+    query string may hold megabytes; the message stays one short line)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
