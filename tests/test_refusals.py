@@ -1,0 +1,159 @@
+"""Redis's refusals classified alike whether they come from a plain command, a script or a
+pipeline, on real redis-servers (an out-of-memory one, a replica, an ACL user)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from monitor.store.connection import run
+from monitor.store.redisguard import write_refusal
+from monitor.store.refusals import Kind, Refusal, first_refusal, refusal
+
+from .processes import wait_for
+from .test_faults import RedisProcess
+from .test_redis_limits import _free_port
+
+WRITE = "return redis.call('SET', KEYS[1], ARGV[1])"
+
+
+@pytest.fixture
+def server_with() -> Iterator[Callable[..., RedisProcess]]:
+    started: list[RedisProcess] = []
+
+    def start(*options: str) -> RedisProcess:
+        server = RedisProcess(Path(tempfile.mkdtemp(prefix="monitor-ref-")), *options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
+
+
+def _three_ways(client: redis.Redis, key: str) -> list[BaseException | object]:
+    """The refusal of a write as a plain command, in a script, and in a pipeline (raised,
+    and in place of its reply)."""
+    found: list[BaseException | object] = []
+    for attempt in (
+        lambda: client.set(key, "v"),
+        lambda: client.eval(WRITE, 1, key, "v"),
+        lambda: run(client, [(("EVAL", WRITE, 1, key, "v"), {})]),
+    ):
+        with pytest.raises(redis.RedisError) as caught:
+            attempt()
+        found.append(caught.value)
+    found.append(run(client, [(("SET", key, "v"), {})], raise_on_error=False))
+    return found
+
+
+def test_out_of_memory_is_one_refusal_from_a_command_a_script_and_a_pipeline(
+    server_with: Callable[..., RedisProcess],
+) -> None:
+    client = server_with("--maxmemory-policy", "noeviction").client()
+    client.set("big", "x" * 200_000)
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - 1000)
+    for error in _three_ways(client, "more"):
+        assert refusal(error) == Refusal(Kind.OOM, "out of memory (maxmemory reached, OOM)")
+    assert client.ping()
+
+
+def test_a_replica_refuses_from_a_command_a_script_and_a_pipeline(
+    server_with: Callable[..., RedisProcess],
+) -> None:
+    server_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
+    client = server_with().client()
+    client.replicaof("127.0.0.1", port)
+    for error in _three_ways(client, "k"):
+        assert refusal(error) == Refusal(Kind.READONLY, "read-only replica (READONLY)")
+    assert write_refusal(_three_ways(client, "k")[1]) == "read-only replica (READONLY)"  # type: ignore[arg-type]
+
+
+def test_an_acl_user_without_a_command_is_denied_also_inside_a_script(
+    server_with: Callable[..., RedisProcess],
+) -> None:
+    admin = server_with().client()
+    admin.acl_setuser(
+        "reader", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-set"]
+    )
+    client = redis.Redis(
+        unix_socket_path=admin.connection_pool.connection_kwargs["path"],
+        username="reader",
+        password="pw",
+    )
+    for error in _three_ways(client, "k"):
+        found = refusal(error)
+        assert found is not None and found.kind is Kind.ACL, error
+        assert "NOPERM" in found.reason and "\n" not in found.reason
+    with pytest.raises(redis.AuthenticationError) as wrong:
+        redis.Redis(
+            unix_socket_path=admin.connection_pool.connection_kwargs["path"],
+            username="reader",
+            password="bad",
+        ).ping()
+    found = refusal(wrong.value)
+    assert found is not None and found.kind is Kind.ACL and found.writes_refused
+
+
+def test_noscript_from_evalsha_alone_and_in_a_pipeline(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    sha = "0" * 40
+    with pytest.raises(redis.exceptions.NoScriptError) as alone:
+        client.evalsha(sha, 0)
+    replies = run(client, [(("PING",), {}), (("EVALSHA", sha, 0), {})], raise_on_error=False)
+    for error in (alone.value, replies):
+        assert refusal(error) == Refusal(Kind.NOSCRIPT, "script not loaded (NOSCRIPT)")
+        assert not refusal(error).writes_refused  # type: ignore[union-attr]
+    assert write_refusal(alone.value) is None  # it passes by itself: the script is loaded
+
+
+def test_misconf_from_a_failing_snapshot(server_with: Callable[..., RedisProcess]) -> None:
+    """A snapshot that cannot be written (its file's place is a directory) stops writes."""
+    server = server_with()
+    client = server.client()
+    client.config_set("save", "3600 1")  # snapshots configured: their failure stops writes
+    client.config_set("stop-writes-on-bgsave-error", "yes")
+    (server.directory / "broken.rdb").mkdir()
+    client.config_set("dbfilename", "broken.rdb")
+    client.bgsave()
+    wait_for(lambda: client.info("persistence")["rdb_last_bgsave_status"] == "err", 10)
+    for error in _three_ways(client, "k"):
+        assert refusal(error) == Refusal(Kind.MISCONF, "persistence failing (MISCONF)"), error
+    client.config_set("save", "")  # else the server, stopped, saves (and fails) again
+
+
+def test_texts_of_every_kind_and_what_is_no_refusal() -> None:
+    script = "Error running script (call to f_33bc): @user_script:15: -{} on @user_script:15."
+    cases = {
+        "OOM command not allowed when used memory > 'maxmemory'": Kind.OOM,
+        "READONLY You can't write against a read only replica.": Kind.READONLY,
+        "MISCONF Redis is configured to save RDB snapshots, but it's unable": Kind.MISCONF,
+        "NOSCRIPT No matching script.": Kind.NOSCRIPT,
+        "MOVED 3999 127.0.0.1:6381": Kind.REDIRECT,
+        "ASK 3999 127.0.0.1:6381": Kind.REDIRECT,
+        "CLUSTERDOWN The cluster is down": Kind.REDIRECT,
+        "TRYAGAIN Multiple keys request during rehashing of slot": Kind.REDIRECT,
+        "NOPERM User u has no permissions to run the 'set' command": Kind.ACL,
+        "NOAUTH Authentication required.": Kind.ACL,
+        "WRONGPASS invalid username-password pair or user is disabled.": Kind.ACL,
+    }
+    for text, kind in cases.items():
+        for error in (redis.ResponseError(text), redis.ResponseError(script.format(text))):
+            found = refusal(error)
+            assert found is not None and found.kind is kind, text
+    for other in (
+        redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"),
+        redis.ResponseError("ERR user_script:3: please ASK the operator"),
+        redis.ConnectionError("Connection refused"),
+        ValueError("OOM"),
+        "OOM",
+    ):
+        assert refusal(other) is None, other
+    assert first_refusal([1, redis.ResponseError("WRONGTYPE x"), None]) is None
+    assert refusal(redis.exceptions.MovedError("3999 127.0.0.1:6381")).kind is Kind.REDIRECT  # type: ignore[union-attr]
