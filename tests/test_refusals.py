@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -15,9 +17,11 @@ from monitor.store.connection import run
 from monitor.store.redisguard import write_refusal
 from monitor.store.refusals import Kind, Refusal, first_refusal, refusal
 
-from .processes import wait_for
-from .test_faults import RedisProcess
-from .test_redis_limits import _free_port
+from .feedserver import FeedServer
+from .processes import Daemon, wait_for
+from .test_daemon import config
+from .test_faults import RedisProcess, synthetic_feed
+from .test_redis_limits import _free_port, _health
 
 WRITE = "return redis.call('SET', KEYS[1], ARGV[1])"
 
@@ -157,3 +161,61 @@ def test_texts_of_every_kind_and_what_is_no_refusal() -> None:
         assert refusal(other) is None, other
     assert first_refusal([1, redis.ResponseError("WRONGTYPE x"), None]) is None
     assert refusal(redis.exceptions.MovedError("3999 127.0.0.1:6381")).kind is Kind.REDIRECT  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_polls_refused_out_of_memory_make_the_daemon_unhealthy_then_resume_losing_nothing(
+    server_with: Callable[..., RedisProcess],
+    feed_server: FeedServer,
+    daemons: Callable[..., Daemon],
+    tmp_path: Path,
+) -> None:
+    """As an operator met it: Redis has room for small writes (the heartbeat passes) but not
+    for a poll's append of its items (a script with megabytes of arguments)."""
+    server = server_with("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    client = server.client()
+    small, _ = synthetic_feed(stories=1, per_story=1)
+    feed_server.static("/feed.xml", small)
+    cfg = config(tmp_path, feed_server, listen="127.0.0.1:0")
+    daemon = daemons(cfg, server.url)
+    wait_for(lambda: len(daemon.events("item_processed")) == 1)
+    base = f"http://{daemon.events('http_listening')[0]['address']}"
+    assert _health(base)[0] == 200
+
+    big, _ = synthetic_feed(stories=60, per_story=5)  # item-0 again, and 299 new
+    maxmemory = int(client.info("memory")["maxmemory"])
+    n = 0  # fill by small keys until less room is left than the new items' JSON takes
+    while int(client.info("memory")["used_memory"]) < maxmemory - len(big) // 2:
+        client.set(f"ballast:{n}", "x" * 20_000)
+        n += 1
+    feed_server.static("/feed.xml", big)
+    served = time.monotonic()
+    while (reply := _health(base))[0] == 200:
+        assert time.monotonic() - served < 30, "still healthy 30 s into OOM"
+        time.sleep(0.1)
+    unhealthy_after = time.monotonic() - served
+    code, info = reply
+    assert code == 503 and info["redis"] is True and info["redis_writable"] is False
+    assert info["reason"] == "Redis refuses writes: out of memory (maxmemory reached, OOM)"
+    time.sleep(3)  # polls go on being refused meanwhile
+    assert _health(base)[0] == 503
+    assert client.set("small", "still fits")  # a small write passes: the polls told
+    assert daemon.events("poll_deferred")
+    assert not daemon.events("poll_failed") and not daemon.events("item_failed")
+    assert all(e["errors"] == 0 for e in daemon.events("feed_polled"))  # not the feed's fault
+    assert "monitor_items_failed_total 0.0" in httpx.get(f"{base}/metrics").text
+
+    client.config_set("maxmemory", 0)
+    freed = time.monotonic()
+    wait_for(lambda: _health(base)[0] == 200, 30)
+    healthy_after = time.monotonic() - freed
+    wait_for(lambda: len(daemon.events("item_processed")) == 300, 120)
+    assert daemon.stop() == 0
+    processed = [e["item"] for e in daemon.events("item_processed")]
+    assert len(processed) == len(set(processed)) == 300  # each exactly once, none lost
+    assert len(daemon.events("redis_refuses_writes")) == 1
+    assert len(daemon.events("redis_writable_again")) == 1
+    print(
+        f"polls refused OOM: /healthz 503 {unhealthy_after:.2f} s after the feed grew; "
+        f"200 again {healthy_after:.2f} s after maxmemory was raised"
+    )
