@@ -3,6 +3,7 @@ pipeline, on real redis-servers (an out-of-memory one, a replica, an ACL user)."
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -12,8 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from structlog.testing import capture_logs
 
+from monitor.config import FeedConfig, Settings, WebSettings
+from monitor.delivery.sinks.runner import serve
+from monitor.ingest.poll import feed_id
 from monitor.store.connection import run
+from monitor.store.keys import Keys
 from monitor.store.redisguard import write_refusal
 from monitor.store.refusals import Kind, Refusal, first_refusal, refusal
 
@@ -22,6 +28,8 @@ from .processes import Daemon, wait_for
 from .test_daemon import config
 from .test_faults import RedisProcess, synthetic_feed
 from .test_redis_limits import _free_port, _health
+from .test_sinks import _close_sinks, make_alert, publish, runner, sink  # noqa: F401 (closes sinks)
+from .test_web import TOKEN
 
 WRITE = "return redis.call('SET', KEYS[1], ARGV[1])"
 
@@ -219,3 +227,41 @@ def test_polls_refused_out_of_memory_make_the_daemon_unhealthy_then_resume_losin
         f"polls refused OOM: /healthz 503 {unhealthy_after:.2f} s after the feed grew; "
         f"200 again {healthy_after:.2f} s after maxmemory was raised"
     )
+
+
+def test_the_desk_says_redis_refuses_writes_with_a_503_page(
+    server_with: Callable[..., RedisProcess], desk
+) -> None:
+    server = server_with("--maxmemory-policy", "noeviction")
+    feed = FeedConfig(url="http://127.0.0.1:1/feed.xml", name="sample")
+    settings = Settings(redis_url=server.url, feeds=(feed,), web=WebSettings(token=TOKEN))
+    client = server.client()
+    web = desk(settings, client)
+    assert web.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', web.get("/feeds").text)
+    assert csrf
+    client.set("big", "x" * 200_000)
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - 1000)
+    refused = web.post(f"/feeds/{feed_id(feed)}/pause", data={"csrf": csrf[1]})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "30"
+    assert "Redis refuses writes: out of memory (maxmemory reached, OOM)" in refused.text
+    assert "Nothing was changed" in refused.text
+    assert web.get("/feeds").status_code == 200  # reading goes on
+    client.config_set("maxmemory", 0)
+    done = web.post(f"/feeds/{feed_id(feed)}/pause", data={"csrf": csrf[1]}, follow_redirects=True)
+    assert done.status_code == 200 and "paused" in done.text
+
+
+def test_a_sink_on_a_replica_stops_saying_redis_refuses_writes(
+    server_with: Callable[..., RedisProcess],
+) -> None:
+    primary = server_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
+    publish(primary.client(), make_alert(1))
+    replica = server_with().client()
+    replica.replicaof("127.0.0.1", port)
+    wait_for(lambda: replica.exists(Keys().alerts) == 1, 10)
+    made = runner(replica, sink("hook", "webhook", "http://127.0.0.1:1/hook"))
+    with capture_logs() as logs:
+        serve([made], follow=False)
+    assert made.error == "Redis refuses writes: read-only replica (READONLY)"
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["sink_redis_refused"]
