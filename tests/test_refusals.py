@@ -16,6 +16,8 @@ import redis
 from structlog.testing import capture_logs
 
 from monitor.config import FeedConfig, Settings, WebSettings
+from monitor.daemon.health import Health
+from monitor.daemon.metrics import Metrics
 from monitor.delivery.sinks.runner import serve
 from monitor.ingest.poll import feed_id
 from monitor.store.connection import run
@@ -23,8 +25,10 @@ from monitor.store.keys import Keys
 from monitor.store.redisguard import write_refusal
 from monitor.store.refusals import Kind, Refusal, first_refusal, refusal
 
+from .conftest import ROOT
 from .feedserver import FeedServer
 from .processes import Daemon, wait_for
+from .test_cli import monitor
 from .test_daemon import config
 from .test_faults import RedisProcess, synthetic_feed
 from .test_redis_limits import _free_port, _health
@@ -90,7 +94,8 @@ def test_a_replica_refuses_from_a_command_a_script_and_a_pipeline(
 def test_an_acl_user_without_a_command_is_denied_also_inside_a_script(
     server_with: Callable[..., RedisProcess],
 ) -> None:
-    admin = server_with().client()
+    server = server_with()
+    admin = server.client()
     admin.acl_setuser(
         "reader", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-set"]
     )
@@ -111,6 +116,11 @@ def test_an_acl_user_without_a_command_is_denied_also_inside_a_script(
         ).ping()
     found = refusal(wrong.value)
     assert found is not None and found.kind is Kind.ACL and found.writes_refused
+    stranger = redis.Redis(unix_socket_path=str(server.socket), username="reader", password="bad")
+    ok, info = Health(Metrics(), "test").health(stranger, lambda: None)
+    assert not ok and info["reason"].startswith(
+        "Redis unreachable: Redis denied the command to this user (NOAUTH/WRONGPASS: "
+    )
 
 
 def test_noscript_from_evalsha_alone_and_in_a_pipeline(redis_url: str) -> None:
@@ -265,3 +275,16 @@ def test_a_sink_on_a_replica_stops_saying_redis_refuses_writes(
         serve([made], follow=False)
     assert made.error == "Redis refuses writes: read-only replica (READONLY)"
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["sink_redis_refused"]
+
+
+def test_a_command_on_a_replica_says_redis_refuses_writes(
+    server_with: Callable[..., RedisProcess],
+) -> None:
+    server_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
+    replica = server_with()
+    replica.client().replicaof("127.0.0.1", port)
+    done = monitor("replay", cwd=ROOT, redis_url=replica.url)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "monitor: error: Redis refuses writes: read-only replica (READONLY)"
+    )

@@ -105,17 +105,19 @@ class Health:
     def health(self, client: redis.Redis, heartbeat: Callable[[], None]) -> tuple[bool, dict]:
         """Healthy while Redis answers and accepts a write (the heartbeat), items do not
         fail in a row and the loop turns; the reasons otherwise."""
-        redis_ok = True
+        redis_ok, unreachable = True, "Redis unreachable"
         try:
             client.ping()
             heartbeat()  # a write: an out-of-memory Redis still answers PING
-        except UNAVAILABLE:
+        except UNAVAILABLE as exc:
             redis_ok = False
+            if (found := refusal(exc)) is not None:  # NOAUTH, WRONGPASS: the user's, said
+                unreachable = f"Redis unreachable: {found.reason}"
         except redis.RedisError as exc:
             found = refusal(exc)
             if found is not None and found.writes_refused:
                 self.write_refused(found.reason, exc)
-        problems = ([] if redis_ok else ["Redis unreachable"]) + self.problems()
+        problems = ([] if redis_ok else [unreachable]) + self.problems()
         return not problems, {
             "status": "unhealthy" if problems else "ok",
             "reason": "; ".join(problems) or None,
