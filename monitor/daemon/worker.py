@@ -90,9 +90,9 @@ class Worker:
         while not health.stop.is_set():
             now = health.tick()
             try:
-                if PROCESSING in health.refused_in:  # nothing else until a write succeeds
+                refused = PROCESSING in health.refused_in
+                if refused:  # nothing else until a write succeeds
                     self.heartbeat()
-                    health.writable_again(PROCESSING)
                     # Take back what this daemon held, at once and at full speed, then
                     # what dead daemons left (not at the claim trickle).
                     own, orphans, next_claim = True, True, 0.0
@@ -125,6 +125,9 @@ class Worker:
                 if not batch:
                     batch = self.items.read(self.instance, count=cfg.batch, block_ms=1000)
                 self.handle(batch)
+                if refused:  # cleared once the items go through too, not on the heartbeat
+                    # alone: a small write may pass where an item's is refused again
+                    health.writable_again(PROCESSING)
                 retry = RETRY_FIRST
             except UNAVAILABLE as exc:
                 log.error("redis_unavailable", error=str(exc), retry_in=retry)
