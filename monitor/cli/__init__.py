@@ -20,6 +20,7 @@ from monitor.cli import consume, feeds, replay, rules, run, status
 from monitor.config import load
 from monitor.errors import MonitorError
 from monitor.store.connection import describe
+from monitor.store.refusals import refusal
 
 
 def _command_position(argv: list[str]) -> int | None:
@@ -69,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"monitor: error: {exc}", file=sys.stderr)
         return 2
     except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
-        print(f"monitor: error: Redis: {describe(exc)}", file=sys.stderr)
+        found = refusal(exc)
+        if found is not None and found.writes_refused:  # e.g. a backfill on a full Redis
+            print(f"monitor: error: Redis refuses writes: {found.reason}", file=sys.stderr)
+        else:
+            print(f"monitor: error: Redis: {describe(exc)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130

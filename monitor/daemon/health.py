@@ -13,10 +13,11 @@ import structlog
 
 from monitor.daemon.metrics import Metrics
 from monitor.store.connection import UNAVAILABLE
-from monitor.store.redisguard import write_refusal
+from monitor.store.refusals import refusal
 
 log = structlog.get_logger("monitor.daemon")
 
+PROCESSING, POLLS = "processing", "polls"  # where a refusal was met, and is probed again
 STALE_AFTER = 60.0  # /healthz fails when the processing loop has not ticked for this long
 FAILING_AFTER = 5  # /healthz fails while this many items in a row have failed
 
@@ -27,7 +28,9 @@ class Health:
         self.instance = instance
         self.stop = threading.Event()
         self.last_tick = time.monotonic()
-        self.refused: str | None = None  # why Redis refuses writes, while it does
+        # Why Redis refuses writes, by where it was met, while it does: each path probes and
+        # clears its own (a big script may be refused while a small heartbeat goes through).
+        self.refused_in: dict[str, str] = {}
         self.refused_at = 0.0
         self.failures_in_a_row = 0
         metrics.writable.set_function(lambda: 0 if self.refused else 1)
@@ -40,12 +43,20 @@ class Health:
         self.last_tick = now = time.monotonic()
         return now
 
-    def write_refused(self, reason: str, exc: BaseException) -> None:
-        """Redis answers but refuses writes: said once, counted, shown by /healthz; items in
-        hand stay pending with this daemon until writes succeed again."""
-        if self.refused is not None:
+    @property
+    def refused(self) -> str | None:
+        """Why Redis refuses writes (the first reason met), while it does."""
+        return next(iter(self.refused_in.values()), None)
+
+    def write_refused(self, reason: str, exc: BaseException, where: str = PROCESSING) -> None:
+        """Redis answers but refuses writes (met `where`): said once, counted, shown by
+        /healthz; items in hand stay pending with this daemon, polls wait, until writes
+        succeed again."""
+        first = self.refused is None
+        self.refused_in.setdefault(where, reason)
+        if not first:
             return
-        self.refused, self.refused_at = reason, time.monotonic()
+        self.refused_at = time.monotonic()
         self.metrics.refusals.labels(reason).inc()
         log.error(
             "redis_refuses_writes",
@@ -55,15 +66,16 @@ class Health:
             "resumes by itself",
         )
 
-    def writable_again(self) -> None:
-        if self.refused is None:
+    def writable_again(self, where: str = PROCESSING) -> None:
+        """A write refused `where` went through: once none is refused, said once."""
+        reason = self.refused_in.pop(where, None)
+        if reason is None or self.refused_in:
             return
         log.info(
             "redis_writable_again",
-            reason=self.refused,
+            reason=reason,
             after_s=round(time.monotonic() - self.refused_at, 1),
         )
-        self.refused = None
 
     def problems(self) -> list[str]:
         """What is wrong, from the daemon's own state (no Redis call)."""
@@ -93,16 +105,19 @@ class Health:
     def health(self, client: redis.Redis, heartbeat: Callable[[], None]) -> tuple[bool, dict]:
         """Healthy while Redis answers and accepts a write (the heartbeat), items do not
         fail in a row and the loop turns; the reasons otherwise."""
-        redis_ok = True
+        redis_ok, unreachable = True, "Redis unreachable"
         try:
             client.ping()
             heartbeat()  # a write: an out-of-memory Redis still answers PING
-        except UNAVAILABLE:
+        except UNAVAILABLE as exc:
             redis_ok = False
+            if (found := refusal(exc)) is not None:  # NOAUTH, WRONGPASS: the user's, said
+                unreachable = f"Redis unreachable: {found.reason}"
         except redis.RedisError as exc:
-            if reason := write_refusal(exc):
-                self.write_refused(reason, exc)
-        problems = ([] if redis_ok else ["Redis unreachable"]) + self.problems()
+            found = refusal(exc)
+            if found is not None and found.writes_refused:
+                self.write_refused(found.reason, exc)
+        problems = ([] if redis_ok else [unreachable]) + self.problems()
         return not problems, {
             "status": "unhealthy" if problems else "ok",
             "reason": "; ".join(problems) or None,

@@ -65,7 +65,7 @@ class Metrics:
         )
         self.refusals = Counter(
             "monitor_redis_write_refusals",
-            "Times Redis began refusing writes (OOM, READONLY, MISCONF), by reason",
+            "Times Redis began refusing writes (OOM, READONLY, MISCONF, ACL), by reason",
             ["reason"],
             registry=r,
         )

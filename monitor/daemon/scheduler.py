@@ -27,7 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import FeedConfig, Settings
-from monitor.daemon.health import Health
+from monitor.daemon.health import POLLS, Health
 from monitor.daemon.metrics import Metrics
 from monitor.errors import MonitorError
 from monitor.ingest.fetch import HttpFetcher
@@ -36,10 +36,14 @@ from monitor.ingest.poll import FeedState, Poller, feed_id
 from monitor.ingest.registry import FeedRegistry, merged
 from monitor.store.batched import BatchedRedis
 from monitor.store.keys import Keys
+from monitor.store.refusals import Refusal, refusal
 
 log = structlog.get_logger("monitor.daemon")
 
 STATE_BATCH = 1000  # feed states read in one pipeline at start
+DEFER_FOR = 30.0  # seconds a poll waits while Redis refuses writes (at most its interval)
+PROBE_EVERY = 5.0  # seconds between polls again of the feed whose writes were refused
+RETRY_SOON = 2.0  # seconds before a poll again after a passing refusal (NOSCRIPT, redirect)
 
 
 class LoopScheduler(AsyncIOScheduler):
@@ -106,6 +110,9 @@ class Scheduler:
         )
         self._slots = asyncio.Semaphore(settings.schedule.workers)
         self._running: set[str] = set()  # feeds being polled (touched on the loop only)
+        self._probe: str | None = None  # the feed whose poll's writes were refused: polled
+        # again every PROBE_EVERY, it tells when they are accepted (a small write may pass
+        # while the append of a poll's items is refused)
         self._stopped = False
         metrics.feeds.set(len(self.feeds))
 
@@ -135,6 +142,9 @@ class Scheduler:
     def unschedule(self, fid: str) -> None:
         with contextlib.suppress(JobLookupError):
             self._jobs.remove_job(fid)
+        if fid == self._probe:  # removed or paused: the next refused poll probes instead
+            self._probe = None
+            self.health.writable_again(POLLS)
 
     @staticmethod
     def first_time(feed: FeedConfig, state: FeedState) -> float:
@@ -218,9 +228,13 @@ class Scheduler:
     async def poll(self, feed: FeedConfig) -> None:
         """One poll of one feed, unless another daemon has it or did it already."""
         fid = feed_id(feed)
-        if self.health.refused is not None:  # Redis refuses writes: nothing found could be kept
+        health = self.health
+        probing = fid == self._probe and list(health.refused_in) == [POLLS]
+        if health.refused is not None and not probing:
+            # Redis refuses writes: nothing found could be kept
             self.metrics.polls.labels("deferred").inc()
-            self._put(feed, time.time() + min(30.0, feed.interval or 30.0))
+            wait = PROBE_EVERY if fid == self._probe else min(DEFER_FOR, feed.interval or DEFER_FOR)
+            self._put(feed, time.time() + wait)
             return
         try:
             paused, raw = await self.redis_io(
@@ -263,11 +277,33 @@ class Scheduler:
             self.metrics.skewed.inc(report.skewed)
             self.metrics.folded.inc(report.folded)
             self._put(feed, report.next_poll)
+            if fid == self._probe:
+                self._probe = None
+                health.writable_again(POLLS)
         except Exception as exc:  # a loop boundary: log, count, and poll again later
+            if (found := refusal(exc)) is not None:
+                self._refused(feed, found, exc)
+                return
             log.exception("poll_failed", feed=fid, error=str(exc))
             self.metrics.polls.labels("failed").inc()
             retry = min(30.0, feed.interval or self.settings.schedule.interval)
             self._put(feed, time.time() + retry)
+
+    def _refused(self, feed: FeedConfig, found: Refusal, exc: Exception) -> None:
+        """Redis refused a write of the poll: not the feed's fault (no error counted, its
+        entries are not marked seen), the poll is deferred; /healthz says why while
+        writes are refused."""
+        fid = feed_id(feed)
+        self.metrics.polls.labels("deferred").inc()
+        if not found.writes_refused:  # passes by itself
+            log.warning("poll_deferred", feed=fid, reason=found.reason, retry_in=RETRY_SOON)
+            self._put(feed, time.time() + RETRY_SOON)
+            return
+        if self._probe is None or self._probe == fid:
+            self._probe = fid
+            self.health.write_refused(found.reason, exc, POLLS)
+        log.info("poll_deferred", feed=fid, reason=found.reason, retry_in=PROBE_EVERY)
+        self._put(feed, time.time() + PROBE_EVERY)
 
 
 def hosts(feeds: Iterable[FeedConfig]) -> set[str]:

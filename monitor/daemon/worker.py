@@ -16,7 +16,7 @@ import redis
 import structlog
 
 from monitor.config import Settings
-from monitor.daemon.health import Health
+from monitor.daemon.health import PROCESSING, Health
 from monitor.daemon.metrics import Metrics
 from monitor.errors import FetchError, MonitorError
 from monitor.ingest.fetch import HttpFetcher, Page
@@ -25,7 +25,8 @@ from monitor.model import Item
 from monitor.pipeline.process import Pipeline, Processed
 from monitor.store.connection import UNAVAILABLE
 from monitor.store.keys import Keys
-from monitor.store.redisguard import EvictionWatch, write_refusal
+from monitor.store.redisguard import EvictionWatch
+from monitor.store.refusals import refusal
 from monitor.store.retention import GroupLag, stream_groups
 from monitor.store.streams import Entry
 
@@ -89,9 +90,9 @@ class Worker:
         while not health.stop.is_set():
             now = health.tick()
             try:
-                if health.refused is not None:  # nothing else until a write succeeds again
+                refused = PROCESSING in health.refused_in
+                if refused:  # nothing else until a write succeeds
                     self.heartbeat()
-                    health.writable_again()
                     # Take back what this daemon held, at once and at full speed, then
                     # what dead daemons left (not at the claim trickle).
                     own, orphans, next_claim = True, True, 0.0
@@ -124,6 +125,9 @@ class Worker:
                 if not batch:
                     batch = self.items.read(self.instance, count=cfg.batch, block_ms=1000)
                 self.handle(batch)
+                if refused:  # cleared once the items go through too, not on the heartbeat
+                    # alone: a small write may pass where an item's is refused again
+                    health.writable_again(PROCESSING)
                 retry = RETRY_FIRST
             except UNAVAILABLE as exc:
                 log.error("redis_unavailable", error=str(exc), retry_in=retry)
@@ -131,9 +135,13 @@ class Worker:
                 retry = min(RETRY_EVERY, retry * 2)
                 own = True  # back: first what this daemon held
             except Exception as exc:  # the loop boundary: nothing may end the daemon
-                if reason := write_refusal(exc):
-                    health.write_refused(reason, exc)
-                    health.stop.wait(WRITE_PROBE_EVERY)
+                if (found := refusal(exc)) is not None:  # not the items': they stay ours
+                    if found.writes_refused:
+                        health.write_refused(found.reason, exc)
+                    else:  # passes by itself (a script loaded again, a slot moved)
+                        log.warning("redis_refused", reason=found.reason, retry_in=RETRY_EVERY)
+                        own = True
+                    health.stop.wait(WRITE_PROBE_EVERY if found.writes_refused else RETRY_EVERY)
                     continue
                 log.exception("loop_error", error=str(exc))
                 health.stop.wait(AFTER_LOOP_ERROR)
@@ -223,7 +231,7 @@ class Worker:
             except UNAVAILABLE:
                 raise  # not the item's fault: the loop waits for Redis
             except Exception as exc:  # a loop boundary: left pending, retried, then dead
-                if write_refusal(exc):
+                if refusal(exc) is not None:
                     raise  # not the item's fault either: the batch stays ours, pending
                 log.exception("item_failed", item=queued.value.id, error=str(exc))
                 self.metrics.failed.inc()

@@ -150,8 +150,10 @@ class Poller:
         self, feed: FeedConfig, now: float | None = None, state: FeedState | None = None
     ) -> PollReport:
         """Poll once. Never raises for what the feed or the network does: errors are
-        recorded in the feed's state and push its next poll back. `state`: the feed's state
-        if the caller has just read it."""
+        recorded in the feed's state and push its next poll back. Redis's errors (a refused
+        write among them: `monitor.store.refusals`) are raised before the entries are marked
+        seen or the state written, so the caller defers the poll and nothing is lost or
+        counted against the feed. `state`: the feed's state if the caller has just read it."""
         fid = feed_id(feed)
         now = time.time() if now is None else now
         if state is None:

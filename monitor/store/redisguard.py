@@ -6,8 +6,9 @@
   opts in (`redis_allow_eviction`, unsafe).
 - A rise of `evicted_keys` while running is an error (someone changed the policy, or the
   check could not be made).
-- Writes refused (out of memory, a read-only replica, a failing disk) are recognised, so
-  that the daemon waits for Redis instead of failing item after item.
+- Writes refused (out of memory, a read-only replica, a failing disk, an ACL denial) are
+  recognised (`monitor.store.refusals`), so that the daemon waits for Redis instead of
+  failing item after item.
 """
 
 from __future__ import annotations
@@ -17,36 +18,22 @@ import structlog
 
 from monitor.errors import RedisEvicts
 from monitor.store.connection import primaries
+from monitor.store.refusals import refusal
 
 log = structlog.get_logger(__name__)
 
 SAFE_POLICY = "noeviction"
 
-# Markers of the errors of a Redis that answers but refuses writes (also when raised inside
-# a script, where the message is wrapped), and what each means.
-# (redis-py strips the error code from the errors it has a class for.)
 OOM = "out of memory (maxmemory reached, OOM)"
 READONLY = "read-only replica (READONLY)"
-_REFUSALS = (
-    ("used memory > 'maxmemory'", OOM),
-    ("READONLY", READONLY),
-    ("MISCONF", "persistence failing (MISCONF)"),
-)
 
 
 def write_refusal(exc: BaseException) -> str | None:
-    """Why Redis refused a write, when `exc` says it did; None for any other error."""
-    if isinstance(exc, redis.exceptions.OutOfMemoryError):
-        return OOM
-    if isinstance(exc, redis.exceptions.ReadOnlyError):
-        return READONLY
-    if not isinstance(exc, redis.ResponseError):
-        return None
-    text = str(exc)
-    for marker, reason in _REFUSALS:
-        if marker in text:
-            return reason
-    return None
+    """Why Redis refuses writes (out of memory, a replica, failing persistence, an ACL
+    denial), when `exc` says it does; None for any other error (see `refusals` for the
+    passing refusals too: NOSCRIPT, cluster redirects)."""
+    found = refusal(exc)
+    return found.reason if found is not None and found.writes_refused else None
 
 
 def eviction_settings(client: redis.Redis) -> tuple[str, int] | str:

@@ -31,6 +31,7 @@ from monitor.config import Settings, parse_duration
 from monitor.retained.cards import Filters
 from monitor.rules import RuleFiles, RuleSet
 from monitor.store.keys import Keys
+from monitor.store.refusals import refusal
 from monitor.web.reading import SEVERITIES, days_param, is_number, shown
 from monitor.web.render import SECURITY_HEADERS, environment
 from monitor.web.serve import Served, bind, with_desk
@@ -67,7 +68,7 @@ def create_app(
         Route("/logout", pages.logout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={redis.RedisError: pages.redis_refused})
 
 
 class Pages:
@@ -96,6 +97,24 @@ class Pages:
 
     def error(self, request: Request, status: int, message: str) -> Response:
         return self.render(request, "error.html", status, message=message)
+
+    def redis_refused(self, request: Request, exc: Exception) -> Response:
+        """A page that Redis refused (out of memory, a replica, an ACL denial…): 503, saying
+        why and that nothing was done; any other Redis error stays a server error."""
+        found = refusal(exc)
+        if found is None:
+            raise exc
+        if found.writes_refused:
+            message = (
+                f"Redis refuses writes: {found.reason}. Nothing was changed; try again once "
+                "Redis accepts writes (free memory, raise maxmemory, or fix the replica, disk "
+                "or user)."
+            )
+        else:
+            message = f"Redis refused the command: {found.reason}. Try again in a moment."
+        response = self.render(request, "error.html", 503, message=message, title="Unavailable")
+        response.headers["Retry-After"] = "30"
+        return response
 
     # --- stories --------------------------------------------------------------------
 

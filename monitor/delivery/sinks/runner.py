@@ -29,6 +29,7 @@ from monitor.delivery.consumer import AlertConsumer, Delivery
 from monitor.delivery.sinks.base import Attempt, Sink
 from monitor.delivery.sinks.digest import DigestStore
 from monitor.store.keys import Keys
+from monitor.store.refusals import refusal
 
 log = structlog.get_logger(__name__)
 
@@ -184,7 +185,12 @@ class SinkRunner:
         told = self._told(story) if alert.get("kind") == "update" and story else frozenset()
         attempt = self._deliver(lambda: self.sink.send_alert(alert, delivery.deliveries, told))
         if attempt.delivered:
-            self._tell(story, alert)
+            try:
+                self._tell(story, alert)
+            except redis.RedisError as exc:  # sent: it must be acked, not sent again
+                if (found := refusal(exc)) is None:
+                    raise
+                log.warning("sink_told_unsaved", sink=self.name, reason=found.reason)
             self.consumer.ack(delivery)
             self.breaker.success()
             self.stats.delivered += 1
@@ -368,9 +374,15 @@ def serve(runners: Sequence[SinkRunner], *, follow: bool, count: int | None = No
                 runner.run(follow=follow, count=count)
                 return
             except Exception as exc:  # the loop boundary: log, and go on if following
-                log.exception("sink_error", sink=runner.name)
+                if (found := refusal(exc)) is not None:  # Redis's, not the sink's: the
+                    # alert in hand stays pending, delivered once Redis accepts again
+                    problem = f"Redis refuses writes: {found.reason}"
+                    log.error("sink_redis_refused", sink=runner.name, reason=found.reason)
+                else:
+                    problem = f"{type(exc).__name__}: {exc}"
+                    log.exception("sink_error", sink=runner.name)
                 if not follow or runner.stop.wait(5.0):
-                    runner.error = runner.error or f"{type(exc).__name__}: {exc}"
+                    runner.error = runner.error or problem
                     return
 
     threads = [
