@@ -28,7 +28,7 @@ from .conftest import ROOT
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=EXAMPLES or 1000,
+    max_examples=EXAMPLES or 400,  # FUZZ_EXAMPLES=N for a longer run
     deadline=None,
     derandomize=not EXAMPLES,
     database=None,
@@ -194,7 +194,7 @@ def test_any_settings_load_or_say_why(tmp_path: Path, text: str, env: dict[str, 
     loads_or_refuses(path, env)
 
 
-@settings(FUZZ, max_examples=EXAMPLES or 300)
+@settings(FUZZ, max_examples=EXAMPLES or 150)
 @given(st.binary(max_size=300))
 def test_any_bytes_as_monitor_toml(tmp_path: Path, body: bytes) -> None:
     path = tmp_path / "monitor.toml"

@@ -311,7 +311,7 @@ def test_health_says_read_only_replica_and_items_failing_in_a_row_and_recovers(
     for item in broken:
         client.set(keys.entry(item.id), "not a hash")
     queue.append(broken)
-    wait_for(lambda: daemon.state.failures_in_a_row >= FAILING_AFTER, 20)
+    wait_for(lambda: daemon.state.failures_in_a_row >= FAILING_AFTER, 60)  # a loaded machine
     ok, info = daemon.health()
     assert not ok and info["reason"] == f"{FAILING_AFTER} items failed in a row"
     queue.append([_item(99)])  # one that goes through: healthy again
