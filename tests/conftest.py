@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -207,3 +208,21 @@ def desk() -> Iterator:
         web.close()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def redis_with() -> Iterator[Callable[..., Any]]:
+    """Starts a redis-server of its own with extra options (AOF on): redis_with(*options)."""
+    from .test_faults import RedisProcess  # (that module imports this one)
+
+    started: list[RedisProcess] = []
+
+    def start(*options: str) -> RedisProcess:
+        server = RedisProcess(Path(tempfile.mkdtemp(prefix="monitor-lim-")), *options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)

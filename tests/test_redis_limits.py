@@ -4,9 +4,7 @@ reported, and health that turns unhealthy while Redis refuses writes, then recov
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,22 +31,6 @@ from .processes import Daemon, wait_for
 from .test_cli import monitor
 from .test_daemon import alerts, config, serve_sample
 from .test_faults import RedisProcess, run_to_the_end, synthetic_feed
-
-
-@pytest.fixture
-def redis_with() -> Iterator[Callable[..., RedisProcess]]:
-    """Starts a redis-server of its own with extra options (AOF on)."""
-    started: list[RedisProcess] = []
-
-    def start(*options: str) -> RedisProcess:
-        server = RedisProcess(Path(tempfile.mkdtemp(prefix="monitor-lim-")), *options)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -4,10 +4,8 @@ pipeline, on real redis-servers (an out-of-memory one, a replica, an ACL user)."
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,26 +29,14 @@ from .processes import Daemon, wait_for
 from .test_cli import monitor
 from .test_daemon import config
 from .test_faults import RedisProcess, synthetic_feed
-from .test_redis_limits import _free_port, _health
+from .test_redis_limits import (
+    _free_port,
+    _health,
+)
 from .test_sinks import _close_sinks, make_alert, publish, runner, sink  # noqa: F401 (closes sinks)
 from .test_web import TOKEN
 
 WRITE = "return redis.call('SET', KEYS[1], ARGV[1])"
-
-
-@pytest.fixture
-def server_with() -> Iterator[Callable[..., RedisProcess]]:
-    started: list[RedisProcess] = []
-
-    def start(*options: str) -> RedisProcess:
-        server = RedisProcess(Path(tempfile.mkdtemp(prefix="monitor-ref-")), *options)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def _three_ways(client: redis.Redis, key: str) -> list[BaseException | object]:
@@ -70,9 +56,9 @@ def _three_ways(client: redis.Redis, key: str) -> list[BaseException | object]:
 
 
 def test_out_of_memory_is_one_refusal_from_a_command_a_script_and_a_pipeline(
-    server_with: Callable[..., RedisProcess],
+    redis_with: Callable[..., RedisProcess],
 ) -> None:
-    client = server_with("--maxmemory-policy", "noeviction").client()
+    client = redis_with("--maxmemory-policy", "noeviction").client()
     client.set("big", "x" * 200_000)
     client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - 1000)
     for error in _three_ways(client, "more"):
@@ -81,10 +67,10 @@ def test_out_of_memory_is_one_refusal_from_a_command_a_script_and_a_pipeline(
 
 
 def test_a_replica_refuses_from_a_command_a_script_and_a_pipeline(
-    server_with: Callable[..., RedisProcess],
+    redis_with: Callable[..., RedisProcess],
 ) -> None:
-    server_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
-    client = server_with().client()
+    redis_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
+    client = redis_with().client()
     client.replicaof("127.0.0.1", port)
     for error in _three_ways(client, "k"):
         assert refusal(error) == Refusal(Kind.READONLY, "read-only replica (READONLY)")
@@ -92,9 +78,9 @@ def test_a_replica_refuses_from_a_command_a_script_and_a_pipeline(
 
 
 def test_an_acl_user_without_a_command_is_denied_also_inside_a_script(
-    server_with: Callable[..., RedisProcess],
+    redis_with: Callable[..., RedisProcess],
 ) -> None:
-    server = server_with()
+    server = redis_with()
     admin = server.client()
     admin.acl_setuser(
         "reader", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-set"]
@@ -135,9 +121,9 @@ def test_noscript_from_evalsha_alone_and_in_a_pipeline(redis_url: str) -> None:
     assert write_refusal(alone.value) is None  # it passes by itself: the script is loaded
 
 
-def test_misconf_from_a_failing_snapshot(server_with: Callable[..., RedisProcess]) -> None:
+def test_misconf_from_a_failing_snapshot(redis_with: Callable[..., RedisProcess]) -> None:
     """A snapshot that cannot be written (its file's place is a directory) stops writes."""
-    server = server_with()
+    server = redis_with()
     client = server.client()
     client.config_set("save", "3600 1")  # snapshots configured: their failure stops writes
     client.config_set("stop-writes-on-bgsave-error", "yes")
@@ -183,14 +169,14 @@ def test_texts_of_every_kind_and_what_is_no_refusal() -> None:
 
 @pytest.mark.slow
 def test_polls_refused_out_of_memory_make_the_daemon_unhealthy_then_resume_losing_nothing(
-    server_with: Callable[..., RedisProcess],
+    redis_with: Callable[..., RedisProcess],
     feed_server: FeedServer,
     daemons: Callable[..., Daemon],
     tmp_path: Path,
 ) -> None:
     """As an operator met it: Redis has room for small writes (the heartbeat passes) but not
     for a poll's append of its items (a script with megabytes of arguments)."""
-    server = server_with("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    server = redis_with("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
     client = server.client()
     small, _ = synthetic_feed(stories=1, per_story=1)
     feed_server.static("/feed.xml", small)
@@ -240,9 +226,9 @@ def test_polls_refused_out_of_memory_make_the_daemon_unhealthy_then_resume_losin
 
 
 def test_the_desk_says_redis_refuses_writes_with_a_503_page(
-    server_with: Callable[..., RedisProcess], desk
+    redis_with: Callable[..., RedisProcess], desk
 ) -> None:
-    server = server_with("--maxmemory-policy", "noeviction")
+    server = redis_with("--maxmemory-policy", "noeviction")
     feed = FeedConfig(url="http://127.0.0.1:1/feed.xml", name="sample")
     settings = Settings(redis_url=server.url, feeds=(feed,), web=WebSettings(token=TOKEN))
     client = server.client()
@@ -263,11 +249,11 @@ def test_the_desk_says_redis_refuses_writes_with_a_503_page(
 
 
 def test_a_sink_on_a_replica_stops_saying_redis_refuses_writes(
-    server_with: Callable[..., RedisProcess],
+    redis_with: Callable[..., RedisProcess],
 ) -> None:
-    primary = server_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
+    primary = redis_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
     publish(primary.client(), make_alert(1))
-    replica = server_with().client()
+    replica = redis_with().client()
     replica.replicaof("127.0.0.1", port)
     wait_for(lambda: replica.exists(Keys().alerts) == 1, 10)
     made = runner(replica, sink("hook", "webhook", "http://127.0.0.1:1/hook"))
@@ -278,10 +264,10 @@ def test_a_sink_on_a_replica_stops_saying_redis_refuses_writes(
 
 
 def test_a_command_on_a_replica_says_redis_refuses_writes(
-    server_with: Callable[..., RedisProcess],
+    redis_with: Callable[..., RedisProcess],
 ) -> None:
-    server_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
-    replica = server_with()
+    redis_with("--port", str(port := _free_port()), "--bind", "127.0.0.1")
+    replica = redis_with()
     replica.client().replicaof("127.0.0.1", port)
     done = monitor("replay", cwd=ROOT, redis_url=replica.url)
     assert done.returncode == 3, done.stderr
