@@ -71,7 +71,11 @@ class RedisProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()  # redis-server flushes the AOF on SIGTERM
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a shutdown held up on a loaded machine
+                self.process.kill()
+                self.process.wait(timeout=10)
 
     def client(self) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket), decode_responses=True)
