@@ -225,10 +225,4 @@ class DeskService:
             since=time.time() - days * 86400,
             published=self.queue.is_published if chosen else None,
         )
-        return Tried(found, hints=tuple(_hint(w) for w in rule.warnings))
-
-
-def _hint(warning: object) -> str:
-    """A typed query's lint warning without the file position it would have in a rule file
-    ("query:1:7: query: 'and' is searched as a word: did you mean AND?" -> from 'and' on)."""
-    return str(warning).split(": query: ", 1)[-1]
+        return Tried(found, hints=tuple(w.message.removeprefix("query: ") for w in rule.warnings))
