@@ -78,10 +78,16 @@ class Decision:
     article: Article
     analysis: Analysis
     placement: Placement
-    now: float
+    now: float  # when it was placed (its entry's seen_at)
     look: Look
     fingerprint: Fingerprint | None = None  # None: a known item
     report: Report | None = None
+
+    @property
+    def time(self) -> float:
+        """The story tier's clock for this item: its report's time (when it was placed, for
+        an item known already, which is neither compared nor indexed)."""
+        return self.report.time if self.report else self.now
 
 
 class PlacementStore(Protocol):
@@ -92,7 +98,9 @@ class PlacementStore(Protocol):
     def look(
         self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
     ) -> Look:
-        """Whether the item is known (claiming its URL if not), else its candidates."""
+        """Whether the item is known (claiming its URL if not), else its candidates: stories
+        with reports within a window of the report's time, and the copies placed in the
+        window before `now` (copies_generations)."""
         ...
 
     def record(self, decision: Decision, *, checked: bool) -> bool:
@@ -125,12 +133,21 @@ def known_placement(
     return None
 
 
-def generations(now: float, window: int) -> list[int]:
-    """The generations (a window long each) of document frequencies and LSH buckets that
-    cover the window: the current one and the one before. Two lookups per question instead
-    of one per day; an entry is dropped from the buckets one to two windows after it was
-    written (its item's own hash expires after one window, which is what keeps lookups
-    inside the window)."""
+def generations(when: float, window: int) -> list[int]:
+    """The two generations (a window long each) of document frequencies read for a report
+    at `when` (its report time): its own and the nearer neighbour, the one before in the
+    first half of its own, else the one after. So a lookup sees at least half a window
+    either side of the report, whatever order reports come in (an archive's newest first, a
+    backlog), at two lookups per question. A report counts in its own generation."""
+    own = int(when // window)
+    return [own - 1, own] if when % window < window / 2 else [own, own + 1]
+
+
+def copies_generations(now: float, window: int) -> list[int]:
+    """The generations of LSH buckets a copy is looked up in: the current one and the one
+    before, on the wall clock (an original enters the current one when it is placed). A
+    copy repeats a text, and is one whenever it comes and however its feed dates it; so
+    copies are found among what was placed in the last one to two windows."""
     current = int(now // window)
     return [current - 1, current]
 
@@ -148,7 +165,7 @@ def entry_fields(decision: Decision) -> dict[str, str | float | int]:
         "url": analysis.url,
         "title": analysis.title,
         "published": _iso(item.published or decision.article.published),
-        "time": report.time if report else now,
+        "time": decision.time,
         "seen_at": now,
     }
     if fingerprint is not None and report is not None:
@@ -170,9 +187,12 @@ def summary_update(decision: Decision) -> dict[str, Any]:
     }
     fingerprint, report = decision.fingerprint, decision.report
     if fingerprint is not None and report is not None:
+        # A copy repeats an original: its story's times stay the originals' (so a copy dated
+        # years off by its feed moves no clock).
+        original = decision.placement.outcome.is_original
         update |= {
             "vector": fingerprint.vector,
-            "time": report.time,
+            "time": report.time if original else "",
             "names": "|".join(sorted(report.names)),
             "figures": "|".join(sorted(report.figures)),
         }
