@@ -199,7 +199,10 @@ class Matched:
 
 
 def oldest_first(items: Iterable[Item]) -> list[Item]:
-    """The items by report time, oldest first; ties and undated items keep the order given
-    (undated last). The order the story tier meets a poll's new entries in, however the
-    feed lists them (most feeds: newest first): a rewrite then meets the story it joins."""
-    return sorted(items, key=lambda item: item.time.timestamp() if item.time else math.inf)
+    """The items by report time, oldest first, undated ones last; ties broken by the item's
+    id, so that the order a feed lists its entries in (most feeds: newest first; several
+    dated to the same minute, or only to the day) changes nothing. The order the story tier
+    meets a poll's new entries in: a rewrite then meets the story it joins."""
+    return sorted(
+        items, key=lambda item: (item.time.timestamp() if item.time else math.inf, item.id)
+    )

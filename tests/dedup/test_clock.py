@@ -168,8 +168,7 @@ def test_a_feed_is_read_oldest_first_whatever_order_it_lists(tmp_path: Path) -> 
     (tmp_path / "oldest.xml").write_text(feed(entries))
     for name in ("newest.xml", "oldest.xml"):
         assert [i.title for i in read_feeds([tmp_path / name])] == ["e0", "e1", "e2", "e3"]
-    undated = [
-        item("a", "a", T0),
-        Item(guid="u", url="https://u.example", title="u", source="s", feed="f"),
-    ]
-    assert [i.title for i in oldest_first(undated[::-1])] == ["a", "u"]  # undated last
+    undated = Item(guid="u", url="https://u.example", title="u", source="s", feed="f")
+    tied = [item(f"t{n}", f"t{n}", T0) for n in range(5)]  # dated to the same minute
+    assert oldest_first([undated, *tied]) == oldest_first([*tied[::-1], undated])
+    assert oldest_first([undated, *tied])[-1] == undated  # undated last
