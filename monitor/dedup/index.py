@@ -40,7 +40,6 @@ from monitor.dedup.store import (
     Fingerprint,
     Known,
     PlacementStore,
-    copies_generations,
 )
 from monitor.model import Article, Item, Outcome, Placement, Source, stable_id
 from monitor.store.connection import is_cluster
@@ -132,7 +131,7 @@ class DedupIndex:
         now: float,
     ) -> Decision:
         """The store's look, and the placement decided from it (not recorded yet)."""
-        look = self.store.look(item.id, analysis, signature, report, now)
+        look = self.store.look(item.id, analysis, signature, report)
         if isinstance(look, Known):
             return Decision(item, article, analysis, look.placement, now, look)
         shingles = len(analysis.shingles)
@@ -204,8 +203,9 @@ class DedupIndex:
         the current generation's count, plus the previous one's share that is still inside
         the window (as if its items had come at an even rate)."""
         now = time.time() if now is None else now
+        current = int(now // self.window)
         pipe = self.client.pipeline(transaction=False)
-        for generation in copies_generations(now, self.window):
+        for generation in (current - 1, current):
             pipe.hget(self.keys.df(generation), DOCUMENTS)
         previous, current = (int(n or 0) for n in pipe.execute())
         inside = 1 - (now % self.window) / self.window  # of the previous generation

@@ -14,7 +14,7 @@
 -- ARGV[5] check_terms: "term<TAB>frequency" lines of the query terms as the decision saw them
 -- The story summary update (summary.lua):
 -- ARGV[6] vector: the vector JSON or "" (no update)
--- ARGV[7] time: the report's time ("": a copy, which leaves the story's times alone)
+-- ARGV[7] time: the report's time
 -- ARGV[8] names: its names ("|"-joined)
 -- ARGV[9] figures: its figures ("|"-joined)
 -- ARGV[10] centroid_size: the centroid's size

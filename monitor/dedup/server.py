@@ -23,7 +23,6 @@ from monitor.dedup.store import (
     Decision,
     Known,
     Look,
-    copies_generations,
     entry_fields,
     generations,
     known_placement,
@@ -47,9 +46,7 @@ class ServerStore:
         self._story_candidates = Lua(client, StoryCandidatesCall)
         self._record = Lua(client, RecordCall)
 
-    def look(
-        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
-    ) -> Look:
+    def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
         """One round trip asks every question: known already? URL claimed? near-duplicate
         candidates? the candidate stories (and the article's TF-IDF vector)? The scripts go
         by their SHA: a pipeline calling them as Script objects would first ask SCRIPT
@@ -57,16 +54,17 @@ class ServerStore:
         claim is idempotent, so asking twice is safe."""
         keys, url = self.keys, analysis.url
         url_key = keys.canonical(stable_id("url", url))
+        window = generations(report.time, self.window)
         near = NearCandidatesCall(
             id=item_id,
             entry_prefix=keys.entry(""),
             buckets=",".join(band_buckets(signature)),
-            lsh_prefixes=",".join(keys.lsh(g) for g in copies_generations(now, self.window)),
+            lsh_prefixes=",".join(keys.lsh(g) for g in window),
             group=LSH_GROUP,
         )
         before, after = keys.summary_affixes
         stories = StoryCandidatesCall(
-            frequencies=[keys.df(g) for g in generations(report.time, self.window)],
+            frequencies=[keys.df(g) for g in window],
             counts="\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in analysis.counts.items()),
             prior_documents=PRIOR_DOCUMENTS,
             keep=VECTOR_TERMS,
@@ -132,7 +130,7 @@ class ServerStore:
                 "df": keys.df(own),
                 "df_ttl": ttl,
                 "counted": "\n".join([DOCUMENTS, *fingerprint.counts]),
-                "lsh": keys.lsh(int(decision.now // self.window)),
+                "lsh": keys.lsh(own),
                 "lsh_ttl": ttl,
                 "buckets": ",".join(fingerprint.buckets),
                 "term_prefix": keys.term(""),

@@ -51,7 +51,6 @@ from monitor.dedup.store import (
     Decision,
     Known,
     Look,
-    copies_generations,
     entry_fields,
     generations,
     known_placement,
@@ -103,9 +102,7 @@ class SpreadStore:
         self._post = Lua(client, PostCall)
         self._scripts = (self._snapshot, self._story, self._bucket, self._post)
 
-    def look(
-        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
-    ) -> Look:
+    def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
         """A snapshot (and the entry and URL claim), then the candidates in three round
         trips. Placements being written that could be candidates are waited for (a few ms)
         and the snapshot taken again, rather than read without them and fail at the commit;
@@ -135,7 +132,7 @@ class SpreadStore:
             ]
             if not writing or time.monotonic() > deadline or not self._written(writing, deadline):
                 break
-        got = self._gather(item_id, band_buckets(signature), vector, report.time, now)
+        got = self._gather(item_id, band_buckets(signature), vector, report.time)
         looked = Looked(snapshot, got.founders)
         return Candidates(got.near, got.found, got.stories, vector.stored, vector.query, looked)
 
@@ -221,11 +218,11 @@ class SpreadStore:
         return True
 
     def _gather(
-        self, item_id: str, buckets: list[str], vector: gather.Vector, when: float, now: float
+        self, item_id: str, buckets: list[str], vector: gather.Vector, when: float
     ) -> Gathered:
         """What near_candidates.lua and story_candidates.lua return, in three round trips
         (buckets and postings; the entries found there; their stories' summaries)."""
-        keys, window = self.keys, copies_generations(now, self.window)
+        keys, window = self.keys, generations(when, self.window)
         fields = gather.bucket_fields(buckets, LSH_GROUP)
 
         def lookups(pipe: Any) -> None:
@@ -305,9 +302,9 @@ class SpreadStore:
             self._story.queue(pipe, joining)
             if not (indexed and fingerprint):
                 return
-            placed, ttl = int(decision.now // self.window), 2 * self.window
+            own, ttl = int(when // self.window), 2 * self.window
             for suffix, field in gather.bucket_fields(fingerprint.buckets, LSH_GROUP):
-                self._bucket.queue(pipe, BucketCall(keys.lsh(placed) + suffix, field, item_id, ttl))
+                self._bucket.queue(pipe, BucketCall(keys.lsh(own) + suffix, field, item_id, ttl))
             for term in fingerprint.query.split("\n") if fingerprint.query else ():
                 self._post.queue(
                     pipe, PostCall(keys.term(term), item_id, when, TERM_FANOUT, self.window)

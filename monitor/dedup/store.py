@@ -95,12 +95,10 @@ class PlacementStore(Protocol):
 
     attempts: int  # decisions of one item, the last one recorded unchecked
 
-    def look(
-        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
-    ) -> Look:
-        """Whether the item is known (claiming its URL if not), else its candidates: stories
-        with reports within a window of the report's time, and the copies placed in the
-        window before `now` (copies_generations)."""
+    def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
+        """Whether the item is known (claiming its URL if not), else its candidates: those
+        around the report's time (stories within a window either side, copies within the
+        generations nearest it)."""
         ...
 
     def record(self, decision: Decision, *, checked: bool) -> bool:
@@ -134,22 +132,14 @@ def known_placement(
 
 
 def generations(when: float, window: int) -> list[int]:
-    """The two generations (a window long each) of document frequencies read for a report
-    at `when` (its report time): its own and the nearer neighbour, the one before in the
-    first half of its own, else the one after. So a lookup sees at least half a window
-    either side of the report, whatever order reports come in (an archive's newest first, a
-    backlog), at two lookups per question. A report counts in its own generation."""
+    """The two generations (a window long each) of document frequencies and LSH buckets read
+    for a report at `when` (its report time): its own and the nearer neighbour, the one
+    before in the first half of its own, else the one after. So a lookup sees at least half
+    a window either side of the report, whatever order reports come in (an archive's newest
+    first, a backlog), at two lookups per question. A report is counted and bucketed in its
+    own generation; the keys expire two windows after (wall clock)."""
     own = int(when // window)
     return [own - 1, own] if when % window < window / 2 else [own, own + 1]
-
-
-def copies_generations(now: float, window: int) -> list[int]:
-    """The generations of LSH buckets a copy is looked up in: the current one and the one
-    before, on the wall clock (an original enters the current one when it is placed). A
-    copy repeats a text, and is one whenever it comes and however its feed dates it; so
-    copies are found among what was placed in the last one to two windows."""
-    current = int(now // window)
-    return [current - 1, current]
 
 
 def entry_fields(decision: Decision) -> dict[str, str | float | int]:
@@ -187,12 +177,9 @@ def summary_update(decision: Decision) -> dict[str, Any]:
     }
     fingerprint, report = decision.fingerprint, decision.report
     if fingerprint is not None and report is not None:
-        # A copy repeats an original: its story's times stay the originals' (so a copy dated
-        # years off by its feed moves no clock).
-        original = decision.placement.outcome.is_original
         update |= {
             "vector": fingerprint.vector,
-            "time": report.time if original else "",
+            "time": report.time,
             "names": "|".join(sorted(report.names)),
             "figures": "|".join(sorted(report.figures)),
         }

@@ -9,7 +9,7 @@
 -- ARGV[3] window: the ttl (s)
 -- The summary update (summary.lua):
 -- ARGV[4] vector: the vector JSON or "" (no update: a same-item record)
--- ARGV[5] time: the report's time ("": a copy, which leaves the story's times alone)
+-- ARGV[5] time: the report's time
 -- ARGV[6] names: its names ("|"-joined)
 -- ARGV[7] figures: its figures ("|"-joined)
 -- ARGV[8] centroid_size: the centroid's size

@@ -2,14 +2,14 @@
 -- story.lua (a cluster). The summary (Keys.story_summary): size, oldest and newest report
 -- time, centroid (summed term weights, its `centroid_size` heaviest), names and figures.
 --
--- update_summary(key, vector JSON, report time ("": a copy), names, figures ("|"-joined),
--- centroid size, names kept, figures kept, ttl, founder): `founder()` gives the vector JSON of the story's
+-- update_summary(key, vector JSON, report time, names, figures ("|"-joined), centroid size,
+-- names kept, figures kept, ttl, founder): `founder()` gives the vector JSON of the story's
 -- one member (or nil), asked only when the summary has a size but no centroid yet — a story
 -- of one report keeps none, its member's vector is one.
 
 local function update_summary(key, vector, when, names, figures, centroid_size, names_cap,
                               figures_cap, ttl, founder)
-  when = tonumber(when)  -- nil: a copy, which leaves the times as they are
+  when = tonumber(when)
   local s = redis.call('HMGET', key, 'oldest', 'newest', 'centroid', 'names', 'figures', 'size')
   local oldest, newest = tonumber(s[1]) or when, tonumber(s[2]) or when
   local centroid = s[3] and cjson.decode(s[3])
@@ -41,10 +41,8 @@ local function update_summary(key, vector, when, names, figures, centroid_size, 
     end
     return table.concat(out, '|')
   end
-  if when then
-    redis.call('HSET', key, 'oldest', math.min(oldest, when), 'newest', math.max(newest, when))
-  end
-  redis.call('HSET', key, 'names', union(s[4], names, tonumber(names_cap)),
+  redis.call('HSET', key, 'oldest', math.min(oldest, when), 'newest', math.max(newest, when),
+             'names', union(s[4], names, tonumber(names_cap)),
              'figures', union(s[5], figures, tonumber(figures_cap)))
   if not (single and not s[6]) then redis.call('HSET', key, 'centroid', cjson.encode(kept)) end
   redis.call('HINCRBY', key, 'size', 1)
