@@ -86,8 +86,10 @@ class AofSizes(threading.Thread):
             with contextlib.suppress(FileNotFoundError):
                 self.samples.append((time.monotonic(), self.path.stat().st_size))
 
-    def size_before(self, moment: float) -> int:
-        return max((size for at, size in self.samples if at <= moment), default=0)
+    def size_before(self, moment: float, *, since: float) -> int:
+        """The largest size seen from `since` (a restart: the file was cut then, and may be
+        shorter than what earlier samples saw) to `moment`; 0 when none was."""
+        return max((size for at, size in self.samples if since <= at <= moment), default=0)
 
 
 @pytest.fixture
@@ -215,6 +217,7 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
     aof.start()
     cut_bytes = []
     for _cycle in range(ROLLBACKS):
+        started, floor = time.monotonic(), (aof.path.stat().st_size if aof.path.exists() else 0)
         life = [daemons(cfg, aof_redis.url) for _ in range(DAEMONS)]
         # More than a second's worth, so that the run gets on despite the cuts.
         wait_for(lambda life=life: _processed(life) >= PER_LIFE or _done(), 60)
@@ -227,7 +230,7 @@ def test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story(
         for daemon in life:
             daemon.proc.wait()
         path = aof.path
-        keep = aof.size_before(killed - CUT_SECONDS)
+        keep = max(floor, aof.size_before(killed - CUT_SECONDS, since=started))
         cut_bytes.append(path.stat().st_size - keep)
         keep = _whole_commands(path.read_bytes(), keep)
         with path.open("r+b") as f:
