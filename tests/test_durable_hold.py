@@ -164,3 +164,14 @@ def test_staged_alerts_and_the_hold_on_a_cluster(cluster_url: str) -> None:
         assert durable_hold(client, settings) == (2.0, "everysec, no aof")
     finally:
         node.config_set("appendonly", "no")
+
+
+def test_a_daemon_without_a_hold_releases_what_others_left_staged(client: redis.Redis) -> None:
+    AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600, hold=60).publish({"id": "a1"})
+    releaser = Releaser(AlertQueue(client, Keys(), maxlen=1000, id_ttl=3600), Metrics())
+    releaser.start()
+    try:
+        wait_for(lambda: shown(client) == [("a1", "1")], 5)
+    finally:
+        releaser.stop()
+    assert staged(client) == 0 and not releaser.thread.is_alive()

@@ -4,7 +4,9 @@ next one is due, at once when this daemon stages a new one, and every IDLE secon
 (for those of a daemon that died with some staged). Every daemon releases any daemon's.
 
 At stop it goes on until nothing is staged or the hold has passed, so that the last alerts
-do not wait for the next daemon to start."""
+do not wait for the next daemon to start. A daemon without a hold (0) runs it too, and
+releases at once what daemons with one left staged (all daemons of a Redis should share the
+setting)."""
 
 from __future__ import annotations
 
@@ -30,8 +32,7 @@ class Releaser:
         self.thread = threading.Thread(target=self._run, name="release", daemon=True)
 
     def start(self) -> None:
-        if self.queue.hold:
-            self.thread.start()
+        self.thread.start()
 
     def stop(self) -> None:
         """Release what is staged once it is due (within the hold), then end."""
