@@ -49,6 +49,7 @@ _SECONDS = frozenset(
         "claim_idle",
         "rules_check",
         "max_age",
+        "durable_hold",
     }
 )
 _EXPECTED = {

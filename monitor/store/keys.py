@@ -10,7 +10,8 @@ share a tag, and every other key has none and lands wherever its name hashes:
 |------------------------------------|--------------------------------------------------------|
 | publishing an alert: claim, marker,| `alerts` (the stream, untagged: its name is public),   |
 | XADD, counter (claim_publish.lua); | and `{<prefix>alerts}:` seq, alert:<id>, claims:<story>,|
-| dead-lettering, requeueing         | dead, requeued:<group> — tagged with the stream's name |
+| releasing staged alerts; dead-     | staged, dead, requeued:<group> — tagged with the       |
+| lettering, requeueing              | stream's name                                          |
 | appending items, dead-lettering    | `items`; `{<prefix>items}:` seq, dead                  |
 | a story's summary update           | `story:{<id>}`, `summary:{<id>}`                       |
 | placing an original on a cluster   | `{df}:` g<generation> (document frequencies), log,     |
@@ -106,6 +107,12 @@ class Keys:
     def alerts_dead(self) -> str:
         """Stream of alerts a consumer group could not handle, with the reason."""
         return self.beside(self.alerts, "dead")
+
+    @property
+    def alerts_staged(self) -> str:
+        """Stream of alerts published but not yet shown to consumers: each moves to the
+        alerts stream once the writes behind it are on disk (`alerts.durable_hold`)."""
+        return self.beside(self.alerts, "staged")
 
     def alerts_requeued(self, group: str) -> str:
         """Stream of dead letters put back for one consumer group (`consume --requeue`),
