@@ -204,6 +204,13 @@ class AlertQueue:
     def is_published(self, alert_id: str) -> bool:
         return bool(self.client.exists(self.keys.alert_seen(alert_id)))
 
+    def published(self, alert_ids: list[str]) -> list[bool]:
+        """Whether each alert id was published (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.exists(self.keys.alert_seen(alert_id))
+        return [bool(n) for n in pipe.execute()] if alert_ids else []
+
     def read(self, *, start: str = "-", count: int | None = None) -> Iterator[Delivered]:
         """Alerts in stream order from `start` (inclusive), without a consumer group."""
         batch = 500

@@ -36,6 +36,7 @@ __all__ = [
     "pipeline",
     "redis_client",
     "redis_url",
+    "retained_items",
 ]
 
 
@@ -122,12 +123,7 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
 
     keys = Keys(settings.prefix)
     index = dedup_index(client, settings)
-    retained = RetainedItems(
-        client,
-        keys,
-        retention=settings.retention_days * 86400,
-        maxlen=settings.retention_max_items,
-    )
+    retained = retained_items(client, settings)
     return Pipeline(
         fetcher=fetcher,
         index=index,
@@ -136,6 +132,16 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         retained=retained,
         max_age=settings.alerts.max_age,
         desk=Desk(client, keys, retention=settings.retention_days * 86400),
+    )
+
+
+def retained_items(client: redis.Redis, settings: Settings) -> RetainedItems:
+    """The retained items (and their search index), as the settings keep them."""
+    return RetainedItems(
+        client,
+        Keys(settings.prefix),
+        retention=settings.retention_days * 86400,
+        maxlen=settings.retention_max_items,
     )
 
 
