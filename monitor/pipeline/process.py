@@ -4,7 +4,9 @@
     analysis <- the text read once: tokens, words, shingles, term counts, names, wires, URL
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
-    retained <- the item kept for backfills, and filed on the desk (unless seen before)
+    adds     <- the sentences it adds to its story's earlier reports (new names, figures, claims)
+    retained <- the item kept for backfills and search, and filed on the desk (unless seen
+                before)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
                 claim new/update per (story, rule), publish idempotently; each matching rule
@@ -35,6 +37,7 @@ from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.ingest.fetch import Fetcher, Page
 from monitor.model import (
+    Addition,
     AlertKind,
     Article,
     Item,
@@ -45,6 +48,7 @@ from monitor.model import (
     Source,
     report_time,
 )
+from monitor.retained.adds import StoryFacts
 from monitor.retained.cards import Desk
 from monitor.retained.items import RetainedItems
 from monitor.rules import Document, Rule, RuleSet
@@ -66,6 +70,7 @@ class Processed:
     alerts: list[str] = field(default_factory=list)  # ids published by this pass
     alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
     wires: tuple[str, ...] = ()  # agencies the article credits
+    adds: tuple[Addition, ...] = ()  # what it adds to its story (retained/adds.py)
     warnings: list[str] = field(default_factory=list)
     alert_suppressed: str | None = None  # why an original raised no alert ("older than 48h")
     # Why each rule it matches raised no alert when the item was news, rule id -> reason
@@ -89,6 +94,7 @@ class Pipeline:
         retained: RetainedItems | None = None,
         max_age: float = 0.0,
         desk: Desk | None = None,
+        facts: StoryFacts | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
@@ -97,6 +103,7 @@ class Pipeline:
         self.retained = retained
         self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
         self.desk = desk  # what the web desk reads, filed beside the retained items
+        self.facts = facts  # what each story has said: what a report adds is measured on it
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -113,6 +120,7 @@ class Pipeline:
             placement=placement,
             matches=matches,
             wires=analysis.wires,
+            adds=self._adds(placement, analysis),
         )
         self._retain(found)
         alerted, suppressed = self._raise_alerts(found)
@@ -126,6 +134,7 @@ class Pipeline:
             alerts=[a for a, _ in alerted.published],
             alert_rules=[r for _, r in alerted.published],
             wires=found.wires,
+            adds=found.adds,
             warnings=warnings,
             alert_suppressed=suppressed,
             alerts_held=alerted.held,
@@ -144,6 +153,14 @@ class Pipeline:
             item = dataclasses.replace(item, published=article.published)
         return item, article, warnings
 
+    def _adds(self, placement: Placement, analysis: Analysis) -> tuple[Addition, ...]:
+        """What the report adds to its story's earlier reports (nothing for one seen before:
+        its facts are in already)."""
+        if self.facts is None or placement.outcome is Outcome.SEEN:
+            return ()
+        measured = self.facts.measure(placement.story_id, analysis.title, analysis.text)
+        return tuple(measured)
+
     def _retain(self, found: Matched) -> None:
         """Keep the item for backfills, and file it on the desk (a repeat is kept already)."""
         if self.retained is None or found.placement.outcome is Outcome.SEEN:
@@ -151,7 +168,9 @@ class Pipeline:
         item, article, url, placement = found.item, found.article, found.url, found.placement
         entry = self.retained.append(item, article, url, placement)
         if self.desk is not None:
-            self.desk.record(entry, item, article, url, placement, found.rule_ids, found.wires)
+            self.desk.record(
+                entry, item, article, url, placement, found.rule_ids, found.wires, found.adds
+            )
 
     def _raise_alerts(self, found: Matched) -> tuple[Alerted, str | None]:
         """The alerts the item raises now, and why it raises none at all when it is an
@@ -316,6 +335,7 @@ class _Drafts:
             backfill=self.backfill,
             update=update,
             wires=found.wires,
+            adds=found.adds,
         )
 
 

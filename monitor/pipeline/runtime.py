@@ -119,6 +119,7 @@ def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
 
 def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:
     from monitor.pipeline.process import Pipeline
+    from monitor.retained.adds import StoryFacts
     from monitor.retained.cards import Desk
 
     keys = Keys(settings.prefix)
@@ -132,6 +133,7 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         retained=retained,
         max_age=settings.alerts.max_age,
         desk=Desk(client, keys, retention=settings.retention_days * 86400),
+        facts=StoryFacts(client, keys, retention=settings.retention_days * 86400),
     )
 
 

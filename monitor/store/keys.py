@@ -185,6 +185,12 @@ class Keys:
         before, _, after = self.story_summary("\0").partition("\0")
         return before, after
 
+    def story_facts(self, story_id: str) -> str:
+        """String of the facts a story's reports carried so far: 4-byte hashes of their
+        content words and figures, appended as reports join (what a report adds is measured
+        against them)."""
+        return f"{self.prefix}facts:{story_id}"
+
     def story_alerts(self, story_id: str) -> str:
         """Hash of a story's alert claims: `rule:new` -> the item that raised `new`, ... (in
         the alerts stream's slot: claim and publish are one script)."""
