@@ -147,3 +147,75 @@ def test_replay_prints_adds(client: redis.Redis, redis_url: str, tmp_path: Path)
     *rows, _ = [json.loads(line) for line in done.stdout.splitlines()]
     assert all(isinstance(r["adds"], list) for r in rows)
     assert rows[0]["adds"] == [] and any(r["adds"] for r in rows[1:])
+
+
+def test_a_when_new_rule_updates_only_for_reports_that_add_something(
+    client: redis.Redis, redis_url: str
+) -> None:
+    rules = RuleSet(
+        (
+            ad_hoc_rule("Putin AND Kim", {}, "always"),
+            dataclasses.replace(ad_hoc_rule("Putin AND Kim", {}, "quiet"), updates="when-new"),
+        ),
+        {},
+    )
+    settings = Settings(redis_url=redis_url, update_quiet_minutes=0)
+    pipeline = runtime.pipeline(client, settings, rules, LocalFetcher(ROOT))
+    reports = seed()
+    now = datetime.now(UTC)
+
+    def live(item: Item, text: str, n: int, **changes: str) -> Item:
+        when = now - timedelta(minutes=60 - n)
+        return dataclasses.replace(
+            item, content=text, published=when, first_seen=now, baseline=False, **changes
+        )
+
+    done = [pipeline.process(live(item, text, n)) for n, (item, text) in enumerate(reports[:3])]
+    said = [sentences(text) for _, text in reports[:3]]
+    for n in range(6):  # rewrites made of what the story said already, in another order
+        mix = said[n % 3][::-2] + said[(n + 1) % 3][1::2]
+        item = live(
+            reports[0][0], "\n".join(mix), 10 + n, guid=f"urn:mix:{n}", url=f"https://m.example/{n}"
+        )
+        done.append(pipeline.process(dataclasses.replace(item, title=f"Rewrite {n}")))
+    item = live(
+        reports[1][0], reports[1][1] + "\n" + UPDATE, 20, guid="urn:new", url="https://n.example/1"
+    )
+    done.append(pipeline.process(dataclasses.replace(item, title="Death toll rises")))
+
+    alerts = [json.loads(f["alert"]) for _, f in client.xrange(Keys().alerts)]
+    updates = {
+        r: [a for a in alerts if a["rule"]["id"] == r and a["kind"] == "update"]
+        for r in ("always", "quiet")
+    }
+    originals = [p for p in done[1:] if p.placement.outcome.is_original]
+    quiet_mixes = [p for p in done[3:-1] if p.placement.outcome.is_original and not p.adds]
+    assert len(quiet_mixes) >= 3  # rewrites that add nothing
+    assert len(updates["always"]) == len(originals)
+    assert len(updates["quiet"]) == sum(1 for p in originals if p.adds) < len(originals)
+    assert all(a["adds"] for a in updates["quiet"])
+    held = {p.alerts_held.get("quiet") for p in quiet_mixes}
+    assert held == {"update held: the report adds nothing new (updates = when-new)"}
+
+
+def test_a_sink_can_take_updates_only_when_new() -> None:
+    from monitor.alertfilter import Filter
+    from monitor.errors import ConfigError
+    from monitor.sinkconfig import parse_sinks
+
+    (sink,) = parse_sinks(
+        [{"name": "desk", "type": "webhook", "url": "http://127.0.0.1:9/x", "updates": "when-new"}],
+        "test",
+    )
+    update = {"kind": "update", "adds": [], "rule": {"id": "r"}, "item": {}}
+    assert not sink.filter.matches(update)
+    assert sink.filter.matches({**update, "adds": [{"sentence": "x", "names": [], "figures": []}]})
+    assert sink.filter.matches({**update, "kind": "new"})
+    assert Filter().matches(update)  # the default: every update
+    assert "updates when the report adds something" in sink.filter.describe()
+    try:
+        parse_sinks([{"name": "d", "type": "webhook", "url": "http://h/x", "updates": "some"}], "t")
+    except ConfigError as exc:
+        assert "updates: expected always or when-new" in str(exc)
+    else:
+        raise AssertionError("a bad `updates` was accepted")

@@ -9,9 +9,11 @@
                 before)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
-                claim new/update per (story, rule), publish idempotently; each matching rule
-                that raised none says why (muted, update held: quiet until ..., already
-                alerted for this item), and the desk notes it beside the report
+                claim new/update per (story, rule), publish idempotently (a rule with
+                `updates: when-new` raises an update only for a report that adds something);
+                each matching rule that raised none says why (muted, update held: quiet
+                until ..., adds nothing new, already alerted for this item), and the desk
+                notes it beside the report
 
 Every step may repeat after a crash: placement is recorded per item, claims are per item,
 alert ids are derived. Processing an item twice publishes nothing new.
@@ -58,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 MUTED = "muted on the desk"
 ALREADY_ALERTED = "already alerted for this item"
+NOTHING_NEW = "update held: the report adds nothing new (updates = when-new)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,9 +240,12 @@ class Pipeline:
                 partial(drafts.build, rule, match),
                 at=at,
                 guess=guess,
+                updates=rule.updates != "when-new" or bool(found.adds),
             )
             if done.alert is None:
-                alerted.held[rule.id] = quiet_until(done.held_until)
+                alerted.held[rule.id] = (
+                    NOTHING_NEW if done.unwanted else quiet_until(done.held_until)
+                )
                 continue
             if done.entry is None:
                 alerted.held[rule.id] = ALREADY_ALERTED
