@@ -32,6 +32,8 @@ def fold(word: str) -> str:
 
 
 def tokens(text: str) -> list[Token]:
+    if text.isascii():  # lower-casing keeps every offset, and is the fold of ASCII words
+        return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
     return [Token(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 

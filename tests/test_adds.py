@@ -51,7 +51,8 @@ def test_an_appended_paragraph_is_what_an_updated_copy_adds() -> None:
     known = facts_of(item.title, text)
     adds = additions(text + "\n\n" + UPDATE, known)
     assert [a.sentence for a in adds] == sentences(UPDATE)
-    assert adds[0].figures == ("47",) and "Kessler" in adds[1].names and "34" in adds[1].figures
+    assert adds[0].figures == ("47",) and adds[1].names == ("Viktor Kessler",)
+    assert adds[1].figures == ("34",)
 
 
 def test_a_wire_copy_adds_nothing() -> None:

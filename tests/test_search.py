@@ -225,3 +225,11 @@ def test_search_on_the_command_line(client: redis.Redis, redis_url: str) -> None
 
 def test_skipped_words_are_few_and_common() -> None:
     assert len(SKIPPED) < 120 and "korea" not in SKIPPED
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_ascii_tokens_are_the_folded_tokens(text: str) -> None:
+    from monitor.text import _WORD, Token, fold, tokens
+
+    folded = [Token(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    assert tokens(text) == folded

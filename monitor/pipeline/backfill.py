@@ -22,7 +22,7 @@ from monitor.rules.match import evaluate, explain
 if TYPE_CHECKING:  # a scan builds no pipeline: the desk imports this without the extractor
     from monitor.pipeline.process import Pipeline
 
-SHOWN = 200  # matches a scan keeps (with their clauses explained); all are counted
+SHOWN = 50  # matches a scan keeps (with their clauses explained); all are counted
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ from monitor.rules.match import SEARCHED
 from monitor.rules.query import Alias, And, Field, Near, Node, Not, Or, Term
 
 BATCH = 200  # retained items read at once
-VERIFY = 3000  # candidates read in full at most, when the postings cannot decide alone
+VERIFY = 500  # candidates read in full at most, when the postings cannot decide alone
 
 Docs = np.ndarray  # sorted, unique document numbers
 

@@ -30,6 +30,7 @@ from monitor.text import fold, words
 SHOWN = 5  # sentences an addition list keeps, in text order
 CLAIM_WORDS = 5  # a sentence of new words needs this many new ones...
 CLAIM_SHARE = 0.6  # ...making this share of its content words
+MIN_WORDS = 5  # shorter lines are headings, datelines, time stamps: never new
 
 _PARAGRAPHS = re.compile(r"\s*\n\s*")  # a line is a paragraph (or a heading)
 _SENTENCE_END = regex.compile(
@@ -40,12 +41,26 @@ _DATELINE = regex.compile(
     r"\([\p{L}][\p{L}\d .&/-]{0,30}\)\s*[-\u2014\u2013:]+\s*"
     r"|^\s*\p{Lu}[\p{Lu} .'\u2019-]{2,40}(?:,\s*[\p{L}]{3,9}\.?\s+\d{1,2})?\s*[-\u2014\u2013]+\s+"
 )
-_BOILERPLATE = regex.compile(
-    r"(?i)copyright|©|\ball rights reserved\b|^\W*(?:additional\s+)?(?:reporting|writing|editing)"
-    r"\s+by\b|\bcontributed to this report\b|\bsign up\b|\bsubscribe\b|\bnewsletter\b"
-    r"|\bhas been (?:corrected|updated)\b|\bclick here\b|\bfollow (?:us|him|her)\b"
-    r"|\bread more\b|^\W*related\b|\badvertisement\b|\bcontact us\b"
+_BOILERPLATE = (  # outlet boilerplate: a sentence with one of these never counts
+    "copyright",
+    "\u00a9",
+    "all rights reserved",
+    "reporting by",
+    "editing by",
+    "writing by",
+    "contributed to this report",
+    "sign up",
+    "subscribe",
+    "newsletter",
+    "has been corrected",
+    "has been updated",
+    "click here",
+    "follow us",
+    "read more",
+    "advertisement",
+    "contact us",
 )
+_DIGIT = re.compile(r"\d")
 _APOSTROPHES = "'\u2019-"  # stripped from a name's ends
 _FIGURE = regex.compile(r"(?<![\p{L}\d])\d+(?:[.,]\d+)*(?:\s?%)?")
 _CAPITALISED = regex.compile(r"\b\p{Lu}[\p{L}\p{M}'\u2019-]*")
@@ -68,11 +83,15 @@ _COMMON = frozenset(
 
 
 def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
+    return word[:-1] if len(word) > 4 and word[-1] == "s" and word[-2] != "s" else word
 
 
-def _hash(unit: str) -> int:
-    return zlib.crc32(unit.encode())
+def _word_hash(word: str) -> int:
+    return zlib.crc32(word.encode())
+
+
+def _figure_hash(figure: str) -> int:
+    return zlib.crc32(figure.encode(), 1)  # another start: a figure is never a word
 
 
 def sentences(text: str) -> list[str]:
@@ -88,18 +107,20 @@ def _figures(sentence: str) -> list[str]:
 
 
 def _names(sentence: str) -> list[str]:
-    """Capitalised words: names, places, organisations (a sentence's first word only when
-    the next is capitalised too: "Police said" names nobody, "John Smith said" does)."""
+    """Runs of capitalised words: names, places, organisations ("Defense Minister Andrey
+    Belousov"); a sentence's first word alone is none ("Police said")."""
     found = []
-    matches = list(_CAPITALISED.finditer(sentence))
-    for n, m in enumerate(matches):
-        at_start = not sentence[: m.start()].strip(" \"'\u201c\u2018([")
-        joined = n + 1 < len(matches) and sentence[m.end() : matches[n + 1].start()] == " "
-        if at_start and not joined:
+    run: list[regex.Match[str]] = []
+    for m in [*_CAPITALISED.finditer(sentence), None]:
+        if m is not None and run and sentence[run[-1].end() : m.start()] == " ":
+            run.append(m)
             continue
-        name = m.group().strip(_APOSTROPHES)
-        if len(name) > 1 and fold(name) not in _COMMON:
-            found.append(name)
+        if run:
+            at_start = not sentence[: run[0].start()].strip(" \"'\u201c\u2018([")
+            name = sentence[run[0].start() : run[-1].end()].strip(_APOSTROPHES)
+            if not (at_start and len(run) == 1) and len(name) > 1 and fold(name) not in _COMMON:
+                found.append(name)
+        run = [m] if m is not None else []
     return found
 
 
@@ -107,38 +128,60 @@ def _content(sentence: str) -> set[str]:
     return {_stem(w) for w in words(sentence) if len(w) > 2 and w not in _COMMON}
 
 
-def facts_of(title: str, text: str) -> set[int]:
-    """The hashes of a report's facts: its content words and figures (title included)."""
-    units = {"w:" + w for w in _content(title) | _content(text)}
-    units.update("f:" + f for f in _figures(title) + _figures(text))
-    return {_hash(u) for u in units}
+def _boilerplate(sentence: str) -> bool:
+    lower = sentence.lower()
+    return lower.startswith("related") or any(phrase in lower for phrase in _BOILERPLATE)
 
 
-def additions(text: str, known: Iterable[int]) -> list[Addition]:
-    """The sentences of `text` with facts not in `known` (hashes: `facts_of`), at most
-    SHOWN, in text order, each with the names and figures that made it new."""
-    seen = set(known)
-    if not seen:
-        return []  # nothing earlier: a story's first report adds everything, said nowhere
+def measured(title: str, text: str, known: Iterable[int]) -> tuple[list[Addition], set[int]]:
+    """The sentences of `text` with facts not in `known` (at most SHOWN, in text order,
+    each with the names and figures that made it new; none when nothing is known: a
+    story's first report), and the hashes of the report's own facts (title included)."""
+    seen = known if isinstance(known, (set, frozenset)) else set(known)
+    hashes: dict[str, int] = {}  # a word's hash, computed once per report
+    facts = {_figure_hash(f) for f in _figures(title)}
     body = _DATELINE.sub("", text, count=1)
     found: list[Addition] = []
+    for part in (title, text[: len(text) - len(body)]):
+        for w in _content(part):
+            facts.add(hashes.setdefault(w, _word_hash(w)))
     for sentence in sentences(body):
-        if _BOILERPLATE.search(sentence):
-            continue
-        figures = [f for f in dict.fromkeys(_figures(sentence)) if _hash("f:" + f) not in seen]
-        names = [
-            name
-            for name in dict.fromkeys(_names(sentence))
-            if any(_hash("w:" + _stem(w)) not in seen for w in words(name) if len(w) > 2)
-        ]
+        new_words = []
         content = _content(sentence)
-        new_words = [w for w in content if _hash("w:" + w) not in seen]
+        for w in content:
+            h = hashes.get(w)
+            if h is None:
+                h = hashes[w] = _word_hash(w)
+                facts.add(h)
+            if h not in seen:
+                new_words.append(w)
+        numbers = (
+            {f: _figure_hash(f) for f in _figures(sentence)} if _DIGIT.search(sentence) else {}
+        )
+        facts.update(numbers.values())
+        if not seen or len(found) == SHOWN or not (new_words or numbers):
+            continue
+        figures = [f for f, h in numbers.items() if h not in seen]
+        if not (new_words or figures) or _boilerplate(sentence):
+            continue
+        if sum(not w.isdigit() for w in words(sentence)) < MIN_WORDS:
+            continue
+        unknown = set(new_words)
+        names = [n for n in dict.fromkeys(_names(sentence)) if unknown.intersection(_content(n))]
         claim = len(new_words) >= CLAIM_WORDS and len(new_words) >= CLAIM_SHARE * len(content)
         if figures or names or claim:
             found.append(Addition(sentence=sentence, names=tuple(names), figures=tuple(figures)))
-            if len(found) == SHOWN:
-                break
-    return found
+    return found, facts
+
+
+def facts_of(title: str, text: str) -> set[int]:
+    """The hashes of a report's facts: its content words and figures (title included)."""
+    return measured(title, text, ())[1]
+
+
+def additions(text: str, known: Iterable[int]) -> list[Addition]:
+    """The sentences of `text` with facts not in `known` (hashes: `facts_of`)."""
+    return measured("", text, known)[0]
 
 
 class StoryFacts:
@@ -156,8 +199,7 @@ class StoryFacts:
         key = self.keys.story_facts(story_id)
         raw = self.client.execute_command("GET", key, **{NEVER_DECODE: True})
         known = np.frombuffer(raw or b"", dtype="<u4")
-        mine = facts_of(title, text)
-        found = additions(text, known.tolist()) if len(known) else []
+        found, mine = measured(title, text, set(known.tolist()))
         new = np.setdiff1d(np.fromiter(mine, dtype="<u4", count=len(mine)), known)
         pipe = self.client.pipeline(transaction=False)
         if len(new):

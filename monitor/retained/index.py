@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import redis
 from redis.client import NEVER_DECODE
 
 from monitor.model import Outcome
-from monitor.store.connection import run
+from monitor.store.connection import is_cluster, run
 from monitor.store.keys import Keys
+from monitor.store.scripts import SPREAD, Call, Lua
 from monitor.text import fold, words
 
 SEARCH_BLOCK = 65536  # documents per block: a posting is the document's number in its block
@@ -94,6 +95,22 @@ class Bounds:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PostCall(Call[int]):
+    """Post a document under its tokens in one block (one server)."""
+
+    script: ClassVar[str] = "post"
+    package: ClassVar[str] = "monitor.retained"
+
+    postings: str
+    words: str
+    posting: bytes
+    tokens: list[str] = field(metadata=SPREAD)
+
+    def parse(self, reply: Any) -> int:
+        return int(reply)
+
+
 class SearchIndex:
     """Postings of retained items in Redis: written by `RetainedItems.append`, read by the
     pipeline's search (monitor/pipeline/search.py)."""
@@ -106,16 +123,27 @@ class SearchIndex:
         self.block = block  # documents per block (SEARCH_BLOCK; tests make it small)
         self.stream = keys.retained
         self.counter = keys.counter(keys.retained)
+        self.cluster = is_cluster(client)
+        self._post = Lua(client, PostCall)
 
     # --- writing ------------------------------------------------------------------------
 
     def add(self, doc: int, tokens: Iterable[str]) -> None:
         """Post document `doc` under each token; a token new to the block also goes into its
-        field's words."""
+        field's words. One script on one server; a pipeline (two when a token is new to
+        the block) on a cluster, where the postings spread over slots."""
         block, offset = divmod(doc, self.block)
         prefix = self.keys.search_postings(block)
         posting = offset.to_bytes(2, "big")
         tokens = list(tokens)
+        if not self.cluster:
+            self._post(PostCall(prefix, self.keys.search_words(block, ""), posting, tokens))
+        else:
+            self._post_spread(block, prefix, posting, tokens)
+        if doc % TRIM_EVERY == 0:
+            self.trim()
+
+    def _post_spread(self, block: int, prefix: str, posting: bytes, tokens: list[str]) -> None:
         lengths = run(self.client, [(("APPEND", prefix + t, posting), {}) for t in tokens])
         new: dict[str, list[str]] = {}
         for token, length in zip(tokens, lengths, strict=True):
@@ -127,8 +155,6 @@ class SearchIndex:
                 key = self.keys.search_words(block, letter)
                 commands.append((("ZADD", key, *(x for w in found for x in (0, w))), {}))
             run(self.client, commands)
-        if doc % TRIM_EVERY == 0:
-            self.trim()
 
     def trim(self) -> int:
         """Drop the blocks all of whose documents have left the retained stream; how many."""
