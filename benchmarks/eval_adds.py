@@ -43,7 +43,7 @@ def main() -> None:
     added_right = added_more = updated = 0
     for r in reports:
         known = facts_of(r.title, r.text)
-        title, copy = wire_copy(r.title, r.text, rng)
+        _, copy = wire_copy(r.title, r.text, rng)
         found = additions(copy, known)
         copies_quiet += not found
         if found and len(loud) < args.examples:

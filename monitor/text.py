@@ -37,6 +37,18 @@ def tokens(text: str) -> list[Token]:
     return [Token(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
+def token_columns(text: str) -> tuple[list[str], list[int], list[int]]:
+    """The tokens' folded words, starts and ends, as three lists (no Token per word)."""
+    if text.isascii():
+        found = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+    else:
+        found = [(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    if not found:
+        return [], [], []
+    norms, starts, ends = zip(*found, strict=True)
+    return list(norms), list(starts), list(ends)
+
+
 def words(text: str) -> list[str]:
     """Folded tokens only, without offsets."""
     if text.isascii():

@@ -44,7 +44,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     with runtime.redis_client(settings) as client:
         retained = runtime.retained_items(client, settings)
         found = search(rule, retained, since=since, until=until, story=args.story or "",
-                       shown=args.limit)  # fmt: skip
+                       shown=args.limit, per_story=False)  # fmt: skip
     for kept, match in found.matches:
         if args.json:
             print(json.dumps(_match_json(kept, match.hits), ensure_ascii=False))

@@ -221,10 +221,11 @@ def search(
     story: str = "",
     shown: int = 50,
     verify: int = VERIFY,
+    per_story: bool = True,
 ) -> Searched:
     """The retained items `rule` matches, processed between `since` and `until` (Unix
     seconds), of `story` if given: the newest `shown` with their explanations, and how many
-    there are with the outcome of each in its story."""
+    there are (with `per_story`, the outcome of each in its story)."""
     index = retained.index
     bounds = _within(index, index.bounds(), since, until)
     found = Searched(unindexed=bounds.unindexed)
@@ -245,8 +246,9 @@ def search(
     found.candidates = len(records)
     if exact:  # the postings decided: read only what is shown
         found.count = len(records)
-        for story_id, outcome in zip(records["story"], records["outcome"], strict=True):
-            found.stories.setdefault(story_id.decode(), []).append(OUTCOMES[outcome])
+        if per_story:
+            for story_id, outcome in zip(records["story"], records["outcome"], strict=True):
+                found.stories.setdefault(story_id.decode(), []).append(OUTCOMES[outcome])
         found.matches.extend(_read(rule, retained, records[:shown], found))
         return found
     for kept, match in _read(rule, retained, records[:verify], found):
