@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.model import AlertKind, Article, Item, RuleMatch, Source, alert_id
+from monitor.model import Addition, AlertKind, Article, Item, RuleMatch, Source, alert_id
 from monitor.rules import Rule
 
 SCHEMA = "monitor.alert/1"
@@ -42,8 +42,10 @@ def build_alert(
     backfill: bool = False,
     update: int = 1,
     wires: tuple[str, ...] = (),
+    adds: Sequence[Addition] = (),
 ) -> dict[str, Any]:
-    alert = {
+    """An alert document; `adds` (what the report adds to its story) goes on updates."""
+    alert: dict[str, Any] = {
         "schema": SCHEMA,
         "id": alert_id(rule.id, story_id, kind, update),
         "kind": str(kind),
@@ -84,6 +86,8 @@ def build_alert(
         "matches": [{"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits],
         "score": match.score,
     }
+    if kind is AlertKind.UPDATE:
+        alert["adds"] = [a.to_json() for a in adds]
     if backfill:
         alert["backfill"] = True  # raised by `monitor rules backfill`, not live
     return alert

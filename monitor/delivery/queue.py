@@ -117,6 +117,7 @@ class Raised:
     alert: dict[str, Any] | None  # None: nothing to raise
     entry: str | None  # the stream entry written now; None: none (published before)
     held_until: float | None = None  # no alert: when the quiet period ends (Unix seconds)
+    unwanted: bool = False  # no alert: it would be an update, and updates were not wanted
 
 
 class ClaimRace(MonitorError):
@@ -202,6 +203,7 @@ class AlertQueue:
         *,
         at: float | None = None,
         guess: int | None = None,
+        updates: bool = True,
     ) -> Raised:
         """Claim the alert this item raises for (story, rule), if any, and publish it, in
         one step: the first matching item of a story claims `new`; a later one claims update
@@ -211,7 +213,9 @@ class AlertQueue:
         published). Returns the alert built by `build(kind, update)` and its entry id (None:
         already there), or no alert and until when updates are held.
         `guess`: the claim to build first without asking (0 for the first report of a new
-        story: one round trip instead of two when right; a wrong guess writes nothing)."""
+        story: one round trip instead of two when right; a wrong guess writes nothing).
+        Without `updates`, an update is not raised (nor claimed: the quiet period does not
+        start), only `new`."""
         now = time.time() if at is None else at
         claims = self.keys.story_alerts(story_id)
 
@@ -247,6 +251,8 @@ class AlertQueue:
         for _attempt in range(5):
             if claim < 0:
                 return Raised(None, None, held_until)
+            if claim > 0 and not updates:
+                return Raised(None, None, unwanted=True)
             kind = AlertKind.NEW if claim == 0 else AlertKind.UPDATE
             alert = build(kind, int(claim))
             reply = self._script(claiming(self._publishing(alert), claim))
@@ -279,6 +285,13 @@ class AlertQueue:
 
     def is_published(self, alert_id: str) -> bool:
         return bool(self.client.exists(self.keys.alert_seen(alert_id)))
+
+    def published(self, alert_ids: list[str]) -> list[bool]:
+        """Whether each alert id was published (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.exists(self.keys.alert_seen(alert_id))
+        return [bool(n) for n in pipe.execute()] if alert_ids else []
 
     def read(self, *, start: str = "-", count: int | None = None) -> Iterator[Delivered]:
         """Alerts in stream order from `start` (inclusive), without a consumer group."""

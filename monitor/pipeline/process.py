@@ -4,12 +4,16 @@
     analysis <- the text read once: tokens, words, shingles, term counts, names, wires, URL
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
-    retained <- the item kept for backfills, and filed on the desk (unless seen before)
+    adds     <- the sentences it adds to its story's earlier reports (new names, figures, claims)
+    retained <- the item kept for backfills and search, and filed on the desk (unless seen
+                before)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
-                claim new/update per (story, rule), publish idempotently; each matching rule
-                that raised none says why (muted, update held: quiet until ..., already
-                alerted for this item), and the desk notes it beside the report
+                claim new/update per (story, rule), publish idempotently (a rule with
+                `updates: when-new` raises an update only for a report that adds something);
+                each matching rule that raised none says why (muted, update held: quiet
+                until ..., adds nothing new, already alerted for this item), and the desk
+                notes it beside the report
 
 Every step may repeat after a crash: placement is recorded per item, claims are per item,
 alert ids are derived. Processing an item twice publishes nothing new.
@@ -35,6 +39,7 @@ from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.ingest.fetch import Fetcher, Page
 from monitor.model import (
+    Addition,
     AlertKind,
     Article,
     Item,
@@ -45,6 +50,7 @@ from monitor.model import (
     Source,
     report_time,
 )
+from monitor.retained.adds import StoryFacts
 from monitor.retained.cards import Desk
 from monitor.retained.items import RetainedItems
 from monitor.rules import Document, Rule, RuleSet
@@ -54,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 MUTED = "muted on the desk"
 ALREADY_ALERTED = "already alerted for this item"
+NOTHING_NEW = "update held: the report adds nothing new (updates = when-new)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +73,7 @@ class Processed:
     alerts: list[str] = field(default_factory=list)  # ids published by this pass
     alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
     wires: tuple[str, ...] = ()  # agencies the article credits
+    adds: tuple[Addition, ...] = ()  # what it adds to its story (retained/adds.py)
     warnings: list[str] = field(default_factory=list)
     alert_suppressed: str | None = None  # why an original raised no alert ("older than 48h")
     # Why each rule it matches raised no alert when the item was news, rule id -> reason
@@ -89,6 +97,7 @@ class Pipeline:
         retained: RetainedItems | None = None,
         max_age: float = 0.0,
         desk: Desk | None = None,
+        facts: StoryFacts | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
@@ -97,6 +106,7 @@ class Pipeline:
         self.retained = retained
         self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
         self.desk = desk  # what the web desk reads, filed beside the retained items
+        self.facts = facts  # what each story has said: what a report adds is measured on it
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -113,6 +123,7 @@ class Pipeline:
             placement=placement,
             matches=matches,
             wires=analysis.wires,
+            adds=self._adds(placement, analysis),
         )
         self._retain(found)
         alerted, suppressed = self._raise_alerts(found)
@@ -126,6 +137,7 @@ class Pipeline:
             alerts=[a for a, _ in alerted.published],
             alert_rules=[r for _, r in alerted.published],
             wires=found.wires,
+            adds=found.adds,
             warnings=warnings,
             alert_suppressed=suppressed,
             alerts_held=alerted.held,
@@ -144,6 +156,14 @@ class Pipeline:
             item = dataclasses.replace(item, published=article.published)
         return item, article, warnings
 
+    def _adds(self, placement: Placement, analysis: Analysis) -> tuple[Addition, ...]:
+        """What the report adds to its story's earlier reports (nothing for one seen before:
+        its facts are in already)."""
+        if self.facts is None or placement.outcome is Outcome.SEEN:
+            return ()
+        measured = self.facts.measure(placement.story_id, analysis.title, analysis.text)
+        return tuple(measured)
+
     def _retain(self, found: Matched) -> None:
         """Keep the item for backfills, and file it on the desk (a repeat is kept already)."""
         if self.retained is None or found.placement.outcome is Outcome.SEEN:
@@ -151,7 +171,9 @@ class Pipeline:
         item, article, url, placement = found.item, found.article, found.url, found.placement
         entry = self.retained.append(item, article, url, placement)
         if self.desk is not None:
-            self.desk.record(entry, item, article, url, placement, found.rule_ids, found.wires)
+            self.desk.record(
+                entry, item, article, url, placement, found.rule_ids, found.wires, found.adds
+            )
 
     def _raise_alerts(self, found: Matched) -> tuple[Alerted, str | None]:
         """The alerts the item raises now, and why it raises none at all when it is an
@@ -218,9 +240,12 @@ class Pipeline:
                 partial(drafts.build, rule, match),
                 at=at,
                 guess=guess,
+                updates=rule.updates != "when-new" or bool(found.adds),
             )
             if done.alert is None:
-                alerted.held[rule.id] = quiet_until(done.held_until)
+                alerted.held[rule.id] = (
+                    NOTHING_NEW if done.unwanted else quiet_until(done.held_until)
+                )
                 continue
             if done.entry is None:
                 alerted.held[rule.id] = ALREADY_ALERTED
@@ -316,6 +341,7 @@ class _Drafts:
             backfill=self.backfill,
             update=update,
             wires=found.wires,
+            adds=found.adds,
         )
 
 

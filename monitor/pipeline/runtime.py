@@ -37,6 +37,7 @@ __all__ = [
     "pipeline",
     "redis_client",
     "redis_url",
+    "retained_items",
 ]
 
 
@@ -142,16 +143,12 @@ def pipeline(
 ) -> Pipeline:
     """The pipeline's parts, wired; `hold`: as in alert_queue."""
     from monitor.pipeline.process import Pipeline
+    from monitor.retained.adds import StoryFacts
     from monitor.retained.cards import Desk
 
     keys = Keys(settings.prefix)
     index = dedup_index(client, settings)
-    retained = RetainedItems(
-        client,
-        keys,
-        retention=settings.retention_days * 86400,
-        maxlen=settings.retention_max_items,
-    )
+    retained = retained_items(client, settings)
     return Pipeline(
         fetcher=fetcher,
         index=index,
@@ -160,6 +157,17 @@ def pipeline(
         retained=retained,
         max_age=settings.alerts.max_age,
         desk=Desk(client, keys, retention=settings.retention_days * 86400),
+        facts=StoryFacts(client, keys, retention=settings.retention_days * 86400),
+    )
+
+
+def retained_items(client: redis.Redis, settings: Settings) -> RetainedItems:
+    """The retained items (and their search index), as the settings keep them."""
+    return RetainedItems(
+        client,
+        Keys(settings.prefix),
+        retention=settings.retention_days * 86400,
+        maxlen=settings.retention_max_items,
     )
 
 
