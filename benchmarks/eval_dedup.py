@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from _support import redis_server, report
@@ -35,6 +36,7 @@ from corpora import CORPORA, Report, load, path
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
+from monitor.dedup.store import Candidates
 from monitor.model import Article, Item, Outcome, Placement
 from monitor.store.keys import Keys
 
@@ -128,18 +130,70 @@ def pairwise(gold: list[str], pred: list[str]) -> dict[str, float]:
     }
 
 
+class CandidateRecall:
+    """Watches the index's look-ups: for each report whose gold story already has an
+    original in the index (placed earlier, inside the window), whether one of those is
+    among the report's candidates (same-story candidates or LSH bucket members). A report
+    whose story is not among its candidates cannot join it, whatever the model says.
+    `figures()` also gives the share over reports whose story had an original at any time
+    before (a follow-up more than a window after the story's last report is not found)."""
+
+    def __init__(self, index: DedupIndex) -> None:
+        self.window = index.window
+        self.looked: dict[str, set[str]] = {}  # item id -> its candidates' ids
+        self.originals: dict[str, list[tuple[float, str]]] = defaultdict(list)  # by gold story
+        self.reachable = self.retrieved = self.ever = self.ever_retrieved = 0
+        look = index.store.look
+
+        def watched(item_id: str, *args: Any) -> Any:
+            found = look(item_id, *args)
+            if isinstance(found, Candidates):
+                ids = {f.id for f in found.found} | {n.id for n in found.near}
+                self.looked[item_id] = ids
+            return found
+
+        index.store.look = watched  # type: ignore[method-assign]
+
+    def placed(self, r: Report, item: Item, placement: Placement, time: float) -> None:
+        looked = self.looked.get(item.id, set())
+        if self.originals[r.story]:
+            self.ever += 1
+            self.ever_retrieved += any(i in looked for _, i in self.originals[r.story])
+        earlier = {i for t, i in self.originals[r.story] if t >= time - self.window}
+        if earlier:
+            self.reachable += 1
+            self.retrieved += bool(earlier & looked)
+        if placement.outcome.is_original:
+            self.originals[r.story].append((time, item.id))
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "candidate_recall": round(self.retrieved / max(self.reachable, 1), 3),
+            "candidate_recall_any_time": round(self.ever_retrieved / max(self.ever, 1), 3),
+        }
+
+
 def stories(index: DedupIndex, reports: list[Report], wall: bool) -> tuple[dict, dict]:
     """Places every report; returns the figures and each report's placement by key."""
     placements: dict[str, Placement] = {}
+    recall = CandidateRecall(index)
     started = time.perf_counter()
     for r in reports:
         seen = datetime.now(UTC) if wall or r.time is None else None
         item = item_of(r, seen=seen)
-        placements[r.key] = index.place(item, Article(text=r.text, title=r.title), now_of(r, wall))
+        now = now_of(r, wall)
+        placements[r.key] = index.place(item, Article(text=r.text, title=r.title), now)
+        when = r.time.timestamp() if r.time else time.time()
+        recall.placed(r, item, placements[r.key], when)
     ms = (time.perf_counter() - started) * 1000 / max(len(reports), 1)
     gold = [r.story for r in reports]
     figures = pairwise(gold, [placements[r.key].story_id for r in reports])
-    figures |= {"reports": len(reports), "stories": len(set(gold)), "ms_per_report": round(ms, 2)}
+    figures |= {
+        **recall.figures(),
+        "reports": len(reports),
+        "stories": len(set(gold)),
+        "ms_per_report": round(ms, 2),
+    }
     return figures, placements
 
 
