@@ -233,9 +233,12 @@ def main() -> int:
     defaults = Settings()
     parser.add_argument("--story-threshold", type=float, default=defaults.story_threshold)
     parser.add_argument("--near-threshold", type=float, default=defaults.near_duplicate_threshold)
+    parser.add_argument("--window-hours", type=float, default=defaults.story_window_hours)
     args = parser.parse_args()
     settings = Settings(
-        story_threshold=args.story_threshold, near_duplicate_threshold=args.near_threshold
+        story_threshold=args.story_threshold,
+        near_duplicate_threshold=args.near_threshold,
+        story_window_hours=args.window_hours,
     )
     wall = args.clock == "wall"
     for corpus in CORPORA if args.corpus == "all" else (args.corpus,):

@@ -7,7 +7,11 @@ signals (dedup/signals.py) and labelled by the gold story; the report is then re
 its gold story (a near-duplicate stays one), so the index holds the stories a perfect
 decision would have made. A logistic regression (numpy, Newton's method, a small L2
 penalty) is fitted on the examples, each set weighing the same in total, and written as
-data. NeuS val is kept out, for eval_dedup.py.
+data, its bias shifted so that the decision at 0.5 (Settings.story_threshold) is the fitted
+model's at `--threshold`: examples are mostly other stories' candidates, and a report that
+joins wrongly pulls its next ones along, so the fitted probability is asked for more than
+a half (0.6: eval_dedup.py's best on all three sets). NeuS val is kept out, for
+eval_dedup.py.
 
 Before the final fit, the examples are split in folds by gold story (a story's reports all
 in one fold): fitted on the other folds, each fold's decisions are scored (the likeliest
@@ -26,25 +30,31 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import pickle
 import sys
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from _support import ROOT, report
+import redis
+from _support import ROOT, redis_server, report
 from corpora import Report, load, path
-from eval_dedup import dedup_index, item_of, now_of
+from eval_dedup import item_of, now_of
 
 from monitor.config import Settings
 from monitor.dedup import signals as story_signals
-from monitor.dedup.decide import candidate_stories, near_duplicate
+from monitor.dedup.decide import candidate_stories, closest_story, near_duplicate
 from monitor.dedup.index import DedupIndex
+from monitor.dedup.signals import StoryModel
 from monitor.dedup.store import Candidates
 from monitor.model import Article, Item, Outcome, Placement, stable_id
+from monitor.store.keys import Keys
 
 SETS = (("neus", "train"), ("gva-dev", "val"), ("giveme5w1h", "val"))
 L2 = 1e-3
+UNFITTED = story_signals.StoryModel((0.0,) * len(story_signals.SIGNALS), 0.0)
 
 
 @dataclass(slots=True)
@@ -52,6 +62,7 @@ class Case:
     """One report's decision as the index saw it: its candidate stories, and which of them
     (if any) is its gold story."""
 
+    key: str  # the report's, in its corpus
     story: str  # gold
     report: story_signals.Report
     candidates: list[story_signals.Candidate]
@@ -67,14 +78,28 @@ class Gathered:
 
 class Teacher:
     """Takes over an index's decision: records each report's candidate stories, and places
-    the report in its gold story whatever the candidates say."""
+    the report in its gold story whatever the candidates say. With a `policy` (a model),
+    the report goes where that model puts it instead, so the index holds the stories the
+    model makes, mistakes included, and a candidate is right when it is the story holding
+    most of the report's gold story (if most of its members are of it)."""
 
-    def __init__(self, index: DedupIndex) -> None:
+    def __init__(self, index: DedupIndex, policy: story_signals.StoryModel | None = None) -> None:
         self.index = index
-        self.story_of: dict[str, str] = {}  # gold story -> index story id
+        self.policy = policy
+        self.members: dict[str, Counter[str]] = defaultdict(Counter)  # index story -> golds
         self.gathered = Gathered()
-        self.gold = ""
+        self.gold = self.key = ""
         index._placement_from = self._placement_from  # type: ignore[method-assign]
+
+    def target(self) -> str | None:
+        """The index's story of the gold story: the one holding most of its reports, among
+        those mostly of it."""
+        held = [
+            (golds[self.gold], story)
+            for story, golds in self.members.items()
+            if golds[self.gold] and golds.most_common(1)[0][0] == self.gold
+        ]
+        return max(held)[1] if held else None
 
     def _placement_from(
         self,
@@ -87,25 +112,41 @@ class Teacher:
         copy = near_duplicate(signature, shingles, candidates.near, self.index.near_threshold)
         if copy:
             return copy
-        target = self.story_of.get(self.gold)
+        target = self.target()
         stories = candidate_stories(report, candidates.found, candidates.stories)
-        self.gathered.cases.append(Case(self.gold, report, stories, target))
+        self.gathered.cases.append(Case(self.key, self.gold, report, stories, target))
+        if target is not None:
+            self.gathered.reachable += 1
+            self.gathered.retrieved += any(c.story == target for c in stories)
+        if self.policy is not None:
+            found, summaries = candidates.found, candidates.stories
+            best = closest_story(self.policy, self.policy.threshold, report, found, summaries)
+            target = best[1] if best else None
         if target is None:
             return Placement(outcome=Outcome.NEW_STORY, story_id=stable_id("story", item.key))
-        self.gathered.reachable += 1
-        self.gathered.retrieved += any(c.story == target for c in stories)
         return Placement(outcome=Outcome.SAME_STORY, story_id=target, similarity=1.0)
 
     def place(self, r: Report) -> None:
-        self.gold = r.story
+        self.gold, self.key = r.story, r.key
         item = item_of(r)
         placement = self.index.place(item, Article(text=r.text, title=r.title), now_of(r, False))
-        self.story_of.setdefault(r.story, placement.story_id)
+        self.members[placement.story_id][r.story] += 1
 
 
-def gather(corpus: str, split: str, settings: Settings) -> Gathered:
-    with dedup_index(settings) as index:
-        teacher = Teacher(index)
+def gather(
+    corpus: str, split: str, settings: Settings, policy: story_signals.StoryModel | None = None
+) -> Gathered:
+    with redis_server() as url:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        index = DedupIndex(
+            client,
+            Keys(),
+            window=settings.window_seconds,
+            near_threshold=settings.near_duplicate_threshold,
+            story_threshold=settings.story_threshold,
+            model=UNFITTED,  # the teacher decides; the shipped model may be for other signals
+        )
+        teacher = Teacher(index, policy)
         for r in load(corpus, split):
             teacher.place(r)
     return teacher.gathered
@@ -208,42 +249,56 @@ def main() -> int:
     parser.add_argument("--window-hours", type=float, default=Settings().story_window_hours)
     parser.add_argument("--sets", default=",".join(f"{c}/{s}" for c, s in SETS))
     parser.add_argument("--folds", type=int, default=2)
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.6,
+        help="the fitted probability a report joins at (folded into the bias as 0.5)",
+    )
     parser.add_argument("--cache", type=Path, help="gathered candidates (pickle)")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="a model whose own stories are gathered too (its mistakes become examples)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print figures, write nothing")
     args = parser.parse_args()
     settings = Settings(story_window_hours=args.window_hours)
     names = args.sets.split(",")
+    policy = StoryModel.load(args.policy) if args.policy else None
     sets: dict[str, list[Case]] = {}
     if args.cache and args.cache.exists():
         sets = pickle.loads(args.cache.read_bytes())
-    for name in names:
-        if name in sets:
+    runs = [(name, None) for name in names] + ([(n, policy) for n in names] if policy else [])
+    for name, model in runs:
+        stored = f"{name}@{args.policy}" if model else name
+        if stored in sets:
             continue
         corpus, split = name.split("/")
         if not path(corpus, split).exists():
             print(f"{corpus}: data not found at {path(corpus, split)}", file=sys.stderr)
             return 1
-        gathered = gather(corpus, split, settings)
-        sets[name] = gathered.cases
+        gathered = gather(corpus, split, settings, model)
+        sets[stored] = gathered.cases
         report(
             "fit_story_model",
-            set=name,
+            set=stored,
             reports=len(gathered.cases),
             reports_with_an_earlier_report=gathered.reachable,
             gold_story_among_candidates=round(gathered.retrieved / max(gathered.reachable, 1), 3),
         )
     if args.cache:
         args.cache.write_bytes(pickle.dumps(sets))
-    sets = {name: sets[name] for name in names}
+    sets = {name: sets[name] + (sets[f"{name}@{args.policy}"] if policy else []) for name in names}
     if args.folds > 1:
         cross_validated(sets, args.folds, args.threshold)
     weights, bias = fit(*weighted(sets))
+    bias -= math.log(args.threshold / (1 - args.threshold))  # the threshold folded in: 0.5
     model = {
         "signals": list(story_signals.SIGNALS),
         "weights": [round(float(v), 5) for v in weights],
         "bias": round(bias, 5),
-        "threshold": args.threshold,
+        "threshold": 0.5,
         "fitted_on": names,
         "window_hours": args.window_hours,
     }
