@@ -3,9 +3,11 @@
 Every report goes through the real DedupIndex (a throwaway redis-server), one at a time, in
 the order a feed would give them (dated sets by report time, NeuS in a fixed shuffle), and
 the stories it forms are compared with the gold ones: pairwise precision/recall/F1 and
-B-cubed F1. The clock is simulated: `now` is each report's time (what a daemon sees on live
-news; the dated sets are from 2013-2018, and the index keeps its window by `now`).
-`--clock wall` uses the wall clock instead, as `monitor replay` of an archive does.
+B-cubed F1. In process, the placing clock is simulated (`now` is each report's time, what a
+daemon sees on live news) or, with `--clock wall`, today's (an archive replayed); the index
+goes by report times either way, so the two agree. `--replay` also runs the set as a feed
+through what a user runs, `monitor replay --json --fresh`, oldest and newest first
+(eval_replay.py), and prints it beside: a gap between the paths is a bug.
 
 Then (NeuS only) wire copies are generated from the reports (a new headline, a dateline, a
 few words changed, the last sentence cut, outlet boilerplate appended) and must come out as
@@ -14,7 +16,7 @@ near-duplicates of their original, while the other outlets' rewrites must not.
 The data is read at run time and never copied into the repository (its licences: evaluation
 use only). Without it the script says so and exits 0.
 
-    python benchmarks/eval_dedup.py [--corpus neus|gva-dev|giveme5w1h|all] [--split val]
+    python benchmarks/eval_dedup.py [--corpus neus|gva-dev|giveme5w1h|all] [--split val] [--replay]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from corpora import CORPORA, Report, load, path
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
 from monitor.dedup.store import Candidates
-from monitor.model import Article, Item, Outcome, Placement
+from monitor.model import Article, Item, Outcome, Placement, oldest_first
 from monitor.store.keys import Keys
 
 DATELINES = [
@@ -105,6 +107,13 @@ def dated(reports: list[Report], hours: float) -> list[Report]:
         dataclasses.replace(r, time=start + timedelta(seconds=n * step))
         for n, r in enumerate(reports)
     ]
+
+
+def in_replay_order(reports: list[Report]) -> list[Report]:
+    """The reports in the order `monitor replay` and a poll process them (oldest first, ties
+    by item id: monitor.model.oldest_first), so that both paths decide alike."""
+    by_id = {item_of(r).id: r for r in reports}
+    return [by_id[item.id] for item in oldest_first(item_of(r) for r in reports)]
 
 
 def now_of(r: Report, wall: bool) -> float | None:
@@ -191,7 +200,7 @@ def stories(index: DedupIndex, reports: list[Report], wall: bool) -> tuple[dict,
     placements: dict[str, Placement] = {}
     recall = CandidateRecall(index)
     started = time.perf_counter()
-    for r in reports:
+    for r in in_replay_order(reports):
         seen = datetime.now(UTC) if wall or r.time is None else None
         item = item_of(r, seen=seen)
         now = now_of(r, wall)
@@ -243,6 +252,12 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="first N stories only")
     parser.add_argument("--clock", default="report", choices=("report", "wall"))
     parser.add_argument("--no-copies", action="store_true", help="skip the near-duplicate part")
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="also the product path: the set as a feed through `monitor replay --json --fresh`,"
+        " oldest and newest first (eval_replay.py), printed beside the in-process figures",
+    )
     defaults = Settings()
     parser.add_argument("--story-threshold", type=float, default=defaults.story_threshold)
     parser.add_argument("--near-threshold", type=float, default=defaults.near_duplicate_threshold)
@@ -279,7 +294,26 @@ def main() -> int:
             **figures,
             story_threshold=args.story_threshold,
         )
+        if args.replay:
+            through_replay(corpus, reports)
     return 0
+
+
+def through_replay(corpus: str, reports: list[Report]) -> None:
+    """The same reports through what a user runs (`monitor replay`), both orders."""
+    import tempfile
+    from pathlib import Path
+
+    from _support import ROOT
+    from eval_replay import replayed
+
+    for order in ("oldest first", "newest first"):
+        given = reports if order == "oldest first" else reports[::-1]
+        with tempfile.TemporaryDirectory(prefix="monitor-eval-") as work:
+            placed = replayed(given, ROOT, Path(work))
+        kept = [r for r in reports if r.key in placed]
+        figures = pairwise([r.story for r in kept], [placed[r.key] for r in kept])
+        report("eval_dedup", corpus=corpus, path="monitor replay", order=order, **figures)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Refit the same-story model (monitor/dedup/story_model.json) from the development sets.
 
 Every report of NeuS train, gva-dev and giveme5w1h goes through the real DedupIndex (a
-throwaway redis-server, the simulated clock of eval_dedup.py) in feed order. For each, the
+throwaway redis-server, the report clock of eval_dedup.py) in replay order. For each, the
 candidate stories the index finds (dedup/decide.py candidate_stories) are turned into
 signals (dedup/signals.py) and labelled by the gold story; the report is then recorded in
 its gold story (a near-duplicate stays one), so the index holds the stories a perfect
@@ -41,7 +41,7 @@ import numpy as np
 import redis
 from _support import ROOT, redis_server, report
 from corpora import Report, load, path
-from eval_dedup import item_of, now_of
+from eval_dedup import in_replay_order, item_of, now_of
 
 from monitor.config import Settings
 from monitor.dedup import signals as story_signals
@@ -147,7 +147,7 @@ def gather(
             model=UNFITTED,  # the teacher decides; the shipped model may be for other signals
         )
         teacher = Teacher(index, policy)
-        for r in load(corpus, split):
+        for r in in_replay_order(load(corpus, split)):
             teacher.place(r)
     return teacher.gathered
 

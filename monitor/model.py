@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -194,3 +196,13 @@ class Matched:
     @property
     def rule_ids(self) -> list[str]:
         return [m.rule_id for m in self.matches]
+
+
+def oldest_first(items: Iterable[Item]) -> list[Item]:
+    """The items by report time, oldest first, undated ones last; ties broken by the item's
+    id, so that the order a feed lists its entries in (most feeds: newest first; several
+    dated to the same minute, or only to the day) changes nothing. The order the story tier
+    meets a poll's new entries in: a rewrite then meets the story it joins."""
+    return sorted(
+        items, key=lambda item: (item.time.timestamp() if item.time else math.inf, item.id)
+    )

@@ -255,3 +255,22 @@ def test_the_address_guard(feed_server: FeedServer) -> None:
     finally:
         for fetcher in (guarded, trusting, allowed):
             fetcher.close()
+
+
+def test_a_polls_new_entries_enter_the_stream_oldest_first(
+    feed_server: FeedServer, poller: Poller, client: redis.Redis
+) -> None:
+    listed = entries(3)  # newest first, as most feeds list them
+    for n, entry in enumerate(listed):
+        entry["pubDate"] = f"Wed, 19 Jun 2024 1{2 - n}:00:00 GMT"
+    feed_server.static("/feed.xml", rss(listed))
+    polled = poller.poll(FeedConfig(url=feed_server.url("/feed.xml")))
+    assert [i.guid for i in polled.new] == ["urn:story:0", "urn:story:1", "urn:story:2"]
+    queue = ItemsQueue(client, Keys(), maxlen=10_000)
+    queue.ensure_group()
+    queued = queue.read("c", count=10, block_ms=1)
+    assert [entry.value.guid for entry in queued if entry.value] == [
+        "urn:story:2",
+        "urn:story:1",
+        "urn:story:0",
+    ]

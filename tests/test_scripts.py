@@ -92,14 +92,14 @@ def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:
         5.0,
         0,
     ]
-    stories = StoryCandidatesCall(["g1", "g2"], *[""] * 14)
-    assert stories.keys() == ["g1", "g2"] and len(stories.argv()) == 14
+    stories = StoryCandidatesCall(["g1", "g2"], *[""] * 15)
+    assert stories.keys() == ["g1", "g2"] and len(stories.argv()) == 15
     record = RecordCall(
         entry="e",
         story="s",
         summary="y",
         id="i",
-        now=1.0,
+        when=1.0,
         window=60,
         centroid_size=80,
         names_kept=100,

@@ -473,8 +473,10 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
     redis_url: str, client: redis.Redis
 ) -> None:
     """The Korea Herald report, republished by four outlets whose feeds date it in four
-    ways: undated, a broken clock (2030), years ago, and an hour ago. One story; one `new`
-    alert, raised by a copy that is news."""
+    ways: undated, a broken clock (2030), years ago, and an hour ago. One story for the three
+    whose time is now (a date in the future is clamped to when it was seen); the one dated
+    years ago is placed in its own time's window (stories have one clock, report times), and
+    raises nothing. One `new` alert, raised by a copy that is news."""
     from monitor.config import Settings
     from monitor.ingest.fetch import LocalFetcher
     from monitor.pipeline import runtime
@@ -508,10 +510,13 @@ def test_copies_with_skewed_and_missing_dates_stay_one_story_with_one_alert(
             baseline=False,
         )
         results.append(pipeline.process(copy))
-    assert len({r.placement.story_id for r in results}) == 1
+    undated, skewed, years_ago, recent = results
+    assert len({r.placement.story_id for r in (undated, skewed, recent)}) == 1
+    assert years_ago.placement.story_id != recent.placement.story_id and not years_ago.alerts
     new = [a for r in results for a in r.alerts]
     assert len(new) == 1 and results[0].alerts == new  # the first: undated, so seen now
-    assert [str(r.placement.outcome) for r in results[1:]] == ["near_duplicate"] * 3
+    outcomes = [str(r.placement.outcome) for r in results]
+    assert outcomes == ["new_story", "near_duplicate", "new_story", "near_duplicate"]
     kinds = [json.loads(f["alert"])["kind"] for _, f in client.xrange(Keys().alerts)]
     assert kinds == ["new"]
 

@@ -163,7 +163,7 @@ class StoryCandidatesCall(Call[StoryCandidates]):
     prior_documents: float
     keep: int
     query: int
-    horizon: float
+    since: float
     fanout: int
     id: str
     limit: int
@@ -173,6 +173,7 @@ class StoryCandidatesCall(Call[StoryCandidates]):
     summary_prefix: str
     names: str
     summary_suffix: str
+    until: float
 
     def parse(self, reply: Any) -> StoryCandidates:
         vector, query, query_df, found, stories, full = reply
@@ -201,7 +202,7 @@ class RecordCall(Call[Recorded]):
     story: str = field(metadata=KEY)
     summary: str = field(metadata=KEY)
     id: str
-    now: float
+    when: float
     window: int
     check_keys: str = ""
     check_terms: str = ""
@@ -288,7 +289,7 @@ class StoryCall(Call[Joined]):
     story: str = field(metadata=KEY)
     summary: str = field(metadata=KEY)
     id: str
-    now: float
+    when: float
     window: int
     vector: str = ""
     time: float | str = ""
@@ -328,7 +329,7 @@ class PostCall(Call[Posted]):
 
     postings: str = field(metadata=KEY)
     id: str
-    now: float
+    when: float
     keep: int
     ttl: int
 

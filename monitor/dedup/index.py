@@ -40,7 +40,6 @@ from monitor.dedup.store import (
     Fingerprint,
     Known,
     PlacementStore,
-    generations,
 )
 from monitor.model import Article, Item, Outcome, Placement, Source, stable_id
 from monitor.store.connection import is_cluster
@@ -105,7 +104,11 @@ class DedupIndex:
         Deciding and recording are one atomic step: the recording checks that no other
         original that could be a candidate was recorded since the decision read the index,
         and if one was, the item is decided again (at most the store's `attempts` times,
-        the last one unchecked)."""
+        the last one unchecked).
+
+        `now` is when the item is placed; what the index compares, windows and expires by
+        is the report's own time (`Report.time`), so a replayed archive, a backlog and live
+        polling of the same reports find the same candidates."""
         now = time.time() if now is None else now
         analysis = analysis or analyse(item, article)
         signature = minhash(analysis.shingles)
@@ -128,7 +131,7 @@ class DedupIndex:
         now: float,
     ) -> Decision:
         """The store's look, and the placement decided from it (not recorded yet)."""
-        look = self.store.look(item.id, analysis, signature, report, now)
+        look = self.store.look(item.id, analysis, signature, report)
         if isinstance(look, Known):
             return Decision(item, article, analysis, look.placement, now, look)
         shingles = len(analysis.shingles)
@@ -164,8 +167,12 @@ class DedupIndex:
 
     @staticmethod
     def _report(analysis: Analysis, now: float, when: datetime | None) -> Report:
+        """What the decision knows of the report. Its time is `when` (the item's report
+        time, else the page's date), never later than `now`, the moment it is placed (a
+        date in the future is a wrong clock); undated, it is `now`. A report dated 1970 is
+        compared with its own window only: no date moves another report's clock."""
         return Report(
-            time=when.timestamp() if when else now,
+            time=min(when.timestamp(), now) if when else now,
             title=frozenset(title_terms(analysis.title_words)),
             names=frozenset(analysis.names),
             top_names=tuple(analysis.names[:QUERY_NAMES]),
@@ -196,8 +203,9 @@ class DedupIndex:
         the current generation's count, plus the previous one's share that is still inside
         the window (as if its items had come at an even rate)."""
         now = time.time() if now is None else now
+        current = int(now // self.window)
         pipe = self.client.pipeline(transaction=False)
-        for generation in generations(now, self.window):
+        for generation in (current - 1, current):
             pipe.hget(self.keys.df(generation), DOCUMENTS)
         previous, current = (int(n or 0) for n in pipe.execute())
         inside = 1 - (now % self.window) / self.window  # of the previous generation

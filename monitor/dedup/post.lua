@@ -3,7 +3,7 @@
 -- `keep` items, by time. Idempotent.
 -- KEYS[1] postings: the term's sorted set
 -- ARGV[1] id: the item's id
--- ARGV[2] now: its score
+-- ARGV[2] when: the report's time (its score)
 -- ARGV[3] keep: how many items the term keeps
 -- ARGV[4] ttl: the sorted set's ttl (s)
 -- Reply: 1.

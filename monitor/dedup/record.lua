@@ -5,7 +5,7 @@
 -- KEYS[2] story: its story's sorted set
 -- KEYS[3] summary: its story's summary hash
 -- ARGV[1] id: the item's id
--- ARGV[2] now: the time of placing
+-- ARGV[2] when: the report's time (its score in its story and its postings)
 -- ARGV[3] window: the entry's and story's ttl (s)
 -- The check, for originals ("": none): if another original carrying one of the query terms
 -- was recorded meanwhile, nothing is written and -1 is returned, and the caller decides
@@ -37,7 +37,7 @@
 
 -- include: summary.lua
 
-local id, now, window = ARGV[1], ARGV[2], ARGV[3]
+local id, when, window = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[4] ~= '' then
   local keys = {}
   for key in string.gmatch(ARGV[4], "[^,]+") do keys[#keys + 1] = key end
@@ -49,7 +49,7 @@ if ARGV[4] ~= '' then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 23))
 redis.call('EXPIRE', KEYS[1], window)
-redis.call('ZADD', KEYS[2], now, id)
+redis.call('ZADD', KEYS[2], when, id)
 redis.call('EXPIRE', KEYS[2], window)
 if ARGV[6] ~= '' then
   update_summary(KEYS[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12],
@@ -77,7 +77,7 @@ end
 local keep = tonumber(ARGV[21])
 for term in string.gmatch(ARGV[20], "[^\n]+") do
   local key = ARGV[19] .. term
-  redis.call('ZADD', key, now, id)
+  redis.call('ZADD', key, when, id)
   redis.call('ZREMRANGEBYRANK', key, 0, -keep - 1)  -- older ones: skipped by score on reading
   redis.call('EXPIRE', key, window)
 end

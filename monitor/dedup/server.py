@@ -46,9 +46,7 @@ class ServerStore:
         self._story_candidates = Lua(client, StoryCandidatesCall)
         self._record = Lua(client, RecordCall)
 
-    def look(
-        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
-    ) -> Look:
+    def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
         """One round trip asks every question: known already? URL claimed? near-duplicate
         candidates? the candidate stories (and the article's TF-IDF vector)? The scripts go
         by their SHA: a pipeline calling them as Script objects would first ask SCRIPT
@@ -56,7 +54,7 @@ class ServerStore:
         claim is idempotent, so asking twice is safe."""
         keys, url = self.keys, analysis.url
         url_key = keys.canonical(stable_id("url", url))
-        window = generations(now, self.window)
+        window = generations(report.time, self.window)
         near = NearCandidatesCall(
             id=item_id,
             entry_prefix=keys.entry(""),
@@ -71,7 +69,8 @@ class ServerStore:
             prior_documents=PRIOR_DOCUMENTS,
             keep=VECTOR_TERMS,
             query=QUERY_TERMS,
-            horizon=now - self.window,
+            since=report.time - self.window,
+            until=report.time + self.window,
             fanout=TERM_FANOUT,
             id=item_id,
             limit=STORY_CANDIDATES,
@@ -112,26 +111,26 @@ class ServerStore:
         placement, fingerprint = decision.placement, decision.fingerprint
         if placement.outcome is Outcome.SEEN:
             return True
-        keys, item_id, now = self.keys, decision.item.id, decision.now
+        keys, item_id, when = self.keys, decision.item.id, decision.time
         story = placement.story_id
         options: dict[str, Any] = summary_update(decision)
         look = decision.look
         if checked and isinstance(look, Candidates) and placement.outcome.is_original:
             check = "\n".join(f"{t}\t{n}" for t, n in zip(look.query, look.state, strict=True) if t)
             if check:
-                window = generations(now, self.window)
+                window = generations(when, self.window)
                 options |= {
                     "check_keys": ",".join(keys.df(g) for g in window),
                     "check_terms": check,
                 }
         # Only originals are indexed: a copy of a copy is found through the original.
         if fingerprint and placement.outcome.is_original:
-            current, ttl = int(now // self.window), 2 * self.window  # until its last lookup
+            own, ttl = int(when // self.window), 2 * self.window  # until its last lookup
             options |= {
-                "df": keys.df(current),
+                "df": keys.df(own),
                 "df_ttl": ttl,
                 "counted": "\n".join([DOCUMENTS, *fingerprint.counts]),
-                "lsh": keys.lsh(current),
+                "lsh": keys.lsh(own),
                 "lsh_ttl": ttl,
                 "buckets": ",".join(fingerprint.buckets),
                 "term_prefix": keys.term(""),
@@ -144,7 +143,7 @@ class ServerStore:
             story=keys.story(story),
             summary=keys.story_summary(story),
             id=item_id,
-            now=now,
+            when=when,
             window=self.window,
             fields=[x for kv in entry_fields(decision).items() for x in kv],
             **options,

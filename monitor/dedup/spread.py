@@ -102,9 +102,7 @@ class SpreadStore:
         self._post = Lua(client, PostCall)
         self._scripts = (self._snapshot, self._story, self._bucket, self._post)
 
-    def look(
-        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
-    ) -> Look:
+    def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
         """A snapshot (and the entry and URL claim), then the candidates in three round
         trips. Placements being written that could be candidates are waited for (a few ms)
         and the snapshot taken again, rather than read without them and fail at the commit;
@@ -112,7 +110,7 @@ class SpreadStore:
         counts = analysis.counts
         deadline = time.monotonic() + FLIGHT_MS / 1000
         while True:
-            seen, claimed, snapshot = self._snapshot_of(item_id, analysis, now)
+            seen, claimed, snapshot = self._snapshot_of(item_id, analysis, report.time)
             if known := known_placement(self.client, self.keys, item_id, seen, claimed):
                 return Known(known, Looked(snapshot, {}))
             vector = gather.vector(
@@ -134,7 +132,7 @@ class SpreadStore:
             ]
             if not writing or time.monotonic() > deadline or not self._written(writing, deadline):
                 break
-        got = self._gather(item_id, band_buckets(signature), vector, now)
+        got = self._gather(item_id, band_buckets(signature), vector, report.time)
         looked = Looked(snapshot, got.founders)
         return Candidates(got.near, got.found, got.stories, vector.stored, vector.query, looked)
 
@@ -156,10 +154,10 @@ class SpreadStore:
         assert fingerprint is not None
         placing = None
         if placement.outcome.is_original:
-            snapshot, current = looked.snapshot, int(decision.now // self.window)
+            snapshot, generation = looked.snapshot, int(decision.time // self.window)
             placing = self._commit(
                 CommitCall(
-                    df=keys.df(current),
+                    df=keys.df(generation),
                     log=keys.placements,
                     flight=keys.placing,
                     last=snapshot.last,
@@ -184,15 +182,15 @@ class SpreadStore:
         return True
 
     def _snapshot_of(
-        self, item_id: str, analysis: Analysis, now: float
+        self, item_id: str, analysis: Analysis, when: float
     ) -> tuple[list, list, Snapshot]:
         """The item's entry, its URL claim (SET NX, GET) and a snapshot, in one round trip."""
         keys = self.keys
         url_key = keys.canonical(stable_id("url", analysis.url))
-        previous, current = generations(now, self.window)
+        earlier, later = generations(when, self.window)
         call = SnapshotCall(
-            previous=keys.df(previous),
-            current=keys.df(current),
+            previous=keys.df(earlier),
+            current=keys.df(later),
             log=keys.placements,
             flight=keys.placing,
             terms="\n".join(analysis.counts),
@@ -220,11 +218,11 @@ class SpreadStore:
         return True
 
     def _gather(
-        self, item_id: str, buckets: list[str], vector: gather.Vector, now: float
+        self, item_id: str, buckets: list[str], vector: gather.Vector, when: float
     ) -> Gathered:
         """What near_candidates.lua and story_candidates.lua return, in three round trips
         (buckets and postings; the entries found there; their stories' summaries)."""
-        keys, window = self.keys, generations(now, self.window)
+        keys, window = self.keys, generations(when, self.window)
         fields = gather.bucket_fields(buckets, LSH_GROUP)
 
         def lookups(pipe: Any) -> None:
@@ -233,7 +231,11 @@ class SpreadStore:
                     pipe.hget(keys.lsh(generation) + suffix, field)
             for term in vector.query:
                 pipe.zrevrangebyscore(
-                    keys.term(term), "+inf", now - self.window, start=0, num=TERM_FANOUT
+                    keys.term(term),
+                    when + self.window,
+                    when - self.window,
+                    start=0,
+                    num=TERM_FANOUT,
                 )
 
         replies = pipelined(self.client, lookups, ())
@@ -284,13 +286,13 @@ class SpreadStore:
     def _write(self, decision: Decision, *, indexed: bool = False, founder: str = "") -> None:
         """What record.lua writes in one step, in three: the story (sorted set and summary)
         and, for an original, its LSH buckets and postings; then its entry."""
-        keys, item_id, now = self.keys, decision.item.id, decision.now
+        keys, item_id, when = self.keys, decision.item.id, decision.time
         story, fingerprint = decision.placement.story_id, decision.fingerprint
         joining = StoryCall(
             story=keys.story(story),
             summary=keys.story_summary(story),
             id=item_id,
-            now=now,
+            when=when,
             window=self.window,
             founder=founder,
             **summary_update(decision),
@@ -300,14 +302,12 @@ class SpreadStore:
             self._story.queue(pipe, joining)
             if not (indexed and fingerprint):
                 return
-            current, ttl = int(now // self.window), 2 * self.window
+            own, ttl = int(when // self.window), 2 * self.window
             for suffix, field in gather.bucket_fields(fingerprint.buckets, LSH_GROUP):
-                self._bucket.queue(
-                    pipe, BucketCall(keys.lsh(current) + suffix, field, item_id, ttl)
-                )
+                self._bucket.queue(pipe, BucketCall(keys.lsh(own) + suffix, field, item_id, ttl))
             for term in fingerprint.query.split("\n") if fingerprint.query else ():
                 self._post.queue(
-                    pipe, PostCall(keys.term(term), item_id, now, TERM_FANOUT, self.window)
+                    pipe, PostCall(keys.term(term), item_id, when, TERM_FANOUT, self.window)
                 )
 
         joined, *_ = pipelined(self.client, index, self._scripts)

@@ -78,10 +78,16 @@ class Decision:
     article: Article
     analysis: Analysis
     placement: Placement
-    now: float
+    now: float  # when it was placed (its entry's seen_at)
     look: Look
     fingerprint: Fingerprint | None = None  # None: a known item
     report: Report | None = None
+
+    @property
+    def time(self) -> float:
+        """The story tier's clock for this item: its report's time (when it was placed, for
+        an item known already, which is neither compared nor indexed)."""
+        return self.report.time if self.report else self.now
 
 
 class PlacementStore(Protocol):
@@ -89,10 +95,10 @@ class PlacementStore(Protocol):
 
     attempts: int  # decisions of one item, the last one recorded unchecked
 
-    def look(
-        self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report, now: float
-    ) -> Look:
-        """Whether the item is known (claiming its URL if not), else its candidates."""
+    def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
+        """Whether the item is known (claiming its URL if not), else its candidates: those
+        around the report's time (stories within a window either side, copies within the
+        generations nearest it)."""
         ...
 
     def record(self, decision: Decision, *, checked: bool) -> bool:
@@ -125,14 +131,15 @@ def known_placement(
     return None
 
 
-def generations(now: float, window: int) -> list[int]:
-    """The generations (a window long each) of document frequencies and LSH buckets that
-    cover the window: the current one and the one before. Two lookups per question instead
-    of one per day; an entry is dropped from the buckets one to two windows after it was
-    written (its item's own hash expires after one window, which is what keeps lookups
-    inside the window)."""
-    current = int(now // window)
-    return [current - 1, current]
+def generations(when: float, window: int) -> list[int]:
+    """The two generations (a window long each) of document frequencies and LSH buckets read
+    for a report at `when` (its report time): its own and the nearer neighbour, the one
+    before in the first half of its own, else the one after. So a lookup sees at least half
+    a window either side of the report, whatever order reports come in (an archive's newest
+    first, a backlog), at two lookups per question. A report is counted and bucketed in its
+    own generation; the keys expire two windows after (wall clock)."""
+    own = int(when // window)
+    return [own - 1, own] if when % window < window / 2 else [own, own + 1]
 
 
 def entry_fields(decision: Decision) -> dict[str, str | float | int]:
@@ -148,7 +155,7 @@ def entry_fields(decision: Decision) -> dict[str, str | float | int]:
         "url": analysis.url,
         "title": analysis.title,
         "published": _iso(item.published or decision.article.published),
-        "time": report.time if report else now,
+        "time": decision.time,
         "seen_at": now,
     }
     if fingerprint is not None and report is not None:

@@ -5,7 +5,7 @@
 -- KEYS[1] story: the story's sorted set
 -- KEYS[2] summary: its summary
 -- ARGV[1] id: the item's id
--- ARGV[2] now: its score
+-- ARGV[2] when: the report's time (its score)
 -- ARGV[3] window: the ttl (s)
 -- The summary update (summary.lua):
 -- ARGV[4] vector: the vector JSON or "" (no update: a same-item record)

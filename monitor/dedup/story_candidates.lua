@@ -4,7 +4,7 @@
 -- reference; tests hold them equal): document frequencies summed over the window's
 -- generations, the `keep` heaviest terms, unit length. Then candidates: the items sharing at
 -- least `min_shared` of the `query` heaviest terms among each term's `fanout` latest postings
--- since `horizon`, the best `limit` of them by the weight of the query terms they share; each
+-- within the window either side of the report's time, the best `limit` of them by the weight of the query terms they share; each
 -- is scored by the dot product of the two vectors (stored as JSON), and each of their stories
 -- by the dot product with its centroid. No time cut: times are signals, weighed in Python.
 --
@@ -14,7 +14,7 @@
 -- ARGV[2] prior_documents: the background's documents
 -- ARGV[3] keep: terms kept in the vector
 -- ARGV[4] query: the heaviest terms looked up and posted
--- ARGV[5] horizon: the window's start (postings older are skipped)
+-- ARGV[5] since: the report's time less the window (older postings are skipped)
 -- ARGV[6] fanout: postings read per term
 -- ARGV[7] id: the item's id
 -- ARGV[8] limit: candidates scored in full
@@ -25,6 +25,7 @@
 -- ARGV[13] names: the terms of the item's names (newline-joined: looked up and posted
 --   besides the `query` heaviest terms)
 -- ARGV[14] summary_suffix: what comes after it (Keys.summary_affixes)
+-- ARGV[15] until: the report's time plus the window (newer postings are skipped)
 -- Reply: {vector as stored (JSON, 4 decimals), the query terms (newline-joined), their
 -- document frequencies (newline-joined, for the check of record.lua), the candidates (id,
 -- story, cosine, title terms, wires; flat), their stories (id, size, oldest, newest,
@@ -85,13 +86,13 @@ table.sort(query)
 for i, term in ipairs(query) do query_df[i] = df_of[term] end
 local encoded = next(stored) and cjson.encode(stored) or '{}'
 
-local horizon, fanout, self_id = ARGV[5], ARGV[6], ARGV[7]
+local since, upto, fanout, self_id = ARGV[5], ARGV[15], ARGV[6], ARGV[7]
 local limit, min_shared = tonumber(ARGV[8]), tonumber(ARGV[9])
 local entries, postings, summaries, after = ARGV[10], ARGV[11], ARGV[12], ARGV[14]
 local full = {}  -- query terms whose postings in the window are at the fanout
 local shared = {}  -- per id: shared terms + their weight / 100 (weights sum to < 20)
 for _, term in ipairs(query) do
-  local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, '+inf', horizon, 'LIMIT', 0, fanout)
+  local ids = redis.call('ZREVRANGEBYSCORE', postings .. term, upto, since, 'LIMIT', 0, fanout)
   if #ids >= tonumber(fanout) then full[#full + 1] = term end  -- a new posting pushes one out
   local step = 1 + (vector[term] or 0) / 100
   for _, id in ipairs(ids) do shared[id] = (shared[id] or 0) + step end

@@ -23,7 +23,7 @@ from monitor.ingest.feeds import item_url, parse_document
 from monitor.ingest.fetch import HttpFetcher, Response
 from monitor.ingest.items import ItemsQueue
 from monitor.ingest.schedule import PollOutcome, max_age, next_interval, retry_after, with_jitter
-from monitor.model import Item, stable_id
+from monitor.model import Item, oldest_first, stable_id
 from monitor.store.batched import BatchedRedis
 from monitor.store.keys import Keys
 
@@ -266,8 +266,8 @@ class Poller:
                 published=example.published.isoformat() if example.published else None,
                 first_seen=seen_at.isoformat(),
             )
-        if new:
-            self.items.append(new)
+        if new:  # oldest first: the story tier meets them in report-time order
+            self.items.append(oldest_first(new))
         if new or folded_marks:
             self._mark_seen(fid, new, now, folded_marks)
         taken.new = new

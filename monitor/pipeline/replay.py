@@ -20,7 +20,7 @@ import structlog
 
 from monitor.errors import FeedError, MonitorError
 from monitor.ingest.feeds import FeedDocument, parse_document
-from monitor.model import Item, Outcome
+from monitor.model import Item, Outcome, oldest_first
 
 if TYPE_CHECKING:
     from monitor.pipeline.process import Processed
@@ -92,8 +92,9 @@ def read_feeds(
     as_of: datetime | None = None,
     failed: list[FeedError] | None = None,
 ) -> list[Item]:
-    """Every entry of every feed, in file order, as a first poll of each feed would give
-    them at `as_of` (default: when each file was written, see `written`). An unreadable
+    """Every entry of every feed, as a first poll of each feed would give them at `as_of`
+    (default: when each file was written, see `written`), oldest first by report time
+    across the files, as live polling would have met them (`oldest_first`). An unreadable
     feed fails the whole call, before anything is processed; unless `failed` is a list:
     then its FeedError is appended there and the other feeds are read."""
     items: list[Item] = []
@@ -109,7 +110,7 @@ def read_feeds(
         items.extend(
             dataclasses.replace(item, first_seen=seen, baseline=True) for item in document.items
         )
-    return items
+    return oldest_first(items)
 
 
 def _document(path: Path) -> FeedDocument:
