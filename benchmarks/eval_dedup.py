@@ -22,6 +22,7 @@ use only). Without it the script says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import re
 import sys
@@ -29,7 +30,8 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from _support import redis_server, report
@@ -37,6 +39,7 @@ from corpora import CORPORA, Report, load, path
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
+from monitor.dedup.store import Candidates
 from monitor.model import Article, Item, Outcome, Placement, oldest_first
 from monitor.store.keys import Keys
 
@@ -94,6 +97,18 @@ def item_of(
     )
 
 
+def dated(reports: list[Report], hours: float) -> list[Report]:
+    """The reports dated evenly over `hours`, in their order: undated stories of one day's
+    roundups, which share vocabulary (the same people, the same institutions), where only
+    the words tell one story from another; precision should not fall below undated."""
+    start = datetime(2024, 6, 3, 6, tzinfo=UTC)
+    step = hours * 3600 / max(len(reports), 1)
+    return [
+        dataclasses.replace(r, time=start + timedelta(seconds=n * step))
+        for n, r in enumerate(reports)
+    ]
+
+
 def in_replay_order(reports: list[Report]) -> list[Report]:
     """The reports in the order `monitor replay` and a poll process them (oldest first, ties
     by item id: monitor.model.oldest_first), so that both paths decide alike."""
@@ -137,18 +152,70 @@ def pairwise(gold: list[str], pred: list[str]) -> dict[str, float]:
     }
 
 
+class CandidateRecall:
+    """Watches the index's look-ups: for each report whose gold story already has an
+    original in the index (placed earlier, inside the window), whether one of those is
+    among the report's candidates (same-story candidates or LSH bucket members). A report
+    whose story is not among its candidates cannot join it, whatever the model says.
+    `figures()` also gives the share over reports whose story had an original at any time
+    before (a follow-up more than a window after the story's last report is not found)."""
+
+    def __init__(self, index: DedupIndex) -> None:
+        self.window = index.window
+        self.looked: dict[str, set[str]] = {}  # item id -> its candidates' ids
+        self.originals: dict[str, list[tuple[float, str]]] = defaultdict(list)  # by gold story
+        self.reachable = self.retrieved = self.ever = self.ever_retrieved = 0
+        look = index.store.look
+
+        def watched(item_id: str, *args: Any) -> Any:
+            found = look(item_id, *args)
+            if isinstance(found, Candidates):
+                ids = {f.id for f in found.found} | {n.id for n in found.near}
+                self.looked[item_id] = ids
+            return found
+
+        index.store.look = watched  # type: ignore[method-assign]
+
+    def placed(self, r: Report, item: Item, placement: Placement, time: float) -> None:
+        looked = self.looked.get(item.id, set())
+        if self.originals[r.story]:
+            self.ever += 1
+            self.ever_retrieved += any(i in looked for _, i in self.originals[r.story])
+        earlier = {i for t, i in self.originals[r.story] if t >= time - self.window}
+        if earlier:
+            self.reachable += 1
+            self.retrieved += bool(earlier & looked)
+        if placement.outcome.is_original:
+            self.originals[r.story].append((time, item.id))
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "candidate_recall": round(self.retrieved / max(self.reachable, 1), 3),
+            "candidate_recall_any_time": round(self.ever_retrieved / max(self.ever, 1), 3),
+        }
+
+
 def stories(index: DedupIndex, reports: list[Report], wall: bool) -> tuple[dict, dict]:
     """Places every report; returns the figures and each report's placement by key."""
     placements: dict[str, Placement] = {}
+    recall = CandidateRecall(index)
     started = time.perf_counter()
     for r in in_replay_order(reports):
         seen = datetime.now(UTC) if wall or r.time is None else None
         item = item_of(r, seen=seen)
-        placements[r.key] = index.place(item, Article(text=r.text, title=r.title), now_of(r, wall))
+        now = now_of(r, wall)
+        placements[r.key] = index.place(item, Article(text=r.text, title=r.title), now)
+        when = r.time.timestamp() if r.time else time.time()
+        recall.placed(r, item, placements[r.key], when)
     ms = (time.perf_counter() - started) * 1000 / max(len(reports), 1)
     gold = [r.story for r in reports]
     figures = pairwise(gold, [placements[r.key].story_id for r in reports])
-    figures |= {"reports": len(reports), "stories": len(set(gold)), "ms_per_report": round(ms, 2)}
+    figures |= {
+        **recall.figures(),
+        "reports": len(reports),
+        "stories": len(set(gold)),
+        "ms_per_report": round(ms, 2),
+    }
     return figures, placements
 
 
@@ -194,6 +261,11 @@ def main() -> int:
     defaults = Settings()
     parser.add_argument("--story-threshold", type=float, default=defaults.story_threshold)
     parser.add_argument("--near-threshold", type=float, default=defaults.near_duplicate_threshold)
+    parser.add_argument(
+        "--neus-hours",
+        type=float,
+        help="date NeuS's reports evenly over this many hours, in feed order (a day's roundup)",
+    )
     parser.add_argument("--window-hours", type=float, default=defaults.story_window_hours)
     args = parser.parse_args()
     settings = Settings(
@@ -207,6 +279,8 @@ def main() -> int:
             print(f"{corpus}: data not found at {path(corpus, args.split)}", file=sys.stderr)
             continue
         reports = load(corpus, args.split, args.limit)
+        if corpus == "neus" and args.neus_hours:
+            reports = dated(reports, args.neus_hours)
         with dedup_index(settings) as index:
             figures, placements = stories(index, reports, wall)
             if corpus == "neus" and not args.no_copies:

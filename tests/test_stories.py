@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,18 @@ import redis
 from monitor.config import Settings
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, prior_df
 from monitor.dedup.index import DedupIndex
-from monitor.dedup.signals import MODEL, SIGNALS, StoryModel, figures, names
+from monitor.dedup.signals import (
+    MODEL,
+    SIGNALS,
+    Candidate,
+    Report,
+    StoryModel,
+    ages,
+    figures,
+    names,
+    signals,
+    streets,
+)
 from monitor.model import Article, Item, Outcome
 from monitor.store.keys import Keys
 
@@ -71,8 +83,12 @@ def test_names_and_figures_are_cheap_and_news_shaped() -> None:
     assert "johnson county sheriff doug cox" in found and "cox" in found  # and its last word
     assert "county" not in found and "police" not in found  # furniture words are not names
     assert found[0] in ("parish", "davidson", "franklin")  # the most frequent first
-    assert set(figures(SHOOTING)) == {"21", "19", "10:30"}  # single digits and years left out
+    # single digits and years left out; ages counted besides as ages, single digits too
+    assert set(figures(SHOOTING)) == {"21", "19", "10:30", "21y", "19y"}
     assert figures("In 2024, 1,200 people; 3.5 percent") == ["1200", "3.5"]
+    hurt = figures("Jayden Cole, 8, and a 4-year-old girl were hurt")
+    assert ages(frozenset(hurt)) == {"8y", "4y"}
+    assert streets(frozenset(names(SHOOTING))) == {"maple street"}
 
 
 def test_the_shipped_model_fits_the_signals() -> None:
@@ -83,9 +99,28 @@ def test_the_shipped_model_fits_the_signals() -> None:
     with pytest.raises(ValueError, match="signals"):
         StoryModel((1.0,), 0.0)
     # more shared evidence never lowers the probability on the main text signals
-    base = [0.2, 0.2, 0.1, 0.2, 1.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.7]
-    stronger = [0.5, 0.5, 0.4, 0.2, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.7]
-    assert model.probability(stronger) > model.probability(base)
+    report = Report(T0.timestamp(), frozenset({"tram"}), frozenset(), frozenset(), frozenset())
+    base = Candidate("s", size=1, oldest=report.time, newest=report.time, centroid=0.2, best=0.2)
+    stronger = replace(base, centroid=0.5, best=0.5, title=0.4)
+    assert model.probability(signals(report, stronger)) > model.probability(signals(report, base))
+    shared = replace(base, names=frozenset({"maple street"}), figures=frozenset({"19y"}))
+    named = replace(report, names=frozenset({"maple street"}), figures=frozenset({"19y"}))
+    assert model.probability(signals(named, shared)) > model.probability(signals(report, base))
+    # a closer rival story makes joining this one less likely
+    rivalled = replace(base, rival=0.19)
+    assert model.probability(signals(report, rivalled)) < model.probability(signals(report, base))
+
+
+def test_the_same_hour_alone_never_joins() -> None:
+    """Reports of one day share vocabulary (a roundup): being at the same time, with words
+    in common that any news of that day has, is not the same story."""
+    model = StoryModel.load()
+    report = Report(T0.timestamp(), frozenset({"senate"}), frozenset(), frozenset(), frozenset())
+    for cosine in (0.0, 0.1, 0.15):
+        same_time = Candidate(
+            "s", size=3, oldest=report.time, newest=report.time, centroid=cosine, best=cosine
+        )
+        assert model.probability(signals(report, same_time)) < model.threshold
 
 
 def test_the_background_prior_weighs_common_words_down() -> None:

@@ -82,6 +82,10 @@ def candidate_stories(
     for candidate in stories.values():
         if candidate.centroid < 0:
             candidate.centroid = candidate.best
+    ranked = sorted((c.centroid for c in stories.values()), reverse=True)
+    for candidate in stories.values():  # the best of the others: the first, or the second
+        others = ranked[1:] if candidate.centroid == ranked[0] else ranked
+        candidate.rival = others[0] if others else 0.0
     return list(stories.values())
 
 

@@ -34,6 +34,16 @@ _NAME = regex.compile(
 # Figures: 21, 10:30, 3.5, 1,200 (thousands separators dropped); not years (too common).
 _FIGURE = regex.compile(r"(?<![\p{L}\p{N}])\d+(?:[.,:]\d+)*")
 _POSSESSIVE = regex.compile(r"['\u2019]s?$")
+# Ages: "a 21-year-old", "21 years old", "aged 21", and a name's age in commas ("Sara
+# Davidson, 19,").
+_AGE = regex.compile(
+    r"\b(\d{1,3})(?:-| )years?(?:-| )old\b|\p{Lu}\p{Ll}+, (\d{1,2}),|\baged (\d{1,3})\b"
+)
+AGE = "y"  # the mark of an age among figures
+_STREETS = frozenset(
+    """street avenue road drive boulevard lane place court way highway parkway st ave rd blvd
+    dr""".split()
+)
 # Capitalised words that are news furniture, not names.
 _NOT_NAMES = STOPWORDS | frozenset(
     """police authorities sheriff officers officer man woman men women people victim
@@ -65,14 +75,28 @@ def names(text: str) -> list[str]:
 
 def figures(text: str) -> list[str]:
     """The numbers a report gives (ages, times, counts, amounts), normalised, most frequent
-    first (at most MAX_FIGURES); single digits and years left out."""
+    first (at most MAX_FIGURES); single digits and years left out. A person's age counts
+    besides as the age it is, marked "y" ("a 21-year-old", "Davidson, 19," -> "21y", "19y";
+    single digits kept): the victim's or suspect's age tells one incident from another."""
     counts: Counter[str] = Counter()
     for m in _FIGURE.finditer(text):
         value = m.group().replace(",", "")
         if len(value) < 2 or (len(value) == 4 and value[:2] in ("19", "20")):
             continue
         counts[value] += 1
+    for m in _AGE.finditer(text):
+        counts[next(g for g in m.groups() if g) + AGE] += 1
     return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FIGURES]]
+
+
+def ages(figures: frozenset[str]) -> frozenset[str]:
+    """The ages among figures."""
+    return frozenset(f for f in figures if f.endswith(AGE))
+
+
+def streets(names: frozenset[str]) -> frozenset[str]:
+    """The street names among names ("maple street", "jefferson avenue")."""
+    return frozenset(n for n in names if " " in n and n.rsplit(" ", 1)[1] in _STREETS)
 
 
 def name_terms(ranked: tuple[str, ...], counts: dict[str, float]) -> list[str]:
@@ -120,6 +144,7 @@ class Candidate:
     names: frozenset[str] = frozenset()  # of all its members
     figures: frozenset[str] = frozenset()
     wires: set[str] = field(default_factory=set)  # of its candidate members
+    rival: float = 0.0  # the best centroid cosine of the report's other candidate stories
 
 
 def _overlap(mine: frozenset[str], theirs: frozenset[str]) -> float:
@@ -143,12 +168,18 @@ SIGNALS = (
     "hours_oldest",  # log(1 + hours between the report and the story's oldest report)
     "recent_cosine",  # best cosine, decayed by a day's half-life from the newest report
     "size",  # log(1 + reports in the story)
+    "margin",  # centroid cosine minus the best of the other candidate stories' (or 0)
+    "street",  # a street name both give
+    "age",  # an age both give
+    "other_street",  # both give street names, none the same
+    "other_age",  # both give ages, none the same
 )
 
 
 def signals(report: Report, story: Candidate) -> list[float]:
     newest = abs(report.time - story.newest) / HOUR
     oldest = abs(report.time - story.oldest) / HOUR
+    my_streets, my_ages = streets(report.names), ages(report.figures)
     return [
         story.best,
         story.centroid,
@@ -161,6 +192,11 @@ def signals(report: Report, story: Candidate) -> list[float]:
         math.log1p(oldest),
         story.best * 0.5 ** (newest / 24),
         math.log1p(story.size),
+        story.centroid - story.rival,
+        1.0 if my_streets & story.names else 0.0,
+        1.0 if my_ages & story.figures else 0.0,
+        1.0 if my_streets and streets(story.names) and not my_streets & story.names else 0.0,
+        1.0 if my_ages and ages(story.figures) and not my_ages & story.figures else 0.0,
     ]
 
 
