@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -395,33 +396,37 @@ def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> 
             df[term] = df.get(term, 0) + 1
 
 
-def test_the_window_count_takes_the_share_of_the_older_generation(client: redis.Redis) -> None:
+def test_the_index_counts_the_originals_of_every_generation_it_keeps(
+    client: redis.Redis,
+) -> None:
+    """Generations go by report time: an archive's reports, placed today, count in the old
+    generations they fill (`monitor status`: "N items indexed")."""
     from monitor.dedup.index import DedupIndex
     from monitor.model import Article
     from monitor.store.keys import Keys
 
-    index = DedupIndex(client, Keys(), window=3600, near_threshold=0.5, story_threshold=0.3)
+    keys = Keys(prefix="gen:")
+    index = DedupIndex(client, keys, window=3600, near_threshold=0.5, story_threshold=0.3)
     start = 1_000 * 3600.0  # a generation's first second
 
-    def place(n: int, now: float) -> None:
+    def place(n: int, published: float) -> None:
         item = Item(
             guid=f"urn:w:{n}",
             url=f"https://example.org/w{n}",
             title=f"Item {n}",
             source="s",
             feed="f",
+            published=datetime.fromtimestamp(published, UTC),
         )
-        index.place(item, Article(text=f"word{n} other{n} text{n}", title=f"Item {n}"), now=now)
+        index.place(item, Article(text=f"word{n} other{n} text{n}", title=f"Item {n}"))
 
+    assert index.originals() == 0
     for n in range(4):
         place(n, start + 10)
-    assert index.originals(now=start + 20) == 4
-    later = start + 3600 + 900  # a quarter into the next generation: 3/4 of the older inside
-    assert index.originals(now=later) == 3
-    place(4, later)
-    place(5, later)
-    assert index.originals(now=later) == 5
-    assert index.originals(now=start + 2 * 3600 + 5) == 2  # the first four are out of reach
+    place(4, start + 3600 + 900)  # the next generation
+    place(5, start + 30 * 3600)  # a day later
+    assert index.originals() == 6
+    assert len(list(client.scan_iter(match=keys.df_pattern))) == 3
 
 
 def test_an_item_matching_several_rules_reads_its_story_once(

@@ -198,15 +198,13 @@ class DedupIndex:
                 )
         return int(size), sources
 
-    def originals(self, now: float | None = None) -> int:
-        """About how many originals (new stories and same-story reports) the window holds:
-        the current generation's count, plus the previous one's share that is still inside
-        the window (as if its items had come at an even rate)."""
-        now = time.time() if now is None else now
-        current = int(now // self.window)
+    def originals(self) -> int:
+        """How many originals (new stories and same-story reports) the index holds: the
+        counts of every generation of document frequencies still kept. Generations go by
+        report time (an archive replayed fills old ones); each lives two windows after it
+        was last written, so there are few."""
+        names = list(self.client.scan_iter(match=self.keys.df_pattern, count=1000))
         pipe = self.client.pipeline(transaction=False)
-        for generation in (current - 1, current):
-            pipe.hget(self.keys.df(generation), DOCUMENTS)
-        previous, current = (int(n or 0) for n in pipe.execute())
-        inside = 1 - (now % self.window) / self.window  # of the previous generation
-        return current + round(previous * inside)
+        for name in names:
+            pipe.hget(name, DOCUMENTS)
+        return sum(int(n or 0) for n in pipe.execute()) if names else 0

@@ -161,6 +161,11 @@ class Keys:
         return f"{self.prefix}{{df}}:g{generation}"
 
     @property
+    def df_pattern(self) -> str:
+        """A SCAN pattern for every generation's `df` hash."""
+        return f"{self.prefix}{{df}}:g*"
+
+    @property
     def placements(self) -> str:
         """Stream of the originals placed on a cluster (id, query terms), read by the commit
         of dedup/spread.py to find placements that raced its decision; short-lived."""
