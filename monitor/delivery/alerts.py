@@ -42,6 +42,7 @@ def build_alert(
     backfill: bool = False,
     update: int = 1,
     wires: tuple[str, ...] = (),
+    breaking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     alert = {
         "schema": SCHEMA,
@@ -84,6 +85,8 @@ def build_alert(
         "matches": [{"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits],
         "score": match.score,
     }
+    if breaking is not None:
+        alert["breaking"] = breaking  # the window's counts, the baseline, the sources
     if backfill:
         alert["backfill"] = True  # raised by `monitor rules backfill`, not live
     return alert

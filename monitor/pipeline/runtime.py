@@ -136,6 +136,8 @@ def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: F
         retained=retained,
         max_age=settings.alerts.max_age,
         desk=Desk(client, keys, retention=settings.retention_days * 86400),
+        breaking=settings.breaking,
+        breaking_quiet=settings.breaking_quiet_hours * 3600,
     )
 
 

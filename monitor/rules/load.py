@@ -39,6 +39,7 @@ _KEYS = {
     "sources",
     "backfill",
     "tags",
+    "breaking",
 }
 
 
@@ -253,6 +254,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
         sources_exclude=exclude,
         backfill=backfill,
         tags=tuple(dict.fromkeys(tags)),
+        breaking=scalar("breaking", bool, False),
         path=str(path),
         warnings=warnings,
     )
