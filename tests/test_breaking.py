@@ -74,6 +74,11 @@ def test_the_rule_on_activity_alone() -> None:
 
 @pytest.fixture
 def pipeline(tmp_path: Path, redis_url: str, client: redis.Redis) -> Pipeline:
+    return quake_pipeline(tmp_path, redis_url, client)
+
+
+def quake_pipeline(tmp_path: Path, redis_url: str, client: redis.Redis) -> Pipeline:
+    """A pipeline with the one rule RULE, raising alerts for reports of any age."""
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "quake.yaml").write_text(RULE)
