@@ -188,9 +188,9 @@ class Activity:
         day = self.keys.activity_day(hour // 24)
         ttl = self.window
         pipe.hincrby(day, f"r{hour}", 1)
+        pipe.zadd(self.keys.active_stories, {story_id: when}, gt=True)
         if first_of_hour:
             pipe.hincrby(day, f"s{hour}", 1)
-        pipe.expire(day, ttl)
-        pipe.zadd(self.keys.active_stories, {story_id: when}, gt=True)
-        pipe.zremrangebyscore(self.keys.active_stories, "-inf", f"({when - ttl}")
-        pipe.expire(self.keys.active_stories, ttl)
+            pipe.zremrangebyscore(self.keys.active_stories, "-inf", f"({when - ttl}")
+            pipe.expire(self.keys.active_stories, ttl)
+            pipe.expire(day, ttl)
