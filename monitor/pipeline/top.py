@@ -4,8 +4,8 @@ desk's top page).
 "Now" is the newest report time recorded (a replay's end, or the live stream's latest
 report), or the time asked for (`as_of`). A story's rank is the number of distinct sources
 that reported it in the last `hours`, each weighed by how recent its latest report there is:
-a source whose latest report is a half-life old counts 1/2 (half-life: a quarter of the span,
-at least an hour). Its title, size and sources are those the desk files (retained reports).
+1 for a report now, falling evenly to 1/2 for one at the start of the span. Its title, size
+and sources are those the desk files (retained reports).
 """
 
 from __future__ import annotations
@@ -82,14 +82,14 @@ def top_stories(
         return Top(None, hours, [])
     now = as_of.timestamp() if as_of is not None else float(newest or 0)
     since = now - hours * HOUR
-    half_life = max(1.0, hours / 4) * HOUR
+    span = hours * HOUR
     ranked = []
     for story_id, story in activity.stories(activity.active(since, 2**53)).items():
         newest_of = story.newest_by_source(since, now)
         if not newest_of:
             continue  # reported since `now` only (an as_of in the past)
         score = sum(
-            0.5 ** (max(0.0, now - (bucket + 1) * BUCKET) / half_life)
+            1.0 - 0.5 * min(1.0, max(0.0, now - (bucket + 1) * BUCKET) / span)
             for bucket in newest_of.values()
         )
         recent = sorted(newest_of, key=lambda s: (-newest_of[s], s))
