@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from monitor.cli.top import sparkline
+from monitor.config import Settings
 from monitor.pipeline.process import Pipeline
 from monitor.pipeline.top import top_stories
 from monitor.store.keys import Keys
@@ -75,3 +76,18 @@ def test_monitor_top_json(
 def test_sparkline() -> None:
     assert sparkline([0, 1, 2, 8]) == " ▁▂█"
     assert sparkline([0, 0]) == "  "
+
+
+def test_the_desk_top_page(pipeline: Pipeline, client: redis.Redis, redis_url: str, desk) -> None:
+    stream(pipeline)
+    web = desk(Settings(redis_url=redis_url), client)
+    page = web.get("/top", params={"hours": "24"})
+    assert page.status_code == 200
+    html = page.text
+    assert html.index("Earthquake hits Izmir") < html.index("Ghent approves tram line")
+    assert html.count('class="bar"') == 2 * 24  # reports per hour, one bar an hour
+    assert "7 sources lately" in html and 'href="/top"' in html
+    assert "Ghent" not in web.get("/top", params={"hours": "24", "rule": "nothing"}).text
+    assert web.get("/top", params={"hours": "0"}).status_code == 400
+    # The burst raised a `breaking` alert; the alerts page lists its kind.
+    assert ">breaking<" in web.get("/alerts").text
