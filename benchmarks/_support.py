@@ -25,8 +25,9 @@ Handler = Callable[[str, dict[str, str]], tuple[int, dict[str, str], bytes]]
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A redis-server on a temporary unix socket; yields its URL."""
+def redis_server(*, aof: bool = False) -> Iterator[str]:
+    """A redis-server on a temporary unix socket; yields its URL. `aof`: persisted as a
+    deployment should be (AOF, `appendfsync everysec`), else in memory only."""
     directory = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     socket = directory / "redis.sock"
     process = subprocess.Popen(
@@ -39,7 +40,9 @@ def redis_server() -> Iterator[str]:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if aof else "no",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(directory),
         ],

@@ -1,12 +1,18 @@
-"""Item-to-alert latency: an item appears in a live feed; how long until its alert is in the
-stream. `after_poll` runs from the poll that found it (its items-stream entry is written right
-after the poll) to the alert's stream entry; `end_to_end` from the moment the feed changed
-(it includes waiting for the next poll, interval 1 s). Target (issue 3): p95 after the poll <= 1 s.
+"""Item-to-alert latency: an item appears in a live feed; how long until consumers can read
+its alert in the alerts stream. `after_poll` runs from the poll that found it (its
+items-stream entry is written right after the poll) to the alert's stream entry; `end_to_end`
+from the moment the feed changed (it includes waiting for the next poll, interval 1 s).
+Target (issue 3): p95 after the poll <= 1 s, before the durable hold.
+
+Redis runs as a deployment should (AOF, `appendfsync everysec`), so the daemon holds each
+alert back `alerts.durable_hold` seconds (default 2) until what is behind it is on disk:
+the figures are what consumers get with the defaults (`held`: from the alert's publication,
+its `alert_published` log line, to its entry in the stream). `--hold 0`: the processing alone.
 
 Each item is a distinct story (random text) that a benchmark rule matches; its page is served
 by the same loopback server and goes through trafilatura like any other.
 
-    python benchmarks/alert_latency.py [--items 60]
+    python benchmarks/alert_latency.py [--items 60] [--hold SECONDS]
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import signal
 import tempfile
 import threading
 import time
+from datetime import datetime
+from email.utils import formatdate
 from pathlib import Path
 
 import redis
@@ -41,6 +49,9 @@ def article(n: int, rng: random.Random) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=60)
+    parser.add_argument(
+        "--hold", type=float, default=None, help="alerts.durable_hold (default: the default)"
+    )
     args = parser.parse_args()
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix="monitor-latency-bench-"))
@@ -63,11 +74,13 @@ def main() -> None:
                 return 200, {"Content-Type": "text/html"}, pages[path]
         return 404, {}, b""
 
-    with redis_server() as redis_url, http_server(handler) as base:
+    hold = "" if args.hold is None else f"[alerts]\ndurable_hold = {args.hold}\n"
+    with redis_server(aof=True) as redis_url, http_server(handler) as base:
         config = work / "monitor.toml"
         config.write_text(
-            f'rules_dir = "{work / "rules"}"\nlog_level = "warning"\n'
+            f'rules_dir = "{work / "rules"}"\nlog_level = "info"\n'
             '[schedule]\ninterval = 1\nmin_interval = 1\njitter = 0\n[daemon]\nlisten = ""\n'
+            f"{hold}"
             f'[[feeds]]\nurl = "{base}/feed.xml"\ninterval = 1\n'
         )
         client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -80,8 +93,11 @@ def main() -> None:
             with lock:
                 pages[f"/p/{n}.html"] = html.encode()
                 link = f"{base}/p/{n}.html"
+                # Dated now, as news is: undated, the page's words ("w2019") read as an old
+                # date, and such a report raises no alert (alerts.max_age).
                 feed_items.append(
                     f"<item><title>{title}</title><link>{link}</link><guid>{guid}</guid>"
+                    f"<pubDate>{formatdate(usegmt=True)}</pubDate>"
                     "<description>s</description></item>"
                 )
                 appeared[guid] = time.time()
@@ -93,13 +109,28 @@ def main() -> None:
             json.loads(f["item"])["guid"]: int(eid.split("-")[0]) / 1000
             for eid, f in client.xrange("monitor:items")
         }
-        alerted_at = {
-            json.loads(f["alert"])["item"]["guid"]: int(eid.split("-")[0]) / 1000
-            for eid, f in client.xrange("monitor:alerts")
-        }
+        alerted = [(json.loads(f["alert"]), eid) for eid, f in client.xrange("monitor:alerts")]
+        alerted_at = {a["item"]["guid"]: int(eid.split("-")[0]) / 1000 for a, eid in alerted}
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
+    events = [
+        json.loads(line)
+        for line in (work / "daemon.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    started = [e for e in events if e["event"] == "daemon_started"]
+    # When each alert was published (staged, with a hold), from the daemon's log line.
+    published = {
+        e["alert"]: datetime.fromisoformat(e["timestamp"]).timestamp()
+        for e in events
+        if e["event"] == "alert_published"
+    }
     after_poll = [alerted_at[g] - polled_at[g] for g in alerted_at if g in polled_at]
+    held = [
+        int(eid.split("-")[0]) / 1000 - published[a["id"]]
+        for a, eid in alerted
+        if a["id"] in published
+    ]
     end_to_end = [alerted_at[g] - appeared[g] for g in alerted_at if g in appeared]
     report(
         "alert_latency",
@@ -109,7 +140,11 @@ def main() -> None:
         after_poll_p95_s=round(percentile(after_poll, 95), 3),
         end_to_end_p50_s=round(percentile(end_to_end, 50), 3),
         end_to_end_p95_s=round(percentile(end_to_end, 95), 3),
+        held_p50_s=round(percentile(held, 50), 3),
+        held_p95_s=round(percentile(held, 95), 3),
         poll_interval_s=1,
+        redis_fsync=started[0].get("redis_fsync") if started else None,
+        durable_hold_s=started[0].get("durable_hold_s") if started else None,
     )
 
 

@@ -16,8 +16,9 @@ The two measurements alternate in blocks of 250 pages (bare, then the pipeline, 
 pages), so the drift of a shared machine falls on both alike. The pipeline's stages are timed
 by wrappers (~1 us each): extract (trafilatura as the pipeline calls it), language, analysis
 (the text read once: tokens, shingles, term counts, names, wires), dedup
-(DedupIndex.place), match, retain (the retained-items stream), alerts (claims, story look-ups,
-publishing) and other (logging, canonical URL, wire credits). --profile runs the pipeline
+(DedupIndex.place), match, adds (what the report adds to its story: StoryFacts.measure),
+retain (the retained-items stream), index (its search postings), alerts (claims, story
+look-ups, publishing) and other (logging, canonical URL, wire credits). --profile runs the pipeline
 under cProfile instead and prints its top entries in monitor/.
 
     python benchmarks/pipeline_throughput.py [--items 10000] [--rules 1000] [--leads 10]
@@ -57,7 +58,7 @@ from monitor.rules.query import parse
 NEUS = ROOT.parent / "shared" / "data" / "stories-dev" / "neus"
 _PART = re.compile(r"\s*TITLE=>\s*(.*?)\s*ARTICLE=>\s*(.*)", re.S)
 BLOCK = 250  # pages per alternation of bare extraction and the pipeline
-PARTS = ("extract", "language", "analysis", "dedup", "match", "retain", "alerts")
+PARTS = ("extract", "language", "analysis", "dedup", "match", "adds", "retain", "index", "alerts")
 
 
 def reports() -> tuple[list[tuple[str, str]], str]:
@@ -144,7 +145,10 @@ class Timed:
 def instrument(pipeline: monitor.pipeline.process.Pipeline, spent: dict[str, float]) -> None:
     pipeline.index = Timed(pipeline.index, spent, place="dedup")
     pipeline.rules = Timed(pipeline.rules, spent, match="match")
+    assert pipeline.retained is not None and pipeline.facts is not None
+    pipeline.retained.index = Timed(pipeline.retained.index, spent, add="index")  # type: ignore[assignment]
     pipeline.retained = Timed(pipeline.retained, spent, append="retain")
+    pipeline.facts = Timed(pipeline.facts, spent, measure="adds")
     pipeline.alert = timed(spent, "alerts", pipeline.alert)
     # extract() calls detect_language: "extract" is counted without it, below
     monitor.pipeline.process.extract = timed(spent, "extract", monitor.pipeline.process.extract)
@@ -240,6 +244,7 @@ def main() -> None:
 
     total = sum(per_item)
     spent["extract"] -= spent["language"]
+    spent["retain"] -= spent["index"]  # the search index is written within append
     breakdown = {part: spent[part] for part in PARTS}
     breakdown["other"] = total - sum(breakdown.values())
     half = len(extract_times) // 2

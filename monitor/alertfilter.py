@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 SEVERITIES = ("low", "medium", "high", "critical")
 KINDS = ("new", "update", "breaking", "backfill")
+UPDATES = ("always", "when-new")  # which updates: all, or those whose report adds something
 
 
 def alert_kind(alert: dict[str, Any]) -> str:
@@ -29,8 +30,11 @@ class Filter:
     sources: tuple[str, ...] = ()  # source names or domains (a domain covers its subdomains)
     languages: tuple[str, ...] = ()  # ISO 639-1; an alert of unknown language passes
     kinds: tuple[str, ...] = ()  # new, update, breaking, backfill
+    updates: str = "always"  # "when-new": only updates whose report adds something
 
     def __post_init__(self) -> None:
+        if self.updates not in UPDATES:
+            raise ValueError(f"updates: expected always or when-new, got {self.updates!r}")
         if self.min_severity and self.min_severity not in SEVERITIES:
             raise ValueError(
                 f"min_severity: expected one of {', '.join(SEVERITIES)}, got {self.min_severity!r}"
@@ -58,6 +62,8 @@ class Filter:
         language = item.get("language")
         if self.languages and language and language not in self.languages:
             return False
+        if self.updates == "when-new" and alert.get("kind") == "update" and alert.get("adds") == []:
+            return False  # an update whose report adds nothing to the story
         return not (self.kinds and alert_kind(alert) not in self.kinds)
 
     def describe(self) -> str:
@@ -75,6 +81,8 @@ class Filter:
         ]
         if self.min_severity:
             parts.insert(0, f"severity ≥ {self.min_severity}")
+        if self.updates == "when-new":
+            parts.append("updates when the report adds something")
         return "; ".join(parts) or "every alert"
 
 

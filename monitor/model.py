@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 # A published date this far past the moment the entry was first seen is a skewed clock, not a
 # time zone slip: the report's time is then the first-seen time.
@@ -183,6 +184,27 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Addition:
+    """A sentence a report adds to its story, with the names and figures that made it new
+    (none for a claim made of new words)."""
+
+    sentence: str
+    names: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "names": list(self.names), "figures": list(self.figures)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Addition:
+        return cls(
+            sentence=str(data["sentence"]),
+            names=tuple(data.get("names") or ()),
+            figures=tuple(data.get("figures") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Matched:
     """An item placed in its story and matched by the rules: what retention, the desk and
     alerts read of it."""
@@ -193,6 +215,7 @@ class Matched:
     placement: Placement
     matches: list[RuleMatch]
     wires: tuple[str, ...]  # agencies the article credits
+    adds: tuple[Addition, ...] = ()  # what it adds to its story's earlier reports
 
     @property
     def rule_ids(self) -> list[str]:

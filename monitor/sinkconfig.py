@@ -39,7 +39,7 @@ _NUMBERS = {
     "claim_idle": 60.0,  # seconds before an unacked alert is handed out again
     "max_deliveries": 5,  # then it goes to the dead letters
 }
-_STRINGS = ("name", "type", "url", "secret", "min_severity", "digest", "group", "start")
+_STRINGS = ("name", "type", "url", "secret", "min_severity", "digest", "group", "start", "updates")
 STARTS = ("now", "retained")
 KEYS = frozenset((*_STRINGS, *_LISTS, *_NUMBERS))
 
@@ -174,7 +174,11 @@ def _sink(table: dict[str, Any]) -> SinkConfig:
         if key in table:
             values[key] = _number(key, table[key], type(default))
     digest = values.pop("digest", "")
-    route = Filter(min_severity=values.pop("min_severity", ""), **lists)
+    route = Filter(
+        min_severity=values.pop("min_severity", ""),
+        updates=values.pop("updates", "") or "always",
+        **lists,
+    )
     return SinkConfig(**values, filter=route, digest=parse_schedule(digest) if digest else None)
 
 

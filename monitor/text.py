@@ -32,7 +32,21 @@ def fold(word: str) -> str:
 
 
 def tokens(text: str) -> list[Token]:
+    if text.isascii():  # lower-casing keeps every offset, and is the fold of ASCII words
+        return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
     return [Token(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def token_columns(text: str) -> tuple[list[str], list[int], list[int]]:
+    """The tokens' folded words, starts and ends, as three lists (no Token per word)."""
+    if text.isascii():
+        found = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+    else:
+        found = [(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    if not found:
+        return [], [], []
+    norms, starts, ends = zip(*found, strict=True)
+    return list(norms), list(starts), list(ends)
 
 
 def words(text: str) -> list[str]:

@@ -411,3 +411,11 @@ def test_decomposed_unicode_matches_like_composed() -> None:
     text = unicodedata.normalize("NFD", "Müller flew to São Paulo")
     assert matches('müller AND "sao paulo"', text)
     assert not matches("मोदी", "मैं दूर हूँ")  # Devanagari vowel signs stay inside words
+
+
+def test_updates_is_always_or_when_new(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("id: r\nname: R\nquery: x\nupdates: when-new\n")
+    assert load_rules(tmp_path).rules[0].updates == "when-new"
+    (tmp_path / "r.yaml").write_text("id: r\nname: R\nquery: x\nupdates: sometimes\n")
+    with pytest.raises(RuleError, match=r"r.yaml:4:10: updates must be one of always, when-new"):
+        load_rules(tmp_path)

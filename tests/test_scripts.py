@@ -15,7 +15,7 @@ from monitor.store.scripts import Call
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("monitor.dedup.calls", "monitor.delivery.queue", "monitor.ingest.items")
-MODULES += ("monitor.store.streams",)
+MODULES += ("monitor.store.streams", "monitor.retained.items", "monitor.retained.index")
 # `-- ARGV[2] name: ...`; `[3..]` the rest (a list), `[4]?` one that may be absent
 HEADER = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\](\?)? (\w+):", re.MULTILINE)
 
@@ -62,7 +62,7 @@ def test_every_script_python_calls_has_a_call() -> None:
     }
     covered = {f"{c.package.replace('.', '/')}/{c.script}" for c in calls()}
     assert covered == scripts
-    assert len(scripts) == 11
+    assert len(scripts) == 14
 
 
 def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:
@@ -80,11 +80,11 @@ def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:
         min_id="0",
     )
     assert publish.keys() == ["m", "s", "c"]
-    assert publish.argv() == ["{}", 1, 2, "a", "0"]
+    assert publish.argv() == ["{}", 1, 2, "a", "0", 0]
     claiming = dataclasses.replace(
         publish, claims="h", rule="r", item="i", claim_ttl=3, now=4.0, quiet=5.0, claim=0
     )
-    assert claiming.keys() == ["m", "s", "c", "h"] and claiming.argv()[5:] == [
+    assert claiming.keys() == ["m", "s", "c", "h"] and claiming.argv()[6:] == [
         "r",
         "i",
         3,

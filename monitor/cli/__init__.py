@@ -1,5 +1,5 @@
 """The `monitor` command: one module per command group (run, feeds, status, replay,
-consume/forward, rules) and one for what they print (output).
+consume/forward, rules, search) and one for what they print (output).
 
 May import: everything below it (daemon, desk, pipeline, stages, store, vocabulary).
 """
@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from monitor import __version__, log
-from monitor.cli import consume, feeds, replay, rules, run, status, top
+from monitor.cli import consume, feeds, replay, rules, run, search, status, top
 from monitor.config import load
 from monitor.errors import MonitorError
 from monitor.store.connection import describe
@@ -126,6 +126,6 @@ def _parser() -> argparse.ArgumentParser:
         _global_options(sub)
         return sub
 
-    for module in (run, feeds, status, replay, consume, rules, top):
+    for module in (run, feeds, status, replay, consume, rules, search, top):
         module.register(commands, command)
     return parser

@@ -84,6 +84,7 @@ def item_json(item, result: Processed | None, error: str) -> dict[str, Any]:
         "alert_suppressed": result.alert_suppressed or None,
         "alerts_held": result.alerts_held,
         "wires": list(result.wires),
+        "adds": [a.to_json() for a in result.adds],
         "text_from": result.article.text_from,
         "warnings": result.warnings,
     }

@@ -51,6 +51,7 @@ _SECONDS = frozenset(
         "claim_idle",
         "rules_check",
         "max_age",
+        "durable_hold",
     }
 )
 _EXPECTED = {

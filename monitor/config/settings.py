@@ -113,11 +113,19 @@ class AlertSettings:
     # A report older than this when first seen raises no alert (it is still placed in its
     # story and retained); also the recent part of a new feed's back catalogue. 0: off.
     max_age: float = 48 * 3600.0  # seconds; "48h", "2d" are accepted too
+    # The daemon shows an alert to consumers only once it is this old, so that the writes
+    # behind it (its story, its claim) are on disk: a crash that rolls Redis back cannot
+    # then make the daemons found a second story, and a second `new`, for what consumers
+    # saw. Applied when Redis may lose the last writes (AOF with appendfsync everysec or
+    # no, or when it will not say); never with appendfsync always or without AOF. 0: off.
+    durable_hold: float = 2.0  # seconds
 
     def __post_init__(self) -> None:
         _in_range(self)
         if self.max_age < 0:
             raise ConfigError(f"max_age: must be 0 (off) or more, got {self.max_age}")
+        if self.durable_hold < 0:
+            raise ConfigError(f"durable_hold: must be 0 (off) or more, got {self.durable_hold}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

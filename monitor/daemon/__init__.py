@@ -2,6 +2,7 @@
 
     scheduler.py  polling: APScheduler jobs as coroutines on the HTTP loop, leases, feed list
     worker.py     processing: the items stream read as a consumer group, pages, ack
+    release.py    staged alerts shown to consumers once on disk (alerts.durable_hold)
     control.py    the rules in force (reload on change or SIGHUP) and automatic backfills
     health.py     what /healthz and /livez say, from the daemon's own state
     endpoints.py  /healthz, /livez, /metrics (and the desk, with web.in_daemon)
@@ -44,6 +45,7 @@ from monitor.daemon.control import RuleControl
 from monitor.daemon.endpoints import Server, answers, serve
 from monitor.daemon.health import FAILING_AFTER, STALE_AFTER, Health
 from monitor.daemon.metrics import Metrics
+from monitor.daemon.release import Releaser
 from monitor.daemon.scheduler import Scheduler, hosts
 from monitor.daemon.worker import Worker, alive
 from monitor.ingest.fetch import HttpFetcher
@@ -89,9 +91,12 @@ class Daemon:
         self.fetcher = HttpFetcher(settings.http, trusted_hosts=hosts(settings.feeds))
         self.items = ItemsQueue(client, self.keys, maxlen=settings.daemon.items_maxlen)
         self.control = RuleControl(settings, client, self.metrics)
+        # Alerts held from consumers while a crash may lose Redis's last writes.
+        self.hold, self.fsync = runtime.durable_hold(client, settings)
         self.pipeline: Pipeline = runtime.pipeline(
-            client, settings, self.control.rules, self.fetcher
+            client, settings, self.control.rules, self.fetcher, hold=self.hold
         )
+        self.releaser = Releaser(self.pipeline.queue, self.metrics)
         self.scheduler = Scheduler(
             settings,
             client,
@@ -143,6 +148,7 @@ class Daemon:
         self._signals()
         server = self._serve() if self.settings.daemon.listen else None
         self.items.ensure_group()
+        self.releaser.start()
         self.control.backfill_new(self.pipeline)
         self.scheduler.start()
         log.info(
@@ -153,12 +159,15 @@ class Daemon:
             rules=len(self.control.rules.rules),
             listen=self.listening or None,
             redis=runtime.describe_redis(self.settings),
+            redis_fsync=self.fsync,
+            durable_hold_s=self.hold,
         )
         try:
             self.worker.loop()
         finally:
             self.scheduler.shutdown()
             self.worker.shutdown()
+            self.releaser.stop()
             self.fetcher.close()
             if server is not None:
                 server.shutdown()

@@ -49,6 +49,11 @@ class Metrics:
         self.failed = Counter("monitor_items_failed", "Item processing failures", registry=r)
         self.dead = Counter("monitor_items_dead", "Items moved to the dead letters", registry=r)
         self.alerts = Counter("monitor_alerts_published", "Alerts published", registry=r)
+        self.alerts_staged = Gauge(
+            "monitor_alerts_staged",
+            "Alerts published, held from consumers until on disk (alerts.durable_hold)",
+            registry=r,
+        )
         self.latency = Histogram(
             "monitor_processing_seconds",
             "Time to process one item",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.model import AlertKind, Article, Item, RuleMatch, Source, alert_id
+from monitor.model import Addition, AlertKind, Article, Item, RuleMatch, Source, alert_id
 from monitor.rules import Rule
 
 SCHEMA = "monitor.alert/1"
@@ -43,8 +43,10 @@ def build_alert(
     update: int = 1,
     wires: tuple[str, ...] = (),
     breaking: dict[str, Any] | None = None,
+    adds: Sequence[Addition] = (),
 ) -> dict[str, Any]:
-    alert = {
+    """An alert document; `adds` (what the report adds to its story) goes on updates."""
+    alert: dict[str, Any] = {
         "schema": SCHEMA,
         "id": alert_id(rule.id, story_id, kind, update),
         "kind": str(kind),
@@ -87,6 +89,8 @@ def build_alert(
     }
     if breaking is not None:
         alert["breaking"] = breaking  # the window's counts, the baseline, the sources
+    if kind is AlertKind.UPDATE:
+        alert["adds"] = [a.to_json() for a in adds]
     if backfill:
         alert["backfill"] = True  # raised by `monitor rules backfill`, not live
     return alert

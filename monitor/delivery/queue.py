@@ -4,12 +4,20 @@ Publishing is idempotent: an alert id is published at most once while its marker
 lives (`alert_id_ttl_days`), so a re-delivered item or a second replay adds nothing.
 An alert's claim (which item raises `new` or update n for a story and rule), its marker and
 its XADD happen in one Lua script: no crash can leave a claim without its alert.
+
+Staged alerts (`hold` > 0, the daemon's `alerts.durable_hold`): an alert goes first to a
+staged stream, and `release` moves it to the alerts stream once it is `hold` seconds old, so that
+consumers only see alerts whose story and claim are on disk. Redis with `appendfsync
+everysec` may lose the last second or two of writes in a crash; were an alert seen and its
+placement lost, daemons re-processing the lost items in another order could found another
+story for the same event and raise a second `new`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +66,7 @@ class ClaimPublishCall(Call[Claimed]):
     maxlen: int
     alert_id: str
     min_id: str
+    staged: int = 0
     rule: str | None = None
     item: str | None = None
     claim_ttl: int | None = None
@@ -73,6 +82,35 @@ class ClaimPublishCall(Call[Claimed]):
 
 
 @dataclass(frozen=True, slots=True)
+class Released:
+    """release_staged.lua's reply."""
+
+    count: int  # alerts moved to the alerts stream
+    wait: float | None  # seconds until the oldest one still staged is due; None: none is
+    staged: int  # alerts still staged
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseCall(Call[Released]):
+    """Move the staged alerts that are old enough to the alerts stream."""
+
+    script: ClassVar[str] = "release_staged"
+    package: ClassVar[str] = "monitor.delivery"
+
+    staged: str = field(metadata=KEY)
+    stream: str = field(metadata=KEY)
+    counter: str = field(metadata=KEY)
+    hold_ms: int
+    maxlen: int
+    min_id: str
+    count: int
+
+    def parse(self, reply: Any) -> Released:
+        count, wait_ms, staged = (int(n) for n in reply)
+        return Released(count, None if wait_ms < 0 else wait_ms / 1000, staged)
+
+
+@dataclass(frozen=True, slots=True)
 class Raised:
     """What claiming an alert for (story, rule) did: the alert built and its entry, or
     (no alert) until when the story's updates for the rule are held."""
@@ -80,6 +118,7 @@ class Raised:
     alert: dict[str, Any] | None  # None: nothing to raise
     entry: str | None  # the stream entry written now; None: none (published before)
     held_until: float | None = None  # no alert: when the quiet period ends (Unix seconds)
+    unwanted: bool = False  # no alert: it would be an update, and updates were not wanted
 
 
 class ClaimRace(MonitorError):
@@ -98,7 +137,10 @@ class AlertQueue:
 
     Claims (claim_and_publish): a story's claims live `claim_ttl` seconds (by default as
     long as the alert ids, `id_ttl`); `quiet` seconds at least between two updates of one
-    story for one rule."""
+    story for one rule; `hold` seconds: alerts wait in the staged stream until `release`
+    moves them, once that old (0: published at once)."""
+
+    RELEASE_BATCH: ClassVar[int] = 500  # alerts moved by one release call at most
 
     def __init__(
         self,
@@ -110,6 +152,7 @@ class AlertQueue:
         max_age: float = 0,
         claim_ttl: int | None = None,
         quiet: float = 3600.0,
+        hold: float = 0.0,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -118,11 +161,39 @@ class AlertQueue:
         self.max_age = max_age
         self.claim_ttl = id_ttl if claim_ttl is None else claim_ttl
         self.quiet = quiet  # seconds between two updates of one story for one rule
+        self.hold = hold
+        self.staging = threading.Event()  # set when this queue stages an alert
         self._script = Lua(client, ClaimPublishCall)
+        self._release = Lua(client, ReleaseCall)
 
     def publish(self, alert: dict[str, Any]) -> str | None:
-        """Append the alert unless its id was published before; the entry id, or None."""
-        return self._script(self._publishing(alert)).entry
+        """Append the alert unless its id was published before (staged, with a hold); the
+        entry id, or None."""
+        entry = self._script(self._publishing(alert)).entry
+        if entry is not None and self.hold:
+            self.staging.set()
+        return entry
+
+    def release(self) -> Released:
+        """Move the staged alerts at least `hold` seconds old to the alerts stream (any
+        daemon's: it is one script, so several daemons releasing move each alert once).
+        Returns how many it moved, and what is still staged."""
+        moved = 0
+        while True:
+            done = self._release(
+                ReleaseCall(
+                    staged=self.keys.alerts_staged,
+                    stream=self.keys.alerts,
+                    counter=self.keys.counter(self.keys.alerts),
+                    hold_ms=int(self.hold * 1000),
+                    maxlen=self.maxlen,
+                    min_id=self._min_id(),
+                    count=self.RELEASE_BATCH,
+                )
+            )
+            moved += done.count
+            if done.count < self.RELEASE_BATCH or done.wait != 0:
+                return dataclasses.replace(done, count=moved)
 
     def claim_and_publish(
         self,
@@ -133,6 +204,7 @@ class AlertQueue:
         *,
         at: float | None = None,
         guess: int | None = None,
+        updates: bool = True,
     ) -> Raised:
         """Claim the alert this item raises for (story, rule), if any, and publish it, in
         one step: the first matching item of a story claims `new`; a later one claims update
@@ -142,7 +214,9 @@ class AlertQueue:
         published). Returns the alert built by `build(kind, update)` and its entry id (None:
         already there), or no alert and until when updates are held.
         `guess`: the claim to build first without asking (0 for the first report of a new
-        story: one round trip instead of two when right; a wrong guess writes nothing)."""
+        story: one round trip instead of two when right; a wrong guess writes nothing).
+        Without `updates`, an update is not raised (nor claimed: the quiet period does not
+        start), only `new`."""
         now = time.time() if at is None else at
         claims = self.keys.story_alerts(story_id)
 
@@ -178,10 +252,14 @@ class AlertQueue:
         for _attempt in range(5):
             if claim < 0:
                 return Raised(None, None, held_until)
+            if claim > 0 and not updates:
+                return Raised(None, None, unwanted=True)
             kind = AlertKind.NEW if claim == 0 else AlertKind.UPDATE
             alert = build(kind, int(claim))
             reply = self._script(claiming(self._publishing(alert), claim))
             if reply.claim == claim:
+                if reply.entry is not None and self.hold:
+                    self.staging.set()
                 return Raised(alert, reply.entry)
             # Another daemon claimed meanwhile (or the guess was wrong): build what is left.
             claim, held_until = reply.claim, reply.held_until
@@ -241,20 +319,31 @@ class AlertQueue:
     def _publishing(self, alert: dict[str, Any]) -> ClaimPublishCall:
         """The call publishing `alert` without a claim."""
         body = json.dumps(alert, ensure_ascii=False, separators=(",", ":"))
-        min_id = f"{int((time.time() - self.max_age) * 1000)}-0" if self.max_age else "0"
         return ClaimPublishCall(
             marker=self.keys.alert_seen(alert["id"]),
-            stream=self.keys.alerts,
+            stream=self.keys.alerts_staged if self.hold else self.keys.alerts,
             counter=self.keys.counter(self.keys.alerts),
             alert=body,
             marker_ttl=self.id_ttl,
             maxlen=self.maxlen,
             alert_id=alert["id"],
-            min_id=min_id,
+            min_id=self._min_id(),
+            staged=int(self.hold > 0),
         )
+
+    def _min_id(self) -> str:
+        """The oldest entry id the alerts stream keeps ('0': no age limit)."""
+        return f"{int((time.time() - self.max_age) * 1000)}-0" if self.max_age else "0"
 
     def is_published(self, alert_id: str) -> bool:
         return bool(self.client.exists(self.keys.alert_seen(alert_id)))
+
+    def published(self, alert_ids: list[str]) -> list[bool]:
+        """Whether each alert id was published (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.exists(self.keys.alert_seen(alert_id))
+        return [bool(n) for n in pipe.execute()] if alert_ids else []
 
     def read(self, *, start: str = "-", count: int | None = None) -> Iterator[Delivered]:
         """Alerts in stream order from `start` (inclusive), without a consumer group."""

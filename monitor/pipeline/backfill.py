@@ -1,28 +1,28 @@
 """Running a rule over retained items (`monitor rules backfill`, and automatically for a new
 rule with a `backfill` window): the alerts it would have raised live, one per story, raised
 now — through the same claims as live processing, so the same alert ids, nothing twice.
-And trying one (`scan`, the desk's rule tester and search): what it matches among the
-newest retained items, and which stories it would alert for, without publishing."""
+And trying one (`scan`, the desk's rule tester and search): what it matches among all
+retained items (through the search index), and which stories it would alert for, without
+publishing."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 
 from monitor.dedup.wires import credited
 from monitor.model import AlertKind, Hit, Matched, RuleMatch, alert_id
-from monitor.retained.items import Retained, RetainedItems, retained_entry
-from monitor.rules import Document, Rule, prefilter
+from monitor.pipeline.search import document_of, search
+from monitor.retained.items import Retained, RetainedItems
+from monitor.rules import Document, Rule
 from monitor.rules.match import evaluate, explain
 
 if TYPE_CHECKING:  # a scan builds no pipeline: the desk imports this without the extractor
     from monitor.pipeline.process import Pipeline
 
-SCAN_ITEMS = 2000  # retained items a scan looks through, newest first
-SHOWN = 200  # matches a scan keeps (with their clauses explained); all are counted
+SHOWN = 50  # matches a scan keeps (with their clauses explained); all are counted
 
 
 @dataclass(slots=True)
@@ -87,17 +87,6 @@ def run(
     return report
 
 
-def document_of(kept: Retained) -> Document:
-    """A retained item as rules see it (the same fields as live processing)."""
-    return Document(
-        title=kept.item.title or kept.article.title,
-        text=kept.article.text,
-        source=kept.item.source,
-        lang=kept.article.language,
-        url=kept.url,
-    )
-
-
 class Verdict(enum.StrEnum):
     """What a rule's matches in one story would do live."""
 
@@ -125,12 +114,15 @@ class ScanMatch:
 
 @dataclass(slots=True)
 class Scan:
-    """What a rule matches among the newest retained items."""
+    """What a rule matches among the retained items."""
 
     matches: list[ScanMatch] = field(default_factory=list)  # the first SHOWN, newest first
-    count: int = 0  # all the matches
-    scanned: int = 0  # retained items looked through
+    count: int = 0  # all the matches (at least, when not `complete`)
+    scanned: int = 0  # retained items searched
     stories: dict[str, Verdict] = field(default_factory=dict)
+    complete: bool = True  # False: `unchecked` candidates were not read
+    unchecked: int = 0
+    unindexed: bool = False  # items retained before the search index: not searched
 
     @property
     def would_alert(self) -> int:
@@ -142,36 +134,32 @@ def scan(
     retained: RetainedItems,
     *,
     since: float,
-    published: Callable[[str], bool] | None = None,
-    limit: int = SCAN_ITEMS,
+    published: Callable[[list[str]], list[bool]] | None = None,
     shown: int = SHOWN,
 ) -> Scan:
-    """Match `rule` on the newest `limit` items retained since `since`, newest first, and
-    say per story whether its first matching original would raise `new`: `published` tells
-    whether an alert id was published (None: the rule never alerted, being tried out)."""
-    found = Scan()
-    needs = prefilter.keys(rule.node)  # a match has one of these words (None: no such word)
-    for entry_id, fields in islice(retained.newest_entries(since), limit):
-        found.scanned += 1
-        if needs is not None and not _may_contain(fields, needs):
-            continue
-        kept = retained_entry(entry_id, fields)
+    """Match `rule` on the items retained since `since`, newest first, and say per story
+    whether its first matching original would raise `new`: `published` tells whether alert
+    ids were published (None: the rule never alerted, being tried out)."""
+    found = search(rule, retained, since=since, shown=shown)
+    scanned = Scan(
+        count=found.count,
+        scanned=found.searched,
+        complete=found.complete,
+        unchecked=found.unchecked,
+        unindexed=found.unindexed,
+    )
+    for kept, match in found.matches:
         doc = document_of(kept)
-        match = rule.match(doc)
-        if match is None:
-            continue
-        found.count += 1
-        if len(found.matches) < shown:
-            found.matches.append(ScanMatch(kept, match, _clauses(rule, doc)))
-        story = kept.placement.story_id
-        if kept.placement.outcome.is_original:
-            if found.stories.get(story, Verdict.COPY) is Verdict.COPY:
-                new = alert_id(rule.id, story, AlertKind.NEW)
-                alerted = published is not None and published(new)
-                found.stories[story] = Verdict.ALERTED if alerted else Verdict.WOULD_ALERT
+        scanned.matches.append(ScanMatch(kept, match, _clauses(rule, doc)))
+    originals = [s for s, outcomes in found.stories.items() if any(o.is_original for o in outcomes)]
+    new = [alert_id(rule.id, story, AlertKind.NEW) for story in originals]
+    alerted = dict(zip(originals, published(new) if published else [False] * len(new), strict=True))
+    for story in found.stories:
+        if story not in alerted:
+            scanned.stories[story] = Verdict.COPY
         else:
-            found.stories.setdefault(story, Verdict.COPY)
-    return found
+            scanned.stories[story] = Verdict.ALERTED if alerted[story] else Verdict.WOULD_ALERT
+    return scanned
 
 
 def _clauses(rule: Rule, doc: Document) -> list[Clause]:
@@ -180,15 +168,3 @@ def _clauses(rule: Rule, doc: Document) -> list[Clause]:
         spans = evaluate(clause, doc)
         clauses.append(Clause(str(clause), spans is not None, explain(spans or [], doc)[:4]))
     return clauses
-
-
-def _may_contain(fields: dict[str, str], needs: frozenset[tuple[str, bool]]) -> bool:
-    """Whether a retained item may hold one of the (folded) words a match needs: a cheap
-    look at its raw text before it is parsed and tokenised. Exact for ASCII text (a word
-    or prefix that is not a substring of the lower-cased text cannot be one of its
-    tokens); other text is always looked at properly."""
-    text = "\n".join(fields.values())  # text, title, the item (source, summary), language
-    if not text.isascii():
-        return True
-    lower = text.lower()
-    return any(word in lower for word, _ in needs)

@@ -4,14 +4,18 @@
     analysis <- the text read once: tokens, words, shingles, term counts, names, wires, URL
     placement <- dedup index (seen / same item / near-duplicate / same story / new story)
     matches  <- every rule, on the article (whatever the placement)
-    retained <- the item kept for backfills, and filed on the desk (unless seen before)
+    adds     <- the sentences it adds to its story's earlier reports (new names, figures, claims)
+    retained <- the item kept for backfills and search, and filed on the desk (unless seen
+                before)
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
-                claim new/update per (story, rule), publish idempotently; and `breaking` for
-                the rules that ask for it, when the story's activity says it breaks at the
-                report's time (monitor/dedup/breaking.py); each matching rule
-                that raised none says why (muted, update held: quiet until ..., already
-                alerted for this item), and the desk notes it beside the report
+                claim new/update per (story, rule), publish idempotently (a rule with
+                `updates: when-new` raises an update only for a report that adds something),
+                and `breaking` for the rules that ask for it, when the story's activity says
+                it breaks at the report's time (monitor/dedup/breaking.py); each matching
+                rule that raised none says why (muted, update held: quiet until ..., adds
+                nothing new, already alerted for this item), and the desk notes it beside
+                the report
 
 Every step may repeat after a crash: placement is recorded per item, claims are per item,
 alert ids are derived. Processing an item twice publishes nothing new.
@@ -40,6 +44,7 @@ from monitor.errors import ExtractError, FetchError, MonitorError
 from monitor.extract import MIN_TEXT, detect_language, extract, html_to_text
 from monitor.ingest.fetch import Fetcher, Page
 from monitor.model import (
+    Addition,
     AlertKind,
     Article,
     Item,
@@ -50,6 +55,7 @@ from monitor.model import (
     Source,
     report_time,
 )
+from monitor.retained.adds import StoryFacts
 from monitor.retained.cards import Desk
 from monitor.retained.items import RetainedItems
 from monitor.rules import Document, Rule, RuleSet
@@ -59,6 +65,7 @@ log = structlog.get_logger(__name__)
 
 MUTED = "muted on the desk"
 ALREADY_ALERTED = "already alerted for this item"
+NOTHING_NEW = "update held: the report adds nothing new (updates = when-new)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +78,7 @@ class Processed:
     alerts: list[str] = field(default_factory=list)  # ids published by this pass
     alert_rules: list[str] = field(default_factory=list)  # the rule of each, in order
     wires: tuple[str, ...] = ()  # agencies the article credits
+    adds: tuple[Addition, ...] = ()  # what it adds to its story (retained/adds.py)
     warnings: list[str] = field(default_factory=list)
     alert_suppressed: str | None = None  # why an original raised no alert ("older than 48h")
     # Why each rule it matches raised no alert when the item was news, rule id -> reason
@@ -96,6 +104,7 @@ class Pipeline:
         desk: Desk | None = None,
         breaking: BreakingSettings | None = None,
         breaking_quiet: float = 12 * 3600.0,
+        facts: StoryFacts | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.index = index
@@ -107,6 +116,7 @@ class Pipeline:
         self.breaking = breaking or BreakingSettings()  # when a story breaks
         self.breaking_quiet = breaking_quiet  # seconds of report time between two breaks
         self.activity = Activity(index.client, index.keys, window=index.window)
+        self.facts = facts  # what each story has said: what a report adds is measured on it
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
         """Process one item. `page` is its page when the caller fetched it already
@@ -123,6 +133,7 @@ class Pipeline:
             placement=placement,
             matches=matches,
             wires=analysis.wires,
+            adds=self._adds(placement, analysis),
         )
         self._retain(found)
         alerted, suppressed = self._raise_alerts(found)
@@ -136,6 +147,7 @@ class Pipeline:
             alerts=[a for a, _ in alerted.published],
             alert_rules=[r for _, r in alerted.published],
             wires=found.wires,
+            adds=found.adds,
             warnings=warnings,
             alert_suppressed=suppressed,
             alerts_held=alerted.held,
@@ -154,6 +166,14 @@ class Pipeline:
             item = dataclasses.replace(item, published=article.published)
         return item, article, warnings
 
+    def _adds(self, placement: Placement, analysis: Analysis) -> tuple[Addition, ...]:
+        """What the report adds to its story's earlier reports (nothing for one seen before:
+        its facts are in already)."""
+        if self.facts is None or placement.outcome is Outcome.SEEN:
+            return ()
+        measured = self.facts.measure(placement.story_id, analysis.title, analysis.text)
+        return tuple(measured)
+
     def _retain(self, found: Matched) -> None:
         """Keep the item for backfills, and file it on the desk (a repeat is kept already)."""
         if self.retained is None or found.placement.outcome is Outcome.SEEN:
@@ -161,7 +181,9 @@ class Pipeline:
         item, article, url, placement = found.item, found.article, found.url, found.placement
         entry = self.retained.append(item, article, url, placement)
         if self.desk is not None:
-            self.desk.record(entry, item, article, url, placement, found.rule_ids, found.wires)
+            self.desk.record(
+                entry, item, article, url, placement, found.rule_ids, found.wires, found.adds
+            )
 
     def _raise_alerts(self, found: Matched) -> tuple[Alerted, str | None]:
         """The alerts the item raises now, and why it raises none at all when it is an
@@ -229,9 +251,12 @@ class Pipeline:
                 partial(drafts.build, rule, match),
                 at=at,
                 guess=guess,
+                updates=rule.updates != "when-new" or bool(found.adds),
             )
             if done.alert is None:
-                alerted.held[rule.id] = quiet_until(done.held_until)
+                alerted.held[rule.id] = (
+                    NOTHING_NEW if done.unwanted else quiet_until(done.held_until)
+                )
                 continue
             if done.entry is None:
                 alerted.held[rule.id] = ALREADY_ALERTED
@@ -381,6 +406,7 @@ class _Drafts:
             update=update,
             wires=found.wires,
             breaking=breaking,
+            adds=found.adds,
         )
 
 

@@ -18,7 +18,7 @@ from monitor.store.connection import connect, redact
 from monitor.store.embedded import EmbeddedRedis
 from monitor.store.keys import Keys
 from monitor.store.layout import migrate
-from monitor.store.redisguard import check_eviction
+from monitor.store.redisguard import check_eviction, fsync_policies
 
 if TYPE_CHECKING:  # the pipeline's parts are imported when one is built: `monitor --help`
     # and the commands that need no pipeline start without trafilatura and numpy
@@ -33,9 +33,11 @@ __all__ = [
     "clear",
     "dedup_index",
     "describe_redis",
+    "durable_hold",
     "pipeline",
     "redis_client",
     "redis_url",
+    "retained_items",
 ]
 
 
@@ -97,7 +99,21 @@ def _retrying(url: str, stop: threading.Event) -> redis.Redis:
             delay = min(30.0, delay * 2)
 
 
-def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
+def durable_hold(client: redis.Redis, settings: Settings) -> tuple[float, str]:
+    """How long the daemon holds alerts back from consumers, and how Redis persists
+    (why): `alerts.durable_hold` while a crash may lose Redis's last writes — AOF with
+    `appendfsync everysec` or `no` — or when Redis will not say (CONFIG GET refused, as on
+    many managed services); 0 with `appendfsync always` (nothing acknowledged is lost) or
+    without AOF (a restart loses more than any hold covers)."""
+    found = fsync_policies(client)
+    said = ", ".join(sorted("unknown (CONFIG GET refused)" if f is None else f for f in found))
+    lossy = found - {"always", "no aof"}
+    return (settings.alerts.durable_hold if lossy else 0.0), said
+
+
+def alert_queue(client: redis.Redis, settings: Settings, *, hold: float = 0.0) -> AlertQueue:
+    """The alerts stream; `hold`: seconds an alert is held before consumers see it (the
+    daemon's, from durable_hold; commands publish at once)."""
     return AlertQueue(
         client,
         Keys(settings.prefix),
@@ -106,6 +122,7 @@ def alert_queue(client: redis.Redis, settings: Settings) -> AlertQueue:
         max_age=settings.alerts_max_age_days * 86400,
         claim_ttl=int(settings.alert_id_ttl_days * 86400),
         quiet=settings.update_quiet_minutes * 60,
+        hold=hold,
     )
 
 
@@ -116,28 +133,43 @@ def dedup_index(client: redis.Redis, settings: Settings) -> DedupIndex:
     return DedupIndex.from_settings(client, Keys(settings.prefix), settings)
 
 
-def pipeline(client: redis.Redis, settings: Settings, rules: RuleSet, fetcher: Fetcher) -> Pipeline:
+def pipeline(
+    client: redis.Redis,
+    settings: Settings,
+    rules: RuleSet,
+    fetcher: Fetcher,
+    *,
+    hold: float = 0.0,
+) -> Pipeline:
+    """The pipeline's parts, wired; `hold`: as in alert_queue."""
     from monitor.pipeline.process import Pipeline
+    from monitor.retained.adds import StoryFacts
     from monitor.retained.cards import Desk
 
     keys = Keys(settings.prefix)
     index = dedup_index(client, settings)
-    retained = RetainedItems(
-        client,
-        keys,
-        retention=settings.retention_days * 86400,
-        maxlen=settings.retention_max_items,
-    )
+    retained = retained_items(client, settings)
     return Pipeline(
         fetcher=fetcher,
         index=index,
         rules=rules,
-        queue=alert_queue(client, settings),
+        queue=alert_queue(client, settings, hold=hold),
         retained=retained,
         max_age=settings.alerts.max_age,
         desk=Desk(client, keys, retention=settings.retention_days * 86400),
         breaking=settings.breaking,
         breaking_quiet=settings.breaking_quiet_hours * 3600,
+        facts=StoryFacts(client, keys, retention=settings.retention_days * 86400),
+    )
+
+
+def retained_items(client: redis.Redis, settings: Settings) -> RetainedItems:
+    """The retained items (and their search index), as the settings keep them."""
+    return RetainedItems(
+        client,
+        Keys(settings.prefix),
+        retention=settings.retention_days * 86400,
+        maxlen=settings.retention_max_items,
     )
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from monitor.model import Article, Item, Outcome, Placement
+from monitor.model import Addition, Article, Item, Outcome, Placement
 from monitor.store.keys import Keys
 
 
@@ -42,6 +42,7 @@ class Report:
     wires: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
     held: dict[str, str] = field(default_factory=dict)  # rule id -> why it raised no alert
+    adds: tuple[Addition, ...] = ()  # what it added to the story's earlier reports
 
     @property
     def when(self) -> datetime | None:
@@ -140,6 +141,7 @@ class Desk:
         placement: Placement,
         rules: Iterable[str],
         wires: Iterable[str] = (),
+        adds: Iterable[Addition] = (),
     ) -> None:
         """File a retained report under its story (one round trip)."""
         now = time.time()
@@ -156,6 +158,7 @@ class Desk:
             "language": article.language,
             "wires": list(wires),
             "rules": list(rules),
+            "adds": [a.to_json() for a in adds],
         }
         key = self.keys.desk_story(placement.story_id)
         pipe = self.client.pipeline(transaction=False)
@@ -280,4 +283,5 @@ def _report(line: str, held: dict[str, str]) -> Report:
         wires=tuple(data["wires"]),
         rules=tuple(data["rules"]),
         held=json.loads(why) if why else {},
+        adds=tuple(Addition.from_json(a) for a in data.get("adds", ())),
     )

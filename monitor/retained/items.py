@@ -1,17 +1,21 @@
 """The retained-items stream: processed items (text, metadata, story) kept for a while, in
 processing order, so that rules can be run over the past (backfills) and the desk can show
-and search them."""
+and search them. Each is numbered and indexed as it is kept (monitor/retained/index.py),
+and its postings leave with it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import redis
 
 from monitor.model import Article, Item, Outcome, Placement
+from monitor.retained.index import SEARCH_BLOCK, SearchIndex, record_tail, tokens_of
 from monitor.store.keys import Keys
+from monitor.store.scripts import KEY, SPREAD, Call, Lua
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +33,59 @@ class Retained:
         return int(self.entry_id.split("-")[0]) / 1000
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """retain.lua's reply: the entry's id and its document number."""
+
+    entry_id: str
+    doc: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetainCall(Call[Kept]):
+    """Number an item, append it to the retained stream (trimmed), record its document."""
+
+    script: ClassVar[str] = "retain"
+    package: ClassVar[str] = "monitor.retained"
+
+    stream: str = field(metadata=KEY)
+    counter: str = field(metadata=KEY)
+    maxlen: int
+    min_id: str
+    docs: str
+    block: int
+    record: bytes
+    fields: list[str] = field(metadata=SPREAD)
+
+    def parse(self, reply: Any) -> Kept:
+        entry, doc = reply
+        return Kept(entry if isinstance(entry, str) else entry.decode(), int(doc))
+
+
 class RetainedItems:
     """Processed items (text, metadata, story) kept for `retention` seconds and at most
-    ~`maxlen` of them, in processing order, so that rules can be run over the past."""
+    ~`maxlen` of them, in processing order, so that rules can be run over the past and
+    searched (`index`)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, *, retention: float, maxlen: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        retention: float,
+        maxlen: int,
+        block: int = SEARCH_BLOCK,
+    ) -> None:
         self.client = client
+        self.keys = keys
         self.key = keys.retained
         self.retention = retention
         self.maxlen = maxlen
+        self.index = SearchIndex(client, keys, block=block)
+        self._retain = Lua(client, RetainCall)
 
     def append(self, item: Item, article: Article, url: str, placement: Placement) -> str:
-        """Keep the item; its entry id."""
+        """Keep the item and index it; its entry id."""
         fields = {
             "item": item.to_json(),
             "text": article.text,
@@ -52,18 +97,35 @@ class RetainedItems:
             "duplicate_of": placement.duplicate_of or "",
             "text_from": article.text_from,
         }
-        min_id = f"{int((time.time() - self.retention) * 1000)}-0"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
-        pipe.xtrim(self.key, minid=min_id, approximate=True)
-        return str(pipe.execute()[0])
+        when = item.time or article.published
+        kept = self._retain(
+            RetainCall(
+                stream=self.key,
+                counter=self.keys.counter(self.key),
+                maxlen=self.maxlen,
+                min_id=f"{int((time.time() - self.retention) * 1000)}-0",
+                docs=self.keys.retained_docs(0)[:-1],
+                block=self.index.block,
+                record=record_tail(
+                    when.timestamp() if when else None, placement.outcome, placement.story_id
+                ),
+                fields=[x for pair in fields.items() for x in pair],
+            )
+        )
+        title = item.title or article.title
+        self.index.add(kept.doc, tokens_of(title, article.text, item.source, article.language))
+        return kept.entry_id
 
     def get(self, entry_ids: list[str]) -> list[Retained | None]:
         """The retained items with these entry ids (None for those trimmed since)."""
+        return [retained_entry(*found) if found else None for found in self.entries(entry_ids)]
+
+    def entries(self, entry_ids: list[str]) -> list[tuple[str, dict[str, str]] | None]:
+        """The raw entries (id, fields) with these ids (None for those trimmed since)."""
         pipe = self.client.pipeline(transaction=False)
         for entry_id in entry_ids:
             pipe.xrange(self.key, min=entry_id, max=entry_id)
-        return [retained_entry(*found[0]) if found else None for found in pipe.execute()]
+        return [found[0] if found else None for found in pipe.execute()]
 
     def read(self, since: float, batch: int = 500) -> Iterator[Retained]:
         """Items processed at or after `since` (Unix seconds), oldest first."""

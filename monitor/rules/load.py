@@ -18,7 +18,7 @@ import structlog
 import yaml
 
 from monitor.errors import QuerySyntaxError, RuleError
-from monitor.rules.model import SEVERITIES, Rule, RuleSet
+from monitor.rules.model import SEVERITIES, UPDATES, Rule, RuleSet
 from monitor.rules.query import And, Field, Node, Not, Or, Term, lint, parse, term
 from monitor.text import words
 from monitor.units import parse_duration
@@ -40,6 +40,7 @@ _KEYS = {
     "backfill",
     "tags",
     "breaking",
+    "updates",
 }
 
 
@@ -239,6 +240,9 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
         except ValueError as exc:
             raise _fail(path, fields["backfill"][1], f"backfill: {exc}") from exc
     tags = _strings(path, fields["tags"][1], "tags") if "tags" in fields else ()
+    updates = scalar("updates", str, "always")
+    if updates not in UPDATES:
+        raise _fail(path, fields["updates"][1], f"updates must be one of {', '.join(UPDATES)}")
     return Rule(
         id=rule_id,
         name=scalar("name", str, ""),
@@ -255,6 +259,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
         backfill=backfill,
         tags=tuple(dict.fromkeys(tags)),
         breaking=scalar("breaking", bool, False),
+        updates=updates,
         path=str(path),
         warnings=warnings,
     )

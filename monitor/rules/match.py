@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from monitor.model import Hit
 from monitor.rules.query import Alias, And, Field, Near, Node, Not, Or, Term
-from monitor.text import Token, fold, tokens
+from monitor.text import Token, fold, token_columns
 
 SEARCHED = ("title", "text")  # what an unscoped term looks in
 SNIPPET_CONTEXT = 60  # characters each side of a hit
@@ -23,13 +23,18 @@ class _FieldIndex:
 
     @classmethod
     def build(cls, text: str, toks: list[Token] | None = None) -> _FieldIndex:
-        toks = tokens(text) if toks is None else toks
+        if toks is None:
+            norms, starts, ends = token_columns(text)
+        else:
+            norms, starts, ends = (
+                [t.norm for t in toks],
+                [t.start for t in toks],
+                [t.end for t in toks],
+            )
         positions: dict[str, list[int]] = {}
-        for i, tok in enumerate(toks):
-            positions.setdefault(tok.norm, []).append(i)
-        return cls(
-            text, [t.start for t in toks], [t.end for t in toks], positions, sorted(positions)
-        )
+        for i, norm in enumerate(norms):
+            positions.setdefault(norm, []).append(i)
+        return cls(text, starts, ends, positions, sorted(positions))
 
     def word_positions(self, word: str, prefix: bool) -> list[int]:
         if not prefix:

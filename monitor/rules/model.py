@@ -14,6 +14,7 @@ from monitor.rules.query import And, Node, Term
 from monitor.text import words
 
 SEVERITIES = ("low", "medium", "high", "critical")
+UPDATES = ("always", "when-new")  # which updates a rule raises
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +34,7 @@ class Rule:
     backfill: float | None = None  # seconds: the daemon runs a new version over that past
     tags: tuple[str, ...] = ()  # free labels for routing alerts to sinks ("asia", "desk-x")
     breaking: bool = False  # also raise `breaking` when a matching story breaks
+    updates: str = "always"  # "when-new": an update only for a report that adds something
     path: str = ""
     warnings: tuple[RuleError, ...] = field(
         default=(), compare=False

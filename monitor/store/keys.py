@@ -10,8 +10,10 @@ share a tag, and every other key has none and lands wherever its name hashes:
 |------------------------------------|--------------------------------------------------------|
 | publishing an alert: claim, marker,| `alerts` (the stream, untagged: its name is public),   |
 | XADD, counter (claim_publish.lua); | and `{<prefix>alerts}:` seq, alert:<id>, claims:<story>,|
-| dead-lettering, requeueing         | dead, requeued:<group> — tagged with the stream's name |
+| releasing staged alerts; dead-     | staged, dead, requeued:<group> — tagged with the       |
+| lettering, requeueing              | stream's name                                          |
 | appending items, dead-lettering    | `items`; `{<prefix>items}:` seq, dead                  |
+| retaining an item (retain.lua)     | `retained`; `{<prefix>retained}:` seq, docs:<block>    |
 | a story's summary update           | `story:{<id>}`, `summary:{<id>}`, `activity:{<id>}`    |
 | placing an original on a cluster   | `{df}:` g<generation> (document frequencies), log,     |
 | (the commit: dedup/commit.lua)     | flight — the placement log of dedup/spread.py          |
@@ -20,7 +22,7 @@ share a tag, and every other key has none and lands wherever its name hashes:
 Everything else is one key per operation and untagged, so it spreads by its own name: feed
 state, seen entries and leases per feed (`feed:<id>`, `feed:<id>:seen`, `lease:<id>`: no
 command needs two of them at once), items (`item:<id>`), canonical URLs, LSH bucket
-groups, term postings, desk keys, mutes, heartbeats.
+groups, term postings, the search index's postings and words, desk keys, mutes, heartbeats.
 
 Hot keys (one key, so one master, whatever the cluster's size): the `items` stream (every
 new entry and every processing read and ack), the `alerts` slot (every claim asked by a
@@ -77,6 +79,22 @@ class Keys:
         """Stream of processed items (text, metadata, story), kept for backfills."""
         return f"{self.prefix}retained"
 
+    def retained_docs(self, block: int) -> str:
+        """String of one block of the search index's documents: record n (32 bytes at
+        n * 32) says which retained entry document `block * SEARCH_BLOCK + n` is, its report
+        time, outcome and story (in the retained stream's slot: written with the entry)."""
+        return self.beside(self.retained, f"docs:{block}")
+
+    def search_postings(self, block: int) -> str:
+        """Prefix of one block's postings: + a token (a field letter and a folded word), a
+        string of the documents that hold it, 2 bytes each (their number in the block)."""
+        return f"{self.prefix}search:{block}:"
+
+    def search_words(self, block: int, field: str) -> str:
+        """Sorted set of the words of one field in one block's postings (all scores 0, for
+        wildcard lookups by lexical range)."""
+        return f"{self.prefix}words:{block}:{field}"
+
     def backfilled(self, rule_id: str) -> str:
         """Marks an automatic backfill as done for one version of a rule."""
         return f"{self.prefix}backfilled:{rule_id}"
@@ -106,6 +124,12 @@ class Keys:
     def alerts_dead(self) -> str:
         """Stream of alerts a consumer group could not handle, with the reason."""
         return self.beside(self.alerts, "dead")
+
+    @property
+    def alerts_staged(self) -> str:
+        """Stream of alerts published but not yet shown to consumers: each moves to the
+        alerts stream once the writes behind it are on disk (`alerts.durable_hold`)."""
+        return self.beside(self.alerts, "staged")
 
     def alerts_requeued(self, group: str) -> str:
         """Stream of dead letters put back for one consumer group (`consume --requeue`),
@@ -184,6 +208,12 @@ class Keys:
         """What comes before and after a story id in its summary's name."""
         before, _, after = self.story_summary("\0").partition("\0")
         return before, after
+
+    def story_facts(self, story_id: str) -> str:
+        """String of the facts a story's reports carried so far: 4-byte hashes of their
+        content words and figures, appended as reports join (what a report adds is measured
+        against them)."""
+        return f"{self.prefix}facts:{story_id}"
 
     def story_alerts(self, story_id: str) -> str:
         """Hash of a story's alert claims: `rule:new` -> the item that raised `new`, ... (in

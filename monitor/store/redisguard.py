@@ -6,6 +6,8 @@
   opts in (`redis_allow_eviction`, unsafe).
 - A rise of `evicted_keys` while running is an error (someone changed the policy, or the
   check could not be made).
+- How it persists: with AOF and `appendfsync everysec` (or `no`), a crash may lose the last
+  seconds of writes, which the daemon allows for by holding alerts back (`fsync_policies`).
 - Writes refused (out of memory, a read-only replica, a failing disk, an ACL denial) are
   recognised (`monitor.store.refusals`), so that the daemon waits for Redis instead of
   failing item after item.
@@ -62,6 +64,23 @@ def _eviction_settings(client: redis.Redis) -> tuple[str, int] | str:
         + " and ".join(refused)
         + f" refused; make sure maxmemory-policy is {SAFE_POLICY}"
     )
+
+
+def fsync_policies(client: redis.Redis) -> set[str | None]:
+    """How Redis puts writes on disk, from CONFIG GET: `appendfsync` ("always", "everysec",
+    "no") with AOF on, "no aof" without; None when CONFIG GET is refused. One answer per
+    master (a cluster's may differ)."""
+    return {_fsync_policy(node) for node in primaries(client)}
+
+
+def _fsync_policy(client: redis.Redis) -> str | None:
+    try:
+        config = client.config_get("append*")
+        if str(config["appendonly"]) != "yes":
+            return "no aof"
+        return str(config["appendfsync"])
+    except (redis.ResponseError, KeyError):  # an ACL user, a renamed CONFIG, a managed Redis
+        return None
 
 
 def check_eviction(client: redis.Redis, *, allow: bool, where: str) -> None:

@@ -228,6 +228,6 @@ class DeskService:
             rule,
             self.retained,
             since=time.time() - days * 86400,
-            published=self.queue.is_published if chosen else None,
+            published=self.queue.published if chosen else None,
         )
         return Tried(found, hints=tuple(w.message.removeprefix("query: ") for w in rule.warnings))
