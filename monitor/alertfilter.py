@@ -12,12 +12,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SEVERITIES = ("low", "medium", "high", "critical")
-KINDS = ("new", "update", "backfill")
+KINDS = ("new", "update", "breaking", "backfill")
 UPDATES = ("always", "when-new")  # which updates: all, or those whose report adds something
 
 
 def alert_kind(alert: dict[str, Any]) -> str:
-    """new, update, or backfill (raised by `monitor rules backfill`, whatever its kind)."""
+    """new, update, breaking, or backfill (raised by `monitor rules backfill`, whatever its
+    kind)."""
     return "backfill" if alert.get("backfill") else str(alert.get("kind", ""))
 
 
@@ -28,7 +29,7 @@ class Filter:
     tags: tuple[str, ...] = ()  # rule tags (`tags:` in the rule file)
     sources: tuple[str, ...] = ()  # source names or domains (a domain covers its subdomains)
     languages: tuple[str, ...] = ()  # ISO 639-1; an alert of unknown language passes
-    kinds: tuple[str, ...] = ()  # new, update, backfill
+    kinds: tuple[str, ...] = ()  # new, update, breaking, backfill
     updates: str = "always"  # "when-new": only updates whose report adds something
 
     def __post_init__(self) -> None:
@@ -40,7 +41,9 @@ class Filter:
             )
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown:
-            raise ValueError(f"kinds: expected new, update or backfill, got {unknown[0]!r}")
+            raise ValueError(
+                f"kinds: expected new, update, breaking or backfill, got {unknown[0]!r}"
+            )
 
     def matches(self, alert: dict[str, Any]) -> bool:
         rule = alert.get("rule") or {}

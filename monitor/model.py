@@ -159,13 +159,14 @@ class RuleMatch:
 class AlertKind(enum.StrEnum):
     NEW = "new"
     UPDATE = "update"
+    BREAKING = "breaking"
 
 
 def alert_id(rule_id: str, story_id: str, kind: AlertKind, update: int = 1) -> str:
-    """Derived, never random: the same rule, story, kind (and update number) always give
-    the same id."""
+    """Derived, never random: the same rule, story, kind (and update or break number)
+    always give the same id."""
     parts = ["alert", rule_id, story_id, str(kind)]
-    if kind is AlertKind.UPDATE and update > 1:
+    if kind is not AlertKind.NEW and update > 1:
         parts.append(str(update))
     return stable_id(*parts, size=20)
 

@@ -52,7 +52,7 @@ def test_keys_that_one_script_or_transaction_touches_share_a_slot() -> None:
         == 1
     )
     assert len(slots(keys.items, keys.counter(keys.items), keys.items_dead)) == 1
-    assert len(slots(keys.story("s1"), keys.story_summary("s1"))) == 1
+    assert len(slots(keys.story("s1"), keys.story_summary("s1"), keys.story_activity("s1"))) == 1
     assert len(slots(keys.df(1), keys.df(2), keys.placements, keys.placing)) == 1
     assert (
         len(

@@ -108,6 +108,7 @@ VALUE = st.sampled_from(NASTY).filter(lambda v: "\ud800" not in v) | st.text(
     st.characters(exclude_categories=["Cs"]), max_size=40
 )
 PARAMS = ["since", "rule", "source", "lang", "before", "severity", "q", "days", "after", "x"]
+PARAMS += ["hours"]
 FIELDS = ["csrf", "rule", "scope", "source", "undo", "token", "x"]
 
 
@@ -124,6 +125,7 @@ def path_part() -> st.SearchStrategy[str]:
 
 
 GET = ["/", "/alerts", "/feeds", "/rules", "/search", "/login", "/story/{id}", "/alerts/stream"]
+GET += ["/top"]
 POST = [
     "/story/{id}/mute",
     "/feeds/{feed}/{action}",

@@ -98,6 +98,8 @@ def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:
         entry="e",
         story="s",
         summary="y",
+        activity="a",
+        active="t",
         id="i",
         when=1.0,
         window=60,
@@ -107,5 +109,6 @@ def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:
         fields=["story", "s", "outcome", "new_story"],
     )
     argv = record.argv()
-    assert len(argv) == 22 + 4 and argv[22:] == ["story", "s", "outcome", "new_story"]
+    assert record.keys() == ["e", "s", "y", "a", "t"]
+    assert len(argv) == 28 + 4 and argv[28:] == ["story", "s", "outcome", "new_story"]
     assert argv[3:9] == [""] * 6 and argv[12:22] == [""] * 10  # no check, no indexing

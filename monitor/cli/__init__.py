@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from monitor import __version__, log
-from monitor.cli import consume, feeds, replay, rules, run, search, status
+from monitor.cli import consume, feeds, replay, rules, run, search, status, top
 from monitor.config import load
 from monitor.errors import MonitorError
 from monitor.store.connection import describe
@@ -126,6 +126,6 @@ def _parser() -> argparse.ArgumentParser:
         _global_options(sub)
         return sub
 
-    for module in (run, feeds, status, replay, consume, rules, search):
+    for module in (run, feeds, status, replay, consume, rules, search, top):
         module.register(commands, command)
     return parser

@@ -205,6 +205,14 @@ def print_alert(alert: dict[str, Any], as_json: bool) -> None:
         print("  (a backfill: raised by `monitor rules backfill` over retained items, not live)")
     if item.get("text_from") == "summary":
         print("  (matched on the feed's summary: the page could not be fetched)")
+    if isinstance(why := alert.get("breaking"), dict):
+        baseline = why.get("baseline") or {}
+        print(
+            f"  breaking: {why.get('reports')} reports from {len(why.get('sources') or [])} "
+            f"sources in {why.get('window_minutes')} min, {baseline.get('expected')} expected "
+            f"(story {baseline.get('story_per_hour')}/h, stream "
+            f"{baseline.get('stream_per_story_hour')}/story-hour; P = {why.get('p_value')})"
+        )
     # one line per query term (an alias counts once), its first hit
     shown: dict[str, dict] = {}
     for m in alert["matches"]:

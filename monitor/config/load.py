@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor.config.settings import (
     AlertSettings,
+    BreakingSettings,
     DaemonSettings,
     FeedConfig,
     HttpSettings,
@@ -30,6 +31,7 @@ _SECTIONS = {
     "schedule": ScheduleSettings,
     "daemon": DaemonSettings,
     "alerts": AlertSettings,
+    "breaking": BreakingSettings,
     "web": WebSettings,
 }
 _RENAMED = {"data_dir": "state_dir"}  # old top-level names still accepted

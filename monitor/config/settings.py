@@ -129,6 +129,37 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BreakingSettings:
+    """When a story breaks (monitor/dedup/breaking.py; docs/design.md "Breaking stories"):
+    its reports in the last `window_minutes` of report time, from `min_sources` outlets at
+    least, are at most `p_value` likely under a Poisson expectation from its own earlier
+    rate and the stream's background over `lookback_hours` (at least `min_expected`)."""
+
+    window_minutes: float = 60.0
+    lookback_hours: float = 24.0
+    min_sources: int = 3
+    min_reports: int = 4
+    min_expected: float = 1.0
+    p_value: float = 0.001
+
+    def __post_init__(self) -> None:
+        _in_range(self)
+        _positive(self, "window_minutes", "lookback_hours", "min_sources", "min_reports")
+        _positive(self, "min_expected")
+        if not 10 <= self.window_minutes <= 24 * 60 or self.window_minutes % 10:
+            raise ConfigError(
+                "window_minutes: must be a multiple of 10 from 10 to 1440, got "
+                f"{self.window_minutes}"
+            )
+        if not self.lookback_hours * 60 > self.window_minutes:
+            raise ConfigError(
+                f"lookback_hours: must be longer than the window, got {self.lookback_hours}"
+            )
+        if not 0.0 < self.p_value < 1.0:
+            raise ConfigError(f"p_value: must be in (0, 1), got {self.p_value}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WebSettings:
     listen: str = "127.0.0.1:8080"  # `monitor web`
     # Write actions (pause a feed, poll it now, mute a story or a source for a rule) need it;
@@ -183,6 +214,8 @@ class Settings:
     alerts_max_age_days: float = 0.0  # also drop alerts older than this; 0: no age limit
     alert_id_ttl_days: float = 30.0  # how long a published alert id blocks a repeat
     update_quiet_minutes: float = 60.0  # at most one `update` per story and rule this often
+    # At most one `breaking` per story and rule this often (of report time).
+    breaking_quiet_hours: float = 12.0
     retention_days: float = 7.0  # processed items are kept this long for backfills
     retention_max_items: int = 100_000  # and at most about this many (~6 KB each)
     webhook_secret: str = field(default="", repr=False)  # HMAC key of `monitor forward`
@@ -191,6 +224,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    breaking: BreakingSettings = field(default_factory=BreakingSettings)
     web: WebSettings = field(default_factory=WebSettings)
     feeds: tuple[FeedConfig, ...] = ()
     sinks: tuple[SinkConfig, ...] = ()  # [[sinks]]: where `monitor forward` delivers
@@ -224,6 +258,10 @@ class Settings:
         if self.update_quiet_minutes < 0:
             raise ConfigError(
                 f"update_quiet_minutes: must be 0 or more, got {self.update_quiet_minutes}"
+            )
+        if self.breaking_quiet_hours < 0:
+            raise ConfigError(
+                f"breaking_quiet_hours: must be 0 or more, got {self.breaking_quiet_hours}"
             )
         if self.alerts_max_age_days < 0:
             raise ConfigError(

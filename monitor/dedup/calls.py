@@ -115,6 +115,8 @@ class Joined:
 
     joined: bool  # False: a member already, or nothing written (`needs_founder`)
     needs_founder: bool  # the summary needs the vector of the story's one member
+    counted: bool = False  # its activity counted (the stream's is then the caller's to count)
+    first_of_hour: bool = False  # the story's first report of its hour (of report time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,8 @@ class RecordCall(Call[Recorded]):
     entry: str = field(metadata=KEY)
     story: str = field(metadata=KEY)
     summary: str = field(metadata=KEY)
+    activity: str = field(metadata=KEY)
+    active: str = field(metadata=KEY)
     id: str
     when: float
     window: int
@@ -223,6 +227,12 @@ class RecordCall(Call[Recorded]):
     query: str = ""
     fanout: int | str = ""
     group: int | str = ""
+    source: str = ""
+    story_id: str = ""
+    bucket: int | str = ""
+    buckets_kept: int | str = ""
+    sources_kept: int | str = ""
+    day_prefix: str = ""
     fields: list[Any] = field(metadata=SPREAD)
 
     def parse(self, reply: Any) -> Recorded:
@@ -288,6 +298,7 @@ class StoryCall(Call[Joined]):
 
     story: str = field(metadata=KEY)
     summary: str = field(metadata=KEY)
+    activity: str = field(metadata=KEY)
     id: str
     when: float
     window: int
@@ -299,9 +310,19 @@ class StoryCall(Call[Joined]):
     names_kept: int
     figures_kept: int
     founder: str = ""
+    source: str = ""
+    bucket: int | str = ""
+    buckets_kept: int | str = ""
+    sources_kept: int | str = ""
 
     def parse(self, reply: Any) -> Joined:
-        return Joined(joined=reply == 1, needs_founder=reply == -2)
+        reply = int(reply)
+        return Joined(
+            joined=reply in (1, 2, 3),
+            needs_founder=reply == -2,
+            counted=bool(self.source) and reply in (1, 2),
+            first_of_hour=reply == 2,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@
 -- KEYS[1] entry: its entry hash
 -- KEYS[2] story: its story's sorted set
 -- KEYS[3] summary: its story's summary hash
+-- KEYS[4] activity: its story's activity hash (activity.lua)
+-- KEYS[5] active: the stories by newest report time
 -- ARGV[1] id: the item's id
 -- ARGV[2] when: the report's time (its score in its story and its postings)
 -- ARGV[3] window: the entry's and story's ttl (s)
@@ -31,11 +33,19 @@
 -- ARGV[20] query: the query terms (newline-joined)
 -- ARGV[21] fanout: the postings kept per term
 -- ARGV[22] group: the bucket group width
--- ARGV[23..] fields: the entry's fields and values
+-- The activity counts (activity.lua), for a report joining its story ("": none):
+-- ARGV[23] source: the report's source
+-- ARGV[24] story_id: the story's id
+-- ARGV[25] bucket: the activity bucket (s)
+-- ARGV[26] buckets_kept: how many buckets a story's activity keeps
+-- ARGV[27] sources_kept: how many sources a bucket keeps
+-- ARGV[28] day_prefix: the stream's activity hashes' prefix (then the day number)
+-- ARGV[29..] fields: the entry's fields and values
 -- Reply: -1 (the check failed, nothing written), 0 (recorded, not indexed: a copy or a seen
 -- item), 1 (recorded and indexed).
 
 -- include: summary.lua
+-- include: activity.lua
 
 local id, when, window = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[4] ~= '' then
@@ -47,7 +57,7 @@ if ARGV[4] ~= '' then
     if n ~= tonumber(expected) then return -1 end
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 23))
+redis.call('HSET', KEYS[1], unpack(ARGV, 29))
 redis.call('EXPIRE', KEYS[1], window)
 redis.call('ZADD', KEYS[2], when, id)
 redis.call('EXPIRE', KEYS[2], window)
@@ -62,6 +72,10 @@ if ARGV[6] ~= '' then
       end
     end
   end)
+end
+if ARGV[23] ~= '' then
+  local first = count_activity(KEYS[4], when, ARGV[23], ARGV[25], ARGV[26], ARGV[27], window)
+  if first >= 0 then count_stream(ARGV[28], KEYS[5], ARGV[24], when, first, window, window) end
 end
 if ARGV[13] == '' then return 0 end
 for term in string.gmatch(ARGV[15], "[^\n]+") do redis.call('HINCRBY', ARGV[13], term, 1) end

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from monitor.dedup.activity import activity_args, counts
 from monitor.dedup.analysis import Analysis
 from monitor.dedup.calls import NearCandidatesCall, RecordCall, StoryCandidatesCall
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
@@ -138,10 +139,15 @@ class ServerStore:
                 "fanout": TERM_FANOUT,
                 "group": LSH_GROUP,
             }
+        if counts(placement.outcome):
+            options |= activity_args(decision.item.source, self.window)
+            options |= {"story_id": story, "day_prefix": keys.activity_day("")}
         call = RecordCall(
             entry=keys.entry(item_id),
             story=keys.story(story),
             summary=keys.story_summary(story),
+            activity=keys.story_activity(story),
+            active=keys.active_stories,
             id=item_id,
             when=when,
             window=self.window,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from monitor.dedup import gather
+from monitor.dedup.activity import Activity, activity_args, counts
 from monitor.dedup.analysis import Analysis
 from monitor.dedup.calls import (
     BucketCall,
@@ -100,6 +101,7 @@ class SpreadStore:
         self._story = Lua(client, StoryCall)
         self._bucket = Lua(client, BucketCall)
         self._post = Lua(client, PostCall)
+        self._activity = Activity(client, keys, window=window)
         self._scripts = (self._snapshot, self._story, self._bucket, self._post)
 
     def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
@@ -288,14 +290,17 @@ class SpreadStore:
         and, for an original, its LSH buckets and postings; then its entry."""
         keys, item_id, when = self.keys, decision.item.id, decision.time
         story, fingerprint = decision.placement.story_id, decision.fingerprint
+        counted = activity_args(decision.item.source, self.window)
         joining = StoryCall(
             story=keys.story(story),
             summary=keys.story_summary(story),
+            activity=keys.story_activity(story),
             id=item_id,
             when=when,
             window=self.window,
             founder=founder,
             **summary_update(decision),
+            **(counted if counts(decision.placement.outcome) else {}),
         )
 
         def index(pipe: Any) -> None:
@@ -311,11 +316,14 @@ class SpreadStore:
                 )
 
         joined, *_ = pipelined(self.client, index, self._scripts)
-        if joining.parse(joined).needs_founder:  # "{}": the member expired, the report starts
+        result = joining.parse(joined)
+        if result.needs_founder:  # "{}": the member expired, the report starts
             founder = self._founder(story, item_id) or "{}"  # the centroid
-            self._story(dataclasses.replace(joining, founder=founder))
+            result = self._story(dataclasses.replace(joining, founder=founder))
         entry = entry_fields(decision)
         pipe = self.client.pipeline(transaction=False)
+        if result.counted:  # the stream's activity: its keys are in other slots
+            self._activity.count_stream(pipe, story, when, first_of_hour=result.first_of_hour)
         pipe.hset(keys.entry(item_id), mapping=entry)
         pipe.expire(keys.entry(item_id), self.window)
         pipe.execute()

@@ -42,6 +42,7 @@ def build_alert(
     backfill: bool = False,
     update: int = 1,
     wires: tuple[str, ...] = (),
+    breaking: dict[str, Any] | None = None,
     adds: Sequence[Addition] = (),
 ) -> dict[str, Any]:
     """An alert document; `adds` (what the report adds to its story) goes on updates."""
@@ -86,6 +87,8 @@ def build_alert(
         "matches": [{"field": h.field, "term": h.term, "snippet": h.snippet} for h in match.hits],
         "score": match.score,
     }
+    if breaking is not None:
+        alert["breaking"] = breaking  # the window's counts, the baseline, the sources
     if kind is AlertKind.UPDATE:
         alert["adds"] = [a.to_json() for a in adds]
     if backfill:

@@ -4,6 +4,8 @@
 --   rule:new            the item that raised `new`
 --   rule:item:<id>      the update number an item raised (so a re-delivery gets the same)
 --   rule:updates        how many updates were raised; rule:last: when the last one was
+--   rule:breaks         how many `breaking` were raised; rule:broke: the report time of the
+--                       last; rule:break:<id>: the break number an item raised
 -- KEYS[1] marker: the alert's marker (its id published)
 -- KEYS[2] stream: the alerts stream, or (staged) the staged alerts' stream
 -- KEYS[3] counter: the alerts stream's entry counter
@@ -22,6 +24,8 @@
 -- ARGV[11]? quiet: seconds between two updates of the story for the rule
 -- ARGV[12]? claim: the claim the alert was built for (0: new, n: update n; -2: only say
 --   what the claim would be: the alert's arguments are not read)
+-- ARGV[13]? kind: "breaking" (claim n: break n, `now` the report's time, `quiet` the
+--   breaking quiet period), else new or update
 -- Reply: {claim, entry id or false, held until}; claim -1: nothing to raise (an update
 -- within the quiet period), and then the third is when that period ends (Unix seconds, a
 -- string: Lua numbers reach Redis as integers). When the claim is not the one the alert was
@@ -32,7 +36,17 @@ local claim, record = 0, nil
 if KEYS[4] then
   local rule, item, now, quiet = ARGV[7], ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11])
   local owner = redis.call('HGET', KEYS[4], rule .. ':new')
-  if not owner then
+  if ARGV[13] == 'breaking' then
+    local mine = redis.call('HGET', KEYS[4], rule .. ':break:' .. item)
+    if mine then
+      claim = tonumber(mine)
+    else
+      local last = tonumber(redis.call('HGET', KEYS[4], rule .. ':broke') or '')
+      if last and now < last + quiet then return {-1, false, tostring(last + quiet)} end
+      claim = tonumber(redis.call('HGET', KEYS[4], rule .. ':breaks') or '0') + 1
+      record = 'breaking'
+    end
+  elseif not owner then
     record = 'new'
   elseif owner ~= item then
     local mine = redis.call('HGET', KEYS[4], rule .. ':item:' .. item)
@@ -48,6 +62,10 @@ if KEYS[4] then
   if claim ~= tonumber(ARGV[12]) then return {claim, false} end
   if record == 'new' then
     redis.call('HSET', KEYS[4], rule .. ':new', item, rule .. ':last', now)
+    redis.call('EXPIRE', KEYS[4], ARGV[9])
+  elseif record == 'breaking' then
+    redis.call('HSET', KEYS[4], rule .. ':breaks', claim, rule .. ':broke', now,
+               rule .. ':break:' .. item, claim)
     redis.call('EXPIRE', KEYS[4], ARGV[9])
   elseif record == 'update' then
     redis.call('HSET', KEYS[4], rule .. ':updates', claim, rule .. ':last', now,

@@ -73,6 +73,7 @@ class ClaimPublishCall(Call[Claimed]):
     now: float | None = None
     quiet: float | None = None
     claim: int | None = None
+    kind: str | None = None
 
     def parse(self, reply: Any) -> Claimed:
         claim, entry, *held = reply
@@ -263,6 +264,57 @@ class AlertQueue:
             # Another daemon claimed meanwhile (or the guess was wrong): build what is left.
             claim, held_until = reply.claim, reply.held_until
         raise ClaimRace(f"story {story_id}, rule {rule_id}: the claim kept changing")
+
+    def claim_breaking(
+        self,
+        story_id: str,
+        rule_id: str,
+        item_id: str,
+        build: Callable[[int], dict[str, Any]],
+        *,
+        at: float,
+        quiet: float,
+    ) -> Raised:
+        """Claim and publish a `breaking` alert for (story, rule): break number n unless the
+        story broke for the rule less than `quiet` seconds of report time before `at` (the
+        report's time). The same item always gets the same break number (a re-delivery
+        publishes the same id, a no-op)."""
+        claims = self.keys.story_alerts(story_id)
+
+        def claiming(call: ClaimPublishCall, claim: int) -> ClaimPublishCall:
+            return dataclasses.replace(
+                call,
+                claims=claims,
+                rule=rule_id,
+                item=item_id,
+                claim_ttl=self.claim_ttl,
+                now=at,
+                quiet=quiet,
+                claim=claim,
+                kind=str(AlertKind.BREAKING),
+            )
+
+        asking = ClaimPublishCall(
+            marker=self.keys.alert_seen(""),
+            stream=self.keys.alerts,
+            counter=self.keys.counter(self.keys.alerts),
+            alert="",
+            marker_ttl=0,
+            maxlen=0,
+            alert_id="",
+            min_id="0",
+        )
+        asked = self._script(claiming(asking, ASK))
+        claim, held_until = asked.claim, asked.held_until
+        for _attempt in range(5):
+            if claim < 0:
+                return Raised(None, None, held_until)
+            alert = build(claim)
+            reply = self._script(claiming(self._publishing(alert), claim))
+            if reply.claim == claim:
+                return Raised(alert, reply.entry)
+            claim, held_until = reply.claim, reply.held_until
+        raise ClaimRace(f"story {story_id}, rule {rule_id}: the breaking claim kept changing")
 
     def _publishing(self, alert: dict[str, Any]) -> ClaimPublishCall:
         """The call publishing `alert` without a claim."""

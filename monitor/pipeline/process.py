@@ -10,10 +10,12 @@
     alerts   <- for originals only, and only for news (a report older than alerts.max_age when
                 first seen, or from a new feed's back catalogue, raises none):
                 claim new/update per (story, rule), publish idempotently (a rule with
-                `updates: when-new` raises an update only for a report that adds something);
-                each matching rule that raised none says why (muted, update held: quiet
-                until ..., adds nothing new, already alerted for this item), and the desk
-                notes it beside the report
+                `updates: when-new` raises an update only for a report that adds something),
+                and `breaking` for the rules that ask for it, when the story's activity says
+                it breaks at the report's time (monitor/dedup/breaking.py); each matching
+                rule that raised none says why (muted, update held: quiet until ..., adds
+                nothing new, already alerted for this item), and the desk notes it beside
+                the report
 
 Every step may repeat after a crash: placement is recorded per item, claims are per item,
 alert ids are derived. Processing an item twice publishes nothing new.
@@ -31,7 +33,10 @@ from typing import Any
 
 import structlog
 
+from monitor.config.settings import BreakingSettings
+from monitor.dedup.activity import Activity
 from monitor.dedup.analysis import Analysis, analyse
+from monitor.dedup.breaking import Break, breaking
 from monitor.dedup.index import DedupIndex
 from monitor.delivery.alerts import build_alert
 from monitor.delivery.queue import AlertQueue
@@ -97,6 +102,8 @@ class Pipeline:
         retained: RetainedItems | None = None,
         max_age: float = 0.0,
         desk: Desk | None = None,
+        breaking: BreakingSettings | None = None,
+        breaking_quiet: float = 12 * 3600.0,
         facts: StoryFacts | None = None,
     ) -> None:
         self.fetcher = fetcher
@@ -106,6 +113,9 @@ class Pipeline:
         self.retained = retained
         self.max_age = max_age  # seconds; 0: any report may alert (alerts.max_age)
         self.desk = desk  # what the web desk reads, filed beside the retained items
+        self.breaking = breaking or BreakingSettings()  # when a story breaks
+        self.breaking_quiet = breaking_quiet  # seconds of report time between two breaks
+        self.activity = Activity(index.client, index.keys, window=index.window)
         self.facts = facts  # what each story has said: what a report adds is measured on it
 
     def process(self, item: Item, page: Page | MonitorError | None = None) -> Processed:
@@ -228,7 +238,8 @@ class Pipeline:
         # The first report of a new story most likely raises `new`: built without asking.
         first = Outcome.NEW_STORY in (placement.outcome, placement.first_outcome)
         guess = 0 if first else None
-        alerted = Alerted(held=dict.fromkeys(self._muted(found), MUTED))
+        muted = self._muted(found)
+        alerted = Alerted(held=dict.fromkeys(muted, MUTED))
         for match in (m for m in found.matches if m.rule_id not in alerted.held):
             rule = self.rules.get(match.rule_id)
             assert rule is not None  # matches come from this rule set
@@ -261,7 +272,48 @@ class Pipeline:
                 item=found.item.id,
                 backfill=backfill or None,
             )
+        if not backfill:  # a backfill raises no `breaking`: the moment has passed
+            self._raise_breaking(
+                found, drafts, [m for m in found.matches if m.rule_id not in muted], alerted
+            )
         return alerted
+
+    def _raise_breaking(
+        self, found: Matched, drafts: _Drafts, matches: list[RuleMatch], alerted: Alerted
+    ) -> None:
+        """`breaking` for the matching rules that ask for it, if the story breaks at this
+        report's time (read only when one asks)."""
+        asking = [(r, m) for m in matches if (r := self.rules.get(m.rule_id)) and r.breaking]
+        if not asking:
+            return
+        item, story_id = found.item, found.placement.story_id
+        at = (item.time or datetime.now(UTC)).timestamp()
+        broke = breaking(self.activity, story_id, at, self.breaking)
+        if broke is None:
+            return
+        for rule, match in asking:
+            done = self.queue.claim_breaking(
+                story_id,
+                rule.id,
+                item.id,
+                partial(drafts.build_breaking, rule, match, broke),
+                at=at,
+                quiet=self.breaking_quiet,
+            )
+            if done.alert is None or done.entry is None:
+                continue  # broke for the rule within the quiet hours, or published already
+            alerted.published.append((done.alert["id"], rule.id))
+            log.info(
+                "alert_published",
+                alert=done.alert["id"],
+                kind=done.alert["kind"],
+                rule=rule.id,
+                story=story_id,
+                item=item.id,
+                reports=broke.reports,
+                sources=len(broke.sources),
+                expected=round(broke.expected, 2),
+            )
 
     def _muted(self, found: Matched) -> list[str]:
         """The matching rules whose alerts are muted on the desk (for the story or the
@@ -324,7 +376,19 @@ class _Drafts:
         )
         return 1, [itself]
 
-    def build(self, rule: Rule, match: RuleMatch, kind: AlertKind, update: int) -> dict[str, Any]:
+    def build_breaking(
+        self, rule: Rule, match: RuleMatch, broke: Break, number: int
+    ) -> dict[str, Any]:
+        return self.build(rule, match, AlertKind.BREAKING, number, broke.as_dict())
+
+    def build(
+        self,
+        rule: Rule,
+        match: RuleMatch,
+        kind: AlertKind,
+        update: int,
+        breaking: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         size, sources = self.story
         found = self.found
         return build_alert(
@@ -341,6 +405,7 @@ class _Drafts:
             backfill=self.backfill,
             update=update,
             wires=found.wires,
+            breaking=breaking,
             adds=found.adds,
         )
 

@@ -157,6 +157,8 @@ def pipeline(
         retained=retained,
         max_age=settings.alerts.max_age,
         desk=Desk(client, keys, retention=settings.retention_days * 86400),
+        breaking=settings.breaking,
+        breaking_quiet=settings.breaking_quiet_hours * 3600,
         facts=StoryFacts(client, keys, retention=settings.retention_days * 86400),
     )
 

@@ -39,6 +39,7 @@ _KEYS = {
     "sources",
     "backfill",
     "tags",
+    "breaking",
     "updates",
 }
 
@@ -257,6 +258,7 @@ def _rule(path: Path, node: yaml.Node, aliases: dict[str, tuple[Term, ...]] | No
         sources_exclude=exclude,
         backfill=backfill,
         tags=tuple(dict.fromkeys(tags)),
+        breaking=scalar("breaking", bool, False),
         updates=updates,
         path=str(path),
         warnings=warnings,

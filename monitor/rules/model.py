@@ -33,6 +33,7 @@ class Rule:
     sources_exclude: tuple[str, ...] = ()
     backfill: float | None = None  # seconds: the daemon runs a new version over that past
     tags: tuple[str, ...] = ()  # free labels for routing alerts to sinks ("asia", "desk-x")
+    breaking: bool = False  # also raise `breaking` when a matching story breaks
     updates: str = "always"  # "when-new": an update only for a report that adds something
     path: str = ""
     warnings: tuple[RuleError, ...] = field(

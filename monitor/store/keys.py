@@ -14,7 +14,7 @@ share a tag, and every other key has none and lands wherever its name hashes:
 | lettering, requeueing              | stream's name                                          |
 | appending items, dead-lettering    | `items`; `{<prefix>items}:` seq, dead                  |
 | retaining an item (retain.lua)     | `retained`; `{<prefix>retained}:` seq, docs:<block>    |
-| a story's summary update           | `story:{<id>}`, `summary:{<id>}`                       |
+| a story's summary update           | `story:{<id>}`, `summary:{<id>}`, `activity:{<id>}`    |
 | placing an original on a cluster   | `{df}:` g<generation> (document frequencies), log,     |
 | (the commit: dedup/commit.lua)     | flight — the placement log of dedup/spread.py          |
 | a sink's digest windows            | `digest:{<sink>}:` w:<start>, waiting, sent, lock      |
@@ -190,6 +190,23 @@ class Keys:
         time, centroid (JSON of summed term weights, its heaviest terms), names and figures
         ("|"-joined). story_candidates.lua builds these names from SUMMARY_AFFIXES."""
         return f"{self.prefix}summary:{{{story_id}}}"
+
+    def story_activity(self, story_id: str) -> str:
+        """Hash of a story's activity by report time (dedup/activity.lua): per bucket of
+        report time, its reports and distinct sources; bounded, expires with the story."""
+        return f"{self.prefix}activity:{{{story_id}}}"
+
+    @property
+    def active_stories(self) -> str:
+        """Sorted set of the stories by their newest report time (what `monitor top` ranks),
+        trimmed to the dedup window behind the newest report."""
+        return f"{self.prefix}activity:stories"
+
+    def activity_day(self, day: int | str) -> str:
+        """Hash of the stream's activity in one day of report time (day = hours // 24):
+        r<hour> -> reports, s<hour> -> stories with a report in that hour (the background
+        of breaking); record.lua builds these names as activity_day("") .. day."""
+        return f"{self.prefix}activity:d{day}"
 
     @property
     def summary_affixes(self) -> tuple[str, str]:

@@ -56,6 +56,7 @@ def create_app(
     static = resources.files("monitor.web") / "static"
     routes = [
         Route("/", pages.stories),
+        Route("/top", pages.top),
         Route("/story/{story_id}", pages.story),
         Route("/story/{story_id}/mute", pages.mute, methods=["POST"]),
         Route("/alerts", pages.alerts),
@@ -152,6 +153,16 @@ class Pages:
             filtered=filters != Filters(),
             unknown_rule=unknown,
         )
+
+    def top(self, request: Request) -> Response:
+        """The stories most reported in the last hours of report time, with their reports
+        per hour drawn as bars."""
+        q = request.query_params
+        hours = q.get("hours", "6")
+        if not hours.isdigit() or not 1 <= int(hours) <= 720:
+            return self.error(request, 400, f"hours: expected 1 to 720, got {shown(hours)}")
+        found = self.service.top(int(hours), q.get("rule", ""))
+        return self.render(request, "top.html", top=found)
 
     def story(self, request: Request) -> Response:
         page = self.service.story(request.path_params["story_id"])

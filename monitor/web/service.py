@@ -19,6 +19,7 @@ from monitor.ingest.poll import feed_id
 from monitor.ingest.registry import FeedRegistry, feed_rows, merged, poll_now
 from monitor.model import Hit
 from monitor.pipeline import backfill, runtime
+from monitor.pipeline.top import Top, top_stories
 from monitor.retained.cards import Desk, Filters, StoryCard
 from monitor.retained.items import Retained, RetainedItems
 from monitor.rules import Rule, RuleFiles, RuleSet, ad_hoc_rule
@@ -113,6 +114,10 @@ class DeskService:
         cards = self.cards.stories(limit=STORIES, before=before, filters=filters)
         ms = round((time.perf_counter() - started) * 1000, 1)
         return Stories(cards, self.cards.count(), ms)
+
+    def top(self, hours: int, rule: str) -> Top:
+        """The top stories of the `hours` up to the newest report time (pipeline/top.py)."""
+        return top_stories(self.client, self.keys, hours=hours, limit=30, rule=rule or None)
 
     def story(self, story_id: str) -> StoryPage | None:
         card = self.cards.story(story_id)

@@ -86,11 +86,19 @@ def alert_message(alert: dict[str, Any], told: frozenset[str] = frozenset()) -> 
     story = alert.get("story") or {}
     kind = alert_kind(alert)
     headline = item.get("title") or item.get("url") or "(no title)"
-    title = f"{_label(rule)}{' — update' if kind == 'update' else ''}: {headline}"
+    marks = {"update": " — update", "breaking": " — BREAKING"}
+    title = f"{_label(rule)}{marks.get(kind, '')}: {headline}"
     paragraphs = [
         f"**{_name(rule)}** · severity {rule.get('severity') or 'unknown'} · "
-        + {"new": "new story", "update": "update", "backfill": "from a backfill"}.get(kind, kind)
+        + {
+            "new": "new story",
+            "update": "update",
+            "breaking": "breaking",
+            "backfill": "from a backfill",
+        }.get(kind, kind)
     ]
+    if kind == "breaking" and isinstance(alert.get("breaking"), dict):
+        paragraphs.append(breaking_line(alert["breaking"]))
     if kind == "update":
         fresh = [n for n in new_sources(alert, told) if n] if told else []
         changed = (
@@ -113,6 +121,18 @@ def alert_message(alert: dict[str, Any], told: frozenset[str] = frozenset()) -> 
     paragraphs.append(f"Rule {rule.get('id')} · story {story_id} · alert {alert.get('id')}")
     # one paragraph each: Markdown would join consecutive lines into one
     return Message(title, "\n\n".join(paragraphs))
+
+
+def breaking_line(breaking: dict[str, Any]) -> str:
+    """What made a story break, in words: "Breaking: 9 reports from 7 sources in 60 minutes
+    (1.2 expected)"."""
+    sources = breaking.get("sources") or []
+    baseline = breaking.get("baseline") or {}
+    return (
+        f"Breaking: {breaking.get('reports', '?')} reports from {len(sources)} sources in "
+        f"{breaking.get('window_minutes', '?')} minutes ({baseline.get('expected', '?')} "
+        f"expected): {', '.join(map(str, sources[:8]))}{' …' if len(sources) > 8 else ''}"
+    )
 
 
 def digest_message(sink: str, start: int, end: int, alerts: Sequence[dict[str, Any]]) -> Message:
@@ -153,6 +173,8 @@ def digest_message(sink: str, start: int, end: int, alerts: Sequence[dict[str, A
             item = first.get("item") or {}
             updates = sum(1 for a in story_alerts if a.get("kind") == "update")
             extra = f" · +{updates} update{'s' if updates != 1 else ''}" if updates else ""
+            if any(a.get("kind") == "breaking" for a in story_alerts):
+                extra += " · BREAKING"
             also = also_reported(last)
             entry = [
                 f"- **{item.get('title') or item.get('url')}** — {item.get('source', '')}, "
