@@ -233,19 +233,7 @@ class AlertQueue:
             )
 
         if guess is None:
-            # Only asking: the alert's arguments are not read (its marker key only names
-            # the alerts stream's slot).
-            asking = ClaimPublishCall(
-                marker=self.keys.alert_seen(""),
-                stream=self.keys.alerts,
-                counter=self.keys.counter(self.keys.alerts),
-                alert="",
-                marker_ttl=0,
-                maxlen=0,
-                alert_id="",
-                min_id="0",
-            )
-            asked = self._script(claiming(asking, ASK))
+            asked = self._script(claiming(self._asking(), ASK))
             claim, held_until = asked.claim, asked.held_until
         else:
             claim, held_until = guess, None
@@ -294,17 +282,7 @@ class AlertQueue:
                 kind=str(AlertKind.BREAKING),
             )
 
-        asking = ClaimPublishCall(
-            marker=self.keys.alert_seen(""),
-            stream=self.keys.alerts,
-            counter=self.keys.counter(self.keys.alerts),
-            alert="",
-            marker_ttl=0,
-            maxlen=0,
-            alert_id="",
-            min_id="0",
-        )
-        asked = self._script(claiming(asking, ASK))
+        asked = self._script(claiming(self._asking(), ASK))
         claim, held_until = asked.claim, asked.held_until
         for _attempt in range(5):
             if claim < 0:
@@ -315,6 +293,20 @@ class AlertQueue:
                 return Raised(alert, reply.entry)
             claim, held_until = reply.claim, reply.held_until
         raise ClaimRace(f"story {story_id}, rule {rule_id}: the breaking claim kept changing")
+
+    def _asking(self) -> ClaimPublishCall:
+        """A claim_publish call that only asks for the claim: the alert's arguments are not
+        read (its marker key only names the alerts stream's slot)."""
+        return ClaimPublishCall(
+            marker=self.keys.alert_seen(""),
+            stream=self.keys.alerts,
+            counter=self.keys.counter(self.keys.alerts),
+            alert="",
+            marker_ttl=0,
+            maxlen=0,
+            alert_id="",
+            min_id="0",
+        )
 
     def _publishing(self, alert: dict[str, Any]) -> ClaimPublishCall:
         """The call publishing `alert` without a claim."""
