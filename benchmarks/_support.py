@@ -25,9 +25,12 @@ Handler = Callable[[str, dict[str, str]], tuple[int, dict[str, str], bytes]]
 
 
 @contextmanager
-def redis_server(*, aof: bool = False) -> Iterator[str]:
+def redis_server(*, aof: bool = False, realtime: bool = False) -> Iterator[str]:
     """A redis-server on a temporary unix socket; yields its URL. `aof`: persisted as a
-    deployment should be (AOF, `appendfsync everysec`), else in memory only."""
+    deployment should be (AOF, `appendfsync everysec`), else in memory only. `realtime`:
+    scheduled first (SCHED_FIFO, where allowed), so that on a shared, busy machine its CPU
+    per command is not inflated by being preempted mid-command (its own figures then
+    compare across runs; the rest of the run still shares the cores)."""
     directory = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     socket = directory / "redis.sock"
     process = subprocess.Popen(
@@ -48,6 +51,11 @@ def redis_server(*, aof: bool = False) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
     )
+    if realtime:
+        try:
+            os.sched_setscheduler(process.pid, os.SCHED_FIFO, os.sched_param(10))
+        except (PermissionError, OSError) as error:
+            print(f"redis-server not scheduled first: {error}", file=sys.stderr)
     try:
         client = redis.Redis(unix_socket_path=str(socket))
         for _ in range(500):
@@ -129,6 +137,49 @@ def peak_rss_mb(pid: int) -> float:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+class RedisAccount:
+    """Redis's own accounting of the work between `start()` and `figures(items)`: the server
+    process's CPU (`used_cpu_user + used_cpu_sys`: `redis_ms_per_item`, the figure of issue
+    31) and INFO commandstats (calls and microseconds per item of each command; commands a
+    script calls are counted under their own names, and in EVALSHA's time too)."""
+
+    SCRIPTS = ("eval", "evalsha")
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, dict[str, tuple[int, int]]]:
+        cpu = self.client.info("cpu")
+        stats = {
+            name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in self.client.info("commandstats").items()
+        }
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), stats
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def figures(self, items: int, top: int = 12) -> dict[str, object]:
+        (cpu0, stats0), (cpu1, stats1) = self._start, self._read()
+        per: dict[str, tuple[float, float]] = {}
+        for name, (calls, usec) in stats1.items():
+            calls0, usec0 = stats0.get(name, (0, 0))
+            if calls > calls0 and name not in ("info",):
+                per[name] = (round((calls - calls0) / items, 1), round((usec - usec0) / items, 1))
+        plain = sum(u for name, (_, u) in per.items() if name not in self.SCRIPTS)
+        return {
+            "redis_ms_per_item": round((cpu1 - cpu0) * 1000 / items, 3),
+            "redis_commands_ms_per_item": round(plain / 1000, 3),
+            "redis_scripts_ms_per_item": round(
+                sum(per.get(name, (0, 0))[1] for name in self.SCRIPTS) / 1000, 3
+            ),
+            "redis_calls_and_us_per_item": dict(
+                sorted(per.items(), key=lambda kv: -kv[1][1])[:top]
+            ),
+        }
 
 
 def report(name: str, **figures: object) -> None:

@@ -7,8 +7,8 @@ is "new story" — the path that does every lookup.
 
     python benchmarks/dedup_index.py [--items 100000] [--sample 2000] [--workers 2]
 
-Then (--redis-profile N, default 200) Redis's own time per item in each script of the index
-(`redis_us_per_item`), from its slow log: where the decision's and the record's time goes.
+Over the timed decisions, Redis's own accounting (`redis_ms_per_item`: the server's CPU per
+item; and the commands' calls and microseconds per item, from INFO commandstats).
 
 Before timing, --warmup decisions run untimed (a daemon's process is long-lived).
 
@@ -28,11 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 import redis
-from _support import percentile, redis_server, report
+from _support import RedisAccount, percentile, redis_server, report
 
 from monitor.config import Settings
 from monitor.dedup.index import DedupIndex
-from monitor.dedup.server import ServerStore
 from monitor.model import Article, Item
 from monitor.store.keys import Keys
 
@@ -71,52 +70,12 @@ def make_index(client: redis.Redis) -> DedupIndex:
     return DedupIndex.from_settings(client, Keys(), Settings())  # the defaults
 
 
-def server_time(
-    client: redis.Redis, index: DedupIndex, numbers: range, rng: random.Random
-) -> dict[str, float]:
-    """Redis's own time per item (µs) in each of the index's scripts, from its slow log with
-    every command logged (a script's time includes the commands it runs)."""
-    if not numbers:
-        return {}
-    store = index.store
-    assert isinstance(store, ServerStore)
-    names = {
-        store._near_candidates.script.sha: "near_candidates.lua",
-        store._story_candidates.script.sha: "story_candidates.lua",
-        store._record.script.sha: "record.lua",
-    }
-    client.config_set("slowlog-max-len", 1_000_000)  # commands inside scripts are logged too
-    client.config_set("slowlog-log-slower-than", 0)
-    client.slowlog_reset()
-    try:
-        for n in numbers:
-            index.place(*article(n, rng))
-        entries = client.slowlog_get(1_000_000)
-    finally:
-        client.config_set("slowlog-log-slower-than", 10_000)
-        client.slowlog_reset()
-    spent: Counter[str] = Counter()
-    for entry in entries:
-        words = [w.decode() if isinstance(w, bytes) else w for w in entry["command"].split()[:2]]
-        if words[0].upper() == "EVALSHA" and len(words) > 1:
-            spent[names.get(words[1], "other script")] += entry["duration"]
-    return {k: round(v / len(numbers)) for k, v in spent.most_common()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=2_000, help="decisions timed at the end")
     parser.add_argument("--workers", type=int, default=2, help="loader processes")
     parser.add_argument("--warmup", type=int, default=500, help="untimed decisions first")
-    parser.add_argument(
-        "--redis-profile",
-        type=int,
-        default=200,
-        metavar="N",
-        help="then N more items with Redis's slow log catching every command: the server's "
-        "time per script and command, per item (0: skip)",
-    )
     args = parser.parse_args()
     rng = random.Random(1)
     with redis_server() as url:
@@ -142,15 +101,17 @@ def main() -> None:
         index.store.record = timed_record  # type: ignore[method-assign]
         times, outcomes = [], Counter()
         first = args.items
+        account = RedisAccount(client)
         for n in range(first, first + args.warmup + args.sample):
             item, art = article(n, rng)
             t0 = time.perf_counter()
             outcomes[index.place(item, art).outcome] += 1
             times.append(time.perf_counter() - t0)
+            if n == first + args.warmup - 1:
+                account.start()  # Redis's accounting over the timed decisions
+        server = account.figures(args.sample)
         times, recording = times[args.warmup :], recording[args.warmup :]
         decisions = [t - r for t, r in zip(times, recording, strict=True)]
-        first += args.warmup + args.sample
-        server = server_time(client, index, range(first, first + args.redis_profile), rng)
     report(
         "dedup_index",
         indexed=args.items,
@@ -163,7 +124,7 @@ def main() -> None:
         place_p99_ms=round(percentile(times, 99) * 1000, 3),
         outcomes={str(k): v for k, v in outcomes.items()},
         redis_bytes_per_item=round(used / args.items),
-        redis_us_per_item=server,
+        **server,
     )
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import redis
 import trafilatura
-from _support import ROOT, peak_rss_mb, redis_server, report
+from _support import ROOT, RedisAccount, peak_rss_mb, redis_server, report
 from rules_scale import generate, vocabulary
 
 import monitor.extract
@@ -209,6 +209,7 @@ def main() -> None:
         pipeline.process(item(-1, title))
         trafilatura.extract(body)
         client.flushall()
+        account = RedisAccount(client)  # Redis's own CPU and commands over the run
         if profiler is None:
             instrument(pipeline, spent)
         extract_times, per_item, words, page_bytes, alerts, fallbacks = [], [], [], 0, 0, 0
@@ -237,6 +238,7 @@ def main() -> None:
             if profiler is not None:
                 profiler.disable()
         memory = client.info("memory")["used_memory"]
+        server = account.figures(args.items)
     if profiler is not None:
         print(f"cProfile of Pipeline.process over {args.items} items (monitor/ only):")
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"/monitor/", 30)
@@ -272,6 +274,7 @@ def main() -> None:
         "outcomes": dict(outcomes),
         "alerts": alerts,
         "redis_mb": round(memory / 2**20, 1),
+        **server,
         "peak_rss_mb": round(peak_rss_mb(os.getpid()), 1),
     }
     report("pipeline_throughput", **figures)

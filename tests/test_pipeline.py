@@ -364,8 +364,9 @@ def test_a_huge_article_is_placed_with_bounded_work(redis_url: str, client: redi
 
 
 def test_the_server_weighs_terms_as_the_reference_tfidf(client: redis.Redis) -> None:
-    """The TF-IDF vector is computed inside Redis (one round trip per item); it must be the
-    one fingerprint.tfidf gives from the same counts — ties at the cut included."""
+    """The TF-IDF vector is computed by the daemon from the frequencies Redis keeps
+    (dedup/gather.py); it must be the one fingerprint.tfidf gives from the same counts — ties
+    at the cut included."""
     import json
     import random
 
@@ -447,7 +448,7 @@ def test_an_item_matching_several_rules_reads_its_story_once(
     assert len(result.alerts) == len(result.matches) >= 3  # a new story: `new` for each rule
     calls = {k[8:]: v["calls"] - before.get(k, {}).get("calls", 0) for k, v in after.items()}
     assert calls["zcard"] == 1
-    # Its scripts: two to decide, one to record, one to retain, one to index, one per alert
-    # (a new story's first report claims `new` without asking first); each once more after
-    # NOSCRIPT.
-    assert calls["evalsha"] - calls.get("script", 0) == 5 + len(result.alerts)
+    # Its scripts: none to decide (plain reads), one to record, one to retain, one to index,
+    # one per alert (a new story's first report claims `new` without asking first); each
+    # once more after NOSCRIPT.
+    assert calls["evalsha"] - calls.get("script", 0) == 3 + len(result.alerts)

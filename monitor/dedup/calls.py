@@ -1,8 +1,9 @@
 """The dedup index's Lua scripts as typed calls: for each `.lua` of this package that Python
 runs, its arguments by name (a `Call`: KEYS and ARGV in the header's order) and its reply
-as a named dataclass. One server runs near_candidates, story_candidates and record; a
-cluster runs snapshot, commit, story, bucket and post (summary.lua and frequencies.lua are
-included in others, never called).
+as a named dataclass. One server runs record; a cluster runs snapshot, commit, story, bucket
+and post (summary.lua, activity.lua, count.lua and frequencies.lua are included in others, never
+called). A look's reads are plain commands on both (dedup/reads.py); the replies' records
+(NearCandidate, Found, StorySummary) are defined here.
 
 Some scripts build key names from prefixes (the entry, term and LSH prefixes of `Keys`)
 and take terms, buckets and generations as one joined argument each: packing and parsing a
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from monitor.store.scripts import KEY, KEYS, SPREAD, Call
+from monitor.store.scripts import KEY, SPREAD, Call
 
 PACKAGE = "monitor.dedup"
 
@@ -60,18 +61,6 @@ class StorySummary:
     centroid: str  # the cosine with the story's centroid; "": a story of one report
     names: str  # "|"-joined
     figures: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoryCandidates:
-    """story_candidates.lua's reply."""
-
-    vector: str  # the article's TF-IDF vector as stored (JSON, 4 decimals)
-    query: list[str]  # its query terms, sorted
-    query_df: list[int]  # their document frequencies (for record.lua's check)
-    found: list[Found]
-    stories: list[StorySummary]  # each candidate's story once
-    full: list[str]  # query terms whose postings in the window are at the fanout
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,62 +123,6 @@ class Posted:
 
 
 # --- calls ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NearCandidatesCall(Call[list[NearCandidate]]):
-    """Near-duplicate candidates: the members of an item's LSH buckets (one server)."""
-
-    script: ClassVar[str] = "near_candidates"
-    package: ClassVar[str] = PACKAGE
-
-    id: str
-    entry_prefix: str
-    buckets: str  # comma-joined, in band order
-    lsh_prefixes: str  # comma-joined
-    group: int
-
-    def parse(self, reply: Any) -> list[NearCandidate]:
-        return [NearCandidate(*found) for found in reply]
-
-
-@dataclass(frozen=True, slots=True)
-class StoryCandidatesCall(Call[StoryCandidates]):
-    """An article's TF-IDF vector and its same-story candidates (one server)."""
-
-    script: ClassVar[str] = "story_candidates"
-    package: ClassVar[str] = PACKAGE
-
-    frequencies: list[str] = field(metadata=KEYS)
-    counts: str
-    prior_documents: float
-    keep: int
-    query: int
-    since: float
-    fanout: int
-    id: str
-    limit: int
-    min_shared: int
-    entry_prefix: str
-    term_prefix: str
-    summary_prefix: str
-    names: str
-    summary_suffix: str
-    until: float
-
-    def parse(self, reply: Any) -> StoryCandidates:
-        vector, query, query_df, found, stories, full = reply
-        return StoryCandidates(
-            vector,
-            _lines(query),
-            [int(n) for n in _lines(query_df)],
-            [
-                Found(i, story, float(cosine), title, wires)
-                for i, story, cosine, title, wires in _rows(found, 5)
-            ],
-            [StorySummary(*row) for row in _rows(stories, 7)],
-            list(full),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,6 +27,8 @@
 -- ARGV[11] min_shared: how many shared query terms make a candidate
 -- Reply: the placement's log entry id, or -1.
 
+-- include: count.lua
+
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local horizon = now - tonumber(ARGV[10])
@@ -69,7 +71,7 @@ end
 local id = redis.call('XADD', KEYS[2], 'MINID', '~', horizon .. '-0', '*',
                       'item', item, 'terms', ARGV[5])
 if not counted then
-  for term in string.gmatch(ARGV[6], "[^\n]+") do redis.call('HINCRBY', KEYS[1], term, 1) end
+  count_terms(KEYS[1], ARGV[6])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('HSET', KEYS[3], id, (now + tonumber(ARGV[8])) .. '|' .. item)

@@ -19,7 +19,7 @@ def near_duplicate(
     signature: np.ndarray, shingles: int, found: list[NearCandidate], threshold: float
 ) -> Placement | None:
     """The best earlier original whose text this one repeats (`found`: the members of its
-    LSH buckets, as near_candidates.lua returns them): estimated Jaccard of the word 3-grams
+    LSH buckets, as dedup/reads.py gathers them): estimated Jaccard of the word 3-grams
     at least `threshold`, or (a copy trimmed or padded with outlet boilerplate) most of the
     smaller text's 3-grams shared, with a Jaccard of at least CONTAINED_JACCARD."""
     best: Placement | None = None
@@ -60,7 +60,7 @@ def closest_story(
 def candidate_stories(
     report: Report, found: list[Found], summaries: list[StorySummary]
 ) -> list[Candidate]:
-    """The candidate stories of a report, from what story_candidates.lua returned: each story's
+    """The candidate stories of a report, from what dedup/reads.py gathered: each story's
     summary, and its best member cosine, title overlap and wires over its candidates."""
     stories: dict[str, Candidate] = {}
     for s in summaries:

@@ -159,7 +159,7 @@ def prior_df(term: str) -> float:
 
 def tfidf(counts: dict[str, float], df: dict[str, int], documents: int) -> StoryTerms:
     """The article's vector, given how many of `documents` recent articles have each term.
-    The index computes it on the server (dedup/story_candidates.lua); this is the reference
+    The index computes it in the daemon (dedup/gather.py:vector); this is the reference
     its tests hold it to."""
     scale = documents + PRIOR_DOCUMENTS
     weights = {

@@ -1,5 +1,5 @@
 -- The document frequencies of terms summed over generations' frequency hashes (field
--- '#documents': originals counted); included by story_candidates.lua and snapshot.lua.
+-- '#documents': originals counted); included by snapshot.lua.
 -- frequencies(keys, terms) -> documents, {frequency of terms[i]}
 
 local function frequencies(keys, terms)

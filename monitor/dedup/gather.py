@@ -1,11 +1,8 @@
-"""What near_candidates.lua and story_candidates.lua compute on one server, computed here
-from replies fetched across a cluster's masters (dedup/spread.py): the same arithmetic in
-the same order, so one server and a cluster place reports alike. Pure functions; the Lua
-files are the reference (tests/test_cluster.py holds the two equal).
-
-Lua iterates its tables in an order of its own where these iterate in insertion order:
-sums over a vector's terms may differ in the last bit, below the 4 and 6 decimals the
-values are rounded to.
+"""A look's arithmetic, from the replies dedup/reads.py fetches (one server or a cluster's
+masters alike): an article's TF-IDF vector and query terms from the document frequencies,
+its same-story candidates ranked from the postings, their cosines and their stories'.
+Pure functions, in the daemon rather than in a script on Redis's one thread (issue 31);
+fingerprint.tfidf is the reference of the vector (tests/test_pipeline.py).
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ def vector(
     query: int,
     names: list[str],
 ) -> Vector:
-    """story_candidates.lua's first half: `df[i]` and `prior[i]` belong to the i-th term of
+    """The article's vector and query terms: `df[i]` and `prior[i]` belong to the i-th term of
     `counts`, `documents` counts the window's originals."""
     terms = list(counts)
     scale = documents + prior_documents
@@ -90,7 +87,7 @@ def ranked(
 def scored(
     weights: dict[str, float], candidates: list[str], entries: list[list], summaries: dict
 ) -> tuple[list[Found], list[StorySummary]]:
-    """story_candidates.lua's reply lists: the candidates found and their stories (each
+    """The candidates found and their stories (each
     once). `entries[i]`: candidate i's terms, story, title terms, wires; `summaries`:
     story -> size, oldest, newest, centroid, names, figures."""
     found: list[Found] = []
@@ -123,7 +120,7 @@ def scored(
 
 
 def bucket_fields(buckets: list[str], group: int) -> list[tuple[str, str]]:
-    """(key suffix, field) of each band's bucket, in band order (near_candidates.lua)."""
+    """(key suffix, field) of each band's bucket, in band order."""
     return [(f"{band}:{b[:group]}", b[group:]) for band, b in enumerate(buckets)]
 
 

@@ -46,15 +46,20 @@
 
 -- include: summary.lua
 -- include: activity.lua
+-- include: count.lua
 
 local id, when, window = ARGV[1], ARGV[2], ARGV[3]
-if ARGV[4] ~= '' then
-  local keys = {}
-  for key in string.gmatch(ARGV[4], "[^,]+") do keys[#keys + 1] = key end
-  for term, expected in string.gmatch(ARGV[5], "([^\t\n]+)\t([^\n]+)") do
-    local n = 0
-    for _, key in ipairs(keys) do n = n + (tonumber(redis.call('HGET', key, term)) or 0) end
-    if n ~= tonumber(expected) then return -1 end
+if ARGV[4] ~= '' then  -- one HMGET per generation
+  local terms, expected, seen = {}, {}, {}
+  for term, n in string.gmatch(ARGV[5], "([^\t\n]+)\t([^\n]+)") do
+    terms[#terms + 1], expected[#expected + 1], seen[#seen + 1] = term, tonumber(n), 0
+  end
+  for key in string.gmatch(ARGV[4], "[^,]+") do
+    local values = redis.call('HMGET', key, unpack(terms))
+    for i = 1, #terms do seen[i] = seen[i] + (tonumber(values[i]) or 0) end
+  end
+  for i = 1, #terms do
+    if seen[i] ~= expected[i] then return -1 end
   end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 29))
@@ -78,13 +83,14 @@ if ARGV[23] ~= '' then
   if first >= 0 then count_stream(ARGV[28], KEYS[5], ARGV[24], when, first, window, window) end
 end
 if ARGV[13] == '' then return 0 end
-for term in string.gmatch(ARGV[15], "[^\n]+") do redis.call('HINCRBY', ARGV[13], term, 1) end
+count_terms(ARGV[13], ARGV[15])
 redis.call('EXPIRE', ARGV[13], ARGV[14])
 local group, band = tonumber(ARGV[22]), 0
 for bucket in string.gmatch(ARGV[18], "[^,]+") do
   local key, field = ARGV[16] .. band .. ':' .. bucket:sub(1, group), bucket:sub(group + 1)
-  local ids = redis.call('HGET', key, field)
-  redis.call('HSET', key, field, ids and (ids .. ',' .. id) or id)
+  if redis.call('HSETNX', key, field, id) == 0 then  -- a bucket with members: appended
+    redis.call('HSET', key, field, redis.call('HGET', key, field) .. ',' .. id)
+  end
   redis.call('EXPIRE', key, ARGV[17])
   band = band + 1
 end

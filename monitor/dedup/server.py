@@ -1,6 +1,6 @@
-"""The dedup index's store on one Redis server: a look is one round trip (the item's entry,
-its URL claim, near_candidates.lua and story_candidates.lua pipelined), a record is one
-script (record.lua), whose check makes deciding and recording one atomic step."""
+"""The dedup index's store on one Redis server: a look is four round trips of plain reads
+(dedup/reads.py), a record is one script (record.lua), whose check makes deciding and
+recording one atomic step."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 import redis
 
+from monitor.dedup import gather, reads
 from monitor.dedup.activity import activity_args, counts
 from monitor.dedup.analysis import Analysis
-from monitor.dedup.calls import NearCandidatesCall, RecordCall, StoryCandidatesCall
+from monitor.dedup.calls import RecordCall
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
 from monitor.dedup.signals import Report, name_terms
 from monitor.dedup.store import (
     DOCUMENTS,
-    MIN_SHARED_TERMS,
     QUERY_TERMS,
-    STORY_CANDIDATES,
     TERM_FANOUT,
     Candidates,
     Decision,
@@ -43,66 +42,57 @@ class ServerStore:
         self.client = client
         self.keys = keys
         self.window = window
-        self._near_candidates = Lua(client, NearCandidatesCall)
-        self._story_candidates = Lua(client, StoryCandidatesCall)
         self._record = Lua(client, RecordCall)
 
     def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
-        """One round trip asks every question: known already? URL claimed? near-duplicate
-        candidates? the candidate stories (and the article's TF-IDF vector)? The scripts go
-        by their SHA: a pipeline calling them as Script objects would first ask SCRIPT
-        EXISTS, a round trip more per item. Loaded again after NOSCRIPT (a restart): the URL
-        claim is idempotent, so asking twice is safe."""
-        keys, url = self.keys, analysis.url
+        """Known already? URL claimed? The terms' document frequencies: one round trip. Then
+        the candidates, in three (dedup/reads.py). Plain commands only: the arithmetic
+        (weights, ranking, cosines) is the daemon's, not Redis's one thread."""
+        keys, url, counts = self.keys, analysis.url, analysis.counts
         url_key = keys.canonical(stable_id("url", url))
         window = generations(report.time, self.window)
-        near = NearCandidatesCall(
-            id=item_id,
-            entry_prefix=keys.entry(""),
-            buckets=",".join(band_buckets(signature)),
-            lsh_prefixes=",".join(keys.lsh(g) for g in window),
-            group=LSH_GROUP,
-        )
-        before, after = keys.summary_affixes
-        stories = StoryCandidatesCall(
-            frequencies=[keys.df(g) for g in window],
-            counts="\n".join(f"{t}\t{n}\t{prior_df(t)}" for t, n in analysis.counts.items()),
-            prior_documents=PRIOR_DOCUMENTS,
-            keep=VECTOR_TERMS,
-            query=QUERY_TERMS,
-            since=report.time - self.window,
-            until=report.time + self.window,
-            fanout=TERM_FANOUT,
-            id=item_id,
-            limit=STORY_CANDIDATES,
-            min_shared=MIN_SHARED_TERMS,
-            entry_prefix=keys.entry(""),
-            term_prefix=keys.term(""),
-            summary_prefix=before,
-            names="\n".join(name_terms(report.top_names, analysis.counts)),
-            summary_suffix=after,
-        )
+        terms = list(counts)
 
         def ask(pipe: Any) -> None:
             pipe.hmget(keys.entry(item_id), "story", "duplicate_of", "outcome")
             if url:  # claim the URL, or learn who has it (SET NX GET would need Redis 7)
                 pipe.set(url_key, item_id, nx=True, ex=self.window)
                 pipe.get(url_key)
-            self._near_candidates.queue(pipe, near)
-            self._story_candidates.queue(pipe, stories)
+            reads.ask_frequencies(pipe, keys, window, terms)
 
-        scripts = (self._near_candidates, self._story_candidates)
-        seen, *claimed, near_reply, stories_reply = pipelined(self.client, ask, scripts)
+        seen, *claimed = pipelined(self.client, ask, ())
+        claimed, counted = claimed[: len(claimed) - len(window)], claimed[-len(window) :]
         if known := known_placement(self.client, keys, item_id, seen, claimed):
             return Known(known)
-        closest = stories.parse(stories_reply)
+        documents, df = reads.frequencies(counted, len(terms))
+        vector = gather.vector(
+            counts,
+            [prior_df(t) for t in terms],
+            df,
+            documents,
+            prior_documents=PRIOR_DOCUMENTS,
+            keep=VECTOR_TERMS,
+            query=QUERY_TERMS,
+            names=name_terms(report.top_names, counts),
+        )
+        got = reads.candidates(
+            self.client,
+            keys,
+            window=self.window,
+            item_id=item_id,
+            buckets=band_buckets(signature),
+            vector=vector,
+            when=report.time,
+            generations=window,
+        )
+        frequency = dict(zip(terms, df, strict=True))
         return Candidates(
-            near.parse(near_reply),
-            closest.found,
-            closest.stories,
-            closest.vector,
-            closest.query,
-            state=closest.query_df,
+            got.near,
+            got.found,
+            got.stories,
+            vector.stored,
+            vector.query,
+            state=[frequency[t] for t in vector.query],
         )
 
     def record(self, decision: Decision, *, checked: bool) -> bool:

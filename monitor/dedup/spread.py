@@ -1,12 +1,10 @@
 """The dedup index's store on a Redis Cluster: the same decisions as on one server
 (dedup/server.py), with the index spread over the masters.
 
-On one server a decision is one script that reads whatever keys it needs. A cluster runs a
-script on one slot only, and the index's keys — items, LSH bucket groups, term postings,
-story summaries — hash everywhere. So the reads that near_candidates.lua and
-story_candidates.lua make on the server are pipelined here, one round trip per step (each
-step needs the previous one's answer), and dedup/gather.py computes from the replies what
-those scripts compute.
+The look reads what it reads on one server (dedup/reads.py: plain commands, pipelined);
+only the document frequencies come from a snapshot script, with the placement log's state.
+A cluster runs a script on one slot only, and the index's keys — items, LSH bucket groups,
+term postings, story summaries — hash everywhere, so the writes are scripts per slot.
 
 Atomic placement across daemons (DESIGN §4.5) without one script: a placement starts with
 a snapshot (dedup/snapshot.lua) and commits (dedup/commit.lua) in the slot of the document
@@ -26,19 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from monitor.dedup import gather
+from monitor.dedup import gather, reads
 from monitor.dedup.activity import Activity, activity_args, counts
 from monitor.dedup.analysis import Analysis
 from monitor.dedup.calls import (
     BucketCall,
     CommitCall,
-    Found,
-    NearCandidate,
     PostCall,
     Snapshot,
     SnapshotCall,
     StoryCall,
-    StorySummary,
 )
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
 from monitor.dedup.signals import Report, name_terms
@@ -46,7 +41,6 @@ from monitor.dedup.store import (
     DOCUMENTS,
     MIN_SHARED_TERMS,
     QUERY_TERMS,
-    STORY_CANDIDATES,
     TERM_FANOUT,
     Candidates,
     Decision,
@@ -63,18 +57,6 @@ from monitor.store.scripts import Lua, pipelined
 
 FLIGHT_MS = 5_000  # a placement not written by then was abandoned (its daemon died)
 LOG_MS = 30_000  # how long the placement log keeps an entry: longer than any decision
-
-
-@dataclass(frozen=True, slots=True)
-class Gathered:
-    """What near_candidates.lua and story_candidates.lua return on one server, gathered
-    across the masters, and the vectors of candidate stories of one report (their one
-    member's: story.lua needs it to start a centroid)."""
-
-    near: list[NearCandidate]
-    found: list[Found]
-    stories: list[StorySummary]
-    founders: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +116,16 @@ class SpreadStore:
             ]
             if not writing or time.monotonic() > deadline or not self._written(writing, deadline):
                 break
-        got = self._gather(item_id, band_buckets(signature), vector, report.time)
+        got = reads.candidates(
+            self.client,
+            self.keys,
+            window=self.window,
+            item_id=item_id,
+            buckets=band_buckets(signature),
+            vector=vector,
+            when=report.time,
+            generations=generations(report.time, self.window),
+        )
         looked = Looked(snapshot, got.founders)
         return Candidates(got.near, got.found, got.stories, vector.stored, vector.query, looked)
 
@@ -218,72 +209,6 @@ class SpreadStore:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)  # the {df} slot is busy: do not hammer it
         return True
-
-    def _gather(
-        self, item_id: str, buckets: list[str], vector: gather.Vector, when: float
-    ) -> Gathered:
-        """What near_candidates.lua and story_candidates.lua return, in three round trips
-        (buckets and postings; the entries found there; their stories' summaries)."""
-        keys, window = self.keys, generations(when, self.window)
-        fields = gather.bucket_fields(buckets, LSH_GROUP)
-
-        def lookups(pipe: Any) -> None:
-            for suffix, field in fields:
-                for generation in window:
-                    pipe.hget(keys.lsh(generation) + suffix, field)
-            for term in vector.query:
-                pipe.zrevrangebyscore(
-                    keys.term(term),
-                    when + self.window,
-                    when - self.window,
-                    start=0,
-                    num=TERM_FANOUT,
-                )
-
-        replies = pipelined(self.client, lookups, ())
-        split = len(fields) * len(window)
-        near_ids = gather.bucket_ids(replies[:split], item_id)
-        candidates = gather.ranked(
-            vector.query,
-            replies[split:],
-            vector.weights,
-            own=item_id,
-            min_shared=MIN_SHARED_TERMS,
-            limit=STORY_CANDIDATES,
-        )
-
-        def entries(pipe: Any) -> None:
-            for cid in near_ids:
-                pipe.hmget(keys.entry(cid), "minhash", "story", "duplicate_of", "shingles")
-            for cid in candidates:
-                pipe.hmget(keys.entry(cid), "terms", "story", "title_terms", "wires")
-
-        replies = pipelined(self.client, entries, ()) if near_ids or candidates else []
-        near = [NearCandidate(cid, *found) for cid, found in zip(near_ids, replies, strict=False)]
-        read = replies[len(near_ids) :]
-        named = list(dict.fromkeys(story for terms, story, *_ in read if terms and story))
-
-        def summaries(pipe: Any) -> None:
-            for story in named:
-                pipe.hmget(
-                    keys.story_summary(story),
-                    "size",
-                    "oldest",
-                    "newest",
-                    "centroid",
-                    "names",
-                    "figures",
-                )
-
-        replies = pipelined(self.client, summaries, ()) if named else []
-        summary = dict(zip(named, replies, strict=True))
-        found, stories = gather.scored(vector.weights, candidates, read, summary)
-        founders = {
-            story: terms
-            for terms, story, *_ in read
-            if terms and story in summary and not summary[story][3]
-        }
-        return Gathered(near, found, stories, founders)
 
     def _write(self, decision: Decision, *, indexed: bool = False, founder: str = "") -> None:
         """What record.lua writes in one step, in three: the story (sorted set and summary)

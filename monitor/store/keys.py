@@ -188,7 +188,7 @@ class Keys:
     def story_summary(self, story_id: str) -> str:
         """Hash of a story's summary for same-story decisions: size, oldest and newest report
         time, centroid (JSON of summed term weights, its heaviest terms), names and figures
-        ("|"-joined). story_candidates.lua builds these names from SUMMARY_AFFIXES."""
+        ("|"-joined)."""
         return f"{self.prefix}summary:{{{story_id}}}"
 
     def story_activity(self, story_id: str) -> str:
@@ -207,12 +207,6 @@ class Keys:
         r<hour> -> reports, s<hour> -> stories with a report in that hour (the background
         of breaking); record.lua builds these names as activity_day("") .. day."""
         return f"{self.prefix}activity:d{day}"
-
-    @property
-    def summary_affixes(self) -> tuple[str, str]:
-        """What comes before and after a story id in its summary's name."""
-        before, _, after = self.story_summary("\0").partition("\0")
-        return before, after
 
     def story_facts(self, story_id: str) -> str:
         """String of the facts a story's reports carried so far: 4-byte hashes of their

@@ -37,14 +37,13 @@ def script(name: str, package: str = "monitor") -> str:
 
 # The metadata of a `Call`'s fields (`field(metadata=KEY)`) that are not one ARGV each.
 KEY: Mapping[str, bool] = MappingProxyType({"key": True})  # one of the KEYS
-KEYS: Mapping[str, bool] = MappingProxyType({"key": True, "spread": True})  # the last KEYS
 SPREAD: Mapping[str, bool] = MappingProxyType({"spread": True})  # the last ARGV: a list
 
 
 class Call(Generic[R]):
     """A script's arguments, built by name (subclasses are frozen dataclasses): fields with
     the metadata KEY are its KEYS, the others its ARGV, each in declaration order; a field
-    with KEYS or SPREAD is a list passed value by value. A field that is None is left out:
+    with SPREAD is a list passed value by value. A field that is None is left out:
     an optional key or argument (the trailing ones). `parse` reads the script's reply."""
 
     script: ClassVar[str]  # the `.lua` file's name, without the suffix
