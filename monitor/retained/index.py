@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,7 +34,7 @@ from redis.client import NEVER_DECODE
 from monitor.model import Outcome
 from monitor.store.connection import is_cluster, run
 from monitor.store.keys import Keys
-from monitor.store.scripts import SPREAD, Call, Lua
+from monitor.store.scripts import Call, Lua
 from monitor.text import fold, words
 
 SEARCH_BLOCK = 65536  # documents per block: a posting is the document's number in its block
@@ -56,33 +56,43 @@ WRAP = 256  # positions are kept modulo this (one byte)
 OCCURRENCE = np.dtype([("doc", ">u2"), ("pos", "u1")])  # a posting, as stored
 
 
-def occurrences_of(title: str, text: str, source: str, lang: str) -> dict[str, list[int]]:
+def occurrences_of(title: str, text: str, source: str, lang: str) -> dict[str, bytearray]:
     """The tokens a retained item is found by (what a rule's fields read of it), each with
-    its positions in its field: the order of the field's words, as rules count them."""
-    found: dict[str, list[int]] = {}
+    its positions in its field (the order of its words, as rules count them), modulo WRAP,
+    one byte each."""
+    found: dict[str, bytearray] = {}
     for letter, value in (("t", title), ("x", text), ("s", source)):
         found_words = words(value)
         for position, word in enumerate(found_words):
-            found.setdefault(letter + word, []).append(position)
+            token = letter + word
+            if token in found:
+                found[token].append(position % WRAP)
+            else:
+                found[token] = bytearray((position % WRAP,))
         if len(found_words) > WRAP:
-            found[LONG + letter] = [0]
+            found[LONG + letter] = bytearray(1)
     if lang:
-        found["l" + fold(lang)] = [0]
+        found["l" + fold(lang)] = bytearray(1)
     return found
 
 
-def tokens_of(title: str, text: str, source: str, lang: str) -> set[str]:
-    """The tokens a retained item is found by."""
-    return set(occurrences_of(title, text, source, lang))
-
-
-def postings_of(offset: int, occurrences: dict[str, list[int]]) -> dict[str, bytes]:
+def postings_of(offset: int, occurrences: dict[str, bytearray]) -> dict[str, bytes]:
     """What each token's postings gain for the document at `offset` in its block."""
     high, low = divmod(offset, 256)
     return {
-        token: bytes(x for p in positions for x in (high, low, p % WRAP))
+        token: bytes(x for p in positions for x in (high, low, p))
         for token, positions in occurrences.items()
     }
+
+
+def packed(occurrences: dict[str, bytearray]) -> bytes:
+    """The occurrences as post.lua reads them: for each token, its length (2 bytes), the
+    token, the number of its positions (2 bytes) and the positions (1 byte each)."""
+    parts: list[bytes | bytearray] = []
+    for token, positions in occurrences.items():
+        name = token.encode()
+        parts += (len(name).to_bytes(2, "big"), name, len(positions).to_bytes(2, "big"), positions)
+    return b"".join(parts)
 
 
 def entry_id(record: np.void) -> str:
@@ -123,7 +133,8 @@ class PostCall(Call[int]):
 
     postings: str
     words: str
-    tokens: list[str | bytes] = field(metadata=SPREAD)  # a token, then its occurrences
+    posting: bytes
+    occurrences: bytes
 
     def parse(self, reply: Any) -> int:
         return int(reply)
@@ -146,19 +157,19 @@ class SearchIndex:
 
     # --- writing ------------------------------------------------------------------------
 
-    def add(self, doc: int, occurrences: dict[str, list[int]]) -> None:
+    def add(self, doc: int, occurrences: dict[str, bytearray]) -> None:
         """Post document `doc`'s occurrences under their tokens (`occurrences_of`); a token
         new to the block also goes into its field's words. One script on one server; a
         pipeline (two when a token is new to the block) on a cluster, where the postings
         spread over slots."""
         block, offset = divmod(doc, self.block)
         prefix = self.keys.search_postings(block)
-        postings = postings_of(offset, occurrences)
         if not self.cluster:
-            pairs: list[str | bytes] = [x for pair in postings.items() for x in pair]
-            self._post(PostCall(prefix, self.keys.search_words(block, ""), pairs))
+            words = self.keys.search_words(block, "")
+            posting = offset.to_bytes(2, "big")
+            self._post(PostCall(prefix, words, posting, packed(occurrences)))
         else:
-            self._post_spread(block, prefix, postings)
+            self._post_spread(block, prefix, postings_of(offset, occurrences))
         if doc % TRIM_EVERY == 0:
             self.trim()
 
