@@ -56,13 +56,19 @@ WRAP = 256  # positions are kept modulo this (one byte)
 OCCURRENCE = np.dtype([("doc", ">u2"), ("pos", "u1")])  # a posting, as stored
 
 
-def occurrences_of(title: str, text: str, source: str, lang: str) -> dict[str, bytearray]:
+def occurrences_of(
+    title: str,
+    text: str,
+    source: str,
+    lang: str,
+    folded: tuple[list[str], list[str]] | None = None,
+) -> dict[str, bytearray]:
     """The tokens a retained item is found by (what a rule's fields read of it), each with
     its positions in its field (the order of its words, as rules count them), modulo WRAP,
-    one byte each."""
+    one byte each. `folded`: the words of title and text, when tokenised already."""
     found: dict[str, bytearray] = {}
-    for letter, value in (("t", title), ("x", text), ("s", source)):
-        found_words = words(value)
+    title_words, text_words = folded if folded is not None else (words(title), words(text))
+    for letter, found_words in (("t", title_words), ("x", text_words), ("s", words(source))):
         for position, word in enumerate(found_words):
             token = letter + word
             if token in found:
