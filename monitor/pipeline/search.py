@@ -3,12 +3,12 @@
 The query's tree is read twice. First over postings, without reading a text: for each node
 the documents it may match, those where it may carry a hit (a match is scored by its hits,
 so a rule's matches are the latter), and those of them the postings cannot decide. Words,
-wildcards, fields, phrases, AND, OR and NOT are decided, but for a phrase in a field longer
-than the positions kept (index.WRAP words) and for NEAR, whose documents are those holding
-both sides. Then, newest first, the candidates are read and matched like live items: the
-undecided ones (up to `verify` of them) to know whether they match, the others only when
-shown (for their explanations). The result is the full scan's, without reading what cannot
-match.
+wildcards, fields, AND, OR and NOT are decided; a phrase's documents are those holding its
+words, NEAR's those holding both sides, and a term made only of words too common to be
+indexed may be in any document: those are undecided. Then, newest first, the candidates are
+read and matched like live items: the undecided ones (up to `verify` of them) to know
+whether they match, the others only when shown (for their explanations). The result is
+the full scan's, without reading what cannot match.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ import numpy as np
 from monitor.model import Outcome, RuleMatch
 from monitor.retained.index import (
     FIELD_LETTERS,
-    LONG,
     OUTCOMES,
-    WRAP,
+    SKIPPED,
     Bounds,
     SearchIndex,
-    docs_of,
     entry_id,
 )
 from monitor.retained.items import Retained, RetainedItems, retained_entry
@@ -86,8 +84,7 @@ class Planner:
         self.index = index
         self.bounds = bounds
         self.everything = np.arange(bounds.first, bounds.last + 1, dtype=np.int64)
-        self.tokens: dict[str, Docs] = {}  # occurrences (index.SearchIndex.postings)
-        self.docs: dict[str, Docs] = {}
+        self.tokens: dict[str, Docs] = {}
         self.expanded: dict[tuple[str, str], list[str]] = {}
 
     def fetch(self, node: Node) -> None:
@@ -127,28 +124,24 @@ class Planner:
         for k, word in enumerate(term.words):
             if term.prefix and k == last:
                 yield from (letter + w for w in self._expand(letter, word))
-            else:
+            elif word not in SKIPPED:
                 yield letter + word
-        if last:
-            yield LONG + letter
 
     def _expand(self, letter: str, start: str) -> list[str]:
-        """The indexed words of a field beginning with `start`."""
+        """The indexed words of a field beginning with `start` (none when a word too common
+        to be indexed does too: then the term cannot be narrowed)."""
+        if letter != FIELD_LETTERS["lang"] and any(w.startswith(start) for w in SKIPPED):
+            return []
         key = (letter, start)
         if key not in self.expanded:
             self.expanded[key] = sorted(self.index.words(letter, start, self.bounds))
         return self.expanded[key]
 
-    def _occurrences(self, token: str) -> Docs:
+    def _posted(self, token: str) -> Docs:
+        """The documents holding the token."""
         if token not in self.tokens:
             self.tokens.update(self.index.postings([token], self.bounds))
         return self.tokens[token]
-
-    def _posted(self, token: str) -> Docs:
-        """The documents holding the token."""
-        if token not in self.docs:
-            self.docs[token] = docs_of(self._occurrences(token))
-        return self.docs[token]
 
     def plan(self, node: Node, scope: tuple[str, ...] = SEARCHED) -> Found:
         match node:
@@ -189,8 +182,8 @@ class Planner:
         )
 
     def _term(self, term: Term, scope: tuple[str, ...]) -> Found:
-        docs: list[Docs] = []
-        unsure: list[Docs] = []
+        docs: list[Docs | None] = []
+        unsure: list[Docs | None] = []
         for name in scope:
             letter = FIELD_LETTERS[name]
             if name == "lang":
@@ -199,37 +192,29 @@ class Planner:
                     docs.append(_merge([self._posted(letter + w) for w in found]))
                 else:
                     docs.append(self._posted(letter + " ".join(term.words)))
-            elif len(term.words) == 1:
-                docs.append(self._words(letter, term.words[0], term.prefix, docs=True))
-            else:
-                phrase = self._phrase(term, letter)
-                docs.append(phrase)
-                unsure.append(np.intersect1d(phrase, self._posted(LONG + letter), True))
-        matches = _merge(docs)
-        return Found(matches, matches, _merge(unsure))
-
-    def _words(self, letter: str, word: str, prefix: bool, *, docs: bool) -> Docs:
-        """The documents (`docs`) or the occurrences of a word, or of the words it begins
-        (`prefix`)."""
-        read = self._posted if docs else self._occurrences
-        if not prefix:
-            return read(letter + word)
-        return _merge([read(letter + w) for w in self._expand(letter, word)])
-
-    def _phrase(self, term: Term, letter: str) -> Docs:
-        """The documents where the term's words follow each other in the field (positions
-        modulo WRAP: certain for a field of at most WRAP words)."""
-        last = len(term.words) - 1
-        at = self._words(letter, term.words[0], term.prefix and last == 0, docs=False)
-        for k, word in enumerate(term.words[1:], 1):
-            if not len(at):
-                break
-            step = at + 1
-            wrapped = step % WRAP == 0  # position WRAP - 1 is followed by position 0
-            step[wrapped] -= WRAP
-            following = self._words(letter, word, term.prefix and k == last, docs=False)
-            at = np.intersect1d(np.sort(step), following, assume_unique=True)
-        return docs_of(at)
+                unsure.append(NOTHING)
+                continue
+            sets: list[Docs | None] = []
+            last = len(term.words) - 1
+            sure = last == 0  # a phrase's words are all there, maybe not in a row
+            for k, word in enumerate(term.words):
+                if term.prefix and k == last:
+                    if any(w.startswith(word) for w in SKIPPED):
+                        sets.append(None)
+                        sure = False
+                    else:
+                        found = self._expand(letter, word)
+                        sets.append(_merge([self._posted(letter + w) for w in found]))
+                elif word in SKIPPED:
+                    sets.append(None)
+                    sure = False
+                else:
+                    sets.append(self._posted(letter + word))
+            field_docs = _intersect(sets)
+            docs.append(field_docs)
+            unsure.append(NOTHING if sure else field_docs)
+        matches = _union(docs)
+        return Found(matches, matches, None if matches is None else _union(unsure))
 
 
 @dataclass(slots=True)

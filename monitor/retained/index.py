@@ -1,29 +1,24 @@
-"""The search index of retained items: where each word stands in the retained items that
-hold it, kept as items are retained and dropped with them, so that a query - phrases
-included - runs over everything retained without reading every item.
+"""The search index of retained items: which retained items hold a word, kept as items are
+retained and dropped with them, so that a query runs over everything retained without
+reading every item.
 
     document n          the n-th item retained (numbered by retain.lua with its entry)
     {retained}:docs:<b> string: 32 bytes per document of block b (n // SEARCH_BLOCK): its
                         entry id, report time, outcome and story
-    search:<b>:<token>  string: the occurrences of the token in the documents of block b,
-                        3 bytes each: the document's number in the block (2) and the word's
-                        position in its field, modulo 256 (1)
+    search:<b>:<token>  string: the documents of block b that hold the token, 2 bytes each
     words:<b>:<field>   sorted set: the words of a field with postings in block b (wildcards)
 
 A token is a field's letter and a folded word: `tputin` (title), `xputin` (text), `sreuters`
-(source), `len` (language); every word is posted, the commonest too. A phrase is decided
-from its words' positions (each following the one before); positions are kept modulo 256,
-so for a field longer than 256 words that is only likely: the documents with such a field
-are posted under `L` and the field's letter (`Lx`), and a search reads those it finds by a
-phrase. Blocks go whole, once every document of theirs has left the retained stream
-(`trim`); until then a search skips documents below the stream's oldest. Postings are plain
-keys without tags: on a cluster they spread by name.
+(source), `len` (language). The commonest words (SKIPPED) have no postings: a query term
+made only of them narrows nothing. Blocks go whole, once every document of theirs has left
+the retained stream (`trim`); until then a search skips documents below the stream's oldest.
+Postings are plain keys without tags: on a cluster they spread by name.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -51,53 +46,40 @@ RECORD_DTYPE = np.dtype(
 )  # fmt: skip
 assert RECORD.size == RECORD_DTYPE.itemsize == 32
 
-LONG = "L"  # the letter of the tokens posting documents whose field is longer than WRAP words
-WRAP = 256  # positions are kept modulo this (one byte)
-OCCURRENCE = np.dtype([("doc", ">u2"), ("pos", "u1")])  # a posting, as stored
+# The commonest English words: in nearly every text, so their postings would cost much and
+# narrow nothing. A term made only of them is looked for in every document.
+SKIPPED = frozenset(
+    """a about after all also an and are as at be been but by can could did do does for from
+    had has have he her his how i if in into is it its more not of on one or our out over s
+    said she so some than that the their them then there these they this to up was we were
+    what when which who will with would you""".split()
+)
 
 
-def occurrences_of(
+def tokens_of(
     title: str,
     text: str,
     source: str,
     lang: str,
     folded: tuple[list[str], list[str]] | None = None,
-) -> dict[str, bytearray]:
-    """The tokens a retained item is found by (what a rule's fields read of it), each with
-    its positions in its field (the order of its words, as rules count them), modulo WRAP,
-    one byte each. `folded`: the words of title and text, when tokenised already."""
-    found: dict[str, bytearray] = {}
+) -> set[str]:
+    """The tokens a retained item is found by (what a rule's fields read of it). `folded`:
+    the words of title and text, when tokenised already."""
     title_words, text_words = folded if folded is not None else (words(title), words(text))
-    for letter, found_words in (("t", title_words), ("x", text_words), ("s", words(source))):
-        for position, word in enumerate(found_words):
-            token = letter + word
-            if token in found:
-                found[token].append(position % WRAP)
-            else:
-                found[token] = bytearray((position % WRAP,))
-        if len(found_words) > WRAP:
-            found[LONG + letter] = bytearray(1)
+    found = {"t" + w for w in title_words if w not in SKIPPED}
+    found.update("x" + w for w in text_words if w not in SKIPPED)
+    found.update("s" + w for w in words(source) if w not in SKIPPED)
     if lang:
-        found["l" + fold(lang)] = bytearray(1)
+        found.add("l" + fold(lang))
     return found
 
 
-def postings_of(offset: int, occurrences: dict[str, bytearray]) -> dict[str, bytes]:
-    """What each token's postings gain for the document at `offset` in its block."""
-    high, low = divmod(offset, 256)
-    return {
-        token: bytes(x for p in positions for x in (high, low, p))
-        for token, positions in occurrences.items()
-    }
-
-
-def packed(occurrences: dict[str, bytearray]) -> bytes:
-    """The occurrences as post.lua reads them: for each token, its length (2 bytes), the
-    token, the number of its positions (2 bytes) and the positions (1 byte each)."""
-    parts: list[bytes | bytearray] = []
-    for token, positions in occurrences.items():
+def packed(tokens: Iterable[str]) -> bytes:
+    """Tokens as post.lua reads them: each one's length (2 bytes), then the token."""
+    parts: list[bytes] = []
+    for token in tokens:
         name = token.encode()
-        parts += (len(name).to_bytes(2, "big"), name, len(positions).to_bytes(2, "big"), positions)
+        parts += (len(name).to_bytes(2, "big"), name)
     return b"".join(parts)
 
 
@@ -132,7 +114,7 @@ class Bounds:
 
 @dataclass(frozen=True, slots=True)
 class PostCall(Call[int]):
-    """Post a document's occurrences under their tokens in one block (one server)."""
+    """Post a document under its tokens in one block (one server)."""
 
     script: ClassVar[str] = "post"
     package: ClassVar[str] = "monitor.retained"
@@ -140,7 +122,7 @@ class PostCall(Call[int]):
     postings: str
     words: str
     posting: bytes
-    occurrences: bytes
+    tokens: bytes  # packed
 
     def parse(self, reply: Any) -> int:
         return int(reply)
@@ -163,38 +145,34 @@ class SearchIndex:
 
     # --- writing ------------------------------------------------------------------------
 
-    def add(self, doc: int, occurrences: dict[str, bytearray]) -> None:
-        """Post document `doc`'s occurrences under their tokens (`occurrences_of`); a token
-        new to the block also goes into its field's words. One script on one server; a
-        pipeline (two when a token is new to the block) on a cluster, where the postings
-        spread over slots."""
+    def add(self, doc: int, tokens: Iterable[str]) -> None:
+        """Post document `doc` under each token; a token new to the block also goes into its
+        field's words. One script on one server; a pipeline (two when a token is new to
+        the block) on a cluster, where the postings spread over slots."""
         block, offset = divmod(doc, self.block)
         prefix = self.keys.search_postings(block)
+        posting = offset.to_bytes(2, "big")
+        tokens = list(tokens)
         if not self.cluster:
             words = self.keys.search_words(block, "")
-            posting = offset.to_bytes(2, "big")
-            self._post(PostCall(prefix, words, posting, packed(occurrences)))
+            self._post(PostCall(prefix, words, posting, packed(tokens)))
         else:
-            self._post_spread(block, prefix, postings_of(offset, occurrences))
+            self._post_spread(block, prefix, posting, tokens)
         if doc % TRIM_EVERY == 0:
             self.trim()
 
-    def _post_spread(self, block: int, prefix: str, postings: dict[str, bytes]) -> None:
-        tokens = list(postings)
-        commands: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
-            (("APPEND", prefix + t, postings[t]), {}) for t in tokens
-        ]
-        lengths = run(self.client, commands)
+    def _post_spread(self, block: int, prefix: str, posting: bytes, tokens: list[str]) -> None:
+        lengths = run(self.client, [(("APPEND", prefix + t, posting), {}) for t in tokens])
         new: dict[str, list[str]] = {}
         for token, length in zip(tokens, lengths, strict=True):
-            if int(length) == len(postings[token]):  # the token's first in this block
+            if int(length) == 2:  # the first posting of the token in this block
                 new.setdefault(token[0], []).append(token[1:])
         if new:
-            added: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+            commands: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
             for letter, found in new.items():
                 key = self.keys.search_words(block, letter)
-                added.append((("ZADD", key, *(x for w in found for x in (0, w))), {}))
-            run(self.client, added)
+                commands.append((("ZADD", key, *(x for w in found for x in (0, w))), {}))
+            run(self.client, commands)
 
     def trim(self) -> int:
         """Drop the blocks all of whose documents have left the retained stream; how many."""
@@ -209,7 +187,7 @@ class SearchIndex:
 
     def _drop(self, block: int) -> None:
         prefix = self.keys.search_postings(block)
-        for letter in (*FIELD_LETTERS.values(), LONG):
+        for letter in FIELD_LETTERS.values():
             key = self.keys.search_words(block, letter)
             start = 0
             while found := self.client.zrange(key, start, start + 999):
@@ -241,8 +219,7 @@ class SearchIndex:
         return int(found[0][1].get("doc") or 0)
 
     def postings(self, tokens: Sequence[str], bounds: Bounds) -> dict[str, np.ndarray]:
-        """The occurrences of each token in the documents of `bounds`: sorted, unique
-        numbers `document * WRAP + position % WRAP` (`docs_of` gives the documents)."""
+        """The documents (sorted, within `bounds`) that hold each token."""
         blocks = list(bounds.blocks(self.block))
         commands = [
             (("GET", self.keys.search_postings(b) + t), {NEVER_DECODE: True})
@@ -251,17 +228,14 @@ class SearchIndex:
         ]
         replies = iter(run(self.client, commands)) if commands else iter(())
         found = {}
-        low, high = bounds.first * WRAP, (bounds.last + 1) * WRAP
         for token in tokens:
-            parts = []
-            for b in blocks:
-                raw = next(replies)
-                if raw:
-                    table = np.frombuffer(raw, OCCURRENCE)
-                    docs = table["doc"].astype(np.int64) + b * self.block
-                    parts.append(docs * WRAP + table["pos"])
-            keys = np.concatenate(parts) if parts else np.empty(0, np.int64)
-            found[token] = _sorted_unique(keys[(keys >= low) & (keys < high)])
+            parts = [
+                np.frombuffer(raw, dtype=">u2").astype(np.int64) + b * self.block
+                for b in blocks
+                if (raw := next(replies))
+            ]
+            docs = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+            found[token] = docs[(docs >= bounds.first) & (docs <= bounds.last)]
         return found
 
     def words(self, letter: str, start: str, bounds: Bounds) -> set[str]:
@@ -300,17 +274,3 @@ class SearchIndex:
             table[: len(got)] = got
             parts.append(table[mine - low])
         return np.concatenate(parts)
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """The values sorted, once each (posted in document order, they mostly are sorted)."""
-    if len(values) > 1 and not bool(np.all(values[1:] >= values[:-1])):
-        return np.unique(values)
-    if len(values) > 1:
-        return values[np.concatenate(([True], values[1:] != values[:-1]))]
-    return values
-
-
-def docs_of(occurrences: np.ndarray) -> np.ndarray:
-    """The documents (sorted, unique) of sorted occurrences (`SearchIndex.postings`)."""
-    return _sorted_unique(occurrences // WRAP)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import redis
 
 from monitor.model import Article, Item, Outcome, Placement
-from monitor.retained.index import SEARCH_BLOCK, SearchIndex, occurrences_of, record_tail
+from monitor.retained.index import SEARCH_BLOCK, SearchIndex, record_tail, tokens_of
 from monitor.store.keys import Keys
 from monitor.store.scripts import KEY, SPREAD, Call, Lua
 
@@ -121,7 +121,7 @@ class RetainedItems:
             )
         )
         title = item.title or article.title
-        found = occurrences_of(title, article.text, item.source, article.language, folded)
+        found = tokens_of(title, article.text, item.source, article.language, folded)
         self.index.add(kept.doc, found)
         return kept.entry_id
 
