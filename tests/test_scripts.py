@@ -16,6 +16,7 @@ from monitor.store.scripts import Call
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("monitor.dedup.calls", "monitor.delivery.queue", "monitor.ingest.items")
 MODULES += ("monitor.store.streams", "monitor.retained.items", "monitor.retained.index")
+MODULES += ("monitor.retained.adds",)
 # `-- ARGV[2] name: ...`; `[3..]` the rest (a list), `[4]?` one that may be absent
 HEADER = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\](\?)? (\w+):", re.MULTILINE)
 
@@ -62,7 +63,7 @@ def test_every_script_python_calls_has_a_call() -> None:
     }
     covered = {f"{c.package.replace('.', '/')}/{c.script}" for c in calls()}
     assert covered == scripts
-    assert len(scripts) == 12
+    assert len(scripts) == 13
 
 
 def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:

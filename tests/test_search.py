@@ -101,6 +101,14 @@ def test_search_finds_what_reading_everything_finds(retained: RetainedItems) -> 
     assert search(rules.get("dprk-russia-treaty"), retained).count >= 4  # the seed story
 
 
+def test_search_over_what_the_pipeline_indexed(client: redis.Redis, redis_url: str) -> None:
+    """The pipeline indexes the words its analysis read: the same as reading the items."""
+    process(client, redis_url)
+    live = RetainedItems(client, Keys(), retention=3600, maxlen=1000)
+    for query in QUERIES:
+        same(ad_hoc_rule(query, load_rules(RULES).aliases), live)
+
+
 def test_search_within_bounds_and_a_story(retained: RetainedItems) -> None:
     rule = ad_hoc_rule("korea OR treaty OR missile*", load_rules(RULES).aliases)
     every = scan(rule, retained)

@@ -135,7 +135,7 @@ class Pipeline:
             wires=analysis.wires,
             adds=self._adds(placement, analysis),
         )
-        self._retain(found)
+        self._retain(found, analysis)
         alerted, suppressed = self._raise_alerts(found)
         self._note_held(found, alerted.held)
         result = Processed(
@@ -174,12 +174,14 @@ class Pipeline:
         measured = self.facts.measure(placement.story_id, analysis.title, analysis.text)
         return tuple(measured)
 
-    def _retain(self, found: Matched) -> None:
+    def _retain(self, found: Matched, analysis: Analysis) -> None:
         """Keep the item for backfills, and file it on the desk (a repeat is kept already)."""
         if self.retained is None or found.placement.outcome is Outcome.SEEN:
             return
         item, article, url, placement = found.item, found.article, found.url, found.placement
-        entry = self.retained.append(item, article, url, placement)
+        text_words = analysis.words if article.text else []  # the analysis read the summary
+        folded = (analysis.title_words, text_words)
+        entry = self.retained.append(item, article, url, placement, folded)
         if self.desk is not None:
             self.desk.record(
                 entry, item, article, url, placement, found.rule_ids, found.wires, found.adds

@@ -1,18 +1,19 @@
 """A query over everything retained, through the search index (monitor/retained/index.py).
 
 The query's tree is read twice. First over postings, without reading a text: for each node
-the documents it may match and those where it may carry a hit (a match is scored by its
-hits, so a rule's matches are the latter) — exact for words, wildcards, fields, AND, OR and
-NOT; a superset for phrases and NEAR (their words all present), and all documents for a
-term made only of words too common to be indexed. Then, newest first, the candidates are
-read and matched like live items: all of them when the postings were a superset, only
-those shown otherwise (for their explanations). The result is the full scan's, without
-reading what cannot match.
+the documents it may match, those where it may carry a hit (a match is scored by its hits,
+so a rule's matches are the latter), and those of them the postings cannot decide. Words,
+wildcards, fields, AND, OR and NOT are decided; a phrase's documents are those holding its
+words, NEAR's those holding both sides, and a term made only of words too common to be
+indexed may be in any document: those are undecided. Then, newest first, the candidates are
+read and matched like live items: the undecided ones (up to `verify` of them) to know
+whether they match, the others only when shown (for their explanations). The result is
+the full scan's, without reading what cannot match.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ from monitor.rules.match import SEARCHED
 from monitor.rules.query import Alias, And, Field, Near, Node, Not, Or, Term
 
 BATCH = 200  # retained items read at once
-VERIFY = 500  # candidates read in full at most, when the postings cannot decide alone
+VERIFY = 500  # undecided candidates read in full at most
 
 Docs = np.ndarray  # sorted, unique document numbers
 
@@ -40,14 +41,18 @@ Docs = np.ndarray  # sorted, unique document numbers
 @dataclass(frozen=True, slots=True)
 class Found:
     """What the postings say of a node: the documents it may match and those where it may
-    carry a hit (None: any document), and whether that is exact."""
+    carry a hit (None: any document), and those of them it is not known to match or hit
+    (None: all of `matches`); for any other document the first two are exact."""
 
     matches: Docs | None
     hits: Docs | None
-    exact: bool
+    unsure: Docs | None
 
 
-def _intersect(sets: list[Docs | None]) -> Docs | None:
+NOTHING = np.empty(0, np.int64)
+
+
+def _intersect(sets: Sequence[Docs | None]) -> Docs | None:
     known = sorted((s for s in sets if s is not None), key=len)
     if not known:
         return None
@@ -57,10 +62,19 @@ def _intersect(sets: list[Docs | None]) -> Docs | None:
     return out
 
 
-def _union(sets: list[Docs | None]) -> Docs | None:
-    if any(s is None for s in sets):
-        return None
-    return np.unique(np.concatenate(sets)) if sets else np.empty(0, np.int64)  # type: ignore[arg-type]
+def _union(sets: Sequence[Docs | None]) -> Docs | None:
+    known = [s for s in sets if s is not None]
+    return None if len(known) < len(sets) else _merge(known)
+
+
+def _merge(sets: Sequence[Docs]) -> Docs:
+    if len(sets) < 2:
+        return sets[0] if sets else NOTHING
+    return np.unique(np.concatenate(sets))
+
+
+def _unsure(found: Found) -> Docs | None:
+    return found.matches if found.unsure is None else found.unsure
 
 
 class Planner:
@@ -71,7 +85,7 @@ class Planner:
         self.bounds = bounds
         self.everything = np.arange(bounds.first, bounds.last + 1, dtype=np.int64)
         self.tokens: dict[str, Docs] = {}
-        self.expanded: dict[tuple[str, str], set[str]] = {}
+        self.expanded: dict[tuple[str, str], list[str]] = {}
 
     def fetch(self, node: Node) -> None:
         """Read at once the postings the node will ask for (one round trip, wildcards aside)."""
@@ -101,7 +115,9 @@ class Planner:
     def _term_tokens(self, term: Term, name: str) -> Iterator[str]:
         letter = FIELD_LETTERS[name]
         if name == "lang":
-            if not term.prefix:
+            if term.prefix:
+                yield from (letter + w for w in self._expand(letter, term.words[0]))
+            else:
                 yield letter + " ".join(term.words)
             return
         last = len(term.words) - 1
@@ -111,17 +127,18 @@ class Planner:
             elif word not in SKIPPED:
                 yield letter + word
 
-    def _expand(self, letter: str, start: str) -> set[str]:
-        """The indexed words beginning with `start` (empty when a skipped word does too:
-        then the term cannot be narrowed)."""
-        if any(w.startswith(start) for w in SKIPPED):
-            return set()
+    def _expand(self, letter: str, start: str) -> list[str]:
+        """The indexed words of a field beginning with `start` (none when a word too common
+        to be indexed does too: then the term cannot be narrowed)."""
+        if letter != FIELD_LETTERS["lang"] and any(w.startswith(start) for w in SKIPPED):
+            return []
         key = (letter, start)
         if key not in self.expanded:
-            self.expanded[key] = self.index.words(letter, start, self.bounds)
+            self.expanded[key] = sorted(self.index.words(letter, start, self.bounds))
         return self.expanded[key]
 
     def _posted(self, token: str) -> Docs:
+        """The documents holding the token."""
         if token not in self.tokens:
             self.tokens.update(self.index.postings([token], self.bounds))
         return self.tokens[token]
@@ -136,23 +153,24 @@ class Planner:
                 return self.plan(node.node, (node.name,))
             case Not():
                 inner = self.plan(node.node, scope)
-                if inner.exact:
-                    assert inner.matches is not None
-                    rest = np.setdiff1d(self.everything, inner.matches, assume_unique=True)
-                    return Found(rest, np.empty(0, np.int64), True)
-                return Found(None, np.empty(0, np.int64), False)
+                unsure = _unsure(inner)
+                if inner.matches is None or unsure is None:
+                    return Found(unsure, NOTHING, unsure)
+                rest = np.setdiff1d(self.everything, inner.matches, assume_unique=True)
+                return Found(_union([rest, unsure]), NOTHING, unsure)
             case And():
                 parts = [self.plan(child, scope) for child in node.nodes]
                 matches = _intersect([p.matches for p in parts])
                 hits = _union([p.hits for p in parts])
                 both = _intersect([matches, hits])
-                return Found(matches, both, all(p.exact for p in parts))
+                unsure = _intersect([_union([_unsure(p) for p in parts]), matches])
+                return Found(matches, both, unsure)
             case Or():
                 return self._or([self.plan(child, scope) for child in node.nodes])
             case Near():
                 left, right = self.plan(node.left, scope), self.plan(node.right, scope)
                 near = _intersect([left.hits, right.hits])
-                return Found(near, near, False)
+                return Found(near, near, None)
         raise TypeError(f"not a query node: {node!r}")
 
     @staticmethod
@@ -160,41 +178,43 @@ class Planner:
         return Found(
             _union([p.matches for p in parts]),
             _union([p.hits for p in parts]),
-            all(p.exact for p in parts),
+            _union([_unsure(p) for p in parts]),
         )
 
     def _term(self, term: Term, scope: tuple[str, ...]) -> Found:
-        per_field: list[Docs | None] = []
-        exact = True
+        docs: list[Docs | None] = []
+        unsure: list[Docs | None] = []
         for name in scope:
             letter = FIELD_LETTERS[name]
             if name == "lang":
                 if term.prefix:
-                    per_field.append(None)
-                    exact = False
+                    found = self._expand(letter, term.words[0])
+                    docs.append(_merge([self._posted(letter + w) for w in found]))
                 else:
-                    per_field.append(self._posted(letter + " ".join(term.words)))
+                    docs.append(self._posted(letter + " ".join(term.words)))
+                unsure.append(NOTHING)
                 continue
             sets: list[Docs | None] = []
             last = len(term.words) - 1
-            exact = exact and last == 0
+            sure = last == 0  # a phrase's words are all there, maybe not in a row
             for k, word in enumerate(term.words):
                 if term.prefix and k == last:
-                    found = self._expand(letter, word)
-                    if not found:
-                        unnarrowed = any(w.startswith(word) for w in SKIPPED)
-                        sets.append(None if unnarrowed else np.empty(0, np.int64))
-                        exact = exact and not unnarrowed
-                        continue
-                    sets.append(_union([self._posted(letter + w) for w in sorted(found)]))
+                    if any(w.startswith(word) for w in SKIPPED):
+                        sets.append(None)
+                        sure = False
+                    else:
+                        found = self._expand(letter, word)
+                        sets.append(_merge([self._posted(letter + w) for w in found]))
                 elif word in SKIPPED:
                     sets.append(None)
-                    exact = False
+                    sure = False
                 else:
                     sets.append(self._posted(letter + word))
-            per_field.append(_intersect(sets))
-        docs = _union(per_field)
-        return Found(docs, docs, exact and docs is not None)
+            field_docs = _intersect(sets)
+            docs.append(field_docs)
+            unsure.append(NOTHING if sure else field_docs)
+        matches = _union(docs)
+        return Found(matches, matches, None if matches is None else _union(unsure))
 
 
 @dataclass(slots=True)
@@ -236,30 +256,69 @@ def search(
     planner.fetch(rule.node)
     planned = planner.plan(rule.node)
     docs = planned.hits if rule.min_score >= 1 else planned.matches
-    filtered = rule.languages or rule.sources_include or rule.sources_exclude
-    exact = planned.exact and rule.min_score <= 1 and not filtered
-    records = index.records(planner.everything if docs is None else docs)
+    docs = planner.everything if docs is None else docs
+    unsure = _unsure(Found(docs, docs, planned.unsure))
+    if rule.min_score > 1 or rule.languages or rule.sources_include or rule.sources_exclude:
+        unsure = docs  # scores and filters are known only from the text
+    records = index.records(docs)
+    doubt = np.isin(docs, unsure, assume_unique=True)  # type: ignore[arg-type]
     keep = records["ms"] > 0  # a record not written yet (or lost): not searchable
     if story:
         keep &= records["story"] == story.encode()
-    records = records[keep][::-1]  # newest first
+    records, doubt = records[keep][::-1], doubt[keep][::-1]  # newest first
     found.candidates = len(records)
-    if exact:  # the postings decided: read only what is shown
-        found.count = len(records)
-        if per_story:
-            for story_id, outcome in zip(records["story"], records["outcome"], strict=True):
-                found.stories.setdefault(story_id.decode(), []).append(OUTCOMES[outcome])
-        found.matches.extend(_read(rule, retained, records[:shown], found))
-        return found
-    for kept, match in _read(rule, retained, records[:verify], found):
-        if len(found.matches) < shown:
-            found.matches.append((kept, match))
-        found.count += 1
-        found.stories.setdefault(kept.placement.story_id, []).append(kept.placement.outcome)
-    if len(records) > verify:
-        found.complete = False
-        found.unchecked = len(records) - verify
+    matched = _check(rule, retained, records, doubt, shown=shown, verify=verify, found=found)
+    found.count = int(matched.sum())
+    if per_story:
+        for story_id, outcome in zip(
+            records["story"][matched], records["outcome"][matched], strict=True
+        ):
+            found.stories.setdefault(story_id.decode(), []).append(OUTCOMES[outcome])
     return found
+
+
+def _check(
+    rule: Rule,
+    retained: RetainedItems,
+    records: np.ndarray,
+    doubt: np.ndarray,
+    *,
+    shown: int,
+    verify: int,
+    found: Searched,
+) -> np.ndarray:
+    """Read, newest first, the records the postings could not decide (`doubt`; `verify` of
+    them at most) and those shown; the newest `shown` matches go into `found` with their
+    explanations. Which records match (the undecided ones not read: not counted)."""
+    matched = ~doubt
+    doubtful = np.flatnonzero(doubt)
+    if len(doubtful) > verify:  # those past the budget stay unknown, and nothing is shown
+        found.complete = False  # beyond the first of them
+        found.unchecked = len(doubtful) - verify
+        end = int(doubtful[verify])
+    else:
+        end = len(records)
+    at = 0
+    while at < end and (len(found.matches) < shown or doubt[at:end].any()):
+        wanted: list[int] = []
+        showing = len(found.matches)
+        while at < end and len(wanted) < BATCH:
+            if doubt[at] or showing < shown:
+                wanted.append(at)
+                showing += 1
+            at += 1
+        entries = retained.entries([entry_id(r) for r in records[wanted]])
+        for n, pair in zip(wanted, entries, strict=True):
+            if pair is None:  # trimmed since the record was read
+                matched[n] = False if doubt[n] else matched[n]
+                continue
+            found.read += 1
+            kept = retained_entry(*pair)
+            match = rule.match(document_of(kept))
+            matched[n] = match is not None
+            if match is not None and len(found.matches) < shown:
+                found.matches.append((kept, match))
+    return matched
 
 
 def _within(index: SearchIndex, bounds: Bounds, since: float | None, until: float | None) -> Bounds:
@@ -276,26 +335,6 @@ def _within(index: SearchIndex, bounds: Bounds, since: float | None, until: floa
         doc = index.doc_at(str(int(until * 1000)), after=False)
         last = min(last, doc) if doc else first - 1
     return Bounds(first, last, bounds.unindexed)
-
-
-def _read(
-    rule: Rule,
-    retained: RetainedItems,
-    records: np.ndarray,
-    found: Searched,
-) -> Iterator[tuple[Retained, RuleMatch]]:
-    """The items of these records that `rule` matches, read BATCH at a time, in order."""
-    for start in range(0, len(records), BATCH):
-        batch = records[start : start + BATCH]
-        entries = retained.entries([entry_id(r) for r in batch])
-        for pair in entries:
-            if pair is None:
-                continue  # trimmed since the record was read
-            found.read += 1
-            kept = retained_entry(*pair)
-            match = rule.match(document_of(kept))
-            if match is not None:
-                yield kept, match
 
 
 def document_of(kept: Retained) -> Document:

@@ -17,14 +17,16 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import redis
 import regex
-from redis.client import NEVER_DECODE
 
 from monitor.model import Addition
 from monitor.store.keys import Keys
+from monitor.store.scripts import KEY, Call, Lua
 from monitor.text import fold, words
 
 SHOWN = 5  # sentences an addition list keeps, in text order
@@ -133,45 +135,74 @@ def _boilerplate(sentence: str) -> bool:
     return lower.startswith("related") or any(phrase in lower for phrase in _BOILERPLATE)
 
 
-def measured(title: str, text: str, known: Iterable[int]) -> tuple[list[Addition], set[int]]:
-    """The sentences of `text` with facts not in `known` (at most SHOWN, in text order,
-    each with the names and figures that made it new; none when nothing is known: a
-    story's first report), and the hashes of the report's own facts (title included)."""
-    seen = known if isinstance(known, (set, frozenset)) else set(known)
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    text: str
+    content: set[str]  # its content words (stemmed)
+    hashes: list[int]  # theirs, in the same order
+    figures: dict[str, int]  # its figures and their hashes
+
+
+def _read(title: str, text: str) -> tuple[list[_Sentence], set[int]]:
+    """The text's sentences (dateline aside) with their facts, and the hashes of the
+    report's own facts (title included)."""
     hashes: dict[str, int] = {}  # a word's hash, computed once per report
     facts = {_figure_hash(f) for f in _figures(title)}
     body = _DATELINE.sub("", text, count=1)
-    found: list[Addition] = []
     for part in (title, text[: len(text) - len(body)]):
         for w in _content(part):
             facts.add(hashes.setdefault(w, _word_hash(w)))
+    found: list[_Sentence] = []
     for sentence in sentences(body):
-        new_words = []
         content = _content(sentence)
+        mine = []
         for w in content:
             h = hashes.get(w)
             if h is None:
                 h = hashes[w] = _word_hash(w)
-                facts.add(h)
-            if h not in seen:
-                new_words.append(w)
+            mine.append(h)
         numbers = (
             {f: _figure_hash(f) for f in _figures(sentence)} if _DIGIT.search(sentence) else {}
         )
+        facts.update(mine)
         facts.update(numbers.values())
-        if not seen or len(found) == SHOWN or not (new_words or numbers):
+        found.append(_Sentence(sentence, content, mine, numbers))
+    return found, facts
+
+
+def _judged(read: list[_Sentence], seen: set[int] | frozenset[int]) -> list[Addition]:
+    """The sentences with facts not in `seen` (at most SHOWN, in text order, each with the
+    names and figures that made it new; none when nothing is known: a story's first)."""
+    found: list[Addition] = []
+    if not seen:
+        return found
+    for one in read:
+        new_words = [w for w, h in zip(one.content, one.hashes, strict=True) if h not in seen]
+        if not (new_words or one.figures):
             continue
-        figures = [f for f, h in numbers.items() if h not in seen]
+        figures = [f for f, h in one.figures.items() if h not in seen]
+        sentence = one.text
         if not (new_words or figures) or _boilerplate(sentence):
             continue
         if sum(not w.isdigit() for w in words(sentence)) < MIN_WORDS:
             continue
         unknown = set(new_words)
         names = [n for n in dict.fromkeys(_names(sentence)) if unknown.intersection(_content(n))]
-        claim = len(new_words) >= CLAIM_WORDS and len(new_words) >= CLAIM_SHARE * len(content)
+        claim = len(new_words) >= CLAIM_WORDS and len(new_words) >= CLAIM_SHARE * len(one.content)
         if figures or names or claim:
             found.append(Addition(sentence=sentence, names=tuple(names), figures=tuple(figures)))
-    return found, facts
+            if len(found) == SHOWN:
+                break
+    return found
+
+
+def measured(title: str, text: str, known: Iterable[int]) -> tuple[list[Addition], set[int]]:
+    """The sentences of `text` with facts not in `known` (at most SHOWN, in text order,
+    each with the names and figures that made it new; none when nothing is known: a
+    story's first report), and the hashes of the report's own facts (title included)."""
+    seen = known if isinstance(known, (set, frozenset)) else set(known)
+    read, facts = _read(title, text)
+    return _judged(read, seen), facts
 
 
 def facts_of(title: str, text: str) -> set[int]:
@@ -184,6 +215,21 @@ def additions(text: str, known: Iterable[int]) -> list[Addition]:
     return measured("", text, known)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class FactsCall(Call[bytes]):
+    """Read a story's facts, and add a report's (those new to it)."""
+
+    script: ClassVar[str] = "facts"
+    package: ClassVar[str] = "monitor.retained"
+
+    facts: str = field(metadata=KEY)
+    retention: int
+    mine: bytes
+
+    def parse(self, reply: Any) -> bytes:
+        return reply or b""
+
+
 class StoryFacts:
     """The facts each story has carried so far, in Redis (`facts:<story>`: 4-byte hashes,
     appended), kept `retention` seconds after the story's last report."""
@@ -192,18 +238,13 @@ class StoryFacts:
         self.client = client
         self.keys = keys
         self.retention = retention
+        self._facts = Lua(client, FactsCall)
 
     def measure(self, story_id: str, title: str, text: str) -> list[Addition]:
-        """What the report adds to the story's earlier reports; then its facts join them.
-        Two round trips: a read, then an append of only the facts new to the story."""
-        key = self.keys.story_facts(story_id)
-        raw = self.client.execute_command("GET", key, **{NEVER_DECODE: True})
-        known = np.frombuffer(raw or b"", dtype="<u4")
-        found, mine = measured(title, text, set(known.tolist()))
-        new = np.setdiff1d(np.fromiter(mine, dtype="<u4", count=len(mine)), known)
-        pipe = self.client.pipeline(transaction=False)
-        if len(new):
-            pipe.append(key, new.astype("<u4").tobytes())
-        pipe.expire(key, int(self.retention))
-        pipe.execute()
-        return found
+        """What the report adds to the story's earlier reports; its facts join them in the
+        same round trip (facts.lua: the story's facts before it come back)."""
+        read, mine = _read(title, text)
+        packed = np.fromiter(mine, dtype="<u4", count=len(mine)).tobytes()
+        call = FactsCall(self.keys.story_facts(story_id), int(self.retention), packed)
+        known = self._facts.raw(call)
+        return _judged(read, set(np.frombuffer(known, dtype="<u4").tolist()))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,7 +29,7 @@ from redis.client import NEVER_DECODE
 from monitor.model import Outcome
 from monitor.store.connection import is_cluster, run
 from monitor.store.keys import Keys
-from monitor.store.scripts import SPREAD, Call, Lua
+from monitor.store.scripts import Call, Lua
 from monitor.text import fold, words
 
 SEARCH_BLOCK = 65536  # documents per block: a posting is the document's number in its block
@@ -56,14 +56,31 @@ SKIPPED = frozenset(
 )
 
 
-def tokens_of(title: str, text: str, source: str, lang: str) -> set[str]:
-    """The tokens a retained item is found by (what a rule's fields read of it)."""
-    found = {"t" + w for w in words(title) if w not in SKIPPED}
-    found.update("x" + w for w in words(text) if w not in SKIPPED)
+def tokens_of(
+    title: str,
+    text: str,
+    source: str,
+    lang: str,
+    folded: tuple[list[str], list[str]] | None = None,
+) -> set[str]:
+    """The tokens a retained item is found by (what a rule's fields read of it). `folded`:
+    the words of title and text, when tokenised already."""
+    title_words, text_words = folded if folded is not None else (words(title), words(text))
+    found = {"t" + w for w in title_words if w not in SKIPPED}
+    found.update("x" + w for w in text_words if w not in SKIPPED)
     found.update("s" + w for w in words(source) if w not in SKIPPED)
     if lang:
         found.add("l" + fold(lang))
     return found
+
+
+def packed(tokens: Iterable[str]) -> bytes:
+    """Tokens as post.lua reads them: each one's length (2 bytes), then the token."""
+    parts: list[bytes] = []
+    for token in tokens:
+        name = token.encode()
+        parts += (len(name).to_bytes(2, "big"), name)
+    return b"".join(parts)
 
 
 def entry_id(record: np.void) -> str:
@@ -105,7 +122,7 @@ class PostCall(Call[int]):
     postings: str
     words: str
     posting: bytes
-    tokens: list[str] = field(metadata=SPREAD)
+    tokens: bytes  # packed
 
     def parse(self, reply: Any) -> int:
         return int(reply)
@@ -137,7 +154,8 @@ class SearchIndex:
         posting = offset.to_bytes(2, "big")
         tokens = list(tokens)
         if not self.cluster:
-            self._post(PostCall(prefix, self.keys.search_words(block, ""), posting, tokens))
+            words = self.keys.search_words(block, "")
+            self._post(PostCall(prefix, words, posting, packed(tokens)))
         else:
             self._post_spread(block, prefix, posting, tokens)
         if doc % TRIM_EVERY == 0:

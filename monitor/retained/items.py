@@ -84,8 +84,16 @@ class RetainedItems:
         self.index = SearchIndex(client, keys, block=block)
         self._retain = Lua(client, RetainCall)
 
-    def append(self, item: Item, article: Article, url: str, placement: Placement) -> str:
-        """Keep the item and index it; its entry id."""
+    def append(
+        self,
+        item: Item,
+        article: Article,
+        url: str,
+        placement: Placement,
+        folded: tuple[list[str], list[str]] | None = None,
+    ) -> str:
+        """Keep the item and index it; its entry id. `folded`: the folded words of its title
+        (the item's, else the article's) and of the article's text, when read already."""
         fields = {
             "item": item.to_json(),
             "text": article.text,
@@ -113,7 +121,8 @@ class RetainedItems:
             )
         )
         title = item.title or article.title
-        self.index.add(kept.doc, tokens_of(title, article.text, item.source, article.language))
+        found = tokens_of(title, article.text, item.source, article.language, folded)
+        self.index.add(kept.doc, found)
         return kept.entry_id
 
     def get(self, entry_ids: list[str]) -> list[Retained | None]:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar
 
 import redis
+from redis.client import NEVER_DECODE
 
 from monitor.store.connection import primaries, recorded, run
 
@@ -87,6 +88,18 @@ class Lua:
 
     def __call__(self, call: Call[R]) -> R:
         return call.parse(self.script(keys=call.keys(), args=call.argv()))
+
+    def raw(self, call: Call[R]) -> R:
+        """Run the call, the strings of its reply left as bytes (whatever the client
+        decodes)."""
+        keys = call.keys()
+        command = ("EVALSHA", self.script.sha, len(keys), *keys, *call.argv())
+        try:
+            reply = self.client.execute_command(*command, **{NEVER_DECODE: True})
+        except redis.exceptions.NoScriptError:
+            self.load()
+            reply = self.client.execute_command(*command, **{NEVER_DECODE: True})
+        return call.parse(reply)
 
     def queue(self, pipe: Any, call: Call[Any]) -> None:
         """Queue the call; its reply (in the pipeline's) is read with `call.parse`."""
