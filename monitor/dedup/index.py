@@ -8,8 +8,9 @@ So memory follows the window, not history. Candidate lookup costs the same at an
 size: LSH buckets for near-duplicates, the postings of an item's heaviest terms for stories.
 
 The decision is made here, the same everywhere; the reads and writes are a store's
-(dedup/store.py: one server, where deciding an item is one round trip and recording it one
-script, or a Redis Cluster).
+(dedup/store.py: one server, where deciding an item is four round trips of plain reads and
+recording it one script, or a Redis Cluster). Both read alike (dedup/reads.py) and compute
+the candidates in the daemon (dedup/gather.py), not on Redis's one thread.
 """
 
 from __future__ import annotations
