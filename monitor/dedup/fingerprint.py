@@ -35,7 +35,7 @@ _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 class _WordHashes(dict[str, int]):
     """CRC-32 of each word, remembered (words repeat: a lookup costs a fifth of a hash)."""
 
-    LIMIT = 100_000  # words kept at most; then it starts anew
+    LIMIT = 50_000  # words kept at most (~7 MB); then it starts anew
 
     def __missing__(self, word: str) -> int:
         if len(self) >= self.LIMIT:

@@ -67,7 +67,7 @@ class _SpanNames(dict[str, tuple[str, ...]]):
     """The names a capitalised span counts as (none, its words, and its last word too),
     remembered: spans repeat, within a text and across texts."""
 
-    LIMIT = 100_000  # spans kept at most; then it starts anew
+    LIMIT = 20_000  # spans kept at most (~4 MB); then it starts anew
 
     def __missing__(self, span: str) -> tuple[str, ...]:
         if len(self) >= self.LIMIT:
