@@ -21,7 +21,7 @@ from monitor.dedup.signals import figures, names
 from monitor.dedup.wires import credited
 from monitor.ingest.feeds import article_url
 from monitor.model import Article, Item
-from monitor.text import Token, tokens, words
+from monitor.text import Token, as_tokens, token_columns, words
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,11 +42,11 @@ class Analysis:
 
 def analyse(item: Item, article: Article) -> Analysis:
     title = item.title or article.title
-    title_tokens = tokens(title)
-    title_words = [t.norm for t in title_tokens]
-    text_tokens = tokens(article.text)
+    title_columns = token_columns(title)
+    title_words = title_columns[0]
+    text_columns = token_columns(article.text)
     if article.text:
-        text, body = article.text, [t.norm for t in text_tokens]
+        text, body = article.text, text_columns[0]
     else:
         text = item.summary or ""
         body = words(text)
@@ -55,9 +55,9 @@ def analyse(item: Item, article: Article) -> Analysis:
         url=article_url(item, article),
         title=title,
         text=text,
-        title_tokens=title_tokens,
+        title_tokens=as_tokens(*title_columns),
         title_words=title_words,
-        text_tokens=text_tokens,
+        text_tokens=as_tokens(*text_columns),
         words=body,
         shingles=shingle_hashes(body or words(item.title)),
         counts=features(title_words, body),

@@ -32,13 +32,30 @@ _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 
 
+class _WordHashes(dict[str, int]):
+    """CRC-32 of each word, remembered (words repeat: a lookup costs a fifth of a hash)."""
+
+    LIMIT = 50_000  # words kept at most (~7 MB); then it starts anew
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        value = self[word] = zlib.crc32(word.encode())
+        return value
+
+
+_WORD_HASHES = _WordHashes()
+
+
 def shingle_hashes(text: str | list[str], k: int = SHINGLE) -> np.ndarray:
     """Unique 64-bit hashes of the text's word k-grams (of its words, if fewer than k). The
     text may come as its words already (`monitor.text.words`)."""
     toks = words(text) if isinstance(text, str) else text
     if not toks:
         return np.zeros(0, dtype=np.uint64)
-    h = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
+    # int64, then viewed: numpy converts Python ints to uint64 at half the speed
+    found = map(_WORD_HASHES.__getitem__, toks)
+    h = np.fromiter(found, dtype=np.int64, count=len(toks)).view(np.uint64)
     if len(h) >= k:
         s = h[: len(h) - k + 1].copy()
         for i in range(1, k):
@@ -51,12 +68,17 @@ def shingle_hashes(text: str | list[str], k: int = SHINGLE) -> np.ndarray:
 
 def minhash(hashes: np.ndarray) -> np.ndarray:
     """128 MinHash values (uint32) by multiply-shift hashing; empty input gives all-max."""
-    result = np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint64)
+    result = np.full(NUM_PERM, np.iinfo(np.uint64).max, dtype=np.uint64)
+    if hashes.size:
+        buffer = np.empty((NUM_PERM, min(hashes.size, _CHUNK)), dtype=np.uint64)
     for start in range(0, hashes.size, _CHUNK):  # bounded memory for any text length
         chunk = hashes[start : start + _CHUNK]
-        permuted = (_A[:, None] * chunk[None, :] + _B[:, None]) >> np.uint64(32)
+        permuted = buffer[:, : chunk.size]
+        np.multiply(_A[:, None], chunk[None, :], out=permuted)
+        permuted += _B[:, None]  # both wrap mod 2**64, as intended
         np.minimum(result, permuted.min(axis=1), out=result)
-    return result.astype(np.uint32)
+    # the top 32 bits of the least value are the least of the top 32 bits: one shift, after
+    return (result >> np.uint64(32)).astype(np.uint32)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import regex
@@ -39,6 +40,7 @@ _POSSESSIVE = regex.compile(r"['\u2019]s?$")
 _AGE = regex.compile(
     r"\b(\d{1,3})(?:-| )years?(?:-| )old\b|\p{Lu}\p{Ll}+, (\d{1,2}),|\baged (\d{1,3})\b"
 )
+_AGED = regex.compile(r"year|, \d|aged ")  # what every age above has (a superset)
 AGE = "y"  # the mark of an age among figures
 _STREETS = frozenset(
     """street avenue road drive boulevard lane place court way highway parkway st ave rd blvd
@@ -57,20 +59,38 @@ def names(text: str) -> list[str]:
     """Capitalised spans of the text, folded, most frequent first (at most MAX_NAMES): the
     people, places and organisations a report is about. A multi-word name also counts its
     last word ("Andy Parish" -> "parish"), as later reports say "Parish"."""
-    counts: Counter[str] = Counter()
-    for m in _NAME.finditer(text):
-        parts = [_POSSESSIVE.sub("", fold(w)) for w in m.group().split()]
-        parts = [p for p in parts if p]
-        while parts and parts[0] in _NOT_NAMES:
-            parts = parts[1:]  # "The Franklin police" -> "franklin police"
-        if not parts:
-            continue
-        if len(parts) == 1 and (len(parts[0]) < 3 or parts[0] in _NOT_NAMES):
-            continue
-        counts[" ".join(parts)] += 1
-        if len(parts) > 1 and parts[-1] not in _NOT_NAMES and len(parts[-1]) > 2:
-            counts[parts[-1]] += 1
+    counts = Counter(chain.from_iterable(map(_SPAN_NAMES.__getitem__, _NAME.findall(text))))
     return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_NAMES]]
+
+
+class _SpanNames(dict[str, tuple[str, ...]]):
+    """The names a capitalised span counts as (none, its words, and its last word too),
+    remembered: spans repeat, within a text and across texts."""
+
+    LIMIT = 20_000  # spans kept at most (~4 MB); then it starts anew
+
+    def __missing__(self, span: str) -> tuple[str, ...]:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        value = self[span] = _span_names(span)
+        return value
+
+
+def _span_names(span: str) -> tuple[str, ...]:
+    parts = [_POSSESSIVE.sub("", fold(w)) for w in span.split()]
+    parts = [p for p in parts if p]
+    while parts and parts[0] in _NOT_NAMES:
+        parts = parts[1:]  # "The Franklin police" -> "franklin police"
+    if not parts:
+        return ()
+    if len(parts) == 1 and (len(parts[0]) < 3 or parts[0] in _NOT_NAMES):
+        return ()
+    if len(parts) > 1 and parts[-1] not in _NOT_NAMES and len(parts[-1]) > 2:
+        return (" ".join(parts), parts[-1])
+    return (" ".join(parts),)
+
+
+_SPAN_NAMES = _SpanNames()
 
 
 def figures(text: str) -> list[str]:
@@ -78,15 +98,19 @@ def figures(text: str) -> list[str]:
     first (at most MAX_FIGURES); single digits and years left out. A person's age counts
     besides as the age it is, marked "y" ("a 21-year-old", "Davidson, 19," -> "21y", "19y";
     single digits kept): the victim's or suspect's age tells one incident from another."""
-    counts: Counter[str] = Counter()
-    for m in _FIGURE.finditer(text):
-        value = m.group().replace(",", "")
-        if len(value) < 2 or (len(value) == 4 and value[:2] in ("19", "20")):
-            continue
-        counts[value] += 1
-    for m in _AGE.finditer(text):
-        counts[next(g for g in m.groups() if g) + AGE] += 1
+    counts = Counter(filter(None, map(_figure, _FIGURE.findall(text))))
+    if _AGED.search(text):  # most texts give no age: one quick scan says so
+        for m in _AGE.finditer(text):
+            counts[next(g for g in m.groups() if g) + AGE] += 1
     return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FIGURES]]
+
+
+def _figure(found: str) -> str:
+    """The figure as counted ("" for a single digit or a year)."""
+    value = found.replace(",", "")
+    if len(value) < 2 or (len(value) == 4 and value[:2] in ("19", "20")):
+        return ""
+    return value
 
 
 def ages(figures: frozenset[str]) -> frozenset[str]:

@@ -56,8 +56,14 @@ _PATTERNS = [
 ]
 
 
+# Every credit names an agency: a text that names none (most) needs no look at the patterns.
+_ANY_ALIAS = regex.compile(_ALIAS)
+
+
 def credited(text: str) -> tuple[str, ...]:
     """The agencies a text credits, in order of first credit."""
+    if _ANY_ALIAS.search(text) is None:
+        return ()
     found: dict[str, int] = {}
     for pattern in _PATTERNS:
         for m in pattern.finditer(text):

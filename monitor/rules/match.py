@@ -25,12 +25,10 @@ class _FieldIndex:
     def build(cls, text: str, toks: list[Token] | None = None) -> _FieldIndex:
         if toks is None:
             norms, starts, ends = token_columns(text)
+        elif toks:
+            norms, starts, ends = map(list, zip(*toks, strict=True))  # columns, in C
         else:
-            norms, starts, ends = (
-                [t.norm for t in toks],
-                [t.start for t in toks],
-                [t.end for t in toks],
-            )
+            norms, starts, ends = [], [], []
         positions: dict[str, list[int]] = {}
         for i, norm in enumerate(norms):
             positions.setdefault(norm, []).append(i)
