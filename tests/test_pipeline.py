@@ -448,7 +448,7 @@ def test_an_item_matching_several_rules_reads_its_story_once(
     assert len(result.alerts) == len(result.matches) >= 3  # a new story: `new` for each rule
     calls = {k[8:]: v["calls"] - before.get(k, {}).get("calls", 0) for k, v in after.items()}
     assert calls["zcard"] == 1
-    # Its scripts: none to decide (plain reads), one to record, one to measure what it adds,
-    # one to retain, one to index, one per alert (a new story's first report claims `new`
-    # without asking first); each once more after NOSCRIPT.
-    assert calls["evalsha"] - calls.get("script", 0) == 4 + len(result.alerts)
+    # Its scripts: one to decide (the look's reads of buckets and postings), one to record,
+    # one to measure what it adds, one to retain, one to index, one per alert (a new story's
+    # first report claims `new` without asking first); each once more after NOSCRIPT.
+    assert calls["evalsha"] - calls.get("script", 0) == 5 + len(result.alerts)

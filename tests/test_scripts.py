@@ -63,7 +63,7 @@ def test_every_script_python_calls_has_a_call() -> None:
     }
     covered = {f"{c.package.replace('.', '/')}/{c.script}" for c in calls()}
     assert covered == scripts
-    assert len(scripts) == 13
+    assert len(scripts) == 14
 
 
 def test_optional_and_rest_arguments_are_left_out_or_spread() -> None:

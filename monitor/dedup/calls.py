@@ -1,9 +1,9 @@
 """The dedup index's Lua scripts as typed calls: for each `.lua` of this package that Python
 runs, its arguments by name (a `Call`: KEYS and ARGV in the header's order) and its reply
-as a named dataclass. One server runs record; a cluster runs snapshot, commit, story, bucket
-and post (summary.lua, activity.lua, count.lua and frequencies.lua are included in others, never
-called). A look's reads are plain commands on both (dedup/reads.py); the replies' records
-(NearCandidate, Found, StorySummary) are defined here.
+as a named dataclass. One server runs lookups and record; a cluster runs snapshot, commit,
+story, bucket and post (summary.lua, activity.lua, count.lua and frequencies.lua are
+included in others, never called). A look's other reads are plain commands on both
+(dedup/reads.py); the replies' records (NearCandidate, Found, StorySummary) are here.
 
 Some scripts build key names from prefixes (the entry, term and LSH prefixes of `Keys`)
 and take terms, buckets and generations as one joined argument each: packing and parsing a
@@ -123,6 +123,32 @@ class Posted:
 
 
 # --- calls ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """lookups.lua's reply."""
+
+    members: list[str]  # each bucket's members, comma-joined ("" for none)
+    postings: list[list[str]]  # each query term's ids, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class LookupsCall(Call[Lookups]):
+    """A look's second step in one call (one server): LSH buckets and postings, read only."""
+
+    script: ClassVar[str] = "lookups"
+    package: ClassVar[str] = PACKAGE
+
+    buckets: str  # "hash<TAB>field" lines
+    postings: str  # posting keys, newline-joined
+    until: float
+    since: float
+    fanout: int
+
+    def parse(self, reply: Any) -> Lookups:
+        members, postings = reply
+        return Lookups(list(members), [ids.split(",") if ids else [] for ids in postings])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.dedup.calls import Found, StorySummary
@@ -64,7 +65,7 @@ def _heaviest(terms: list[str], weights: list[float], n: int) -> dict[str, float
 
 def ranked(
     query: list[str],
-    postings: list[list[str]],
+    postings: Sequence[list[str]],
     weights: dict[str, float],
     *,
     own: str,
@@ -124,7 +125,7 @@ def bucket_fields(buckets: list[str], group: int) -> list[tuple[str, str]]:
     return [(f"{band}:{b[:group]}", b[group:]) for band, b in enumerate(buckets)]
 
 
-def bucket_ids(replies: list[str | None], own: str) -> list[str]:
+def bucket_ids(replies: Sequence[str | None], own: str) -> list[str]:
     """The ids found in the buckets, each once, in order, the item's own left out."""
     seen, out = {own}, []
     for reply in replies:

@@ -7,20 +7,22 @@ only fetches — the vector's weights, the candidates' ranking and their cosines
 daemon's arithmetic, which scales out with the daemons.
 
     frequencies    the article's terms' document frequencies in the window's generations
-    candidates     its LSH buckets' members and its query terms' postings (one round trip),
+    candidates     its LSH buckets' members and its query terms' postings (one round trip;
+                   on one server one call of lookups.lua, reads only),
                    their entries (one), their stories' summaries (one)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.dedup import gather
-from monitor.dedup.calls import Found, NearCandidate, StorySummary
+from monitor.dedup.calls import Found, LookupsCall, NearCandidate, StorySummary
 from monitor.dedup.store import DOCUMENTS, MIN_SHARED_TERMS, STORY_CANDIDATES, TERM_FANOUT
 from monitor.store.keys import LSH_GROUP, Keys
-from monitor.store.scripts import pipelined
+from monitor.store.scripts import Lua, pipelined
 
 SUMMARY_FIELDS = ("size", "oldest", "newest", "centroid", "names", "figures")
 
@@ -65,27 +67,46 @@ def candidates(
     vector: gather.Vector,
     when: float,
     generations: list[int],
+    lookups: Lua | None = None,
 ) -> Gathered:
     """The report's candidates, in three round trips: the members of its LSH buckets in
-    `generations` and its query terms' postings within `window` either side of `when`;
-    the entries found there; their stories' summaries."""
+    `generations` and its query terms' postings within `window` either side of `when`
+    (`lookups`: in one call of lookups.lua, on one server; else plain commands); the
+    entries found there; their stories' summaries."""
     fields = gather.bucket_fields(buckets, LSH_GROUP)
 
-    def lookups(pipe: Any) -> None:
-        for suffix, field in fields:
-            for generation in generations:
-                pipe.hget(keys.lsh(generation) + suffix, field)
-        for term in vector.query:
-            pipe.zrevrangebyscore(
-                keys.term(term), when + window, when - window, start=0, num=TERM_FANOUT
+    buckets_read = [
+        (keys.lsh(generation) + suffix, field)
+        for suffix, field in fields
+        for generation in generations
+    ]
+    postings_read = [keys.term(term) for term in vector.query]
+    if lookups is not None:  # one server: one call
+        read_once = lookups(
+            LookupsCall(
+                "\n".join(f"{key}\t{field}" for key, field in buckets_read),
+                "\n".join(postings_read),
+                when + window,
+                when - window,
+                TERM_FANOUT,
             )
+        )
+        members: Sequence[str | None] = read_once.members
+        postings: Sequence[list[str]] = read_once.postings
+    else:
 
-    replies = pipelined(client, lookups, ())
-    split = len(fields) * len(generations)
-    near_ids = gather.bucket_ids(replies[:split], item_id)
+        def ask(pipe: Any) -> None:
+            for key, field in buckets_read:
+                pipe.hget(key, field)
+            for key in postings_read:
+                pipe.zrevrangebyscore(key, when + window, when - window, start=0, num=TERM_FANOUT)
+
+        replies = pipelined(client, ask, ())
+        members, postings = replies[: len(buckets_read)], replies[len(buckets_read) :]
+    near_ids = gather.bucket_ids(members, item_id)
     ranked = gather.ranked(
         vector.query,
-        replies[split:],
+        postings,
         vector.weights,
         own=item_id,
         min_shared=MIN_SHARED_TERMS,

@@ -12,7 +12,7 @@ import redis
 from monitor.dedup import gather, reads
 from monitor.dedup.activity import activity_args, counts
 from monitor.dedup.analysis import Analysis
-from monitor.dedup.calls import RecordCall
+from monitor.dedup.calls import LookupsCall, RecordCall
 from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
 from monitor.dedup.signals import Report, name_terms
 from monitor.dedup.store import (
@@ -43,6 +43,7 @@ class ServerStore:
         self.keys = keys
         self.window = window
         self._record = Lua(client, RecordCall)
+        self._lookups = Lua(client, LookupsCall)
 
     def look(self, item_id: str, analysis: Analysis, signature: np.ndarray, report: Report) -> Look:
         """Known already? URL claimed? The terms' document frequencies: one round trip. Then
@@ -84,6 +85,7 @@ class ServerStore:
             vector=vector,
             when=report.time,
             generations=window,
+            lookups=self._lookups,
         )
         frequency = dict(zip(terms, df, strict=True))
         return Candidates(
