@@ -124,7 +124,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
     workerinput = getattr(config, "workerinput", None)
-    if workerinput and config.getoption("dist") == "worksteal":
+    # (On a worker, xdist has set the `dist` option to "no": the parsed command line says.)
+    if workerinput and getattr(config.known_args_namespace, "dist", "") == "worksteal":
         items[:] = _spread(items, int(workerinput["workercount"]))
 
 
