@@ -66,12 +66,67 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The longest tests (about a minute or more alone on two idle cores), longest first: each
+# worker starts its share of the run with them (see _spread). A renamed test only loses
+# its place here; the others marked slow come next, by the order of collection.
+LONGEST = (
+    "test_rollback.py::test_an_aof_rollback_gives_no_second_new_for_any_rule_and_story",
+    "test_faults.py::test_sigkill_during_a_1000_item_run_loses_and_doubles_no_alert",
+    "test_cluster.py::test_one_server_and_a_cluster_give_the_same_stories_and_alerts",
+    "test_redis_limits.py::test_out_of_memory_is_unhealthy_within_seconds_then_drains_at_once",
+    "test_stories_concurrent.py::test_three_daemons_give_the_stories_of_one",
+    "test_hostile.py::test_hostile_feeds_and_pages_are_counted_errors_and_the_honest_feed",
+    "test_config_fuzz.py::test_any_settings_load_or_say_why",
+    "test_desk_fuzz.py::test_any_request_gets_a_clean_answer",
+    "test_docs.py::test_the_readme_top_to_bottom",
+)
+
+
+def _cost(item: pytest.Item) -> float:
+    """A rough rank of a test's length: the LONGEST ones, then slow ones, then the rest."""
+    for rank, name in enumerate(LONGEST):
+        if name in item.nodeid:
+            return 1000.0 - rank
+    return 10.0 if item.get_closest_marker("slow") else 0.5
+
+
+def _spread(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The collection reordered for pytest-xdist's worksteal scheduling, which hands each of
+    `workers` workers a contiguous share of it (of len(rest) // workers_left tests, in
+    turn), and lets an idle worker take the second half of a busy one's queue. Each share
+    begins with the long tests given to it (longest first, each to the share with the least
+    so far), so that none of them is left to start near the end; the short ones fill in."""
+    long = sorted((i for i in items if _cost(i) > 1), key=_cost, reverse=True)
+    short = [i for i in items if _cost(i) <= 1]
+    sizes, left = [], len(items)
+    for worker in range(workers):
+        sizes.append(left // (workers - worker))
+        left -= sizes[-1]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for item in long:
+        open_ = [w for w in range(workers) if len(shares[w]) < sizes[w]]
+        worker = min(open_, key=lambda w: loads[w])
+        shares[worker].append(item)
+        loads[worker] += _cost(item)
+    for worker in range(workers):
+        need = sizes[worker] - len(shares[worker])
+        shares[worker] += short[:need]
+        del short[:need]
+    return [item for share in shares for item in share]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow tests without a timeout of their own get SLOW_TIMEOUT: a minute-long test on a
-    core shared with another worker can take twice as long."""
+    core shared with another worker can take twice as long. On pytest-xdist workers under
+    worksteal, the long tests are spread to start first (_spread)."""
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+    workerinput = getattr(config, "workerinput", None)
+    # (On a worker, xdist has set the `dist` option to "no": the parsed command line says.)
+    if workerinput and getattr(config.known_args_namespace, "dist", "") == "worksteal":
+        items[:] = _spread(items, int(workerinput["workercount"]))
 
 
 @pytest.fixture(scope="session")

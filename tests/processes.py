@@ -18,6 +18,8 @@ class Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
         env["MONITOR_REDIS_URL"] = redis_url
         self.log = log
+        self._read = 0  # bytes of the log parsed into _events (whole lines only)
+        self._events: list[dict] = []
         with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
@@ -28,15 +30,22 @@ class Daemon:
             )
 
     def events(self, name: str) -> list[dict]:
-        found = []
-        for line in self.log.read_text().splitlines():
+        """The events of that name logged so far. The log is read from where the last call
+        stopped (tests poll this ten times a second while a daemon logs thousands of lines)."""
+        with self.log.open("rb") as f:
+            f.seek(self._read)
+            chunk = f.read()
+        # A line still being written waits, unless the daemon is gone.
+        whole = chunk if self.proc.poll() is not None else chunk[: chunk.rfind(b"\n") + 1]
+        self._read += len(whole)
+        for line in whole.splitlines():
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("event") == name:
-                found.append(event)
-        return found
+            if isinstance(event, dict):
+                self._events.append(event)
+        return [event for event in self._events if event.get("event") == name]
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:

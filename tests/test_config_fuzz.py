@@ -6,6 +6,7 @@ one-line ConfigError; the CLI says it on one line of stderr."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -122,29 +123,39 @@ def toml(value: Any) -> str:
     return "{" + ", ".join(f"{json.dumps(k)} = {toml(v)}" for k, v in value.items()) + "}"
 
 
-def table_of(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+@functools.cache
+def table_of(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
     """A table of some of `keys` (and, rarely, others), each with any value; mostly
-    plausible scalars so that examples get past the first key."""
+    plausible scalars so that examples get past the first key. (One strategy object per
+    key set, built once: Hypothesis validates each new strategy it is given to draw from,
+    which took most of this test's time when they were built afresh for every example.)"""
     return st.dictionaries(st.sampled_from(keys) | st.text(max_size=5), VALUE, max_size=4)
+
+
+KIND = st.sampled_from(["none", "table", "table", "scalar"])
+SECTION_KEYS = {
+    name: tuple(f.name for f in dataclasses.fields(cls)) for name, cls in _SECTIONS.items()
+}
+ARRAYS = [("feeds", tuple(FEED_KEYS)), ("sinks", tuple(sorted(SINK_KEYS)))]
+ENTRIES = {array: st.lists(table_of(keys), max_size=2) for array, keys in ARRAYS}
 
 
 @st.composite
 def documents(draw) -> str:
-    top = draw(table_of(TOP))
+    top = draw(table_of(tuple(TOP)))
     lines = [f"{json.dumps(k)} = {toml(v)}" for k, v in top.items()]
-    for name, cls in _SECTIONS.items():
-        kind = draw(st.sampled_from(["none", "table", "table", "scalar"]))
+    for name, keys in SECTION_KEYS.items():
+        kind = draw(KIND)
         if kind == "scalar":
             lines.append(f"{name} = {toml(draw(SCALAR))}")
         elif kind == "table":
-            keys = [f.name for f in dataclasses.fields(cls)]
             body = draw(table_of(keys))
             pairs = (f"{json.dumps(k)} = {toml(v)}" for k, v in body.items())
             lines.append(f"[{name}]\n" + "\n".join(pairs))
-    for array, keys in (("feeds", FEED_KEYS), ("sinks", sorted(SINK_KEYS))):
+    for array, _ in ARRAYS:
         if array in top:  # given as a plain value already
             continue
-        for entry in draw(st.lists(table_of(keys), max_size=2)):
+        for entry in draw(ENTRIES[array]):
             body = "\n".join(f"{json.dumps(k)} = {toml(v)}" for k, v in entry.items())
             lines.append(f"[[{array}]]\n{body}")
     return "\n".join(lines) + "\n"

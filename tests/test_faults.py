@@ -192,7 +192,7 @@ def synthetic_feed(stories: int, per_story: int, seed: int = 7) -> tuple[bytes, 
 def run_to_the_end(daemon: Daemon, client: redis.Redis, items: int) -> list[str]:
     """Waits until every item is processed; the ids of the alerts published."""
     queue = ItemsQueue(client, Keys(), maxlen=10**6)
-    wait_for(lambda: len(client.xrange(Keys().items)) >= items, 60)
+    wait_for(lambda: client.xlen(Keys().items) >= items, 60)
     wait_for(lambda: queue.lag() == (0, 0), 120)
     assert daemon.stop() == 0
     return [a["id"] for a in alerts(client)]
