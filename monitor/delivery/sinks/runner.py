@@ -250,13 +250,15 @@ class SinkRunner:
         return attempt
 
     def _pace(self) -> bool:
-        """Wait for the rate limit (evenly spaced sends); False if stopped meanwhile."""
+        """Wait for the rate limit: a send at least 60 / rate_per_minute s after the one
+        before it (counted from when that one went, so a late send does not make the next
+        one early); False if stopped meanwhile."""
         if not self.config.rate_per_minute:
             return True
         now = time.monotonic()
         if self._next_send > now and self.stop.wait(self._next_send - now):
             return False
-        self._next_send = max(now, self._next_send) + 60.0 / self.config.rate_per_minute
+        self._next_send = time.monotonic() + 60.0 / self.config.rate_per_minute
         return True
 
     # --- digests -----------------------------------------------------------------------
