@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import functools
 import html
+import io
+import lzma
 import math
+import os
 import re
+import shutil
+import tempfile
 import threading
 import unicodedata
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,10 +86,61 @@ def html_to_text(fragment: str) -> str:
 
 
 @functools.cache
-def _identifier() -> _Identifier:  # the model takes ~0.3 s to load: only when first needed
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+def _identifier() -> _Identifier:  # loaded only when first needed
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+    from py3langid.modelio import _to_array
 
-    return _Identifier(LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
+    packed = MODEL_DIR / MODEL_FILE
+    arrays = _unpacked_model(packed)
+    if arrays is None:
+        return _Identifier(LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
+    return _Identifier(  # what from_model_file builds from the same arrays
+        LanguageIdentifier(
+            arrays["ptc"],
+            arrays["pc"],
+            arrays["classes"].tolist(),
+            _to_array(arrays["nextmove"]),
+            arrays["out_feat"].tolist(),
+            norm_probs=True,
+            tk_row=_to_array(arrays["nextmove_row"]),
+        )
+    )
+
+
+_MODEL_ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
+
+
+def _unpacked_model(packed: Path) -> dict[str, np.ndarray] | None:
+    """py3langid's model arrays, from a copy unpacked once into the user's cache: its `.xz`
+    takes ~0.7 s of CPU to decompress, in every process that detects a language (each CLI
+    command, each daemon start). None when no copy can be read or written (a read-only
+    home): the caller loads the packed file."""
+    stat = packed.stat()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "news-monitor" / f"langid-{stat.st_size}-{int(stat.st_mtime)}"
+    try:
+        if not folder.is_dir():
+            _unpack(packed, folder)
+        return {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _MODEL_ARRAYS}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _unpack(packed: Path, folder: Path) -> None:
+    """Write the model's arrays as .npy files into `folder`, atomically: another process
+    unpacking at the same time leaves one whole copy."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    try:
+        with lzma.open(packed) as source, np.load(io.BytesIO(source.read())) as data:
+            for name in _MODEL_ARRAYS:
+                np.save(staging / f"{name}.npy", data[name], allow_pickle=False)
+        os.rename(staging, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def detect_language(text: str) -> str:

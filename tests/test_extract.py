@@ -58,3 +58,30 @@ def test_feed_html_becomes_plain_text() -> None:
 def test_language_is_detected_not_guessed() -> None:
     assert detect_language("Der russische Präsident traf den nordkoreanischen Machthaber.") == "de"
     assert detect_language("too short") == ""
+
+
+def test_the_language_model_is_unpacked_once_into_the_cache_and_read_back_whole(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's `.xz` is decompressed once into the user's cache; what is read back is
+    what the packed file holds, and a cache that cannot be written falls back to it."""
+    import numpy as np
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+    from py3langid.modelio import load_model
+
+    from monitor import extract
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    packed = MODEL_DIR / MODEL_FILE
+    arrays = extract._unpacked_model(packed)
+    assert arrays is not None and len(list((tmp_path / "cache" / "news-monitor").iterdir())) == 1
+    again = extract._unpacked_model(packed)  # read from the cache this time
+    ptc, pc, classes, _, _, out_feat = load_model(packed)
+    assert again is not None and again["classes"].tolist() == classes
+    assert np.array_equal(again["ptc"], ptc) and np.array_equal(again["pc"], pc)
+    assert again["out_feat"].tolist() == out_feat
+
+    blocked = tmp_path / "read-only"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert extract._unpacked_model(packed) is None  # the caller loads the packed file
