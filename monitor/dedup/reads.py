@@ -7,6 +7,7 @@ only fetches — the vector's weights, the candidates' ranking and their cosines
 daemon's arithmetic, which scales out with the daemons.
 
     frequencies    the article's terms' document frequencies in the window's generations
+    vector         the article's vector and query terms from them (dedup/gather.py)
     candidates     its LSH buckets' members and its query terms' postings (one round trip;
                    on one server one call of lookups.lua, reads only),
                    their entries (one), their stories' summaries (one)
@@ -20,7 +21,15 @@ from typing import Any
 
 from monitor.dedup import gather
 from monitor.dedup.calls import Found, LookupsCall, NearCandidate, StorySummary
-from monitor.dedup.store import DOCUMENTS, MIN_SHARED_TERMS, STORY_CANDIDATES, TERM_FANOUT
+from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, prior_df
+from monitor.dedup.signals import Report, name_terms
+from monitor.dedup.store import (
+    DOCUMENTS,
+    MIN_SHARED_TERMS,
+    QUERY_TERMS,
+    STORY_CANDIDATES,
+    TERM_FANOUT,
+)
 from monitor.store.keys import LSH_GROUP, Keys
 from monitor.store.scripts import Lua, pipelined
 
@@ -55,6 +64,23 @@ def frequencies(replies: list[list[Any]], terms: int) -> tuple[int, list[int]]:
             if n is not None:
                 df[i] += int(n)
     return documents, df
+
+
+def vector(
+    counts: dict[str, float], df: list[int], documents: int, report: Report
+) -> gather.Vector:
+    """The article's vector and query terms as the index weighs them: `df[i]` belongs to the
+    i-th term of `counts`, `documents` counts the window's originals."""
+    return gather.vector(
+        counts,
+        [prior_df(t) for t in counts],
+        df,
+        documents,
+        prior_documents=PRIOR_DOCUMENTS,
+        keep=VECTOR_TERMS,
+        query=QUERY_TERMS,
+        names=name_terms(report.top_names, counts),
+    )
 
 
 def candidates(

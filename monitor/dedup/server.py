@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 import redis
 
-from monitor.dedup import gather, reads
+from monitor.dedup import reads
 from monitor.dedup.activity import activity_args, counts
 from monitor.dedup.analysis import Analysis
 from monitor.dedup.calls import LookupsCall, RecordCall
-from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
-from monitor.dedup.signals import Report, name_terms
+from monitor.dedup.fingerprint import band_buckets
+from monitor.dedup.signals import Report
 from monitor.dedup.store import (
     DOCUMENTS,
-    QUERY_TERMS,
     TERM_FANOUT,
     Candidates,
     Decision,
@@ -66,16 +65,7 @@ class ServerStore:
         if known := known_placement(self.client, keys, item_id, seen, claimed):
             return Known(known)
         documents, df = reads.frequencies(counted, len(terms))
-        vector = gather.vector(
-            counts,
-            [prior_df(t) for t in terms],
-            df,
-            documents,
-            prior_documents=PRIOR_DOCUMENTS,
-            keep=VECTOR_TERMS,
-            query=QUERY_TERMS,
-            names=name_terms(report.top_names, counts),
-        )
+        vector = reads.vector(counts, df, documents, report)
         got = reads.candidates(
             self.client,
             keys,

@@ -35,12 +35,11 @@ from monitor.dedup.calls import (
     SnapshotCall,
     StoryCall,
 )
-from monitor.dedup.fingerprint import PRIOR_DOCUMENTS, VECTOR_TERMS, band_buckets, prior_df
-from monitor.dedup.signals import Report, name_terms
+from monitor.dedup.fingerprint import band_buckets
+from monitor.dedup.signals import Report
 from monitor.dedup.store import (
     DOCUMENTS,
     MIN_SHARED_TERMS,
-    QUERY_TERMS,
     TERM_FANOUT,
     Candidates,
     Decision,
@@ -97,16 +96,7 @@ class SpreadStore:
             seen, claimed, snapshot = self._snapshot_of(item_id, analysis, report.time)
             if known := known_placement(self.client, self.keys, item_id, seen, claimed):
                 return Known(known, Looked(snapshot, {}))
-            vector = gather.vector(
-                counts,
-                [prior_df(t) for t in counts],
-                snapshot.frequencies,
-                snapshot.documents,
-                prior_documents=PRIOR_DOCUMENTS,
-                keep=VECTOR_TERMS,
-                query=QUERY_TERMS,
-                names=name_terms(report.top_names, counts),
-            )
+            vector = reads.vector(counts, snapshot.frequencies, snapshot.documents, report)
             query = set(vector.query)
             writing = [
                 flight.placing
