@@ -171,7 +171,8 @@ class Pipeline:
         its facts are in already)."""
         if self.facts is None or placement.outcome is Outcome.SEEN:
             return ()
-        measured = self.facts.measure(placement.story_id, analysis.title, analysis.text)
+        folded = (analysis.title_words, analysis.words)
+        measured = self.facts.measure(placement.story_id, analysis.title, analysis.text, folded)
         return tuple(measured)
 
     def _retain(self, found: Matched, analysis: Analysis) -> None:

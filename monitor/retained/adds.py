@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -62,6 +62,7 @@ _BOILERPLATE = (  # outlet boilerplate: a sentence with one of these never count
     "advertisement",
     "contact us",
 )
+_BOILERPLATE_FOUND = re.compile("^related|" + "|".join(map(re.escape, _BOILERPLATE)))
 _DIGIT = re.compile(r"\d")
 _APOSTROPHES = "'\u2019-"  # stripped from a name's ends
 _FIGURE = regex.compile(r"(?<![\p{L}\d])\d+(?:[.,]\d+)*(?:\s?%)?")
@@ -98,10 +99,22 @@ def _figure_hash(figure: str) -> int:
 
 def sentences(text: str) -> list[str]:
     """The text's sentences, in order (lines never join)."""
-    found: list[str] = []
-    for paragraph in _PARAGRAPHS.split(text):
-        found.extend(s.strip() for s in _SENTENCE_END.split(paragraph.strip()) if s.strip())
-    return found
+    return list(_sentences(text))
+
+
+def _sentences(text: str) -> Iterator[str]:
+    """The text's sentences, read as they are asked for."""
+    at = 0
+    for line in _PARAGRAPHS.finditer(text):
+        yield from _split_line(text[at : line.start()])
+        at = line.end()
+    yield from _split_line(text[at:])
+
+
+def _split_line(paragraph: str) -> Iterator[str]:
+    for sentence in _SENTENCE_END.split(paragraph.strip()):
+        if sentence := sentence.strip():
+            yield sentence
 
 
 def _figures(sentence: str) -> list[str]:
@@ -130,65 +143,73 @@ def _content(sentence: str) -> set[str]:
     return {_stem(w) for w in words(sentence) if len(w) > 2 and w not in _COMMON}
 
 
+_UNSEEN = ("", 0)
+_CACHED = 200_000  # words whose facts a process keeps (a day's news uses far fewer)
+_word_facts: dict[str, tuple[str, int] | None] = {}  # a folded word's stem and its hash
+
+
+def _facts(found: Iterable[str]) -> dict[str, int]:
+    """The content words (stemmed) among folded words, with their hashes."""
+    cache = _word_facts
+    out: dict[str, int] = {}
+    for w in found:
+        fact = cache.get(w, _UNSEEN)
+        if fact is _UNSEEN:
+            if len(cache) >= _CACHED:
+                cache.clear()
+            stem = _stem(w)
+            fact = cache[w] = (stem, _word_hash(stem)) if len(w) > 2 and w not in _COMMON else None
+        if fact is not None:
+            out[fact[0]] = fact[1]
+    return out
+
+
 def _boilerplate(sentence: str) -> bool:
-    lower = sentence.lower()
-    return lower.startswith("related") or any(phrase in lower for phrase in _BOILERPLATE)
+    return _BOILERPLATE_FOUND.search(sentence.lower()) is not None
 
 
 @dataclass(frozen=True, slots=True)
-class _Sentence:
-    text: str
-    content: set[str]  # its content words (stemmed)
-    hashes: list[int]  # theirs, in the same order
-    figures: dict[str, int]  # its figures and their hashes
+class _Read:
+    """A report as read for what it may add: its text after the dateline, and the hashes of
+    all its facts (title and dateline included)."""
+
+    body: str
+    facts: set[int]
 
 
-def _read(title: str, text: str) -> tuple[list[_Sentence], set[int]]:
-    """The text's sentences (dateline aside) with their facts, and the hashes of the
-    report's own facts (title included)."""
-    hashes: dict[str, int] = {}  # a word's hash, computed once per report
-    facts = {_figure_hash(f) for f in _figures(title)}
+def _read(title: str, text: str, folded: tuple[list[str], list[str]] | None = None) -> _Read:
+    """`folded`: the words of title and text, when tokenised already."""
     body = _DATELINE.sub("", text, count=1)
-    for part in (title, text[: len(text) - len(body)]):
-        for w in _content(part):
-            facts.add(hashes.setdefault(w, _word_hash(w)))
-    found: list[_Sentence] = []
-    for sentence in sentences(body):
-        content = _content(sentence)
-        mine = []
-        for w in content:
-            h = hashes.get(w)
-            if h is None:
-                h = hashes[w] = _word_hash(w)
-            mine.append(h)
-        numbers = (
-            {f: _figure_hash(f) for f in _figures(sentence)} if _DIGIT.search(sentence) else {}
-        )
-        facts.update(mine)
-        facts.update(numbers.values())
-        found.append(_Sentence(sentence, content, mine, numbers))
-    return found, facts
+    title_words, text_words = folded if folded is not None else (words(title), words(text))
+    facts = {_figure_hash(f) for f in _figures(title)}
+    facts.update(_figure_hash(f) for f in _figures(body))
+    facts.update(_facts(set(title_words).union(text_words)).values())
+    return _Read(body, facts)
 
 
-def _judged(read: list[_Sentence], seen: set[int] | frozenset[int]) -> list[Addition]:
+def _judged(read: _Read, seen: set[int] | frozenset[int]) -> list[Addition]:
     """The sentences with facts not in `seen` (at most SHOWN, in text order, each with the
-    names and figures that made it new; none when nothing is known: a story's first)."""
+    names and figures that made it new; none when nothing is known: a story's first).
+    Sentences are read one by one only when the report has a fact the story lacks."""
     found: list[Addition] = []
-    if not seen:
+    if not seen or read.facts <= seen:
         return found
-    for one in read:
-        new_words = [w for w, h in zip(one.content, one.hashes, strict=True) if h not in seen]
-        if not (new_words or one.figures):
-            continue
-        figures = [f for f, h in one.figures.items() if h not in seen]
-        sentence = one.text
+    for sentence in _sentences(read.body):
+        folded = words(sentence)
+        content = _facts(folded)
+        new_words = [w for w, h in content.items() if h not in seen]
+        figures = (
+            [f for f in dict.fromkeys(_figures(sentence)) if _figure_hash(f) not in seen]
+            if _DIGIT.search(sentence)
+            else []
+        )
         if not (new_words or figures) or _boilerplate(sentence):
             continue
-        if sum(not w.isdigit() for w in words(sentence)) < MIN_WORDS:
+        if len(folded) - sum(map(str.isdigit, folded)) < MIN_WORDS:
             continue
         unknown = set(new_words)
         names = [n for n in dict.fromkeys(_names(sentence)) if unknown.intersection(_content(n))]
-        claim = len(new_words) >= CLAIM_WORDS and len(new_words) >= CLAIM_SHARE * len(one.content)
+        claim = len(new_words) >= CLAIM_WORDS and len(new_words) >= CLAIM_SHARE * len(content)
         if figures or names or claim:
             found.append(Addition(sentence=sentence, names=tuple(names), figures=tuple(figures)))
             if len(found) == SHOWN:
@@ -201,8 +222,8 @@ def measured(title: str, text: str, known: Iterable[int]) -> tuple[list[Addition
     each with the names and figures that made it new; none when nothing is known: a
     story's first report), and the hashes of the report's own facts (title included)."""
     seen = known if isinstance(known, (set, frozenset)) else set(known)
-    read, facts = _read(title, text)
-    return _judged(read, seen), facts
+    read = _read(title, text)
+    return _judged(read, seen), read.facts
 
 
 def facts_of(title: str, text: str) -> set[int]:
@@ -240,11 +261,18 @@ class StoryFacts:
         self.retention = retention
         self._facts = Lua(client, FactsCall)
 
-    def measure(self, story_id: str, title: str, text: str) -> list[Addition]:
+    def measure(
+        self,
+        story_id: str,
+        title: str,
+        text: str,
+        folded: tuple[list[str], list[str]] | None = None,
+    ) -> list[Addition]:
         """What the report adds to the story's earlier reports; its facts join them in the
-        same round trip (facts.lua: the story's facts before it come back)."""
-        read, mine = _read(title, text)
-        packed = np.fromiter(mine, dtype="<u4", count=len(mine)).tobytes()
+        same round trip (facts.lua: the story's facts before it come back). `folded`: the
+        words of title and text, when tokenised already."""
+        read = _read(title, text, folded)
+        packed = np.fromiter(read.facts, dtype="<u4", count=len(read.facts)).tobytes()
         call = FactsCall(self.keys.story_facts(story_id), int(self.retention), packed)
         known = self._facts.raw(call)
         return _judged(read, set(np.frombuffer(known, dtype="<u4").tolist()))
