@@ -5,7 +5,8 @@
 
 Fills a throwaway redis-server with `--items` retained reports through the calls the
 pipeline makes (RetainedItems.append: the stream, its document record and postings;
-StoryFacts.measure: what each report adds to its story), stories of 1 to 8 reports. Texts:
+StoryFacts.measure: what each report adds to its story), stories of 1 to 8 reports; both are
+given the words of title and text, as the pipeline's analysis gives them. Texts:
 the story development sets' real reports (../shared/data/stories-dev, read at run time,
 never copied here), cycled; each copy's title carries its number, so titles stay distinct.
 Then five queries of different selectivity, each run `--runs` times through
@@ -39,6 +40,7 @@ from monitor.retained.adds import StoryFacts
 from monitor.retained.items import RetainedItems
 from monitor.rules import ad_hoc_rule
 from monitor.store.keys import Keys
+from monitor.text import words
 
 SHOWN = 20  # matches explained: `monitor search`'s default --limit
 QUERIES = {  # from rare to common; the last needs texts read (a phrase)
@@ -92,10 +94,11 @@ def fill(client: redis.Redis, items: int, corpus: list[tuple[str, str, str]]) ->
         article = Article(text=text, title=item.title, language="en")
         outcome = Outcome.NEW_STORY if first else Outcome.SAME_STORY
         placement = Placement(outcome=outcome, story_id=story)
+        folded = (words(item.title), words(text))  # the pipeline's analysis has them
         started = time.perf_counter()
-        facts.measure(story, item.title, text)
+        facts.measure(story, item.title, text, folded)
         middle = time.perf_counter()
-        retained.append(item, article, item.url, placement)
+        retained.append(item, article, item.url, placement, folded)
         spent["adds"] += middle - started
         spent["retain"] += time.perf_counter() - middle
         left, first = left - 1, False
