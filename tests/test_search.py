@@ -231,6 +231,19 @@ def test_search_on_the_command_line(client: redis.Redis, redis_url: str) -> None
     assert run_search(redis_url, "treaty", "--since", "soon").returncode == 2
 
 
+def test_search_says_that_items_retained_before_the_index_are_not_searched(
+    client: redis.Redis, redis_url: str
+) -> None:
+    client.xadd(Keys().retained, {"item": "{}", "text": "a treaty retained by an older version"})
+    process(client, redis_url)
+    done = run_search(redis_url, "treaty")
+    assert done.returncode == 0 and "treaty" in done.stdout
+    assert "retained before the search index existed are not searched" in done.stderr
+    as_json = run_search(redis_url, "treaty", "--json")
+    assert all(json.loads(line)["item"] for line in as_json.stdout.splitlines())
+    assert "not searched" in as_json.stderr
+
+
 def test_skipped_words_are_few_and_common() -> None:
     assert len(SKIPPED) < 120 and "korea" not in SKIPPED
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,12 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             + (f", newest {len(found.matches)} shown" if found.count > len(found.matches) else "")
             if found.count
             else f"no match among {counted(found.searched, 'retained item')}"
+        )
+    if found.unindexed:
+        print(
+            "monitor: items retained before the search index existed are not searched "
+            "(they leave the retained stream within retention_days)",
+            file=sys.stderr,
         )
     return 0 if found.count else 1
 
