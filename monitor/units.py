@@ -56,8 +56,8 @@ def format_age(seconds: float) -> str:
 
 
 def counted(count: int, one: str, many: str = "") -> str:
-    """A count with its noun in the right number: "1 report", "2 reports", "0 stories"."""
-    return f"{count} {plural(count, one, many)}"
+    """A count with its noun in the right number: "1 report", "2 reports", "10,000 stories"."""
+    return f"{count:,} {plural(count, one, many)}"
 
 
 def plural(count: int, one: str, many: str = "") -> str:

@@ -618,8 +618,8 @@ def test_ctrl_c_during_a_replay_prints_the_partial_summary_and_exits_130(
         assert proc.returncode == 130, err
         assert "Traceback" not in err
         if human:
-            assert re.search(r"\ninterrupted: \d+ of 3000 items processed\n", out), out[-500:]
-            assert re.search(r"\d+ items, 1 story", out)
+            assert re.search(r"\ninterrupted: \d+ of 3,000 items processed\n", out), out[-500:]
+            assert re.search(r"[\d,]+ items, 1 story", out)
         else:
             summary = json.loads(out.splitlines()[-1])["summary"]
             assert summary["interrupted"] is True and summary["of"] == 3000
