@@ -26,15 +26,20 @@ from corpora import CORPORA, Report, load
 from eval_dedup import pairwise
 
 
-def feed(reports: list[Report]) -> str:
-    """An RSS 2.0 document of the reports, in the order given."""
+def feed(reports: list[Report], *, paragraphs: bool = False) -> str:
+    """An RSS 2.0 document of the reports, in the order given. `paragraphs`: each line of a
+    text as an HTML paragraph, as news feeds carry them (else the text as it is, where its
+    line breaks are spaces)."""
     items = []
     for r in reports:
         date = f"<pubDate>{email.utils.format_datetime(r.time)}</pubDate>" if r.time else ""
+        text = r.text
+        if paragraphs:
+            text = "".join(f"<p>{escape(line)}</p>" for line in text.splitlines() if line.strip())
         items.append(
             f"<item><guid>urn:eval:{escape(r.key)}</guid><title>{escape(r.title)}</title>"
             f"<link>https://{escape(r.source)}/{escape(r.key)}</link>{date}"
-            f"<content:encoded>{escape(r.text)}</content:encoded></item>"
+            f"<content:encoded>{escape(text)}</content:encoded></item>"
         )
     return (
         '<?xml version="1.0" encoding="utf-8"?>'
@@ -45,7 +50,15 @@ def feed(reports: list[Report]) -> str:
 
 def replayed(reports: list[Report], code: Path, work: Path) -> dict[str, str]:
     """Report key -> the story `monitor replay` put it in."""
-    (work / "feed.xml").write_text(feed(reports), encoding="utf-8")
+    rows = replayed_rows(reports, code, work)
+    return {key: row["story_id"] for key, row in rows.items() if row.get("story_id")}
+
+
+def replayed_rows(
+    reports: list[Report], code: Path, work: Path, *, paragraphs: bool = False
+) -> dict[str, dict]:
+    """Report key -> its line of `monitor replay --json` (story_id, dedup, adds, ...)."""
+    (work / "feed.xml").write_text(feed(reports, paragraphs=paragraphs), encoding="utf-8")
     (work / "rules").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["PYTHONPATH"] = str(code)
@@ -54,14 +67,14 @@ def replayed(reports: list[Report], code: Path, work: Path) -> dict[str, str]:
          "--state-dir", str(work / "state"), "feed.xml"],
         cwd=work, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    stories = {}
+    rows = {}
     for line in run.stdout.splitlines():
         row = json.loads(line)
-        if "guid" in row and row.get("story_id"):
-            stories[row["guid"].removeprefix("urn:eval:")] = row["story_id"]
-    if not stories:
+        if "guid" in row:
+            rows[row["guid"].removeprefix("urn:eval:")] = row
+    if not rows:
         raise SystemExit(f"replay gave nothing: {run.stderr[-2000:]}")
-    return stories
+    return rows
 
 
 def main() -> None:
