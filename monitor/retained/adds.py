@@ -179,8 +179,9 @@ class _Read:
 
 def _read(title: str, text: str, folded: tuple[list[str], list[str]] | None = None) -> _Read:
     """The report's facts: the content words of its title and whole text (dateline
-    included) and the figures of its title and of its text after the dateline. `folded`: the words of title and text, when
-    tokenised already (the pipeline's analysis has them)."""
+    included) and the figures of its title and of its text after the dateline. `folded`:
+    the words of title and text, when tokenised already (the pipeline's analysis has
+    them)."""
     body = _DATELINE.sub("", text, count=1)
     title_words, text_words = folded if folded is not None else (words(title), words(text))
     facts = {_figure_hash(f) for f in _figures(title)}
