@@ -138,23 +138,22 @@ def through_replay(corpus: str, reports: list[Report], examples: int) -> None:
     copies = [(rows[r.key], rows[r.key + "~copy"]) for r in reports]
     in_story = [c for o, c in copies if c.get("story_id") == o.get("story_id")]
     loud = [c["adds"][0]["sentence"] for c in in_story if c.get("adds")]
-    updates = [(rows[key], rows[key.split("~")[0]], s) for key, s in appended.items()]
-    joined = [(u, s) for u, o, s in updates if u.get("story_id") == o.get("story_id")]
-    said = [{_spaced(a["sentence"]) for a in u.get("adds") or []} for u, _ in joined]
-    joined = [(u, _spaced(s)) for u, s in joined]  # feed text arrives with its spaces normalised
+    joined = [  # (the sentence appended, what its copy added), spaces as feed text gives them
+        (_spaced(sentence), {_spaced(a["sentence"]) for a in rows[key].get("adds") or []})
+        for key, sentence in appended.items()
+        if rows[key].get("story_id") == rows[key.split("~")[0]].get("story_id")
+    ]
     figures = {
         "wire_copies": len(copies),
         "wire_copies_in_their_story": round(len(in_story) / len(copies), 4),
         "wire_copies_adding_nothing": round(1 - len(loud) / max(1, len(in_story)), 4),
-        "updated_copies": len(updates),
-        "updated_copies_in_their_story": round(len(joined) / max(1, len(updates)), 4),
+        "updated_copies": len(appended),
+        "updated_copies_in_their_story": round(len(joined) / max(1, len(appended)), 4),
         "updated_copies_adding_the_sentence": round(
-            sum(s in got for (_, s), got in zip(joined, said, strict=True)) / max(1, len(joined)), 4
+            sum(s in got for s, got in joined) / max(1, len(joined)), 4
         ),
         "updated_copies_adding_more": round(
-            sum(bool(got - {s}) for (_, s), got in zip(joined, said, strict=True))
-            / max(1, len(joined)),
-            4,
+            sum(bool(got - {s}) for s, got in joined) / max(1, len(joined)), 4
         ),
         "copies_that_added": loud[:examples],
     }

@@ -257,7 +257,7 @@ def search(
     planned = planner.plan(rule.node)
     docs = planned.hits if rule.min_score >= 1 else planned.matches
     docs = planner.everything if docs is None else docs
-    unsure = _unsure(Found(docs, docs, planned.unsure))
+    unsure = docs if planned.unsure is None else planned.unsure
     if rule.min_score > 1 or rule.languages or rule.sources_include or rule.sources_exclude:
         unsure = docs  # scores and filters are known only from the text
     records = index.records(docs)

@@ -139,10 +139,6 @@ def _names(sentence: str) -> list[str]:
     return found
 
 
-def _content(sentence: str) -> set[str]:
-    return {_stem(w) for w in words(sentence) if len(w) > 2 and w not in _COMMON}
-
-
 _UNSEEN = ("", 0)
 _CACHED = 200_000  # words whose facts a process keeps (a day's news uses far fewer)
 _word_facts: dict[str, tuple[str, int] | None] = {}  # a folded word's stem and its hash
@@ -211,7 +207,9 @@ def _judged(read: _Read, seen: set[int] | frozenset[int]) -> list[Addition]:
         if len(folded) - sum(map(str.isdigit, folded)) < MIN_WORDS:
             continue
         unknown = set(new_words)
-        names = [n for n in dict.fromkeys(_names(sentence)) if unknown.intersection(_content(n))]
+        names = [
+            n for n in dict.fromkeys(_names(sentence)) if unknown.intersection(_facts(words(n)))
+        ]
         claim = len(new_words) >= CLAIM_WORDS and len(new_words) >= CLAIM_SHARE * len(content)
         if figures or names or claim:
             found.append(Addition(sentence=sentence, names=tuple(names), figures=tuple(figures)))
